@@ -1,0 +1,145 @@
+"""The typed events the loop yields. Every front end consumes these and nothing else."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass
+class Event:
+    type: ClassVar[str] = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"type": self.type}
+        d.update(asdict(self))
+        return d
+
+
+@dataclass
+class SessionStarted(Event):
+    type: ClassVar[str] = "session_started"
+    session_id: str
+    model: str
+    cwd: str
+    sandbox: str
+    approval: str
+    sandbox_level: str = "none"
+    resumed: bool = False
+
+
+@dataclass
+class UserMessage(Event):
+    type: ClassVar[str] = "user_message"
+    text: str
+
+
+@dataclass
+class TurnStarted(Event):
+    type: ClassVar[str] = "turn_started"
+    turn: int
+
+
+@dataclass
+class TextDelta(Event):
+    type: ClassVar[str] = "text_delta"
+    text: str
+
+
+@dataclass
+class AssistantMessage(Event):
+    """A complete assistant message as it enters the transcript (the message dict)."""
+
+    type: ClassVar[str] = "assistant_message"
+    message: dict[str, Any]
+
+
+@dataclass
+class ToolCall(Event):
+    type: ClassVar[str] = "tool_call"
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+@dataclass
+class ToolResultEvent(Event):
+    type: ClassVar[str] = "tool_result"
+    id: str
+    name: str
+    content: str
+    is_error: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Diff(Event):
+    type: ClassVar[str] = "diff"
+    path: str
+    diff: str
+
+
+@dataclass
+class ApprovalNeeded(Event):
+    type: ClassVar[str] = "approval_needed"
+    tool: str
+    input: dict[str, Any]
+    reason: str
+    decision: str = "pending"  # allowed | denied
+
+
+@dataclass
+class Compaction(Event):
+    type: ClassVar[str] = "compaction"
+    stage: str
+    tokens_before: int
+    tokens_after: int
+    detail: str = ""
+
+
+@dataclass
+class Usage(Event):
+    type: ClassVar[str] = "usage"
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cost_usd: float | None = None
+
+
+@dataclass
+class Retry(Event):
+    type: ClassVar[str] = "retry"
+    attempt: int
+    delay_s: float
+    error: str
+
+
+@dataclass
+class Done(Event):
+    type: ClassVar[str] = "done"
+    result: str
+    subtype: str = "success"  # success | error_max_turns | error_budget
+    num_turns: int = 0
+
+
+@dataclass
+class Failed(Event):
+    type: ClassVar[str] = "failed"
+    error: str
+    subtype: str = "error_during_execution"
+    num_turns: int = 0
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        SessionStarted, UserMessage, TurnStarted, TextDelta, AssistantMessage, ToolCall,
+        ToolResultEvent, Diff, ApprovalNeeded, Compaction, Usage, Retry, Done, Failed,
+    )
+}
+
+
+def event_from_dict(d: dict[str, Any]) -> Event:
+    cls = EVENT_TYPES[d["type"]]
+    return cls(**{k: v for k, v in d.items() if k != "type"})

@@ -1,0 +1,97 @@
+"""The provider-neutral transcript: messages made of typed blocks.
+
+It lives here, in the lowest package that needs it, because compaction must not
+import `agent`; `agent` and the providers build on it. Everything serialises to
+plain JSON (`to_dict`/`from_dict`) so sessions are JSONL and replay exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["user", "assistant"]
+
+
+@dataclass
+class TextBlock:
+    text: str
+    type: Literal["text"] = "text"
+
+
+@dataclass
+class ToolUseBlock:
+    id: str
+    name: str
+    input: dict[str, Any]
+    type: Literal["tool_use"] = "tool_use"
+
+
+@dataclass
+class ToolResultBlock:
+    tool_use_id: str
+    content: str
+    is_error: bool = False
+    # Facts for compaction and reports (exit_code, path, full_output_path, lines, ...); never sent to the model.
+    meta: dict[str, Any] = field(default_factory=dict)
+    type: Literal["tool_result"] = "tool_result"
+
+
+@dataclass
+class SummaryBlock:
+    """A compaction summary standing in for older turns (sent to the model as text)."""
+
+    text: str
+    type: Literal["summary"] = "summary"
+
+
+Block = TextBlock | ToolUseBlock | ToolResultBlock | SummaryBlock
+
+_BLOCK_TYPES: dict[str, type] = {
+    "text": TextBlock,
+    "tool_use": ToolUseBlock,
+    "tool_result": ToolResultBlock,
+    "summary": SummaryBlock,
+}
+
+
+def block_to_dict(block: Block) -> dict[str, Any]:
+    d = dict(block.__dict__)
+    if isinstance(block, ToolResultBlock) and not block.meta:
+        d.pop("meta")
+    return d
+
+
+def block_from_dict(d: dict[str, Any]) -> Block:
+    cls = _BLOCK_TYPES[d["type"]]
+    kwargs = {k: v for k, v in d.items() if k != "type"}
+    return cls(**kwargs)
+
+
+@dataclass
+class Message:
+    role: Role
+    content: list[Block]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"role": self.role, "content": [block_to_dict(b) for b in self.content]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Message:
+        return cls(role=d["role"], content=[block_from_dict(b) for b in d["content"]])
+
+    @classmethod
+    def user(cls, text: str) -> Message:
+        return cls(role="user", content=[TextBlock(text)])
+
+    @property
+    def text(self) -> str:
+        return "".join(b.text for b in self.content if isinstance(b, TextBlock))
+
+    @property
+    def tool_uses(self) -> list[ToolUseBlock]:
+        return [b for b in self.content if isinstance(b, ToolUseBlock)]
+
+    @property
+    def tool_results(self) -> list[ToolResultBlock]:
+        return [b for b in self.content if isinstance(b, ToolResultBlock)]
