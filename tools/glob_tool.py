@@ -1,0 +1,86 @@
+"""The `glob` tool: files whose path matches a glob, newest first."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from tools.base import ToolContext, ToolError, ToolResult
+from tools.ignore import glob_regex, literal_prefix, walk_files
+from tools.paths import display, resolve
+
+MAX_FILES = 100
+
+
+class GlobTool:
+    name = "glob"
+    read_only = True
+    description = (
+        "Find files by path pattern. `*` and `?` match within one path component, `**` matches any "
+        "number of directories, `{a,b}` alternatives: `**/*.py`, `src/**/*.{ts,tsx}`, `*.md` (top level "
+        "only). The pattern is matched against paths relative to `path` (default: the working directory). "
+        f"Returns files (not directories), most recently modified first, at most {MAX_FILES}. Respects "
+        ".gitignore and skips .git."
+    )
+    input_schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "pattern": {"type": "string", "description": "Glob pattern, e.g. `**/*.py`."},
+            "path": {"type": "string", "description": "Directory to search in."},
+        },
+        "required": ["pattern"],
+        "additionalProperties": False,
+    }
+
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        pattern: str = args["pattern"].strip()
+        if not pattern:
+            raise ToolError("pattern must not be empty")
+        base_arg = args.get("path") or "."
+        if os.path.isabs(pattern):
+            # An absolute pattern: its literal directories become the base.
+            lead, rest = literal_prefix(pattern.lstrip("/"))
+            base_arg, pattern = "/" + lead, rest
+        base = resolve(ctx, base_arg, write=False)
+        if not base.is_dir():
+            raise ToolError(f"not a directory: {base_arg}")
+        pattern = pattern.removeprefix("./")
+        if pattern.endswith("/"):
+            pattern += "**"  # a directory: everything under it
+        lead, _ = literal_prefix(pattern)
+        if lead:
+            # The walk starts at the literal directories: they pass the path guard too (`../x/*`).
+            resolve(ctx, str(base / lead), write=False)
+        found = await asyncio.to_thread(_glob, base, pattern)
+        if not found:
+            return ToolResult(f"No files match {pattern!r}.", meta={"count": 0, "truncated": False})
+        total = len(found)
+        lines = [display(ctx, p) for _, p in found[:MAX_FILES]]
+        text = "\n".join(lines)
+        if total > MAX_FILES:
+            text += f"\n[{total - MAX_FILES} more files not shown ({total} in all); use a narrower pattern or path]"
+        return ToolResult(text, meta={"count": total, "truncated": total > MAX_FILES})
+
+
+def _glob(base: Path, pattern: str) -> list[tuple[int, Path]]:
+    lead, _ = literal_prefix(pattern)
+    start = base / lead if lead else base
+    if not start.is_dir():
+        return []
+    regex = glob_regex(pattern)
+    root = str(base)
+    out: list[tuple[int, Path]] = []
+    # Walk from the literal prefix but keep the base's .gitignore rules: walk_files loads every
+    # .gitignore above `start` up to the repository root.
+    for p in walk_files(start):
+        rel = os.path.relpath(p, root).replace(os.sep, "/")
+        if regex.match(rel):
+            try:
+                mtime = p.stat().st_mtime_ns
+            except OSError:
+                continue
+            out.append((mtime, p))
+    out.sort(key=lambda t: (-t[0], str(t[1])))
+    return out

@@ -1,0 +1,254 @@
+"""The `read` tool: a file's lines numbered like `cat -n`; images described, binary files refused."""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import difflib
+import hashlib
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+from tools.base import FileSnapshot, ToolContext, ToolError, ToolResult
+from tools.paths import display, resolve
+
+DEFAULT_LIMIT = 2000
+LINE_CUT = 2000
+MAX_OUTPUT_CHARS = 200_000
+MAX_FILE_BYTES = 64 * 1024 * 1024
+IMAGE_EXTS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".gif": "GIF", ".webp": "WebP"}
+
+
+class ReadTool:
+    name = "read"
+    read_only = True
+    description = (
+        "Read a text file. Returns its lines numbered like `cat -n` (number, tab, text); the numbers are "
+        "not part of the file. `offset`: first line to show (1-based, default 1); `limit`: how many lines "
+        f"(default {DEFAULT_LIMIT}). Lines longer than {LINE_CUT} characters are cut. When only part of "
+        "the file is shown the result says which lines and how to read on. Binary files are refused; "
+        "images (png, jpg, gif, webp) are described (format, dimensions, size). A file must be read "
+        "before `edit` or `write` may change it."
+    )
+    input_schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "path": {"type": "string", "description": "File path, relative to the working directory or absolute."},
+            "offset": {"type": "integer", "minimum": 1, "description": "First line to show (1-based)."},
+            "limit": {"type": "integer", "minimum": 1, "description": "Number of lines to show."},
+        },
+        "required": ["path"],
+        "additionalProperties": False,
+    }
+
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        path = resolve(ctx, args["path"], write=False)
+        offset = int(args.get("offset") or 1)
+        limit = int(args.get("limit") or DEFAULT_LIMIT)
+        if offset < 1 or limit < 1:
+            raise ToolError("offset and limit must be positive (offset is 1-based)")
+        return await asyncio.to_thread(_read, ctx, path, args["path"], offset, limit)
+
+
+def _not_found(ctx: ToolContext, path: Path, given: str) -> ToolError:
+    msg = f"file not found: {given}"
+    parent = path.parent
+    try:
+        names = [e.name for e in os.scandir(parent)] if parent.is_dir() else []
+    except OSError:
+        names = []
+    close = difflib.get_close_matches(path.name, names, n=3, cutoff=0.6)
+    if close:
+        msg += "; did you mean " + ", ".join(display(ctx, parent / c) for c in close) + "?"
+    return ToolError(msg)
+
+
+def _read(ctx: ToolContext, path: Path, given: str, offset: int, limit: int) -> ToolResult:
+    if not path.exists():
+        raise _not_found(ctx, path, given)
+    if path.is_dir():
+        raise ToolError(f"{given} is a directory; use `glob` to list files")
+    if not path.is_file():
+        raise ToolError(f"{given} is not a regular file")
+    st = path.stat()
+    shown_name = display(ctx, path)
+    image = IMAGE_EXTS.get(path.suffix.lower())
+    if image is None:
+        image = _sniff_image(path)
+    if image is not None:
+        res = _describe_image(path, shown_name, image, st.st_size)
+        # Seen as far as write's read-before-overwrite rule goes (the model may replace an image).
+        try:
+            ctx.file_state.record(path)
+        except OSError:
+            pass
+        return res
+    if st.st_size > MAX_FILE_BYTES:
+        raise ToolError(
+            f"{given} is too large to read ({st.st_size / 1048576:.1f} MiB); use `grep` to find the "
+            "part you need, or `bash` with head/sed"
+        )
+    data = path.read_bytes()
+    text = decode_text(data)
+    if text is None:
+        raise ToolError(f"{given} is a binary file ({_size(len(data))}); it cannot be shown as text")
+    ctx.file_state.seen[str(path)] = FileSnapshot(hashlib.sha256(data).hexdigest(), st.st_mtime_ns)
+
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    total = len(lines)
+    meta: dict[str, Any] = {"path": str(path), "total_lines": total}
+    if total == 0:
+        meta.update(start_line=0, end_line=0, partial=False)
+        return ToolResult(f"[{shown_name} is empty]", meta=meta)
+    if offset > total:
+        raise ToolError(f"offset {offset} is past the end of {given} ({total} lines)")
+
+    out: list[str] = []
+    chars = 0
+    end = offset - 1
+    width = max(6, len(str(min(total, offset + limit - 1))))
+    cut_any = False
+    for i in range(offset - 1, min(total, offset - 1 + limit)):
+        line = lines[i]
+        if line.endswith("\r"):
+            line = line[:-1]
+        if len(line) > LINE_CUT:
+            line = line[:LINE_CUT] + f"… [line cut, {len(line)} chars]"
+            cut_any = True
+        row = f"{i + 1:>{width}}\t{line}"
+        if out and chars + len(row) + 1 > MAX_OUTPUT_CHARS:
+            break
+        out.append(row)
+        chars += len(row) + 1
+        end = i + 1
+    partial = offset > 1 or end < total
+    meta.update(start_line=offset, end_line=end, partial=partial)
+    body = "\n".join(out)
+    if end < total:
+        body += f"\n[showing lines {offset}-{end} of {total}; read on with offset={end + 1}]"
+    elif offset > 1:
+        body += f"\n[showing lines {offset}-{end} of {total}]"
+    if cut_any:
+        body += "\n[some long lines were cut; use `grep` or `bash` to see them in full]"
+    return ToolResult(body, meta=meta)
+
+
+def decode_text(data: bytes) -> str | None:
+    """Decode file bytes as text (BOM-aware, UTF-8 with replacement); None for binary data."""
+    if data.startswith(codecs.BOM_UTF8):
+        return data[len(codecs.BOM_UTF8) :].decode("utf-8", errors="replace")
+    if data.startswith(codecs.BOM_UTF16_LE) or data.startswith(codecs.BOM_UTF16_BE):
+        text = data.decode("utf-16", errors="replace")
+        return None if "\0" in text else text
+    if b"\0" in data:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    # Not UTF-8: text in a legacy encoding reads fine with replacements; mostly control bytes is binary.
+    sample = data[:8192]
+    controls = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13, 27))
+    if sample and controls / len(sample) > 0.1:
+        return None
+    return data.decode("utf-8", errors="replace")
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    if n < 1048576:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / 1048576:.1f} MiB"
+
+
+def _sniff_image(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            return _sniff_image_bytes(fh.read(16))
+    except OSError:
+        return None
+
+
+def _describe_image(path: Path, shown: str, fmt: str, size: int) -> ToolResult:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(min(size, 4 * 1024 * 1024))
+    except OSError as exc:
+        raise ToolError(f"cannot read {shown}: {exc.strerror or exc}") from None
+    real = _sniff_image_bytes(data) or fmt
+    dims = image_size(data, real)
+    desc = f"{real} image" + (f", {dims[0]}x{dims[1]} pixels" if dims else ", dimensions unknown")
+    text = f"[{shown}: {desc}, {_size(size)}. Image contents cannot be shown as text.]"
+    meta: dict[str, Any] = {"path": str(path), "image": real, "bytes": size}
+    if dims:
+        meta["width"], meta["height"] = dims
+    return ToolResult(text, meta=meta)
+
+
+def _sniff_image_bytes(data: bytes) -> str | None:
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return None
+
+
+def image_size(data: bytes, fmt: str) -> tuple[int, int] | None:
+    """Width and height from an image header (PNG, GIF, JPEG, WebP), None when they cannot be read."""
+    try:
+        if fmt == "PNG" and data[12:16] == b"IHDR":
+            w, h = struct.unpack(">II", data[16:24])
+            return w, h
+        if fmt == "GIF":
+            w, h = struct.unpack("<HH", data[6:10])
+            return w, h
+        if fmt == "JPEG":
+            return _jpeg_size(data)
+        if fmt == "WebP":
+            chunk = data[12:16]
+            if chunk == b"VP8 ":
+                w, h = struct.unpack("<HH", data[26:30])
+                return w & 0x3FFF, h & 0x3FFF
+            if chunk == b"VP8L":
+                b = data[21:25]
+                w = 1 + (((b[1] & 0x3F) << 8) | b[0])
+                h = 1 + (((b[3] & 0x0F) << 10) | (b[2] << 2) | ((b[1] & 0xC0) >> 6))
+                return w, h
+            if chunk == b"VP8X":
+                w = 1 + int.from_bytes(data[24:27], "little")
+                h = 1 + int.from_bytes(data[27:30], "little")
+                return w, h
+    except (struct.error, IndexError):
+        return None
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    i = 2
+    n = len(data)
+    while i + 9 < n:
+        if data[i] != 0xFF:
+            i += 1
+            continue
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        seg_len = struct.unpack(">H", data[i + 2 : i + 4])[0]
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+            return w, h
+        i += 2 + seg_len
+    return None

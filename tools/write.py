@@ -1,0 +1,62 @@
+"""The `write` tool: create a file or replace its whole content."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import apply
+from tools.base import ToolContext, ToolError, ToolResult
+from tools.paths import display, record, require_fresh, resolve
+
+
+class WriteTool:
+    name = "write"
+    read_only = False
+    description = (
+        "Create a file, or replace the whole content of one. Parent directories are created. To overwrite "
+        "an existing file you must have read it with `read` in this session, and it must not have changed "
+        "since; prefer `edit` for changes to part of a file. `content` is the complete new file text."
+    )
+    input_schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "path": {"type": "string", "description": "File path, relative to the working directory or absolute."},
+            "content": {"type": "string", "description": "The complete content of the file."},
+        },
+        "required": ["path", "content"],
+        "additionalProperties": False,
+    }
+
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        given: str = args["path"]
+        content: str = args["content"]
+        path = resolve(ctx, given, write=True)
+        return await asyncio.to_thread(_write, ctx, path, given, content)
+
+
+def _write(ctx: ToolContext, path: Path, given: str, content: str) -> ToolResult:
+    name = display(ctx, path)
+    if path.is_dir():
+        raise ToolError(f"{given} is a directory")
+    existed = path.exists()
+    if existed:
+        require_fresh(ctx, path, given, "overwrite it")
+    result = apply.write_file(path, content, display=name)
+    if not result.applied:
+        raise ToolError(result.error or f"could not write {given}")
+    record(ctx, path)
+    lines = content.count("\n") + (1 if content and not content.endswith("\n") else 0)
+    if existed:
+        added = sum(1 for ln in result.diff.splitlines() if ln.startswith("+") and not ln.startswith("+++"))
+        removed = sum(1 for ln in result.diff.splitlines() if ln.startswith("-") and not ln.startswith("---"))
+        summary = f"Overwrote {name} ({lines} lines; +{added} -{removed})." if result.diff else (
+            f"{name} already had this content; nothing changed."
+        )
+    else:
+        summary = f"Created {name} ({lines} lines)."
+    return ToolResult(
+        summary,
+        meta={"path": str(path), "diff": result.diff, "created": not existed, "files_changed": [str(path)]},
+    )
