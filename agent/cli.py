@@ -1,0 +1,70 @@
+"""The `agent` command line. Subcommands live in agent/commands/; heavy imports happen inside commands."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from agent import __version__
+
+app = typer.Typer(
+    name="agent",
+    help="Ghostline: a terminal coding agent and a local ghost-text completion daemon.",
+    invoke_without_command=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"ghostline {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Ghostline: a terminal coding agent and a local ghost-text completion daemon.
+
+    With no command on a terminal, starts the interactive TUI (`agent tui`)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+    from agent.runner import RunOptions
+    from agent.tui import run_tui
+
+    raise typer.Exit(run_tui(RunOptions()))
+
+
+COMMAND_MODULES = ("run", "tui", "apply", "sandbox", "index", "daemon")
+
+
+def _register_all() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        try:  # DEV-ONLY guard, removed once every command module has landed
+            importlib.import_module(f"agent.commands.{name}").register(app)
+        except ModuleNotFoundError as e:
+            if e.name != f"agent.commands.{name}":
+                raise
+
+
+_register_all()
+
+
+def _normalise_argv(argv: list[str]) -> list[str]:
+    # `--worktree` takes an optional name; a bare flag means "pick a name".
+    return ["--worktree=" if a == "--worktree" else a for a in argv]
+
+
+def run_cli() -> None:
+    app(args=_normalise_argv(sys.argv[1:]), prog_name="agent")

@@ -1,0 +1,77 @@
+"""`agent run` and `agent sessions`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+
+class OutputFormat(StrEnum):
+    text = "text"
+    json = "json"
+    stream_json = "stream-json"
+
+
+class Approval(StrEnum):
+    ask = "ask"
+    auto_edit = "auto-edit"
+    auto = "auto"
+
+
+class SandboxMode(StrEnum):
+    read_only = "read-only"
+    workspace_write = "workspace-write"
+    full_access = "full-access"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    def run(
+        task: str = typer.Argument(None, help="What the agent should do. Omit with --continue/--resume to go on."),
+        model: str = typer.Option(None, "--model", "-m", help="PROVIDER:NAME, e.g. anthropic:claude-sonnet-4-5, "
+                                  "openai:gpt-4.1 (also GHOSTLINE_MODEL or `model` in config)."),
+        base_url: str = typer.Option(None, "--base-url", help="Base URL of the provider's API (e.g. an "
+                                     "OpenAI-compatible vLLM, SGLang, Ollama or llama.cpp server)."),
+        output_format: OutputFormat = typer.Option(OutputFormat.text, "--output-format", "-o",
+                                                   help="text (streamed), json (one result object) or "
+                                                   "stream-json (one event per line)."),
+        max_turns: int = typer.Option(None, "--max-turns", min=1, help="Stop after N model calls (exit 3)."),
+        max_tokens: int = typer.Option(None, "--max-tokens", min=1, help="Stop once input+output tokens reach N "
+                                       "(exit 4)."),
+        max_cost: float = typer.Option(None, "--max-cost", min=0.0, help="Stop once the cost reaches USD (exit 4)."),
+        approval: Approval = typer.Option(None, "--approval", help="ask | auto-edit | auto. Default: ask on a "
+                                          "terminal, auto when headless (CI, no TTY)."),
+        sandbox: SandboxMode = typer.Option(None, "--sandbox", help="read-only | workspace-write | full-access "
+                                            "(default workspace-write)."),
+        network: bool = typer.Option(None, "--network/--no-network", help="Allow network for commands "
+                                     "(off by default in sandboxed modes)."),
+        resume: str = typer.Option(None, "--resume", "-r", help="Continue the session with this ID."),
+        cont: bool = typer.Option(False, "--continue", "-c", help="Continue the latest session in this directory."),
+        worktree: str = typer.Option(None, "--worktree", help="Run in a new git worktree on a new branch "
+                                     "(--worktree or --worktree=NAME)."),
+        cwd: Path = typer.Option(None, "--cwd", help="Work in this directory instead of the current one."),
+        verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tool output and diffs."),
+    ) -> None:
+        """Run the agent on a task until it is done or a budget stops it."""
+        from agent.runner import RunOptions, run_task
+
+        code = run_task(RunOptions(
+            task=task, model=model, base_url=base_url, output_format=output_format.value,
+            max_turns=max_turns, max_tokens=max_tokens, max_cost=max_cost,
+            approval=approval.value if approval else None, sandbox=sandbox.value if sandbox else None,
+            network=network, resume=resume, cont=cont, worktree=worktree, cwd=cwd, verbose=verbose,
+        ))
+        raise typer.Exit(code)
+
+    @app.command("sessions")
+    def sessions(
+        all_dirs: bool = typer.Option(False, "--all", "-a", help="Sessions from every directory, not just this one."),
+        limit: int = typer.Option(20, "--limit", "-n", min=1),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """List saved sessions, newest first."""
+        from agent.runner import list_sessions_command
+
+        raise typer.Exit(list_sessions_command(all_dirs=all_dirs, limit=limit, as_json=as_json))

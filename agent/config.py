@@ -1,0 +1,137 @@
+"""Configuration: user TOML, project TOML (trusted before it may loosen anything), env vars, then flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.providers.base import ConfigError
+
+SANDBOX_MODES = ("read-only", "workspace-write", "full-access")
+APPROVAL_MODES = ("ask", "auto-edit", "auto")
+
+
+def user_config_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("ghostline"))
+
+
+def user_data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("ghostline"))
+
+
+@dataclass
+class Config:
+    model: str | None = None
+    base_url: str | None = None
+    approval: str | None = None  # None: decided by interactive/headless
+    sandbox: str = "workspace-write"
+    network: bool = False
+    max_turns: int | None = None
+    max_tokens: int | None = None
+    max_cost: float | None = None
+    max_output_tokens: int = 8192
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    permissions: dict[str, Any] = field(default_factory=dict)
+    compaction: dict[str, Any] = field(default_factory=dict)
+    retry: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except (tomllib.TOMLDecodeError, OSError) as e:
+        raise ConfigError(f"cannot read config {path}: {e}") from None
+
+
+def find_project_root(cwd: Path) -> Path:
+    """The nearest ancestor holding .git (or .ghostline), else cwd itself."""
+    for d in (cwd, *cwd.parents):
+        if (d / ".git").exists() or (d / ".ghostline").is_dir():
+            return d
+    return cwd
+
+
+def _project_is_trusted(root: Path) -> bool:
+    try:
+        from sandbox import is_trusted
+    except ImportError:
+        return False
+    try:
+        return bool(is_trusted(root))
+    except Exception:
+        return False
+
+
+def _tighter(kind: tuple[str, ...], a: str | None, b: str | None) -> str | None:
+    """The stricter of two modes (earlier in `kind` is stricter)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if kind.index(a) <= kind.index(b) else b
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+# Keys a project file may only use to make things stricter until the user trusts the directory.
+_LOOSENING_KEYS = ("sandbox", "approval", "network", "permissions")
+
+
+def load_config(cwd: Path, *, user_file: Path | None = None) -> Config:
+    user = _read_toml(user_file or user_config_dir() / "config.toml")
+    root = find_project_root(cwd)
+    project = _read_toml(root / ".ghostline" / "config.toml")
+    warnings: list[str] = []
+    if project and not _project_is_trusted(root):
+        restricted = {k: project.pop(k) for k in _LOOSENING_KEYS if k in project}
+        # A stricter sandbox/approval from an untrusted project is still honoured.
+        if "sandbox" in restricted and restricted["sandbox"] in SANDBOX_MODES:
+            project["sandbox"] = _tighter(SANDBOX_MODES, user.get("sandbox", "workspace-write"), restricted["sandbox"])
+        if "approval" in restricted and restricted["approval"] in APPROVAL_MODES:
+            project["approval"] = _tighter(APPROVAL_MODES, user.get("approval"), restricted["approval"])
+        if "permissions" in restricted and isinstance(restricted["permissions"], dict):
+            deny_only = {k: v for k, v in restricted["permissions"].items() if k in ("deny", "ask")}
+            if deny_only:
+                project["permissions"] = deny_only
+        ignored = [k for k in restricted if k not in project]
+        if ignored:
+            warnings.append(
+                f"ignoring {', '.join(ignored)} in {root / '.ghostline/config.toml'}: "
+                f"this directory is not trusted (run `agent trust` to allow it)"
+            )
+    data = _merge(user, project)
+    cfg = Config(warnings=warnings)
+    for key in ("model", "base_url", "approval", "sandbox", "max_turns", "max_tokens", "max_cost",
+                "max_output_tokens", "network"):
+        if key in data:
+            setattr(cfg, key, data[key])
+    for key in ("models", "permissions", "compaction", "retry"):
+        if isinstance(data.get(key), dict):
+            setattr(cfg, key, data[key])
+    env_model = os.environ.get("GHOSTLINE_MODEL")
+    if env_model:
+        cfg.model = env_model
+    if cfg.sandbox not in SANDBOX_MODES:
+        raise ConfigError(f"sandbox must be one of {', '.join(SANDBOX_MODES)} (got {cfg.sandbox!r} in config)")
+    if cfg.approval is not None and cfg.approval not in APPROVAL_MODES:
+        raise ConfigError(f"approval must be one of {', '.join(APPROVAL_MODES)} (got {cfg.approval!r} in config)")
+    return cfg

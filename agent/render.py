@@ -1,0 +1,174 @@
+"""Headless front ends. Each consumes loop events only: text (default), stream-json and json."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, TextIO
+
+from agent import events as ev
+
+EXIT_CODES = {"success": 0, "error_during_execution": 1, "error_max_turns": 3, "error_budget": 4,
+              "interrupted": 130}
+
+
+def exit_code_for(subtype: str) -> int:
+    return EXIT_CODES.get(subtype, 1)
+
+
+def result_object(*, final: ev.Event | None, session_id: str, stats: Any, duration_ms: int,
+                  sandbox: dict[str, Any] | None = None, interrupted: bool = False) -> dict[str, Any]:
+    if interrupted:
+        subtype, text = "interrupted", "interrupted by the user"
+    elif isinstance(final, ev.Done):
+        subtype, text = final.subtype, final.result
+    elif isinstance(final, ev.Failed):
+        subtype, text = final.subtype, final.error
+    else:
+        subtype, text = "error_during_execution", "the run ended without a result"
+    out: dict[str, Any] = {
+        "type": "result",
+        "subtype": subtype,
+        "is_error": subtype != "success",
+        "result": text,
+        "session_id": session_id,
+        "num_turns": stats.num_turns,
+        "duration_ms": duration_ms,
+        "usage": {
+            "input_tokens": stats.input_tokens,
+            "output_tokens": stats.output_tokens,
+            "cache_read_input_tokens": stats.cache_read_input_tokens,
+            "cache_creation_input_tokens": stats.cache_creation_input_tokens,
+        },
+        "cost_usd": None if stats.cost_usd is None else round(stats.cost_usd, 6),
+        "files_changed": list(stats.files_changed),
+        "commands": list(stats.commands),
+    }
+    if sandbox is not None:
+        out["sandbox"] = sandbox
+    return out
+
+
+def _one_line(value: Any, limit: int = 100) -> str:
+    s = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    s = " ".join(s.split())
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def describe_call(name: str, args: dict[str, Any]) -> str:
+    key = {"read": "path", "write": "path", "edit": "path", "bash": "command", "grep": "pattern",
+           "glob": "pattern", "search": "query"}.get(name)
+    if key and key in args:
+        return f"{name} {_one_line(args[key])}"
+    return f"{name} {_one_line(args)}"
+
+
+class TextRenderer:
+    """Streams assistant text and one line per tool call to stdout; diagnostics go to stderr."""
+
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None, verbose: bool = False):
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.verbose = verbose
+        self.styled = self.out.isatty()
+        self._mid_line = False
+
+    def _style(self, text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.styled else text
+
+    def _line(self, text: str, stream: TextIO | None = None) -> None:
+        stream = stream or self.out
+        if self._mid_line:
+            self.out.write("\n")
+            self._mid_line = False
+        stream.write(text + "\n")
+        stream.flush()
+
+    def header(self, text: str) -> None:
+        self._line(self._style(text, "2"), self.err)
+
+    def handle(self, e: ev.Event) -> None:
+        if isinstance(e, ev.TextDelta):
+            self.out.write(e.text)
+            self.out.flush()
+            self._mid_line = not e.text.endswith("\n")
+        elif isinstance(e, ev.ToolCall):
+            self._line(self._style(f"→ {describe_call(e.name, e.input)}", "36"))
+        elif isinstance(e, ev.ToolResultEvent):
+            if e.is_error:
+                self._line(self._style(f"  ✗ {e.name}: {_one_line(e.content, 160)}", "31"))
+            elif "exit_code" in e.meta:
+                self._line(self._style(f"  exit {e.meta['exit_code']}", "2"))
+            if self.verbose and not e.is_error:
+                self._line(self._style(e.content[:2000], "2"))
+        elif isinstance(e, ev.Diff) and self.verbose:
+            self._line(e.diff)
+        elif isinstance(e, ev.Retry):
+            self._line(f"[retrying the turn (attempt {e.attempt}) in {e.delay_s:.1f}s: {e.error}]", self.err)
+        elif isinstance(e, ev.Compaction):
+            self._line(self._style(f"[compaction: {e.stage} {e.tokens_before} → {e.tokens_after} tokens]", "2"),
+                       self.err)
+        elif isinstance(e, ev.ApprovalNeeded) and e.decision == "denied":
+            self._line(self._style(f"  ✗ not allowed: {describe_call(e.tool, e.input)}", "33"), self.err)
+        elif isinstance(e, ev.Failed):
+            self._line(f"error: {e.error}", self.err)
+        elif isinstance(e, ev.Done):
+            if self._mid_line:
+                self._line("")
+            if e.subtype == "error_max_turns":
+                self._line(f"stopped: reached the turn limit ({e.num_turns} turns)", self.err)
+            elif e.subtype == "error_budget":
+                self._line("stopped: reached the token or cost budget", self.err)
+
+    def finish(self, result: dict[str, Any]) -> None:
+        if self._mid_line:
+            self._line("")
+        u = result["usage"]
+        cost = "" if result["cost_usd"] is None else f", ${result['cost_usd']:.4f}"
+        self._line(self._style(
+            f"[{result['subtype']}: {result['num_turns']} turns, {u['input_tokens'] + u['cache_read_input_tokens']}"
+            f" in / {u['output_tokens']} out tokens{cost}; session {result['session_id']}]", "2"), self.err)
+
+
+class StreamJsonRenderer:
+    """One JSON object per line for every event, then the result object."""
+
+    def __init__(self, out: TextIO | None = None):
+        self.out = out or sys.stdout
+
+    def header(self, text: str) -> None:
+        pass
+
+    def handle(self, e: ev.Event) -> None:
+        self.out.write(json.dumps(e.to_dict(), ensure_ascii=False) + "\n")
+        self.out.flush()
+
+    def finish(self, result: dict[str, Any]) -> None:
+        self.out.write(json.dumps(result, ensure_ascii=False) + "\n")
+        self.out.flush()
+
+
+class JsonRenderer:
+    """Nothing while running; one result object at the end."""
+
+    def __init__(self, out: TextIO | None = None):
+        self.out = out or sys.stdout
+
+    def header(self, text: str) -> None:
+        pass
+
+    def handle(self, e: ev.Event) -> None:
+        if isinstance(e, ev.Failed):
+            sys.stderr.write(f"error: {e.error}\n")
+
+    def finish(self, result: dict[str, Any]) -> None:
+        self.out.write(json.dumps(result, ensure_ascii=False) + "\n")
+        self.out.flush()
+
+
+def make_renderer(fmt: str, verbose: bool = False):
+    if fmt == "json":
+        return JsonRenderer()
+    if fmt == "stream-json":
+        return StreamJsonRenderer()
+    return TextRenderer(verbose=verbose)

@@ -1,0 +1,382 @@
+"""Composes a run: config → model → tools, policy, compaction, checkpoints → the loop → a renderer → exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent import events as ev
+from agent.config import Config, find_project_root, load_config, user_config_dir, user_data_dir
+from agent.providers.base import ConfigError, Provider
+from agent.render import exit_code_for, make_renderer, result_object
+from agent.session import Session, list_sessions, sessions_root
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+@dataclass
+class RunOptions:
+    task: str | None = None
+    model: str | None = None
+    base_url: str | None = None
+    output_format: str = "text"
+    max_turns: int | None = None
+    max_tokens: int | None = None
+    max_cost: float | None = None
+    approval: str | None = None
+    sandbox: str | None = None
+    network: bool | None = None
+    resume: str | None = None
+    cont: bool = False
+    worktree: str | None = None
+    cwd: Path | None = None
+    verbose: bool = False
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called or configured (exit 2)."""
+
+
+def _err(msg: str) -> None:
+    sys.stderr.write(f"agent: {msg}\n")
+    sys.stderr.flush()
+
+
+def is_headless() -> bool:
+    ci = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+    return ci or not sys.stdin.isatty()
+
+
+def _open_session(opts: RunOptions, cwd: Path) -> Session | None:
+    root = sessions_root(user_data_dir())
+    if opts.resume:
+        try:
+            return Session.open(root, opts.resume)
+        except FileNotFoundError:
+            raise UsageError(f"no session {opts.resume!r}; `agent sessions` lists them") from None
+    if opts.cont:
+        found = list_sessions(root, cwd)
+        if not found:
+            raise UsageError(f"no earlier session in {cwd} to continue; start one with `agent run \"task\"`")
+        return Session.open(root, found[0].id)
+    return None
+
+
+def _make_summarizer(provider: Provider, max_output_tokens: int):
+    from agent.providers.base import TurnComplete
+
+    async def summarize(messages: list[Any], system: str = "") -> str:
+        text = ""
+        async for item in provider.stream_turn(system or "You summarise coding sessions precisely.", messages, [],
+                                               max_output_tokens):
+            if isinstance(item, TurnComplete):
+                text = item.message.text
+        return text
+
+    return summarize
+
+
+def _interactive_approver():
+    async def approve(tool: str, args: dict[str, Any], reason: str) -> bool:
+        from agent.render import describe_call
+
+        prompt = f"\nallow {describe_call(tool, args)}? ({reason}) [y/N] "
+
+        def ask() -> bool:
+            sys.stderr.write(prompt)
+            sys.stderr.flush()
+            try:
+                return sys.stdin.readline().strip().lower() in ("y", "yes")
+            except (EOFError, OSError):
+                return False
+
+        return await asyncio.to_thread(ask)
+
+    return approve
+
+
+def _git_status_files(root: Path) -> dict[str, str]:
+    """Changed/untracked files with a content hash, to report changes made by shell commands too."""
+    import hashlib
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "-z", "--untracked-files=all"],
+                             capture_output=True, timeout=30, check=True).stdout.decode(errors="replace")
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    files: dict[str, str] = {}
+    entries = out.split("\0")
+    i = 0
+    while i < len(entries):
+        e = entries[i]
+        i += 1
+        if len(e) < 4:
+            continue
+        status, path = e[:2], e[3:]
+        if status[0] in "RC":
+            i += 1  # the rename source follows
+        p = root / path
+        try:
+            files[path] = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "deleted"
+        except OSError:
+            files[path] = "unreadable"
+    return files
+
+
+def run_task(opts: RunOptions) -> int:
+    try:
+        return _run_task(opts)
+    except (UsageError, ConfigError) as e:
+        _err(str(e))
+        return EXIT_USAGE
+
+
+@dataclass
+class PreparedRun:
+    """Everything a front end needs to drive a run: the loop, its session, and what the header shows."""
+
+    loop: Any
+    session: Session
+    cwd: Path
+    root: Path
+    is_git: bool
+    model_label: str
+    sandbox_report: dict[str, Any]
+    changed_before: dict[str, str]
+    started: float
+
+
+def prepare_run(opts: RunOptions, *, headless: bool, approver: Any = None) -> PreparedRun:
+    """Config → model → tools, policy, compaction, checkpoints → a ready AgentLoop. Raises UsageError/ConfigError."""
+    started = time.monotonic()
+    cwd = (opts.cwd or Path.cwd()).expanduser()
+    if not cwd.is_dir():
+        raise UsageError(f"working directory {cwd} does not exist")
+    cwd = cwd.resolve()
+    cfg: Config = load_config(cwd)
+    for w in cfg.warnings:
+        _err(f"warning: {w}")
+    session = _open_session(opts, cwd)
+    if session is not None and session.meta().get("cwd"):
+        cwd = Path(session.meta()["cwd"])
+    approval = opts.approval or cfg.approval or ("auto" if headless else "ask")
+    sandbox_mode = opts.sandbox or cfg.sandbox
+    network = opts.network if opts.network is not None else (cfg.network or sandbox_mode == "full-access")
+    model_spec = opts.model or cfg.model or (session.meta().get("model") if session else None)
+
+    from agent.models import cost_usd, make_provider, model_info
+
+    provider = make_provider(model_spec, base_url=opts.base_url or cfg.base_url, overrides=cfg.models,
+                             retry=_retry_policy(cfg.retry))
+    info = model_info(model_spec, cfg.models)
+
+    worktree_note = None
+    if opts.worktree is not None:
+        root = find_project_root(cwd)
+        if not (root / ".git").exists():
+            raise UsageError(f"--worktree needs a git repository; {cwd} is not in one")
+        from sandbox import create_worktree
+
+        try:
+            wt_path, branch = create_worktree(root, opts.worktree or None)
+        except Exception as e:  # git refuses: name taken, dirty state it cannot handle...
+            raise UsageError(f"cannot create a worktree: {e}") from None
+        cwd = Path(wt_path).resolve()
+        worktree_note = {"path": str(cwd), "branch": branch}
+        _err(f"worktree: {cwd} (branch {branch})")
+
+    root = find_project_root(cwd)
+    is_git = (root / ".git").exists()
+    if session is None:
+        session = Session.create(sessions_root(user_data_dir()), cwd=cwd, model=provider_label(model_spec))
+    messages = session.transcript()
+
+    from agent.instructions import load_instructions, system_prompt
+    from agent.loop import AgentLoop, Budgets
+    from tools.base import ToolContext
+    from tools.registry import default_tools
+
+    instructions = load_instructions(root, cwd, user_config_dir())
+    system = system_prompt(root=root, cwd=cwd, instructions=instructions, sandbox=sandbox_mode, is_git=is_git)
+    sandbox_report: dict[str, Any] = {"mode": sandbox_mode, "approval": approval, "network": network,
+                                      "level": _sandbox_level(sandbox_mode)}
+    if worktree_note:
+        sandbox_report["worktree"] = worktree_note
+
+    ctx = ToolContext(
+        workspace=root, cwd=cwd, sandbox_mode=sandbox_mode, approval=approval, network=network,
+        approve=approver, output_dir=session.output_dir,
+    )
+    loop = AgentLoop(
+        provider=provider, tools=default_tools(), ctx=ctx, system=system, session=session, messages=messages,
+        budgets=Budgets(opts.max_turns or cfg.max_turns, opts.max_tokens or cfg.max_tokens,
+                        opts.max_cost if opts.max_cost is not None else cfg.max_cost),
+        policy=_make_policy(cfg, root), compactor=_make_compactor(cfg, info, session, provider, instructions),
+        checkpoints=_make_checkpoints(root, session.id), failure_tracker=_make_failure_tracker(),
+        cost_of=lambda u: cost_usd(u, info), max_output_tokens=min(cfg.max_output_tokens, info.max_output_tokens),
+    )
+    return PreparedRun(loop=loop, session=session, cwd=cwd, root=root, is_git=is_git,
+                       model_label=provider_label(model_spec), sandbox_report=sandbox_report,
+                       changed_before=_git_status_files(root) if is_git else {}, started=started)
+
+
+def finish_run(run: PreparedRun, final: ev.Event | None, interrupted: bool) -> dict[str, Any]:
+    """The result object (also appended to the session). Adds files changed by shell commands (git status)."""
+    stats = run.loop.stats
+    changed = [os.path.normpath(p) for p in stats.files_changed]
+    if run.is_git:
+        for path, digest in _git_status_files(run.root).items():
+            full = os.path.normpath(str(run.root / path))
+            if run.changed_before.get(path) != digest and full not in changed:
+                changed.append(full)
+    # Reported relative to the workspace root (stable whatever the cwd); absolute when outside it.
+    stats.files_changed = [os.path.relpath(p, run.root) if Path(p).is_relative_to(run.root) else p
+                           for p in changed]
+    result = result_object(final=final, session_id=run.session.id, stats=stats,
+                           duration_ms=int((time.monotonic() - run.started) * 1000), sandbox=run.sandbox_report,
+                           interrupted=interrupted)
+    run.session.append({"type": "result", **result})
+    return result
+
+
+def _run_task(opts: RunOptions) -> int:
+    headless = is_headless()
+    if not opts.task and not (opts.resume or opts.cont):
+        raise UsageError('give a task: agent run "what to do" (or --continue / --resume ID)')
+    run = prepare_run(opts, headless=headless, approver=None if headless else _interactive_approver())
+    session, loop = run.session, run.loop
+    renderer = make_renderer(opts.output_format, opts.verbose)
+    rep = run.sandbox_report
+    renderer.header(f"ghostline · {run.model_label} · {run.cwd} · sandbox {rep['mode']} ({rep['level']}) · "
+                    f"approval {rep['approval']} · session {session.id}")
+    start_event = ev.SessionStarted(session.id, run.model_label, str(run.cwd), rep["mode"], rep["approval"],
+                                    rep["level"], resumed=bool(opts.resume or opts.cont))
+    session.append(start_event.to_dict())
+    renderer.handle(start_event)
+
+    final: ev.Event | None = None
+    interrupted = False
+
+    async def drive() -> None:
+        nonlocal final
+        async for e in loop.run(opts.task):
+            renderer.handle(e)
+            if isinstance(e, (ev.Done, ev.Failed)):
+                final = e
+
+    async def main() -> None:
+        nonlocal interrupted
+        task = asyncio.ensure_future(drive())
+        lp = asyncio.get_running_loop()
+        try:
+            lp.add_signal_handler(signal.SIGINT, task.cancel)
+            lp.add_signal_handler(signal.SIGTERM, task.cancel)
+        except (NotImplementedError, RuntimeError):
+            pass
+        try:
+            await task
+        except asyncio.CancelledError:
+            interrupted = True
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        interrupted = True
+    if interrupted:
+        session.append({"type": "interrupted"})
+        _err("interrupted; the session is saved: agent run --resume " + session.id)
+    result = finish_run(run, final, interrupted)
+    session.close()
+    renderer.finish(result)
+    return EXIT_INTERRUPTED if interrupted else exit_code_for(result["subtype"])
+
+
+def _retry_policy(settings: dict[str, Any]) -> Any:
+    if not settings:
+        return None
+    from agent.providers.retry import RetryPolicy
+
+    known = {"max_attempts", "base_delay", "max_delay", "max_retry_after", "jitter"}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ConfigError(f"unknown [retry] setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return RetryPolicy(**settings)
+
+
+def provider_label(spec: str | None) -> str:
+    return spec or "(no model)"
+
+
+def _sandbox_level(mode: str) -> str:
+    if mode == "full-access":
+        return "none (full-access)"
+    try:
+        from sandbox import detect_level
+
+        return detect_level()
+    except Exception:
+        return "none"
+
+
+def _make_policy(cfg: Config, root: Path) -> Any:
+    try:
+        from sandbox import Policy
+    except ImportError:
+        return None
+    return Policy.from_config(cfg.permissions, workspace=root)
+
+
+def _make_compactor(cfg: Config, info: Any, session: Session, provider: Provider, instructions: str) -> Any:
+    try:
+        from compaction import CompactionConfig, Compactor
+    except ImportError:
+        return None
+    ccfg = CompactionConfig.from_dict(cfg.compaction) if cfg.compaction else CompactionConfig()
+    return Compactor(ccfg, window=info.context_window, reserved_output=info.max_output_tokens,
+                     store_dir=session.output_dir, summarize=_make_summarizer(provider, 4096),
+                     instructions=instructions)
+
+
+def _make_checkpoints(root: Path, session_id: str) -> Any:
+    try:
+        from sandbox import Checkpoints
+    except ImportError:
+        return None
+    try:
+        return Checkpoints(root, session=session_id)
+    except Exception:
+        return None
+
+
+def _make_failure_tracker() -> Any:
+    try:
+        from apply import FailureTracker
+    except ImportError:
+        return None
+    return FailureTracker()
+
+
+def list_sessions_command(*, all_dirs: bool, limit: int, as_json: bool) -> int:
+    infos = list_sessions(sessions_root(user_data_dir()), None if all_dirs else Path.cwd().resolve())[:limit]
+    if as_json:
+        print(json.dumps([{"id": i.id, "cwd": i.cwd, "model": i.model, "created": i.created, "task": i.task,
+                           "status": i.status} for i in infos], indent=2))
+        return 0
+    if not infos:
+        print("no sessions" + ("" if all_dirs else " in this directory (try --all)"))
+        return 0
+    for i in infos:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(i.created))
+        task = " ".join(i.task.split())
+        task = task if len(task) <= 60 else task[:59] + "…"
+        print(f"{i.id}  {when}  {i.status:<22} {i.model:<30} {task}")
+    return 0

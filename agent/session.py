@@ -1,0 +1,172 @@
+"""Sessions: an append-only JSONL event log per run, flushed per event, from which a transcript is rebuilt.
+
+The loop and `--resume` share `apply_event`, so a resumed transcript is exactly what the loop had built,
+and a run killed mid-turn keeps every tool result that finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from compaction.transcript import Message, TextBlock, ToolResultBlock
+
+INTERRUPTED = "interrupted: the run stopped before this tool call finished; nothing is known of its effect"
+
+
+def apply_event(messages: list[Message], event: dict[str, Any]) -> None:
+    """Fold one event into the transcript (only the events that carry transcript content do anything)."""
+    kind = event.get("type")
+    if kind == "user_message":
+        if messages and messages[-1].role == "user":
+            messages[-1].content.append(TextBlock(event["text"]))
+        else:
+            messages.append(Message.user(event["text"]))
+    elif kind == "assistant_message":
+        messages.append(Message.from_dict(event["message"]))
+    elif kind == "tool_result":
+        block = ToolResultBlock(event["id"], event["content"], bool(event.get("is_error")), dict(event.get("meta") or {}))
+        if messages and messages[-1].role == "user" and messages[-1].tool_results:
+            messages[-1].content.append(block)
+        else:
+            messages.append(Message(role="user", content=[block]))
+    elif kind == "transcript_replaced":
+        messages[:] = [Message.from_dict(m) for m in event["messages"]]
+
+
+def close_dangling_tool_uses(messages: list[Message]) -> list[str]:
+    """Give every tool_use without a result an 'interrupted' error result, so the pairs stay valid. Returns ids."""
+    if not messages or messages[-1].role != "assistant" and not (
+        len(messages) >= 2 and messages[-2].role == "assistant" and messages[-1].tool_results
+    ):
+        return []
+    assistant = messages[-1] if messages[-1].role == "assistant" else messages[-2]
+    done = {b.tool_use_id for b in (messages[-1].tool_results if messages[-1].role == "user" else [])}
+    missing = [u.id for u in assistant.tool_uses if u.id not in done]
+    if not missing:
+        return []
+    blocks = [ToolResultBlock(i, INTERRUPTED, True, {"interrupted": True}) for i in missing]
+    if messages[-1].role == "user":
+        messages[-1].content.extend(blocks)
+    else:
+        messages.append(Message(role="user", content=list(blocks)))
+    return missing
+
+
+def new_session_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+@dataclass
+class SessionInfo:
+    id: str
+    cwd: str
+    model: str
+    created: float
+    task: str
+    status: str
+    path: Path
+
+
+class Session:
+    def __init__(self, root: Path, session_id: str):
+        self.id = session_id
+        self.root = root
+        self.path = root / f"{session_id}.jsonl"
+        self.dir = root / session_id  # large outputs and other files kept beside the log
+        self._fh = None
+
+    @classmethod
+    def create(cls, root: Path, *, cwd: Path, model: str) -> Session:
+        root.mkdir(parents=True, exist_ok=True)
+        s = cls(root, new_session_id())
+        s.append({"type": "session_meta", "id": s.id, "cwd": str(cwd), "model": model, "created": time.time()})
+        return s
+
+    @classmethod
+    def open(cls, root: Path, session_id: str) -> Session:
+        s = cls(root, session_id)
+        if not s.path.is_file():
+            raise FileNotFoundError(session_id)
+        return s
+
+    @property
+    def output_dir(self) -> Path:
+        return self.dir / "outputs"
+
+    def append(self, record: dict[str, Any]) -> None:
+        if self._fh is None:
+            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held for the session's life
+        self._fh.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self._fh.flush()  # one write per event: a SIGKILL loses at most the event being written
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        with open(self.path, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line torn by a kill mid-write
+
+    def meta(self) -> dict[str, Any]:
+        for r in self.records():
+            if r.get("type") == "session_meta":
+                return r
+        return {}
+
+    def transcript(self) -> list[Message]:
+        messages: list[Message] = []
+        for r in self.records():
+            apply_event(messages, r)
+        close_dangling_tool_uses(messages)
+        return messages
+
+
+def sessions_root(data_dir: Path) -> Path:
+    return data_dir / "sessions"
+
+
+def list_sessions(root: Path, cwd: Path | None = None) -> list[SessionInfo]:
+    """Newest first; only those started in `cwd` when given."""
+    out: list[SessionInfo] = []
+    if not root.is_dir():
+        return out
+    for p in root.glob("*.jsonl"):
+        s = Session(root, p.stem)
+        meta: dict[str, Any] = {}
+        task = ""
+        status = "incomplete"
+        try:
+            for r in s.records():
+                t = r.get("type")
+                if t == "session_meta":
+                    meta = r
+                elif t == "user_message" and not task:
+                    task = r.get("text", "")
+                elif t in ("done", "failed"):
+                    status = r.get("subtype", t)
+                elif t == "interrupted":
+                    status = "interrupted"
+        except OSError:
+            continue
+        if not meta:
+            continue
+        if cwd is not None and os.path.realpath(meta.get("cwd", "")) != os.path.realpath(cwd):
+            continue
+        out.append(SessionInfo(s.id, meta.get("cwd", ""), meta.get("model", ""), meta.get("created", 0.0),
+                               task, status, p))
+    out.sort(key=lambda i: (i.created, i.id), reverse=True)
+    return out

@@ -1,0 +1,216 @@
+"""The loop against an in-process scripted provider (the wire protocols are covered with the real SDKs elsewhere)."""
+
+import asyncio
+from dataclasses import dataclass
+
+import pytest
+
+from agent import events as ev
+from agent.loop import AgentLoop, Budgets
+from agent.providers.base import (
+    ContextLengthError,
+    ProviderError,
+    StreamRetry,
+    StreamText,
+    TurnComplete,
+    TurnUsage,
+)
+from agent.session import Session
+from compaction.transcript import Message, TextBlock, ToolUseBlock
+from tools.base import ToolContext, ToolResult
+
+
+class ScriptedProvider:
+    name = "scripted"
+    model = "scripted-1"
+
+    def __init__(self, turns):
+        self.turns = list(turns)
+        self.seen: list[list[Message]] = []
+
+    async def stream_turn(self, system, messages, tools, max_output_tokens):
+        self.seen.append([Message.from_dict(m.to_dict()) for m in messages])
+        step = self.turns.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        text, uses = step
+        if text:
+            yield StreamText(text)
+        yield TurnComplete(Message("assistant", ([TextBlock(text)] if text else []) +
+                                   [ToolUseBlock(f"t{len(self.seen)}_{i}", n, a) for i, (n, a) in enumerate(uses)]),
+                           TurnUsage(input_tokens=100, output_tokens=10), "tool_use" if uses else "end_turn")
+
+
+@dataclass
+class EchoTool:
+    name: str = "echo"
+    description: str = "echo"
+    read_only: bool = True
+    input_schema: dict = None
+    barrier: asyncio.Barrier | None = None
+
+    def __post_init__(self):
+        self.input_schema = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
+
+    async def run(self, args, ctx):
+        if self.barrier is not None:
+            await asyncio.wait_for(self.barrier.wait(), 5)  # only passes if the calls overlap
+        return ToolResult(args["text"].upper())
+
+
+@dataclass
+class BoomTool:
+    name: str = "boom"
+    description: str = "always fails"
+    read_only: bool = False
+    input_schema: dict = None
+
+    def __post_init__(self):
+        self.input_schema = {"type": "object", "properties": {}}
+
+    async def run(self, args, ctx):
+        raise RuntimeError("disk on fire")
+
+
+def _loop(tmp_path, turns, **kw):
+    provider = ScriptedProvider(turns)
+    ctx = ToolContext(workspace=tmp_path, cwd=tmp_path)
+    tools = kw.pop("tools", [EchoTool(), BoomTool()])
+    return provider, AgentLoop(provider=provider, tools=tools, ctx=ctx, system="sys", **kw)
+
+
+async def _collect(loop, text="do it"):
+    return [e async for e in loop.run(text)]
+
+
+async def test_tool_calls_then_done(tmp_path):
+    provider, loop = _loop(tmp_path, [("let me look", [("echo", {"text": "hi"})]), ("all done", [])])
+    events = await _collect(loop)
+    kinds = [e.type for e in events]
+    assert kinds[0] == "user_message" and kinds[-1] == "done"
+    result = next(e for e in events if isinstance(e, ev.ToolResultEvent))
+    assert result.content == "HI" and not result.is_error
+    assert events[-1].result == "all done" and events[-1].subtype == "success"
+    # the second model call saw the tool result paired with its tool_use
+    second = provider.seen[1]
+    assert second[-1].tool_results[0].tool_use_id == second[-2].tool_uses[0].id
+
+
+async def test_tool_error_goes_back_to_the_model(tmp_path):
+    provider, loop = _loop(tmp_path, [("", [("boom", {})]), ("recovered", [])])
+    events = await _collect(loop)
+    err = next(e for e in events if isinstance(e, ev.ToolResultEvent))
+    assert err.is_error and "disk on fire" in err.content
+    assert events[-1].subtype == "success" and events[-1].result == "recovered"
+
+
+async def test_read_only_calls_run_concurrently(tmp_path):
+    barrier = asyncio.Barrier(2)
+    provider, loop = _loop(tmp_path, [("", [("echo", {"text": "a"}), ("echo", {"text": "b"})]), ("ok", [])],
+                           tools=[EchoTool(barrier=barrier)])
+    events = await _collect(loop)
+    assert [e.content for e in events if isinstance(e, ev.ToolResultEvent)] == ["A", "B"]
+
+
+@pytest.mark.parametrize(
+    ("budgets", "subtype", "calls"),
+    [
+        (Budgets(max_turns=2), "error_max_turns", 2),
+        (Budgets(max_tokens=150), "error_budget", 2),
+        (Budgets(max_cost=0.6), "error_budget", 3),
+    ],
+)
+async def test_budgets_stop_before_the_next_model_call(tmp_path, budgets, subtype, calls):
+    forever = [("", [("echo", {"text": "x"})])] * 10
+    provider, loop = _loop(tmp_path, forever, budgets=budgets, cost_of=lambda u: 0.25)
+    events = await _collect(loop)
+    assert events[-1].type == "done" and events[-1].subtype == subtype
+    assert len(provider.seen) == calls
+
+
+async def test_provider_failure_is_a_failed_event(tmp_path):
+    provider, loop = _loop(tmp_path, [ProviderError("overloaded after 5 attempts")])
+    events = await _collect(loop)
+    assert events[-1].type == "failed" and "overloaded" in events[-1].error
+
+
+async def test_context_error_compacts_and_retries(tmp_path):
+    class Compactor:
+        calls = 0
+
+        async def prepare(self, system, tools, messages):
+            return messages, []
+
+        async def on_context_error(self, system, tools, messages, limit):
+            self.calls += 1
+            return [Message.user("summary of earlier work")], [
+                type("C", (), {"stage": "auto_compact", "tokens_before": 900, "tokens_after": 100, "detail": ""})()]
+
+    comp = Compactor()
+    provider, loop = _loop(tmp_path, [ContextLengthError("too long", limit=1000), ("fine now", [])],
+                           compactor=comp)
+    events = await _collect(loop)
+    assert comp.calls == 1
+    assert any(isinstance(e, ev.Compaction) and e.stage == "auto_compact" for e in events)
+    assert events[-1].subtype == "success"
+    assert provider.seen[-1][0].text == "summary of earlier work"
+
+
+async def test_repeated_context_errors_fail_cleanly(tmp_path):
+    class Compactor:
+        async def prepare(self, system, tools, messages):
+            return messages, []
+
+        async def on_context_error(self, system, tools, messages, limit):
+            return messages, []
+
+    provider, loop = _loop(tmp_path, [ContextLengthError("too long")] * 5, compactor=Compactor())
+    events = await _collect(loop)
+    assert events[-1].type == "failed" and "context window" in events[-1].error
+
+
+async def test_headless_denies_what_needs_approval(tmp_path):
+    class AskForBoom:
+        def evaluate(self, tool, args, *, mode, approval, workspace):
+            action = "ask" if tool == "boom" else "allow"
+            return type("D", (), {"action": action, "reason": "writes outside"})()
+
+    provider, loop = _loop(tmp_path, [("", [("boom", {}), ("echo", {"text": "y"})]), ("ok", [])],
+                           policy=AskForBoom())
+    events = await _collect(loop)
+    results = [e for e in events if isinstance(e, ev.ToolResultEvent)]
+    assert results[0].is_error and "approval" in results[0].content and "disk on fire" not in results[0].content
+    assert results[1].content == "Y"
+    assert any(isinstance(e, ev.ApprovalNeeded) and e.decision == "denied" for e in events)
+
+
+async def test_events_are_logged_and_resume_sees_them(tmp_path):
+    session = Session.create(tmp_path / "s", cwd=tmp_path, model="scripted")
+    provider, loop = _loop(tmp_path, [("", [("echo", {"text": "q"})]), ("first done", [])], session=session)
+    await _collect(loop, "task one")
+    session.close()
+    again = Session.open(tmp_path / "s", session.id)
+    transcript = again.transcript()
+    provider2, loop2 = _loop(tmp_path, [("second done", [])], session=again, messages=transcript)
+    events = await _collect(loop2, "task two")
+    assert events[-1].result == "second done"
+    sent = provider2.seen[0]
+    assert sent[0].text == "task one" and sent[-1].content[-1] == TextBlock("task two")
+    assert any(r.content == "Q" for m in sent for r in m.tool_results)
+
+
+async def test_stream_retry_becomes_an_event(tmp_path):
+    class Flaky(ScriptedProvider):
+        async def stream_turn(self, system, messages, tools, max_output_tokens):
+            yield StreamText("partial")
+            yield StreamRetry(1, 0.0, "stream cut")
+            async for item in super().stream_turn(system, messages, tools, max_output_tokens):
+                yield item
+
+    provider = Flaky([("whole answer", [])])
+    loop = AgentLoop(provider=provider, tools=[], ctx=ToolContext(workspace=tmp_path, cwd=tmp_path), system="s")
+    events = await _collect(loop)
+    assert any(isinstance(e, ev.Retry) for e in events)
+    assert events[-1].result == "whole answer"
+    # the transcript holds the final message once, not the cut one
+    assert [m.text for m in loop.messages if m.role == "assistant"] == ["whole answer"]

@@ -1,0 +1,69 @@
+from agent.session import INTERRUPTED, Session, apply_event, close_dangling_tool_uses, list_sessions
+from compaction.transcript import Message, TextBlock, ToolUseBlock
+
+
+def _assistant(*uses):
+    return {"type": "assistant_message", "message": Message(
+        "assistant", [TextBlock("working"), *[ToolUseBlock(i, "read", {"path": p}) for i, p in uses]]).to_dict()}
+
+
+def test_events_fold_into_alternating_transcript():
+    msgs: list[Message] = []
+    for e in [
+        {"type": "user_message", "text": "fix it"},
+        _assistant(("t1", "a.py"), ("t2", "b.py")),
+        {"type": "tool_result", "id": "t1", "name": "read", "content": "A"},
+        {"type": "tool_result", "id": "t2", "name": "read", "content": "B", "is_error": True},
+        {"type": "text_delta", "text": "ignored"},
+        {"type": "user_message", "text": "and also this"},
+    ]:
+        apply_event(msgs, e)
+    assert [m.role for m in msgs] == ["user", "assistant", "user"]
+    results = msgs[2].tool_results
+    assert [(r.tool_use_id, r.content, r.is_error) for r in results] == [("t1", "A", False), ("t2", "B", True)]
+    assert msgs[2].content[-1] == TextBlock("and also this")
+
+
+def test_dangling_tool_uses_get_interrupted_results():
+    msgs: list[Message] = []
+    apply_event(msgs, {"type": "user_message", "text": "go"})
+    apply_event(msgs, _assistant(("t1", "a.py"), ("t2", "b.py")))
+    apply_event(msgs, {"type": "tool_result", "id": "t1", "name": "read", "content": "done"})
+    assert close_dangling_tool_uses(msgs) == ["t2"]
+    ids = [(r.tool_use_id, r.content) for r in msgs[-1].tool_results]
+    assert ids == [("t1", "done"), ("t2", INTERRUPTED)]
+    assert close_dangling_tool_uses(msgs) == []  # idempotent
+
+
+def test_session_log_survives_a_torn_last_line(tmp_path):
+    s = Session.create(tmp_path, cwd=tmp_path, model="openai:x")
+    s.append({"type": "user_message", "text": "hello"})
+    s.append(_assistant(("t1", "a.py")))
+    s.append({"type": "tool_result", "id": "t1", "name": "read", "content": "kept"})
+    s.close()
+    with open(s.path, "a") as f:
+        f.write('{"type": "tool_result", "id": "t2", "cont')  # killed mid-write
+    again = Session.open(tmp_path, s.id)
+    t = again.transcript()
+    assert t[0].text == "hello"
+    assert t[-1].tool_results[0].content == "kept"
+
+
+def test_list_sessions_newest_first_and_by_directory(tmp_path):
+    a = tmp_path / "a"
+    b = tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    root = tmp_path / "sessions"
+    s1 = Session.create(root, cwd=a, model="m")
+    s1.append({"type": "user_message", "text": "first task"})
+    s1.append({"type": "done", "result": "ok", "subtype": "success", "num_turns": 1})
+    s2 = Session.create(root, cwd=b, model="m")
+    s3 = Session.create(root, cwd=a, model="m")
+    for s in (s1, s2, s3):
+        s.close()
+    ids = [i.id for i in list_sessions(root, a)]
+    assert ids == sorted([s1.id, s3.id], reverse=True) or ids == [s3.id, s1.id]
+    info = {i.id: i for i in list_sessions(root)}
+    assert info[s1.id].task == "first task" and info[s1.id].status == "success"
+    assert info[s2.id].status == "incomplete"
