@@ -23,8 +23,9 @@ from agent.providers.base import (
     ToolSpec,
     TurnComplete,
     TurnUsage,
+    malformed_arguments,
 )
-from agent.session import Session, apply_event, close_dangling_tool_uses
+from agent.session import INTERRUPTED, Session, apply_event, close_dangling_tool_uses
 from compaction.transcript import Message
 from tools.base import Tool, ToolContext, ToolResult
 
@@ -167,6 +168,31 @@ class AgentLoop:
             async for e in self._run_tools(uses):
                 yield e
 
+    async def compact(self, focus: str | None = None) -> AsyncIterator[ev.Event]:
+        """/compact [focus]: summarise now; yields Compaction events (none without a compactor)."""
+        if self.compactor is None or not hasattr(self.compactor, "compact_now"):
+            return
+        new_messages, cevents = await self.compactor.compact_now(self.system, self._tool_dicts, self.messages,
+                                                                 focus=focus)
+        for c in cevents:
+            yield self._emit(ev.Compaction(c.stage, c.tokens_before, c.tokens_after, c.detail))
+        self._adopt(new_messages, cevents)
+
+    def settle_interrupted(self) -> list[str]:
+        """After run() was cancelled: tool calls left without a result get an 'interrupted' error result
+        (logged like any result, so transcript, session and ledger agree). Returns the ids closed."""
+        msgs = self.messages
+        if msgs and msgs[-1].role == "assistant":
+            assistant, done = msgs[-1], set()
+        elif len(msgs) >= 2 and msgs[-2].role == "assistant" and msgs[-1].tool_results:
+            assistant, done = msgs[-2], {b.tool_use_id for b in msgs[-1].tool_results}
+        else:
+            return []
+        missing = [u for u in assistant.tool_uses if u.id not in done]
+        for u in missing:
+            self._emit(ev.ToolResultEvent(u.id, u.name, INTERRUPTED, True, {"interrupted": True}))
+        return [u.id for u in missing]
+
     async def _compact(self) -> AsyncIterator[ev.Event]:
         if self.compactor is None:
             return
@@ -235,6 +261,10 @@ class AgentLoop:
         denied: dict[str, str] = {}
         for u in uses:
             yield self._emit(ev.ToolCall(u.id, u.name, u.input))
+            bad_args = malformed_arguments(u.input)
+            if bad_args is not None:
+                denied[u.id] = bad_args
+                continue
             ok, why = await self._decide(u.name, u.input)
             if ok:
                 allowed.append((u.id, u.name, u.input))
@@ -254,7 +284,8 @@ class AgentLoop:
             results = {c[0]: r for c, r in zip(allowed, outs, strict=True)}
         for u in uses:
             if u.id in denied:
-                r = ToolResult(denied[u.id], is_error=True, meta={"denied": True})
+                r = ToolResult(denied[u.id], is_error=True,
+                               meta={"malformed": True} if malformed_arguments(u.input) else {"denied": True})
             else:
                 r = results[u.id]
                 self._track(u.name, u.input, r)

@@ -286,18 +286,31 @@ def _run_task(opts: RunOptions) -> int:
             await task
         except asyncio.CancelledError:
             interrupted = True
+        finally:
+            await _close_quietly(loop.provider)
 
     try:
         asyncio.run(main())
     except KeyboardInterrupt:
         interrupted = True
     if interrupted:
+        loop.settle_interrupted()
         session.append({"type": "interrupted"})
         _err("interrupted; the session is saved: agent run --resume " + session.id)
     result = finish_run(run, final, interrupted)
     session.close()
     renderer.finish(result)
     return EXIT_INTERRUPTED if interrupted else exit_code_for(result["subtype"])
+
+
+async def _close_quietly(provider: Any) -> None:
+    """Close the SDK client inside the event loop (else its finaliser complains after the loop is gone)."""
+    aclose = getattr(provider, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:
+            pass
 
 
 def _retry_policy(settings: dict[str, Any]) -> Any:

@@ -45,13 +45,25 @@ class SummaryBlock:
     type: Literal["summary"] = "summary"
 
 
-Block = TextBlock | ToolUseBlock | ToolResultBlock | SummaryBlock
+@dataclass
+class ThinkingBlock:
+    """Model reasoning that a provider requires back verbatim within a tool-use exchange (Anthropic's thinking
+    blocks carry a signature; redacted ones carry only opaque `data`). Never shown to other providers."""
+
+    thinking: str = ""
+    signature: str = ""
+    data: str = ""  # redacted_thinking payload
+    type: Literal["thinking"] = "thinking"
+
+
+Block = TextBlock | ToolUseBlock | ToolResultBlock | SummaryBlock | ThinkingBlock
 
 _BLOCK_TYPES: dict[str, type] = {
     "text": TextBlock,
     "tool_use": ToolUseBlock,
     "tool_result": ToolResultBlock,
     "summary": SummaryBlock,
+    "thinking": ThinkingBlock,
 }
 
 

@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
     @app.command("run")
     def run(
         task: str = typer.Argument(None, help="What the agent should do. Omit with --continue/--resume to go on."),
-        model: str = typer.Option(None, "--model", "-m", help="PROVIDER:NAME, e.g. anthropic:claude-sonnet-4-5, "
+        model: str = typer.Option(None, "--model", "-m", help="PROVIDER:NAME, e.g. anthropic:claude-sonnet-5-5, "
                                   "openai:gpt-4.1 (also GHOSTLINE_MODEL or `model` in config)."),
         base_url: str = typer.Option(None, "--base-url", help="Base URL of the provider's API (e.g. an "
                                      "OpenAI-compatible vLLM, SGLang, Ollama or llama.cpp server)."),

@@ -1,0 +1,37 @@
+"""Model providers: one contract (base.py), three wire protocols (anthropic, openai, react).
+
+Build one with `agent.models.make_provider("anthropic:claude-sonnet-4-5")`. Importing this package does not import
+any SDK.
+"""
+
+from agent.providers.base import (
+    RAW_ARGUMENTS_KEY,
+    ConfigError,
+    ContextLengthError,
+    Provider,
+    ProviderError,
+    StreamItem,
+    StreamRetry,
+    StreamText,
+    ToolSpec,
+    TurnComplete,
+    TurnUsage,
+    malformed_arguments,
+)
+from agent.providers.retry import RetryPolicy
+
+__all__ = [
+    "RAW_ARGUMENTS_KEY",
+    "ConfigError",
+    "ContextLengthError",
+    "Provider",
+    "ProviderError",
+    "RetryPolicy",
+    "StreamItem",
+    "StreamRetry",
+    "StreamText",
+    "ToolSpec",
+    "TurnComplete",
+    "TurnUsage",
+    "malformed_arguments",
+]

@@ -44,7 +44,7 @@ def agent_env(tmp_path: Path, srv: FakeModelServer, provider: str) -> dict[str, 
     return env
 
 
-MODELS = {"anthropic": "anthropic:claude-sonnet-4-5", "openai": "openai:gpt-4.1"}
+MODELS = {"anthropic": "anthropic:claude-sonnet-5-5", "openai": "openai:gpt-4.1"}
 
 
 def run_agent(args, *, cwd, env, timeout=120):

@@ -214,3 +214,23 @@ async def test_stream_retry_becomes_an_event(tmp_path):
     assert events[-1].result == "whole answer"
     # the transcript holds the final message once, not the cut one
     assert [m.text for m in loop.messages if m.role == "assistant"] == ["whole answer"]
+
+
+async def test_malformed_arguments_are_an_error_result_and_nothing_runs(tmp_path):
+    from agent.providers.base import RAW_ARGUMENTS_KEY
+
+    ran = []
+
+    @dataclass
+    class Recorder(EchoTool):
+        async def run(self, args, ctx):
+            ran.append(args)
+            return ToolResult("ran")
+
+    provider, loop = _loop(tmp_path, [("", [("echo", {RAW_ARGUMENTS_KEY: '{"text": "unterminated'})]), ("ok", [])],
+                           tools=[Recorder()])
+    events = await _collect(loop)
+    result = next(e for e in events if isinstance(e, ev.ToolResultEvent))
+    assert result.is_error and "not a valid JSON object" in result.content and "unterminated" in result.content
+    assert ran == []
+    assert events[-1].subtype == "success"

@@ -1,0 +1,356 @@
+"""Anthropic Messages API through the official SDK (AsyncAnthropic), streaming, with native tool calling.
+
+Prompt caching: cache_control breakpoints mark the stable prefix (the last tool definition, the system prompt)
+and the two latest user messages, so every turn reads the previous turn's prefix from the cache (4 breakpoints,
+the API's maximum).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from agent.providers.base import (
+    ContextLengthError,
+    ProviderError,
+    StreamItem,
+    StreamText,
+    ToolSpec,
+    TurnComplete,
+    TurnUsage,
+)
+from agent.providers.common import (
+    context_length_error,
+    flatten_tool_blocks,
+    has_tool_blocks,
+    parse_tool_arguments,
+    summary_text,
+    wire_tool_input,
+)
+from agent.providers.retry import (
+    Failure,
+    IncompleteStream,
+    RetryPolicy,
+    is_transport_error,
+    parse_retry_after,
+    retrying_stream,
+    should_retry_header,
+)
+from compaction.transcript import (
+    Message,
+    SummaryBlock,
+    TextBlock,
+    ThinkingBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+)
+
+_EPHEMERAL = {"type": "ephemeral"}
+_RETRYABLE_TYPES = {"overloaded_error", "api_error", "rate_limit_error", "timeout_error"}
+
+
+def _block_to_wire(block: Any) -> dict[str, Any] | None:
+    if isinstance(block, TextBlock):
+        return {"type": "text", "text": block.text} if block.text else None  # the API refuses empty text
+    if isinstance(block, SummaryBlock):
+        return {"type": "text", "text": summary_text(block)}
+    if isinstance(block, ToolUseBlock):
+        return {"type": "tool_use", "id": block.id, "name": block.name, "input": wire_tool_input(block.input)}
+    if isinstance(block, ToolResultBlock):
+        wire: dict[str, Any] = {
+            "type": "tool_result",
+            "tool_use_id": block.tool_use_id,
+            "content": block.content if block.content else "(no output)",
+        }
+        if block.is_error:
+            wire["is_error"] = True
+        return wire
+    if isinstance(block, ThinkingBlock):
+        # Returned verbatim: the API checks the signature of reasoning that precedes a tool call.
+        if block.data:
+            return {"type": "redacted_thinking", "data": block.data}
+        return {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
+    raise TypeError(f"unknown block {block!r}")
+
+
+def messages_to_wire(messages: list[Message]) -> list[dict[str, Any]]:
+    """Our transcript -> Anthropic messages: roles alternate (same-role neighbours merge), tool_result blocks
+    come first in their user message, empty messages are dropped, the first message is a user message."""
+    out: list[dict[str, Any]] = []
+    for msg in messages:
+        blocks = [w for w in (_block_to_wire(b) for b in msg.content) if w is not None]
+        if not blocks:
+            continue
+        if out and out[-1]["role"] == msg.role:
+            out[-1]["content"].extend(blocks)
+        else:
+            out.append({"role": msg.role, "content": blocks})
+    for m in out:
+        if m["role"] == "user":
+            m["content"].sort(key=lambda b: 0 if b["type"] == "tool_result" else 1)  # stable
+    if out and out[0]["role"] != "user":
+        out.insert(0, {"role": "user", "content": [{"type": "text", "text": "(conversation continues)"}]})
+    return out
+
+
+def tools_to_wire(tools: list[ToolSpec]) -> list[dict[str, Any]]:
+    return [{"name": t.name, "description": t.description, "input_schema": t.input_schema} for t in tools]
+
+
+def add_cache_breakpoints(params: dict[str, Any]) -> None:
+    """cache_control on the last tool, the system prompt, and the last block of the two latest user messages."""
+    tools = params.get("tools")
+    if tools:
+        tools[-1] = {**tools[-1], "cache_control": _EPHEMERAL}
+    system = params.get("system")
+    if system:
+        system[-1] = {**system[-1], "cache_control": _EPHEMERAL}
+    marked = 0
+    for m in reversed(params["messages"]):
+        if marked == 2:
+            break
+        if m["role"] != "user" or not m["content"]:
+            continue
+        m["content"][-1] = {**m["content"][-1], "cache_control": _EPHEMERAL}
+        marked += 1
+
+
+class AnthropicProvider:
+    name = "anthropic"
+    protocol = "native"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        info: Any = None,
+        api_key: str | None = None,
+        auth_token: str | None = None,
+        base_url: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        prompt_caching: bool | None = None,
+        client: Any = None,
+    ):
+        import anthropic  # lazy: the SDK takes ~1 s to import
+
+        self._sdk = anthropic
+        self.model = model
+        if info is None:
+            from agent.models import model_info
+
+            info = model_info(f"anthropic:{model}")
+        self.info = info
+        self.retry = retry or RetryPolicy()
+        self.prompt_caching = info.prompt_caching if prompt_caching is None else prompt_caching
+        if client is None:
+            kwargs: dict[str, Any] = {"max_retries": 0, "timeout": timeout or 600.0}
+            if api_key:
+                kwargs["api_key"] = api_key
+            elif auth_token:
+                kwargs["auth_token"] = auth_token
+            if base_url:
+                kwargs["base_url"] = base_url
+            client = anthropic.AsyncAnthropic(**kwargs)
+        self.client = client
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (call before the event loop ends)."""
+        await self.client.close()
+
+    # -- request -------------------------------------------------------------------------------------------
+    def request_params(
+        self,
+        system: str,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        max_output_tokens: int,
+        stop: list[str] | None = None,
+    ) -> dict[str, Any]:
+        if not tools and has_tool_blocks(messages):
+            messages = flatten_tool_blocks(messages)
+        params: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": max_output_tokens,
+            "messages": messages_to_wire(messages),
+        }
+        if system:
+            params["system"] = [{"type": "text", "text": system}]
+        if tools:
+            params["tools"] = tools_to_wire(tools)
+        if stop:
+            params["stop_sequences"] = list(stop)
+        if self.prompt_caching:
+            add_cache_breakpoints(params)
+        return params
+
+    def stream_turn(
+        self,
+        system: str,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        max_output_tokens: int,
+        stop: list[str] | None = None,
+    ) -> AsyncIterator[StreamItem]:
+        params = self.request_params(system, messages, tools, max_output_tokens, stop)
+        return retrying_stream(
+            lambda: self._attempt(params), self._classify, self.retry, f"anthropic:{self.model}"
+        )
+
+    # -- one attempt ---------------------------------------------------------------------------------------
+    async def _attempt(self, params: dict[str, Any]) -> AsyncIterator[StreamItem]:
+        stream = await self.client.messages.create(**params, stream=True)
+        blocks: dict[int, dict[str, Any]] = {}
+        usage = TurnUsage()
+        stop_reason: str | None = None
+        done = False
+        try:
+            async for ev in stream:
+                t = ev.type
+                if t == "message_start":
+                    _apply_usage(usage, ev.message.usage)
+                elif t == "content_block_start":
+                    cb = ev.content_block
+                    if cb.type == "text":
+                        blocks[ev.index] = {"type": "text", "text": cb.text or ""}
+                        if cb.text:
+                            yield StreamText(cb.text)
+                    elif cb.type == "thinking":
+                        blocks[ev.index] = {"type": "thinking", "thinking": cb.thinking or "",
+                                            "signature": getattr(cb, "signature", "") or ""}
+                    elif cb.type == "redacted_thinking":
+                        blocks[ev.index] = {"type": "redacted_thinking", "data": cb.data}
+                    elif cb.type == "tool_use":
+                        blocks[ev.index] = {
+                            "type": "tool_use",
+                            "id": cb.id,
+                            "name": cb.name,
+                            "json": "",
+                            "input": cb.input,
+                        }
+                elif t == "content_block_delta":
+                    block = blocks.get(ev.index)
+                    d = ev.delta
+                    if block is None:
+                        continue  # thinking and other blocks we do not keep
+                    if d.type == "text_delta" and block["type"] == "text":
+                        block["text"] += d.text
+                        if d.text:
+                            yield StreamText(d.text)
+                    elif d.type == "input_json_delta" and block["type"] == "tool_use":
+                        block["json"] += d.partial_json
+                    elif d.type == "thinking_delta" and block["type"] == "thinking":
+                        block["thinking"] += d.thinking
+                    elif d.type == "signature_delta" and block["type"] == "thinking":
+                        block["signature"] += d.signature
+                elif t == "message_delta":
+                    stop_reason = ev.delta.stop_reason or stop_reason
+                    _apply_usage(usage, ev.usage)
+                elif t == "message_stop":
+                    done = True
+        finally:
+            await stream.close()
+        if not done:
+            raise IncompleteStream("the stream ended before message_stop")
+
+        content: list[Any] = []
+        for _, b in sorted(blocks.items()):
+            if b["type"] == "text":
+                if b["text"]:
+                    content.append(TextBlock(b["text"]))
+            elif b["type"] == "thinking":
+                content.append(ThinkingBlock(thinking=b["thinking"], signature=b["signature"]))
+            elif b["type"] == "redacted_thinking":
+                content.append(ThinkingBlock(data=b["data"]))
+            else:
+                raw = b["json"]
+                tool_input = parse_tool_arguments(raw) if raw.strip() else dict(b["input"] or {})
+                content.append(ToolUseBlock(id=b["id"], name=b["name"], input=tool_input))
+        message = Message(role="assistant", content=content)
+        reason = _stop_reason(stop_reason, bool(message.tool_uses))
+        yield TurnComplete(message=message, usage=usage, stop_reason=reason)
+
+    def _classify(self, exc: Exception) -> Failure:
+        sdk = self._sdk
+        where = f"anthropic ({self.client.base_url})"
+        if isinstance(exc, sdk.APIStatusError):
+            status = exc.status_code
+            etype = _error_type(exc.body)
+            msg = getattr(exc, "api_message", None) or _error_message(exc.body) or str(exc)
+            if status == 413 or etype == "request_too_large":
+                raise context_length_error(msg) or _ctx(msg) from exc
+            if status == 400 or etype == "invalid_request_error":
+                ctx = context_length_error(msg)
+                if ctx is not None:
+                    raise ctx from exc
+            advice = should_retry_header(exc.response.headers)
+            retryable = status in (408, 409, 429) or status >= 500 or etype in _RETRYABLE_TYPES
+            if advice is True or (advice is None and retryable):
+                return Failure(f"{status} {etype or 'error'}: {msg}", parse_retry_after(exc.response.headers))
+            if status == 401:
+                raise ProviderError(
+                    f"{where} rejected the credentials (401): check ANTHROPIC_API_KEY ({msg})"
+                ) from exc
+            if status == 403:
+                raise ProviderError(f"{where} refused the request (403 permission denied): {msg}") from exc
+            if status == 404:
+                raise ProviderError(
+                    f"{where} says not found (404): check the model name '{self.model}' and the base URL ({msg})"
+                ) from exc
+            raise ProviderError(f"{where} request failed ({status} {etype or ''}): {msg}") from exc
+        if isinstance(exc, sdk.APIConnectionError) or is_transport_error(exc):
+            return Failure(f"connection error: {type(exc).__name__}: {exc}")
+        if isinstance(exc, sdk.APIError):  # an error event in the stream without a status
+            msg = _error_message(exc.body) or str(exc)
+            ctx = context_length_error(msg)
+            if ctx is not None:
+                raise ctx from exc
+            return Failure(f"stream error: {msg}")
+        raise ProviderError(f"{where}: unexpected {type(exc).__name__}: {exc}") from exc
+
+
+def _ctx(msg: str) -> Exception:
+    return ContextLengthError(f"context window exceeded: {msg}")
+
+
+def _error_type(body: Any) -> str | None:
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict) and isinstance(err.get("type"), str):
+            return err["type"]
+    return None
+
+
+def _error_message(body: Any) -> str | None:
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return err["message"]
+    if isinstance(body, str):
+        try:
+            return _error_message(json.loads(body))
+        except ValueError:
+            return body or None
+    return None
+
+
+def _apply_usage(usage: TurnUsage, u: Any) -> None:
+    """message_start carries the input side; message_delta carries cumulative output (and, in newer API
+    versions, the input side again). Present fields overwrite."""
+    if u is None:
+        return
+    for name in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"):
+        v = getattr(u, name, None)
+        if isinstance(v, int):
+            setattr(usage, name, v)
+
+
+def _stop_reason(reason: str | None, has_tools: bool) -> str:
+    if has_tools:
+        return "tool_use"
+    if reason in ("end_turn", "max_tokens", "stop_sequence", "tool_use"):
+        return reason
+    if reason == "model_context_window_exceeded":
+        return "max_tokens"
+    return "end_turn"
