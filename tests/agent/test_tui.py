@@ -1,0 +1,459 @@
+"""The TUI end to end: Textual's pilot drives the real app, which drives the real loop against the fake model
+server (real SDKs, real tools, real sandbox policy) in a throwaway git repository."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakeserver import FakeModelServer, reply, server_error
+
+MODEL = "anthropic:claude-sonnet-5-5"
+
+
+@pytest.fixture
+def repo(tmp_path: Path, fake_model_env: FakeModelServer, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cfg = tmp_path / "config" / "ghostline"
+    cfg.mkdir(parents=True)
+    (cfg / "config.toml").write_text("[retry]\nmax_attempts = 2\nbase_delay = 0.01\nmax_delay = 0.02\n")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("GHOSTLINE_EMBEDDINGS", "off")
+    monkeypatch.delenv("GHOSTLINE_MODEL", raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    # While the sandbox package's public surface is still landing, make sure the runner finds the policy and
+    # the checkpoints (no-ops once sandbox/__init__.py exports them).
+    import sandbox
+
+    if not hasattr(sandbox, "Policy"):
+        import agent.runner
+        from sandbox.policy import Policy
+
+        monkeypatch.setattr(agent.runner, "_make_policy", lambda cfg, root: Policy.from_config(cfg.permissions))
+    if not hasattr(sandbox, "Checkpoints"):
+        from sandbox.checkpoints import Checkpoints
+
+        monkeypatch.setattr(sandbox, "Checkpoints", Checkpoints, raising=False)
+    r = tmp_path / "repo"
+    r.mkdir()
+    (r / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qm", "i"]):
+        subprocess.run(["git", *args], cwd=r, check=True)
+    return r
+
+
+def make_app(repo: Path, approval: str = "auto", **kw: Any):
+    from agent.runner import RunOptions
+    from agent.tui.app import GhostlineApp
+
+    opts = RunOptions(model=MODEL, cwd=repo, approval=approval, sandbox="workspace-write", **kw)
+    app = GhostlineApp(opts)
+    app.start_run(opts)
+    return app
+
+
+async def until(pilot, cond, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)
+
+
+async def submit(app, pilot, text: str) -> None:
+    from agent.tui.widgets import PromptInput
+
+    box = app.query_one(PromptInput)
+    box.focus()
+    box.text = text
+    await pilot.press("enter")
+
+
+async def run_to_end(app, pilot, text: str) -> None:
+    await submit(app, pilot, text)
+    await until(pilot, lambda: app.job is not None, "the turn to start")
+    await until(pilot, lambda: not app.busy, "the turn to end")
+    await pilot.pause()
+
+
+def lines(app, kind: str | None = None) -> list[str]:
+    from agent.tui.widgets import Line
+
+    return [w.plain for w in app.query(Line) if kind is None or w.kind == kind]
+
+
+def tool_views(app):
+    from agent.tui.widgets import ToolCallView
+
+    return list(app.query(ToolCallView))
+
+
+def session_records(app) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in app.prepared.session.path.read_text().splitlines() if x.strip()]
+
+
+async def test_task_streams_markdown_and_tool_lines(repo, fake_model_env):
+    from agent.tui.widgets import AssistantView
+
+    fake_model_env.enqueue(reply("Let me look at the file first.", [("read", {"path": "calc.py"})]),
+                           reply("The `add` function **adds** two numbers.\n\n- a\n- b", chunk_size=5))
+    app = make_app(repo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        header = str(app.query_one("#header").render())
+        assert MODEL in header and app.prepared.session.id in header and "workspace-write" in header
+        assert "approval auto" in header
+        await run_to_end(app, pilot, "what does calc.py do?")
+        views = list(app.query(AssistantView))
+        assert [v.text for v in views] == ["Let me look at the file first.",
+                                           "The `add` function **adds** two numbers.\n\n- a\n- b"]
+        assert views[1].deltas > 5  # streamed piece by piece, not set once at the end
+        assert all(v._stream is None for v in views)  # every stream was finished
+        assert "**adds**" in views[1].source  # rendered as Markdown, from the streamed source
+        [tv] = tool_views(app)
+        assert tv.tool_name == "read" and tv.status == "ok" and "read calc.py" in tv.headline()
+        assert "return a + b" in tv.output
+        assert "› what does calc.py do?" in lines(app, "user")
+        footer = str(app.query_one("#footer").render())
+        assert "turns 2" in footer and "$" in footer
+        assert app.final is not None and app.final.type == "done"
+    # The model saw the tool result of the real read tool.
+    assert "return a + b" in json.dumps(fake_model_env.requests[1].body["messages"])
+    result = app.close_run()
+    assert result["subtype"] == "success" and result["num_turns"] == 2
+    assert session_records(app)[-1]["type"] == "result"
+
+
+async def test_approval_modal_allow_applies_the_write(repo, fake_model_env):
+    from agent.tui.approval import ApprovalScreen
+
+    fake_model_env.enqueue(reply("Writing it.", [("write", {"path": "notes.txt", "content": "hello tui\n"})]),
+                           reply("Wrote notes.txt."))
+    app = make_app(repo, approval="ask")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await submit(app, pilot, "write a note")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the approval modal")
+        screen = app.screen
+        assert screen.kind == "diff" and "+hello tui" in screen.preview_text
+        assert not (repo / "notes.txt").exists()
+        await pilot.press("y")
+        await until(pilot, lambda: not app.busy, "the turn to end")
+        assert (repo / "notes.txt").read_text() == "hello tui\n"
+        [tv] = tool_views(app)
+        assert tv.status == "ok" and "+hello tui" in tv.diff
+    assert [Path(p).name for p in app.close_run()["files_changed"]] == ["notes.txt"]
+
+
+async def test_approval_modal_deny_tells_the_model(repo, fake_model_env):
+    from agent.tui.approval import ApprovalScreen
+
+    fake_model_env.enqueue(reply("", [("edit", {"path": "calc.py", "old_string": "a + b", "new_string": "a - b"})]),
+                           reply("Understood, I will not change it."))
+    app = make_app(repo, approval="ask")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await submit(app, pilot, "break calc.py")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the approval modal")
+        assert "-    return a + b" in app.screen.preview_text and "+    return a - b" in app.screen.preview_text
+        await pilot.press("n")
+        await until(pilot, lambda: not app.busy, "the turn to end")
+        assert not isinstance(app.screen, ApprovalScreen)
+        [tv] = tool_views(app)
+        assert tv.status == "denied"
+    assert (repo / "calc.py").read_text() == "def add(a, b):\n    return a + b\n"
+    assert "declined" in json.dumps(fake_model_env.requests[1].body["messages"])
+
+
+async def test_help_unknown_command_sessions_and_new(repo, fake_model_env):
+    app = make_app(repo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await submit(app, pilot, "/help")
+        await pilot.pause()
+        [help_text] = lines(app, "help")
+        for cmd in ("/help", "/undo", "/compact", "/sessions", "/new", "/quit"):
+            assert cmd in help_text
+        await submit(app, pilot, "/frobnicate now")
+        await pilot.pause()
+        errors = lines(app, "error")
+        assert errors == ["unknown command /frobnicate; /help lists the commands"]
+        assert "\n" not in errors[0]
+        from agent.tui.widgets import PromptInput
+
+        box = app.query_one(PromptInput)
+        box.text = "draft"
+        box.move_cursor((0, 0))
+        await pilot.press("up")
+        assert box.text == "/frobnicate now"
+        await pilot.press("up", "up")
+        assert box.text == "/help"
+        await pilot.press("down")
+        assert box.text == "/frobnicate now"
+        await pilot.press("down")
+        assert box.text == "draft"
+        box.text = ""
+        first = app.prepared.session.id
+        await submit(app, pilot, "/new")
+        await until(pilot, lambda: app.prepared.session.id != first, "a new session")
+        assert first in str(app.query_one("#conversation").children[0].render())
+        await submit(app, pilot, "/sessions")
+        await pilot.pause()
+        listing = lines(app, "help")[-1]
+        assert first in listing and f"* {app.prepared.session.id}" in listing
+        await submit(app, pilot, "/resume no-such-session")
+        await pilot.pause()
+        assert "no session 'no-such-session'" in lines(app, "error")[-1]
+    assert fake_model_env.requests == []  # no command reached the model
+
+
+async def test_provider_error_is_shown_and_the_app_survives(repo, fake_model_env):
+    fake_model_env.enqueue(server_error(500), server_error(500), reply("Back on my feet."))
+    app = make_app(repo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await run_to_end(app, pilot, "hello")
+        assert any(x.startswith("[retrying the turn (attempt 1)") for x in lines(app, "warning"))
+        [err] = lines(app, "error")
+        assert err.startswith("error: ") and app.final.type == "failed"
+        assert app.is_running
+        await run_to_end(app, pilot, "try again")
+        from agent.tui.widgets import AssistantView
+
+        assert [v.text for v in app.query(AssistantView)] == ["Back on my feet."]
+        assert app.final.type == "done"
+
+
+async def test_ctrl_c_cancels_the_running_command_and_keeps_the_app(repo, fake_model_env):
+    fake_model_env.enqueue(reply("Waiting.", [("bash", {"command": "sleep 30"})]), reply("Hello again."))
+    app = make_app(repo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await submit(app, pilot, "wait a while")
+        await until(pilot, lambda: any(v.tool_name == "bash" for v in tool_views(app)), "the bash call")
+        started = time.monotonic()
+        await pilot.press("ctrl+c")
+        await until(pilot, lambda: not app.busy, "the cancelled turn to end", timeout=10)
+        assert time.monotonic() - started < 10  # not the command's 30 s
+        assert app.is_running and "[interrupted]" in lines(app, "warning")
+        [tv] = tool_views(app)
+        assert tv.status == "interrupted"
+        # The next turn is a valid request: the cut tool call got its 'interrupted' result.
+        await run_to_end(app, pilot, "are you there?")
+        assert app.final.type == "done" and fake_model_env.errors == []
+        kinds = [r["type"] for r in session_records(app)]
+        assert "interrupted" in kinds
+        # Ctrl+C twice (no turn running) quits.
+        await pilot.press("ctrl+c")
+        assert app.is_running
+        await pilot.press("ctrl+c")
+        await until(pilot, lambda: not app.is_running, "the app to quit")
+    assert app.return_value == 0
+    resumed = app.prepared.session.transcript()
+    assert resumed[-1].role == "assistant" and resumed[-1].text == "Hello again."
+
+
+async def test_ctrl_d_on_empty_input_quits(repo, fake_model_env):
+    from agent.tui.widgets import PromptInput
+
+    app = make_app(repo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        box = app.query_one(PromptInput)
+        box.text = "draft"
+        box.move_cursor((0, 0))
+        await pilot.press("ctrl+d")  # not empty: deletes a character, keeps the app
+        assert box.text == "raft" and app.is_running
+        await pilot.press("shift+enter")
+        assert box.text == "\nraft"  # a new line, not a submission
+        box.text = ""
+        await pilot.press("ctrl+d")
+        await until(pilot, lambda: not app.is_running, "the app to quit")
+    assert app.return_value == 0
+
+
+async def test_undo_restores_the_last_turn(repo, fake_model_env):
+    fake_model_env.enqueue(reply("", [("read", {"path": "calc.py"})]),
+                           reply("", [("edit", {"path": "calc.py", "old_string": "a + b", "new_string": "a * b"})]),
+                           reply("Changed."), reply("Ok."))
+    app = make_app(repo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await run_to_end(app, pilot, "multiply")
+        assert [v.status for v in tool_views(app)] == ["ok", "ok"], [v.output for v in tool_views(app)]
+        assert "a * b" in (repo / "calc.py").read_text()
+        await submit(app, pilot, "/undo 1")
+        await until(pilot, lambda: any(x.startswith("[undo:") for x in lines(app, "warning")), "the undo")
+        assert (repo / "calc.py").read_text() == "def add(a, b):\n    return a + b\n"
+        await submit(app, pilot, "/undo x")
+        await pilot.pause()
+        assert lines(app, "error")[-1] == "/undo: expected a number of turns, got 'x'"
+        await run_to_end(app, pilot, "thanks")  # the model is told about the undo
+    assert "ran /undo" in json.dumps(fake_model_env.requests[-1].body["messages"])
+
+
+def test_agent_help_does_not_import_textual():
+    code = ("import sys; from typer.testing import CliRunner; from agent.cli import app; "
+            "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output; "
+            "assert 'tui' in r.output; print('textual' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def test_tui_command_registers_and_needs_a_terminal(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from agent.commands.tui import register
+
+    app = typer.Typer()
+    register(app)
+
+    @app.command("other")
+    def other() -> None:  # a second command, so typer keeps `tui` as a subcommand
+        pass
+
+    r = CliRunner().invoke(app, ["tui", "--help"])
+    assert r.exit_code == 0 and "--resume" in r.output and "--approval" in r.output
+    r = CliRunner().invoke(app, ["tui", "--model", MODEL])  # CliRunner's stdin is not a terminal
+    assert r.exit_code == 2 and "needs a terminal" in r.output
+
+
+def test_slash_parsing_and_previews(tmp_path):
+    from agent.tui import slash
+    from agent.tui.preview import preview
+
+    assert slash.parse("/undo 2") == slash.SlashCommand("undo", "2", True)
+    assert slash.parse("/EXIT").name == "quit"
+    assert slash.parse("/nope x").known is False
+    assert slash.parse("fix /etc/hosts") is None and slash.parse("//etc") is None
+    assert slash.unescape("//etc is a path") == "/etc is a path"
+    with pytest.raises(ValueError):
+        slash.parse_count("0")
+    (tmp_path / "a.py").write_text("x = 1\ny = 2\n")
+    kind, text = preview("edit", {"path": "a.py", "old_string": "y = 2", "new_string": "y = 3"}, tmp_path)
+    assert kind == "diff" and "-y = 2" in text and "+y = 3" in text
+    kind, text = preview("edit", {"path": "a.py", "old_string": "zzz", "new_string": "q"}, tmp_path)
+    assert kind == "diff" and "not found verbatim" in text
+    assert preview("bash", {"command": "rm -rf build"}, tmp_path) == ("command", "rm -rf build")
+
+
+async def test_compact_shows_its_events_and_keeps_the_conversation_going(repo, fake_model_env):
+    fake_model_env.enqueue(reply("", [("read", {"path": "calc.py"})]), reply("It adds."),
+                           reply("Goal: explain calc.py. The add function adds two numbers."), reply("Still here."))
+    app = make_app(repo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await run_to_end(app, pilot, "explain calc.py")
+        await submit(app, pilot, "/compact the add function")
+        await until(pilot, lambda: "[compacting the conversation…]" in lines(app), "the compaction to start")
+        await until(pilot, lambda: not app.busy, "the compaction to end")
+        notices = [x for x in lines(app) if x.startswith("[compaction:")]
+        assert notices and all(" → " in x for x in notices), lines(app)
+        assert not lines(app, "error"), lines(app, "error")
+        await run_to_end(app, pilot, "and now?")
+        assert app.final.type == "done" and fake_model_env.errors == []
+    summary_request = json.dumps(fake_model_env.requests[2].body)
+    assert "the add function" in summary_request
+    records = [r["type"] for r in session_records(app)]
+    assert "compaction" in records
+
+
+async def test_ctrl_c_while_the_modal_is_open_denies_and_cancels(repo, fake_model_env):
+    from agent.tui.approval import ApprovalScreen
+
+    fake_model_env.enqueue(reply("", [("write", {"path": "x.txt", "content": "x\n"})]))
+    app = make_app(repo, approval="ask")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await submit(app, pilot, "write x")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the approval modal")
+        await pilot.press("ctrl+c")
+        await until(pilot, lambda: not app.busy, "the cancelled turn to end")
+        assert not isinstance(app.screen, ApprovalScreen) and app.is_running
+        assert "[interrupted]" in lines(app, "warning")
+    assert not (repo / "x.txt").exists()
+    assert app.close_run()["subtype"] == "interrupted"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\x1b[=>]")
+
+
+def test_agent_tui_in_a_real_terminal(repo, fake_model_env, tmp_path):
+    """The console script on a pseudo-terminal: starts, answers, quits with Ctrl+D, restores the terminal."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import termios
+
+    fake_model_env.enqueue(reply("Hello from the model."))
+    env = dict(os.environ, TERM="xterm-256color")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: become `agent tui` in the repository
+        try:
+            os.chdir(repo)
+            os.execve(str(Path(sys.executable).parent / "agent"),
+                      ["agent", "tui", "--model", MODEL, "--approval", "auto"], env)
+        finally:
+            os._exit(127)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 110, 0, 0))
+    out = b""
+
+    def read_until(pred, timeout: float = 30.0) -> str:
+        nonlocal out
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = _ANSI.sub("", out.decode(errors="replace"))
+            if pred(text):
+                return text
+            r, _, _ = select.select([fd], [], [], 0.05)
+            if r:
+                try:
+                    out += os.read(fd, 65536)
+                except OSError:
+                    break
+        text = _ANSI.sub("", out.decode(errors="replace"))
+        assert pred(text), text[-2000:]
+        return text
+
+    try:
+        read_until(lambda t: "/help for commands" in t)
+        os.write(fd, b"say hello\r")
+        read_until(lambda t: "Hello from the model." in t)
+        os.write(fd, b"\x04")  # Ctrl+D on the now empty input
+        text = read_until(lambda t: "session saved" in t)
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert "Traceback" not in text
+    [log] = (tmp_path / "data" / "ghostline" / "sessions").glob("*.jsonl")
+    kinds = [json.loads(x)["type"] for x in log.read_text().splitlines()]
+    assert kinds[-2:] == ["done", "result"] and "user_message" in kinds
+
+
+async def test_resume_shows_the_earlier_conversation(repo, fake_model_env):
+    fake_model_env.enqueue(reply("Reading.", [("read", {"path": "calc.py"})]), reply("It **adds**."))
+    app = make_app(repo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await run_to_end(app, pilot, "explain calc.py")
+    app.close_run()
+    again = make_app(repo, resume=app.prepared.session.id)
+    async with again.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert again.prepared.session.id == app.prepared.session.id
+        assert "› explain calc.py" in lines(again, "user")
+        [tv] = tool_views(again)
+        assert tv.status == "ok" and "return a + b" in tv.output
+        assert f"[resumed session {app.prepared.session.id}]" in lines(again)
+    assert len(fake_model_env.requests) == 2
+
+
+def test_no_model_is_one_line_and_exit_2(repo, monkeypatch, capsys):
+    from agent.runner import RunOptions
+    from agent.tui import run_tui
+
+    monkeypatch.chdir(repo)
+    assert run_tui(RunOptions()) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("agent: ") and "\n" not in err and "model" in err
