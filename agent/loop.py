@@ -26,6 +26,7 @@ from agent.providers.base import (
     malformed_arguments,
 )
 from agent.session import INTERRUPTED, Session, apply_event, close_dangling_tool_uses
+from compaction import CompactionFailed
 from compaction.transcript import Message
 from tools.base import Tool, ToolContext, ToolResult
 
@@ -148,7 +149,7 @@ class AgentLoop:
                         complete = e
                     else:
                         yield e
-            except ProviderError as err:
+            except (ProviderError, CompactionFailed) as err:
                 yield self._emit(ev.Failed(str(err), "error_during_execution", self.stats.num_turns))
                 return
             assert complete is not None

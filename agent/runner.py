@@ -212,6 +212,7 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Any = None) -> Pr
     if worktree_note:
         sandbox_report["worktree"] = worktree_note
 
+    max_output = min(cfg.max_output_tokens, info.max_output_tokens)
     ctx = ToolContext(
         workspace=root, cwd=cwd, sandbox_mode=sandbox_mode, approval=approval, network=network,
         approve=approver, output_dir=session.output_dir,
@@ -220,9 +221,10 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Any = None) -> Pr
         provider=provider, tools=default_tools(), ctx=ctx, system=system, session=session, messages=messages,
         budgets=Budgets(opts.max_turns or cfg.max_turns, opts.max_tokens or cfg.max_tokens,
                         opts.max_cost if opts.max_cost is not None else cfg.max_cost),
-        policy=_make_policy(cfg, root), compactor=_make_compactor(cfg, info, session, provider, instructions),
+        policy=_make_policy(cfg, root),
+        compactor=_make_compactor(cfg, info, session, provider, instructions, max_output),
         checkpoints=_make_checkpoints(root, session.id), failure_tracker=_make_failure_tracker(),
-        cost_of=lambda u: cost_usd(u, info), max_output_tokens=min(cfg.max_output_tokens, info.max_output_tokens),
+        cost_of=lambda u: cost_usd(u, info), max_output_tokens=max_output,
     )
     return PreparedRun(loop=loop, session=session, cwd=cwd, root=root, is_git=is_git,
                        model_label=provider_label(model_spec), sandbox_report=sandbox_report,
@@ -287,7 +289,7 @@ def _run_task(opts: RunOptions) -> int:
         except asyncio.CancelledError:
             interrupted = True
         finally:
-            await _close_quietly(loop.provider)
+            await close_quietly(loop.provider)
 
     try:
         asyncio.run(main())
@@ -303,7 +305,7 @@ def _run_task(opts: RunOptions) -> int:
     return EXIT_INTERRUPTED if interrupted else exit_code_for(result["subtype"])
 
 
-async def _close_quietly(provider: Any) -> None:
+async def close_quietly(provider: Any) -> None:
     """Close the SDK client inside the event loop (else its finaliser complains after the loop is gone)."""
     aclose = getattr(provider, "aclose", None)
     if aclose is not None:
@@ -348,15 +350,19 @@ def _make_policy(cfg: Config, root: Path) -> Any:
     return Policy.from_config(cfg.permissions, workspace=root)
 
 
-def _make_compactor(cfg: Config, info: Any, session: Session, provider: Provider, instructions: str) -> Any:
+def _make_compactor(cfg: Config, info: Any, session: Session, provider: Provider, instructions: str,
+                    reserved_output: int) -> Any:
     try:
         from compaction import CompactionConfig, Compactor
     except ImportError:
         return None
-    ccfg = CompactionConfig.from_dict(cfg.compaction) if cfg.compaction else CompactionConfig()
-    return Compactor(ccfg, window=info.context_window, reserved_output=info.max_output_tokens,
-                     store_dir=session.output_dir, summarize=_make_summarizer(provider, 4096),
-                     instructions=instructions)
+    try:
+        ccfg = CompactionConfig.from_dict(cfg.compaction) if cfg.compaction else CompactionConfig()
+    except ValueError as e:
+        raise ConfigError(f"[compaction] in config: {e}") from None
+    return Compactor(ccfg, window=info.context_window, reserved_output=reserved_output,
+                     store_dir=session.dir, summarize=_make_summarizer(provider, 4096),
+                     instructions=instructions, provider=provider.name)
 
 
 def _make_checkpoints(root: Path, session_id: str) -> Any:

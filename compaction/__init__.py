@@ -1,5 +1,19 @@
-"""Token accounting, the provider-neutral transcript, and the five-stage compaction pipeline."""
+"""Token accounting, the provider-neutral transcript, and the five-stage compaction pipeline.
 
+Public surface: `Compactor` (the pipeline the loop calls), `CompactionConfig`, `CompactionEvent`,
+`CompactionFailed`, `Ledger`, `TokenCounter`/`TokenAccountant`, and the transcript types. See
+`compaction.pipeline` for the API in full.
+"""
+
+from compaction.ledger import Ledger, parse_test_output
+from compaction.pipeline import (
+    CompactionConfig,
+    CompactionEvent,
+    CompactionFailed,
+    Compactor,
+    validate_pairs,
+)
+from compaction.tokens import Calibration, TokenAccountant, TokenCounter
 from compaction.transcript import (
     Block,
     Message,
@@ -9,4 +23,8 @@ from compaction.transcript import (
     ToolUseBlock,
 )
 
-__all__ = ["Block", "Message", "SummaryBlock", "TextBlock", "ToolResultBlock", "ToolUseBlock"]
+__all__ = [
+    "Block", "Calibration", "CompactionConfig", "CompactionEvent", "CompactionFailed", "Compactor", "Ledger",
+    "Message", "SummaryBlock", "TextBlock", "TokenAccountant", "TokenCounter", "ToolResultBlock", "ToolUseBlock",
+    "parse_test_output", "validate_pairs",
+]

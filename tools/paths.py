@@ -19,6 +19,13 @@ def resolve(ctx: ToolContext, path: str, *, write: bool) -> Path:
     """
     if not isinstance(path, str) or not path.strip():
         raise ToolError("path must be a non-empty string")
+    if not write and ctx.output_dir is not None:
+        # Full outputs that compaction or the bash tool saved beside the session stay readable, so the
+        # model can follow the path named in a shortened result.
+        kept = os.path.realpath(ctx.output_dir)
+        real = os.path.realpath(os.path.join(ctx.cwd, os.path.expanduser(path)))
+        if _is_within(real, kept):
+            return Path(real)
     try:
         return sandbox.resolve_path(
             path, cwd=ctx.cwd, workspace=ctx.workspace, write=write, mode=ctx.sandbox_mode

@@ -110,6 +110,13 @@ class GhostlineApp(App[int]):
         yield Static("", id="footer")
         yield PromptInput(id="input")
 
+    async def on_unmount(self) -> None:
+        # Close the SDK client inside Textual's event loop; its finaliser would complain after the loop is gone.
+        if self.prepared is not None:
+            from agent.runner import close_quietly
+
+            await close_quietly(self.prepared.loop.provider)
+
     async def on_mount(self) -> None:
         self.conversation.anchor()
         await self._show_run_start()

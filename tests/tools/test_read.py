@@ -137,3 +137,28 @@ async def test_relative_to_cwd(ws: Path) -> None:
     ctx = ToolContext(workspace=ws, cwd=ws / "sub")
     assert "in sub" in (await call(READ, ctx, path="f.txt")).content
     assert "in sub" in (await call(READ, ctx, path=str(ws / "sub" / "f.txt"))).content
+
+
+async def test_saved_outputs_beside_the_session_are_readable_but_not_writable(tmp_path):
+    from tools import ReadTool, WriteTool
+    from tools.base import ToolContext
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    outputs = tmp_path / "session" / "outputs"
+    outputs.mkdir(parents=True)
+    (outputs / "call_1.txt").write_text("full output line\n")
+    (tmp_path / "session" / "secret.txt").write_text("not an output\n")
+    ctx = ToolContext(workspace=ws, cwd=ws, output_dir=outputs)
+    ok = await ReadTool().run({"path": str(outputs / "call_1.txt")}, ctx)
+    assert not ok.is_error and "full output line" in ok.content
+    sibling = await _run_or_error(ReadTool(), {"path": str(tmp_path / "session" / "secret.txt")}, ctx)
+    assert sibling.is_error and "outside the workspace" in sibling.content
+    write = await _run_or_error(WriteTool(), {"path": str(outputs / "new.txt"), "content": "x"}, ctx)
+    assert write.is_error and not (outputs / "new.txt").exists()
+
+
+async def _run_or_error(tool, args, ctx):
+    from tools.registry import run_tool_calls
+
+    return (await run_tool_calls([("id", tool.name, args)], [tool], ctx))[0]

@@ -1,0 +1,106 @@
+import subprocess
+import sys
+
+import pytest
+
+from compaction.tokens import Calibration, TokenAccountant, TokenCounter, load_encoding
+from compaction.transcript import Message, TextBlock, ToolResultBlock, ToolUseBlock
+
+
+def test_cl100k_loads_offline():
+    enc, name = load_encoding()
+    assert enc is not None and name is not None and name.startswith("cl100k_base")
+    c = TokenCounter()
+    assert c.exact
+    assert c.count("hello world") == 2
+    assert c.count("") == 0
+
+
+def test_fallback_is_chars_over_four():
+    c = TokenCounter(encoding=False)
+    assert not c.exact and c.encoding_name == "chars/4"
+    assert c.count("a" * 40) == 10
+    assert c.count("abc") == 1
+
+
+def test_fallback_when_no_encoding_loads():
+    code = ("import os; os.environ['GHOSTLINE_NO_TIKTOKEN']='1'\n"
+            "from compaction.tokens import TokenCounter\n"
+            "c = TokenCounter(); print(c.encoding_name, c.count('x' * 400))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["chars/4", "100"]
+
+
+def test_counts_are_cached_and_stable():
+    c = TokenCounter()
+    text = "def f(x):\n    return x * 2\n" * 50
+    n = c.count(text)
+    assert c.count(text) == n
+    assert text in c._cache
+
+
+def test_cache_is_bounded():
+    c = TokenCounter(cache_size=10)
+    for i in range(50):
+        c.count(f"a fairly long string number {i} to be cached")
+    assert len(c._cache) <= 10
+
+
+def test_truncate_head_and_tail():
+    c = TokenCounter()
+    text = " ".join(f"w{i}" for i in range(2000))
+    head = c.truncate(text, 50)
+    tail = c.truncate(text, 50, from_end=True)
+    assert text.startswith(head) and c.count(head) <= 50
+    assert text.endswith(tail) and c.count(tail) <= 52
+    assert c.truncate("short", 50) == "short"
+    assert c.truncate(text, 0) == ""
+
+
+def test_request_estimate_grows_with_each_part():
+    c = TokenCounter()
+    msgs = [Message.user("fix it")]
+    base = c.request_tokens("", [], msgs)
+    assert c.request_tokens("system prompt here", [], msgs) > base
+    assert c.request_tokens("", [{"name": "bash", "description": "run", "input_schema": {}}], msgs) > base
+    msgs2 = msgs + [Message("assistant", [ToolUseBlock("1", "bash", {"command": "ls"})]),
+                    Message("user", [ToolResultBlock("1", "a\nb\nc")])]
+    assert c.request_tokens("", [], msgs2) > base
+    assert c.message_tokens(Message("user", [TextBlock("x" * 100)])) > c.message_tokens(Message.user("x"))
+
+
+def test_calibration_ema_and_clamp():
+    cal = Calibration(alpha=0.5, lo=0.5, hi=2.0)
+    assert cal.factor("p") == 1.0
+    assert cal.update(1200, 1000, "p") == pytest.approx(1.2)  # first sample taken as is
+    assert cal.update(1000, 1000, "p") == pytest.approx(1.1)  # EMA
+    assert cal.update(10_000, 1000, "p") == pytest.approx(1.55)  # ratio clamped to 2.0 before averaging
+    assert cal.factor("other") == 1.0  # per provider
+    assert cal.update(0, 1000, "p") == pytest.approx(1.55)  # no usage reported: unchanged
+
+
+def test_accountant_calibrates_estimates():
+    a = TokenAccountant(10_000, 1_000, provider="openai")
+    msgs = [Message.user("hello " * 200)]
+    raw = a.estimate("sys", [], msgs)
+    assert a.last_raw_estimate == raw
+    a.record_usage(int(raw * 1.5))
+    assert a.factor == pytest.approx(1.5, rel=0.01)
+    assert a.estimate("sys", [], msgs) == pytest.approx(raw * 1.5, rel=0.01)
+
+
+def test_window_and_adoption():
+    a = TokenAccountant(32_000, 4_000)
+    assert a.effective_window == 28_000
+    assert not a.adopt_window(None)
+    assert not a.adopt_window(64_000)  # never grows
+    assert a.adopt_window(16_000)
+    assert a.window == 16_000 and a.effective_window == 12_000
+    assert a.adopt_window(6_000)
+    assert a.reserved_output < 3_000  # reserved output shrinks with a small window
+    assert a.effective_window > 3_000
+
+
+def test_reserved_output_too_big_for_window_is_reduced():
+    a = TokenAccountant(8_000, 8_000)
+    assert a.effective_window == 6_000
