@@ -14,16 +14,9 @@ SANDBOX_MODES = ("read-only", "workspace-write", "full-access")
 APPROVAL_MODES = ("ask", "auto-edit", "auto")
 
 
-def user_config_dir() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("ghostline"))
-
-
-def user_data_dir() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("ghostline"))
+# One definition of where Ghostline keeps its files (GHOSTLINE_CONFIG_DIR / GHOSTLINE_DATA_DIR override them);
+# the sandbox needs them too, to protect the config from the agent's own tools.
+from sandbox.paths import user_config_dir, user_data_dir  # noqa: E402,F401
 
 
 @dataclass

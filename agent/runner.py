@@ -84,21 +84,29 @@ def _make_summarizer(provider: Provider, max_output_tokens: int):
     return summarize
 
 
-def _interactive_approver():
+def _interactive_approver(root: Path):
+    """Asks on the terminal: y allows once, a allows and remembers the rule for this project, else deny."""
+
     async def approve(tool: str, args: dict[str, Any], reason: str) -> bool:
         from agent.render import describe_call
+        from sandbox import remember, suggest_rule
 
-        prompt = f"\nallow {describe_call(tool, args)}? ({reason}) [y/N] "
+        rule = suggest_rule(tool, args)
+        prompt = f"\nallow {describe_call(tool, args)}? ({reason}) [y]es / [a]lways `{rule}` / [N]o "
 
-        def ask() -> bool:
+        def ask() -> str:
             sys.stderr.write(prompt)
             sys.stderr.flush()
             try:
-                return sys.stdin.readline().strip().lower() in ("y", "yes")
+                return sys.stdin.readline().strip().lower()
             except (EOFError, OSError):
-                return False
+                return ""
 
-        return await asyncio.to_thread(ask)
+        answer = await asyncio.to_thread(ask)
+        if answer in ("a", "always"):
+            remember(root, rule)
+            return True
+        return answer in ("y", "yes")
 
     return approve
 
@@ -254,7 +262,8 @@ def _run_task(opts: RunOptions) -> int:
     headless = is_headless()
     if not opts.task and not (opts.resume or opts.cont):
         raise UsageError('give a task: agent run "what to do" (or --continue / --resume ID)')
-    run = prepare_run(opts, headless=headless, approver=None if headless else _interactive_approver())
+    run = prepare_run(opts, headless=headless, approver=None if headless else _interactive_approver(
+        find_project_root((opts.cwd or Path.cwd()).resolve())))
     session, loop = run.session, run.loop
     renderer = make_renderer(opts.output_format, opts.verbose)
     rep = run.sandbox_report
@@ -347,7 +356,10 @@ def _make_policy(cfg: Config, root: Path) -> Any:
         from sandbox import Policy
     except ImportError:
         return None
-    return Policy.from_config(cfg.permissions, workspace=root)
+    try:
+        return Policy.from_config(cfg.permissions, workspace=root)
+    except ValueError as e:
+        raise ConfigError(f"[permissions] in config: {e}") from None
 
 
 def _make_compactor(cfg: Config, info: Any, session: Session, provider: Provider, instructions: str,

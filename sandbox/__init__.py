@@ -1,0 +1,91 @@
+"""Sandbox: permission policy, OS sandbox for commands, path guard, git checkpoints and worktrees.
+
+Public surface (the rest of the package is internal):
+
+    await run_command(command, *, cwd, workspace, mode, network, timeout, output_limit=30000, env=None,
+                      level=None, output_dir=None) -> CommandResult
+    resolve_path(path, *, cwd, workspace, write, mode) -> Path           raises PathDenied
+    detect_level() -> "bubblewrap" | "landlock" | "none";  check() -> dict
+    Policy.from_config(permissions, level=...).evaluate(tool_name, args, *, mode, approval, workspace)
+        -> Decision(action="allow"|"ask"|"deny", reason);  suggest_rule(tool_name, args) -> str
+    remember(project, rule) / remembered(project) / forget(project, rule=None)   ("always allow")
+    is_trusted(path) / trust(path) / untrust(path) / trusted_dirs()
+    Checkpoints(workspace, session=None): snapshot(label) -> str | None, restore(ref), list(session),
+        undo(session=None, turns=1);  create_worktree(repo, name) -> (path, branch)
+
+Heavy modules (tree-sitter, GitPython) load on first use, never at import.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sandbox.envscrub import is_secret_name, scrub_env
+from sandbox.paths import PathDenied, protected_reason, resolve_path, user_config_dir, user_data_dir
+from sandbox.runner import CommandResult, SandboxError, check, detect_level, run_command
+from sandbox.store import (
+    all_remembered,
+    forget,
+    is_trusted,
+    remember,
+    remembered,
+    trust,
+    trusted_dirs,
+    untrust,
+)
+
+if TYPE_CHECKING:
+    from sandbox.checkpoints import Checkpoint, CheckpointError, Checkpoints, create_worktree
+    from sandbox.policy import Decision, Policy, parse_command, suggest_rule
+
+_LAZY = {
+    "Checkpoint": "sandbox.checkpoints",
+    "CheckpointError": "sandbox.checkpoints",
+    "Checkpoints": "sandbox.checkpoints",
+    "create_worktree": "sandbox.checkpoints",
+    "Decision": "sandbox.policy",
+    "Policy": "sandbox.policy",
+    "parse_command": "sandbox.policy",
+    "suggest_rule": "sandbox.policy",
+}
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'sandbox' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(mod), name)
+
+
+__all__ = [
+    "Checkpoint",
+    "CheckpointError",
+    "Checkpoints",
+    "CommandResult",
+    "Decision",
+    "PathDenied",
+    "Policy",
+    "SandboxError",
+    "all_remembered",
+    "check",
+    "create_worktree",
+    "detect_level",
+    "forget",
+    "is_secret_name",
+    "is_trusted",
+    "parse_command",
+    "protected_reason",
+    "remember",
+    "remembered",
+    "resolve_path",
+    "run_command",
+    "scrub_env",
+    "suggest_rule",
+    "trust",
+    "trusted_dirs",
+    "untrust",
+    "user_config_dir",
+    "user_data_dir",
+]

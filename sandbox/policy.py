@@ -1,0 +1,559 @@
+"""Permission policy: allow / ask / deny for each tool call.
+
+Rules come from config (`[permissions] allow = [...]; ask = [...]; deny = [...]`) and from remembered
+approvals. A rule is `tool` or `tool: pattern` (also `tool(pattern)`); for `bash` the pattern is a glob over
+one command (`npm run test *`, where a trailing ` *` also matches no arguments), for file tools a glob over
+the path (relative to the workspace, or absolute). Shell commands are split with tree-sitter-bash into every
+simple command they run (`&&`, `||`, `;`, `|`, newlines, `$(...)`, backticks, `bash -c`, `env`, `xargs`,
+`find -exec`, ...) and each part is evaluated deny -> ask -> allow. What cannot be parsed needs approval.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+READ_TOOLS = {"read", "read_file", "grep", "glob", "search", "ls", "list", "view", "web_search"}
+EDIT_TOOLS = {"write", "write_file", "edit", "multi_edit", "multiedit", "apply_patch", "patch", "notebook_edit"}
+SHELL_TOOLS = {"bash", "shell", "run", "exec"}
+
+READ_ONLY_COMMANDS = {
+    "ls", "cat", "head", "tail", "wc", "grep", "egrep", "fgrep", "rg", "ag", "pwd", "echo", "printf", "which",
+    "type", "file", "stat", "du", "df", "tree", "diff", "cmp", "uniq", "cut", "tr", "nl", "basename", "dirname",
+    "realpath", "readlink", "true", "false", "test", "[", "date", "whoami", "id", "uname", "hostname",
+    "printenv", "ps", "jq", "md5sum", "sha1sum", "sha256sum", "column", "fold", "rev", "tac", "seq", "less",
+    "more", "sort", "od", "hexdump", "strings", "cal", "nproc", "free", "uptime", "lsb_release",
+}
+GIT_READ_ONLY = {"status", "log", "diff", "show", "rev-parse", "ls-files", "blame", "grep", "describe",
+                 "shortlog", "ls-tree", "cat-file", "reflog", "whatchanged", "merge-base", "name-rev"}
+WRAPPERS = {"env", "nice", "nohup", "time", "timeout", "stdbuf", "command", "exec", "sudo", "doas", "xargs",
+            "ionice", "chrt", "setsid", "unbuffer", "builtin", "strace", "ltrace", "watch"}
+SHELLS = {"sh", "bash", "zsh", "dash", "ksh", "fish", "busybox"}
+INTERPRETERS = SHELLS | {"python", "python3", "perl", "ruby", "node", "php", "lua"}
+DOWNLOADERS = {"curl", "wget", "fetch", "aria2c", "nc", "ncat"}
+RC_FILES = (".bashrc", ".bash_profile", ".bash_login", ".profile", ".zshrc", ".zprofile", ".zshenv", ".zlogin",
+            ".kshrc", ".cshrc", ".tcshrc", ".config/fish", ".inputrc", "/etc/profile", "/etc/bash.bashrc",
+            "/etc/environment", ".pam_environment", ".xprofile", ".xinitrc")
+
+
+@dataclass
+class Decision:
+    action: str  # allow | ask | deny
+    reason: str
+
+
+@dataclass
+class Part:
+    """One simple command a shell line runs."""
+
+    words: list[str | None]  # static words; None where a word is only known at run time ($VAR, $(...))
+    text: str
+    dynamic_name: bool = False
+    assigns: bool = False  # VAR=value prefixes (GIT_EXTERNAL_DIFF=..., LD_PRELOAD=... change what runs)
+
+    @property
+    def name(self) -> str | None:
+        return self.words[0] if self.words else None
+
+
+@dataclass
+class Parsed:
+    parts: list[Part] = field(default_factory=list)
+    redirects: list[str | None] = field(default_factory=list)  # file write targets (> >> &>), None = dynamic
+    defines_functions: bool = False
+    error: str | None = None
+
+
+# --- parsing ------------------------------------------------------------------------------------------------
+_parser = None
+
+
+def _get_parser():
+    global _parser
+    if _parser is None:
+        import tree_sitter
+        import tree_sitter_bash
+
+        _parser = tree_sitter.Parser(tree_sitter.Language(tree_sitter_bash.language()))
+    return _parser
+
+
+_DYNAMIC = {"simple_expansion", "expansion", "command_substitution", "process_substitution",
+            "arithmetic_expansion", "brace_expression"}
+
+
+def _has_dynamic(node) -> bool:
+    if node.type in _DYNAMIC:
+        return True
+    return any(_has_dynamic(c) for c in node.children)
+
+
+def _static_word(node) -> str | None:
+    text = node.text.decode("utf-8", errors="replace")
+    if _has_dynamic(node):
+        return None
+    if node.type == "word" and any(ch in text for ch in "*?["):
+        return text  # a glob: keep as written
+    try:
+        vals = shlex.split(text, posix=True)
+    except ValueError:
+        return None
+    if len(vals) != 1:
+        return "".join(vals) if vals else ""
+    return vals[0]
+
+
+def parse_command(command: str, _depth: int = 0) -> Parsed:
+    """Every simple command `command` runs, with its static words; `error` set when it cannot be parsed."""
+    out = Parsed()
+    if _depth > 5:
+        out.error = "nested too deeply"
+        return out
+    try:
+        tree = _get_parser().parse(command.encode("utf-8", errors="surrogatepass"))
+    except Exception as e:  # pragma: no cover - parser failure
+        out.error = f"cannot parse: {e}"
+        return out
+    root = tree.root_node
+    if root.has_error:
+        out.error = "the shell command cannot be parsed"
+        return out
+
+    def visit(node) -> None:
+        t = node.type
+        if t == "function_definition":
+            out.defines_functions = True
+        if t == "file_redirect":
+            op = ""
+            dest = None
+            for c in node.children:
+                if not c.is_named:
+                    op += c.text.decode()
+            d = node.child_by_field_name("destination")
+            if d is not None and ">" in op and "&" not in op.replace("&>", ""):
+                dest = _static_word(d)
+                out.redirects.append(dest)
+            elif d is not None and op in ("&>", "&>>", ">|"):
+                out.redirects.append(_static_word(d))
+        if t == "command":
+            words: list[str | None] = []
+            dyn_name = False
+            assigns = False
+            for c in node.children:
+                if c.type == "variable_assignment":
+                    assigns = True
+                    continue
+                if c.type in ("file_redirect", "herestring_redirect"):
+                    continue
+                if c.type == "command_name":
+                    w = _static_word(c)
+                    dyn_name = w is None
+                    words.append(w)
+                elif c.is_named:
+                    words.append(_static_word(c))
+            part = Part(words=words, text=node.text.decode("utf-8", errors="replace"), dynamic_name=dyn_name,
+                        assigns=assigns)
+            out.parts.append(part)
+            for inner in _unwrap(part):
+                sub = parse_command(inner, _depth + 1)
+                if sub.error:
+                    out.error = sub.error
+                out.parts.extend(sub.parts)
+                out.redirects.extend(sub.redirects)
+                out.defines_functions |= sub.defines_functions
+        for c in node.children:
+            visit(c)
+
+    visit(root)
+    return out
+
+
+def _unwrap(part: Part) -> list[str]:
+    """Commands hidden inside a command's arguments: `bash -c X`, `env X`, `xargs X`, `find -exec X ;`, ..."""
+    w = part.words
+    if not w or w[0] is None:
+        return []
+    name = os.path.basename(w[0])
+    args = w[1:]
+    found: list[str] = []
+    if name in SHELLS and "-c" in args:
+        i = args.index("-c")
+        if i + 1 < len(args):
+            found.append(args[i + 1] if args[i + 1] is not None else "$DYNAMIC")
+    elif name in ("eval",):
+        found.append(" ".join(a if a is not None else "$DYNAMIC" for a in args))
+    elif name in WRAPPERS:
+        rest = list(args)
+        while rest and rest[0] is not None and (rest[0].startswith("-") or (name == "env" and "=" in rest[0])
+                                                 or (name == "timeout" and rest[0][:1].isdigit())
+                                                 or (name in ("nice", "ionice", "chrt") and rest[0].isdigit())):
+            opt = rest.pop(0)
+            if name in ("env",) and opt in ("-u", "-C", "-S") and rest:
+                rest.pop(0)
+            if name == "timeout" and opt in ("-s", "-k", "--signal", "--kill-after") and rest:
+                rest.pop(0)
+            if name == "xargs" and opt in ("-I", "-L", "-n", "-P", "-d", "-E", "-s", "-a") and rest:
+                rest.pop(0)
+        if rest:
+            found.append(" ".join(shlex.quote(a) if a is not None else "$DYNAMIC" for a in rest))
+    elif name == "find":
+        i = 0
+        while i < len(args):
+            a = args[i]
+            if a in ("-exec", "-execdir", "-ok", "-okdir"):
+                j = i + 1
+                cmd = []
+                while j < len(args) and args[j] not in (";", "+", "\\;"):
+                    cmd.append(args[j])
+                    j += 1
+                found.append(" ".join(shlex.quote(x) if x is not None else "$DYNAMIC" for x in cmd if x != "{}"))
+                i = j
+            i += 1
+    return found
+
+
+# --- classification -----------------------------------------------------------------------------------------
+def is_read_only_part(part: Part) -> bool:
+    w = part.words
+    if not w or w[0] is None or part.dynamic_name or part.assigns:
+        return False
+    name = os.path.basename(w[0])
+    args = list(w[1:])
+    if any(a is None for a in args):
+        return False
+    positional = [a for a in args if a is not None and not a.startswith("-")]
+    # Commands that are read-only only in some forms.
+    if name == "hostname" and positional:
+        return False
+    if name == "date" and any(a is not None and (a.startswith("-s") or a.startswith("--set")) for a in args):
+        return False
+    if name == "uniq" and len(positional) > 1:
+        return False
+    if name == "tree" and any(a is not None and a.startswith("-o") for a in args):
+        return False
+    if name == "file" and any(a is not None and a.startswith("-C") for a in args):
+        return False
+    if name == "git":
+        sub = next((a for a in args if a is not None and not a.startswith("-")), None)
+        if any(a is not None and (a == "-c" or a.startswith("--exec") or a.startswith("--upload-pack")
+                                  or a.startswith("-c")) for a in args):
+            return False
+        if sub == "branch" or sub == "tag" or sub == "remote":
+            return all(a is not None and (a.startswith("-") and a not in ("-d", "-D", "-m", "-M", "-f"))
+                       or a == sub for a in args)
+        return sub in GIT_READ_ONLY and "--output" not in " ".join(a or "" for a in args)
+    if name == "find":
+        return not any(a is None or a in ("-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint", "-fprint0",
+                                          "-fls", "-fprintf") for a in args)
+    if name == "sort":
+        return not any(a is None or a.startswith("-o") or a.startswith("--output") for a in args)
+    return name in READ_ONLY_COMMANDS
+
+
+def _expand_home(p: str) -> str:
+    return os.path.expanduser(p) if p.startswith("~") else p
+
+
+def _outside(path: str, workspace: Path, cwd: Path) -> bool:
+    p = _expand_home(path)
+    full = os.path.realpath(p if os.path.isabs(p) else os.path.join(cwd, p))
+    ws = os.path.realpath(workspace)
+    return not (full == ws or full.startswith(ws.rstrip("/") + "/"))
+
+
+def _touches_secret_or_rc(word: str) -> str | None:
+    w = word.replace("\\", "")
+    if re.search(r"(^|/|~)\.ssh(/|$)", w) or w in ("~/.ssh", ".ssh"):
+        return "touches ~/.ssh"
+    for rc in RC_FILES:
+        if w.endswith(rc) or (rc + "/") in w or w.startswith(rc):
+            if rc.startswith("/") or "~" in w or w.startswith("$HOME") or w.startswith(os.path.expanduser("~")) \
+                    or w.startswith(".") or "/" in w:
+                return f"touches a shell startup file ({rc})"
+    if re.search(r"(^|/)\.git/(hooks|config)(/|$)", w):
+        return "touches .git hooks/config"
+    return None
+
+
+def dangerous_reason(parsed: Parsed, workspace: Path, cwd: Path) -> str | None:
+    """Why a command is destructive or exfiltrating (needs approval even in auto), or None."""
+    names = [os.path.basename(p.name) if p.name else None for p in parsed.parts]
+    for i, part in enumerate(parsed.parts):
+        w = part.words
+        if not w:
+            continue
+        name = names[i]
+        args = w[1:]
+        if name == "rm":
+            flags = "".join(a[1:] for a in args if a and a.startswith("-") and not a.startswith("--"))
+            long = [a for a in args if a and a.startswith("--")]
+            recursive = "r" in flags.lower() or "--recursive" in long
+            force = "f" in flags or "--force" in long
+            targets = [a for a in args if a is None or not a.startswith("-")]
+            if recursive or force:
+                for t in targets:
+                    if t is None:
+                        return "rm -rf with a target only known at run time"
+                    if t in ("/", "~", "*", "/*") or _outside(t, workspace, cwd):
+                        return f"rm -rf outside the workspace ({t})"
+        if name == "git" and "push" in args:
+            if any(a is not None and (a in ("-f", "--force", "--mirror", "--delete", "-d")
+                                      or a.startswith("--force") or (a.startswith("+") and len(a) > 1))
+                   for a in args):
+                return "git push --force"
+        if name == "git" and any(a is not None and (a == "-c" or (a.startswith("-c") and "=" in a)
+                                                    or a.startswith("--exec-path")) for a in args):
+            cfg = " ".join(a or "" for a in args)
+            if re.search(r"alias\.|core\.(pager|editor|sshcommand|hookspath|fsmonitor)|!|credential",
+                         cfg, re.IGNORECASE):
+                return "git -c with an alias or command-running setting"
+        if name in ("sudo", "su", "doas", "pkexec"):
+            return f"{name}: privilege escalation"
+        if name in ("mkfs", "fdisk", "parted") or (name or "").startswith("mkfs."):
+            return f"{name}: disk formatting"
+        if name == "dd" and any(a is not None and a.startswith("of=/dev/") for a in args):
+            return "dd onto a device"
+        if name in ("chmod", "chown") and any(a in ("/", "~") for a in args):
+            return f"{name} on / or ~"
+        for a in w:
+            if a is None:
+                continue
+            r = _touches_secret_or_rc(a)
+            if r:
+                return r
+    for target in parsed.redirects:
+        if target is None:
+            continue
+        r = _touches_secret_or_rc(target)
+        if r:
+            return r
+    # download | interpreter, and interpreter fed by a download via $(...) or <(...)
+    if any(n in DOWNLOADERS for n in names if n) and any(n in INTERPRETERS for n in names if n):
+        return "downloads and runs code (curl | sh)"
+    return None
+
+
+# --- rules ----------------------------------------------------------------------------------------------------
+_RULE_RE = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:\((.*)\)|:\s*(.*))?\s*$", re.S)
+
+
+@dataclass
+class Rule:
+    tool: str
+    pattern: str | None
+    source: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> Rule:
+        m = _RULE_RE.match(text)
+        if not m:
+            raise ValueError(f"bad permission rule {text!r} (expected 'tool' or 'tool: pattern')")
+        pat = m.group(2) if m.group(2) is not None else m.group(3)
+        pat = pat.strip() if pat else None
+        return cls(tool=m.group(1).lower(), pattern=pat or None, source=text)
+
+    def matches_tool(self, tool: str) -> bool:
+        return self.tool in ("*", tool.lower())
+
+    def matches_command(self, part_text: str) -> bool:
+        if self.pattern is None:
+            return True
+        pat = self.pattern
+        if fnmatch.fnmatchcase(part_text, pat):
+            return True
+        if pat.endswith(" *") and part_text == pat[:-2]:
+            return True
+        if pat.endswith(":*") and (part_text == pat[:-2] or part_text.startswith(pat[:-2] + " ")):
+            return True
+        return False
+
+    def matches_path(self, path: str, workspace: Path) -> bool:
+        if self.pattern is None:
+            return True
+        cands = [path]
+        try:
+            cands.append(str(Path(os.path.realpath(path)).relative_to(os.path.realpath(workspace))))
+        except ValueError:
+            pass
+        return any(fnmatch.fnmatchcase(c, self.pattern) for c in cands)
+
+
+def _norm_part(part: Part) -> str:
+    return " ".join(w if w is not None else "$?" for w in part.words)
+
+
+def _path_arg(args: dict[str, Any]) -> str | None:
+    for k in ("path", "file_path", "file", "filename", "target"):
+        v = args.get(k)
+        if isinstance(v, str) and v:
+            return v
+    return None
+
+
+class Policy:
+    """Evaluate tool calls against rules, remembered approvals and the sandbox/approval modes."""
+
+    def __init__(self, allow: list[str] | None = None, ask: list[str] | None = None,
+                 deny: list[str] | None = None, *, level: str | None = None,
+                 read_only_tools: set[str] | None = None, remembered: bool = True,
+                 workspace: Path | None = None):
+        """level: the OS sandbox layer commands run under (default: detect_level() on first use).
+        workspace: the default for evaluate()'s workspace. Bad rule syntax raises ValueError."""
+        self.allow = [Rule.parse(r) for r in (allow or [])]
+        self.ask = [Rule.parse(r) for r in (ask or [])]
+        self.deny = [Rule.parse(r) for r in (deny or [])]
+        self.level = level
+        self.workspace = workspace
+        self.read_only_tools = set(read_only_tools or ()) | READ_TOOLS
+        self.use_remembered = remembered
+
+    @classmethod
+    def from_config(cls, permissions: dict[str, Any] | None, **kw: Any) -> Policy:
+        """From `[permissions]`: allow/ask/deny lists, or a {tool: {pattern: action}} / {tool: action} table."""
+        p = permissions or {}
+        lists: dict[str, list[str]] = {"allow": [], "ask": [], "deny": []}
+        for key, val in p.items():
+            if key in lists and isinstance(val, list):
+                lists[key].extend(str(v) for v in val)
+            elif key in lists and isinstance(val, str):
+                lists[key].append(val)
+            elif isinstance(val, str) and val in lists:
+                lists[val].append(key)
+            elif isinstance(val, dict):
+                for pat, action in val.items():
+                    if action in lists:
+                        lists[action].append(f"{key}: {pat}")
+        return cls(lists["allow"], lists["ask"], lists["deny"], **kw)
+
+    def _remembered_rules(self, workspace: Path) -> list[Rule]:
+        if not self.use_remembered:
+            return []
+        from sandbox.store import remembered
+
+        out = []
+        for r in remembered(workspace):
+            try:
+                out.append(Rule.parse(r))
+            except ValueError:
+                continue
+        return out
+
+    def evaluate(self, tool_name: str, args: dict[str, Any], *, mode: str, approval: str,
+                 workspace: Path | None = None, cwd: Path | None = None, level: str | None = None) -> Decision:
+        tool = tool_name.lower()
+        workspace = workspace or self.workspace or Path.cwd()
+        cwd = cwd or workspace
+        if level is None:
+            if self.level is None:
+                from sandbox.runner import detect_level
+
+                self.level = detect_level()
+            level = self.level
+        yolo = mode == "full-access" and approval == "auto"
+        remembered = self._remembered_rules(workspace)
+        allow_rules = self.allow + remembered
+
+        if tool in SHELL_TOOLS:
+            return self._evaluate_shell(tool, str(args.get("command", "")), mode=mode, approval=approval,
+                                        workspace=workspace, cwd=cwd, level=level, yolo=yolo,
+                                        allow_rules=allow_rules)
+
+        path = _path_arg(args)
+        for rules, action in ((self.deny, "deny"), (self.ask, "ask")):
+            for r in rules:
+                if r.matches_tool(tool) and (path is None or r.pattern is None or r.matches_path(path, workspace)):
+                    return Decision(action, f"{action} rule '{r.source}'")
+        is_read = tool in self.read_only_tools
+        is_edit = tool in EDIT_TOOLS
+        if is_read:
+            return Decision("allow", "read-only tool")
+        if mode == "read-only" and is_edit:
+            return Decision("deny", "read-only mode: file changes are not allowed")
+        for r in allow_rules:
+            if r.matches_tool(tool) and (path is None or r.matches_path(path, workspace)):
+                return Decision("allow", f"allow rule '{r.source}'")
+        if is_edit:
+            inside = path is None or not _outside(path, workspace, cwd)
+            if path is not None:
+                from sandbox.paths import protected_reason
+
+                real = Path(os.path.realpath(os.path.join(cwd, os.path.expanduser(path))))
+                pr = protected_reason(real, workspace)
+                if pr:
+                    return Decision("deny", pr)
+            if not inside and mode != "full-access":
+                return Decision("deny", "outside the workspace")
+            if yolo:
+                return Decision("allow", "full-access + auto")
+            if approval in ("auto", "auto-edit") and inside:
+                return Decision("allow", f"{approval}: edits in the workspace")
+            return Decision("ask", "file change needs approval" if inside else "file change outside the workspace")
+        if yolo or approval == "auto":
+            return Decision("allow", "auto")
+        return Decision("ask", f"{tool_name} needs approval")
+
+    def _evaluate_shell(self, tool: str, command: str, *, mode: str, approval: str, workspace: Path, cwd: Path,
+                        level: str, yolo: bool, allow_rules: list[Rule]) -> Decision:
+        if not command.strip():
+            return Decision("deny", "empty command")
+        parsed = parse_command(command)
+        if parsed.error:
+            for r in self.deny:
+                if r.matches_tool(tool) and r.pattern is None:
+                    return Decision("deny", f"deny rule '{r.source}'")
+            return Decision("allow" if yolo else "ask", f"{parsed.error}; needs approval")
+        texts = [_norm_part(p) for p in parsed.parts]
+        raw = [p.text for p in parsed.parts]
+        for rules, action in ((self.deny, "deny"), (self.ask, "ask")):
+            for r in rules:
+                if not r.matches_tool(tool):
+                    continue
+                for t, rt in zip(texts, raw, strict=False):
+                    if r.matches_command(t) or r.matches_command(rt):
+                        return Decision(action, f"{action} rule '{r.source}' matches `{t}`")
+        danger = dangerous_reason(parsed, workspace, cwd)
+        if danger and not yolo:
+            return Decision("ask", f"dangerous: {danger}")
+        if yolo:
+            return Decision("allow", "full-access + auto")
+        writes = [t for t in parsed.redirects if t is None or t not in ("/dev/null", "/dev/stdout", "/dev/stderr")]
+        read_only = (not writes and not parsed.defines_functions and parsed.parts
+                     and all(is_read_only_part(p) for p in parsed.parts))
+        def by_rule(t: str, rt: str) -> bool:
+            return any(r.matches_tool(tool) and (r.matches_command(t) or r.matches_command(rt)) for r in allow_rules)
+
+        matched = [by_rule(t, rt) for t, rt in zip(texts, raw, strict=False)]
+        allowed_by_rule = any(matched) and all(
+            m or is_read_only_part(p) for p, m in zip(parsed.parts, matched, strict=False))
+        if read_only:
+            return Decision("allow", "read-only command")
+        if mode == "read-only" and writes:
+            return Decision("deny", "read-only mode: the command writes files")
+        if mode == "read-only" and level == "none":
+            return Decision("deny", "read-only mode without an OS sandbox: only read-only commands may run")
+        if allowed_by_rule:
+            return Decision("allow", "allowed by rule")
+        if approval == "auto":
+            if level == "none" and mode != "full-access":
+                return Decision("ask", "no OS sandbox here: commands that may write need approval")
+            return Decision("allow", "auto: the sandbox confines the command")
+        return Decision("ask", "command is not known to be read-only")
+
+
+def suggest_rule(tool_name: str, args: dict[str, Any]) -> str:
+    """The rule an "always allow this" answer would remember (e.g. `bash: npm run test *`)."""
+    tool = tool_name.lower()
+    if tool in SHELL_TOOLS:
+        parsed = parse_command(str(args.get("command", "")))
+        if parsed.error or not parsed.parts or parsed.parts[0].words[:1] == [None]:
+            return f"{tool}: {args.get('command', '')}"
+        w = [x for x in parsed.parts[0].words if x is not None]
+        keep = w[:3] if len(w) > 1 and w[0] in ("npm", "pnpm", "yarn", "cargo", "go", "make", "uv", "poetry") \
+            else w[:2] if len(w) > 1 and not w[1].startswith("-") else w[:1]
+        return f"{tool}: {' '.join(keep)} *"
+    return tool
