@@ -1,0 +1,12 @@
+"""Ghostline's completion daemon: fill-in-the-middle ghost text for editors.
+
+* `daemon.engine` — FIM prompt formats, the in-process Hugging Face model with KV prefix reuse, cancellation,
+  time bounds and streaming (one worker thread owns the model), a remote OpenAI-compatible backend, and the
+  classical (model-free) completer.
+* `daemon.server` — the aiohttp HTTP API: llama.cpp-compatible /infill (llama.vim, llama.vscode), OpenAI
+  /v1/completions, native /v1/ghost; bearer token, loopback Host check, /metrics; background process control.
+
+Run with `agent daemon serve --model PATH` or `python -m daemon serve --model PATH`. For llama.vim:
+`let g:llama_config = {'endpoint': 'http://127.0.0.1:8012/infill', 'api_key': '<contents of the token file>'}`.
+This package never imports `agent`; torch/transformers are imported only when a model is loaded.
+"""

@@ -1,0 +1,127 @@
+"""`agent daemon ...`: serve ghost-text completions (foreground) or manage a background daemon.
+
+Only typer and the standard library are imported here; the daemon package is imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(code)
+
+
+def _opts(model, port, host, fim_format, backend, backend_model, device, no_kv_reuse, cache_mb, deadline_ms,
+          repo, no_auth):  # -> ServeOptions
+    from daemon.server.process import ServeOptions
+
+    if not 0 < port < 65536:
+        _fail(f"--port must be between 1 and 65535, got {port}")
+    if fim_format:
+        from daemon.engine.fim import get_format
+
+        try:
+            get_format(fim_format)
+        except ValueError as e:
+            _fail(str(e))
+    return ServeOptions(model=model, port=port, host=host, fim_format=fim_format, backend=backend,
+                        backend_model=backend_model, device=device, no_kv_reuse=no_kv_reuse, cache_mb=cache_mb,
+                        deadline_ms=deadline_ms, repo=repo, no_auth=no_auth)
+
+
+def register(app: typer.Typer) -> None:
+    d = typer.Typer(help="The ghost-text completion daemon (llama.cpp /infill, OpenAI /v1/completions, /v1/ghost).",
+                    no_args_is_help=True)
+
+    model_opt = typer.Option(None, "--model", help="A local Hugging Face checkpoint directory (FIM code model).")
+    port_opt = typer.Option(8012, "--port", help="TCP port (llama.vim/llama.vscode default: 8012).")
+    host_opt = typer.Option("127.0.0.1", "--host", help="Bind address (loopback by default).")
+    fim_opt = typer.Option(None, "--fim-format", help="FIM template: starcoder, qwen, deepseek, codellama, codestral, "
+                                                      "psm, spm (default: detected from the tokenizer).")
+    backend_opt = typer.Option(None, "--backend", help="URL of an OpenAI-compatible server (vLLM, SGLang, llama.cpp, "
+                                                       "Ollama) to forward to instead of a local model.")
+    backend_model_opt = typer.Option("", "--backend-model", help="Model name to ask the --backend server for.")
+    device_opt = typer.Option(None, "--device", help="cuda, cuda:1, cpu (default: cuda when available).")
+    nokv_opt = typer.Option(False, "--no-kv-reuse", help="Disable KV prefix reuse across requests.")
+    cache_opt = typer.Option(1024, "--cache-mb", help="Memory bound of the KV prefix cache (MiB).")
+    deadline_opt = typer.Option(0.0, "--deadline-ms", help="Answer from classical completions when the model takes "
+                                                            "longer than this (0: never).")
+    repo_opt = typer.Option(None, "--repo", help="Repository to mine for classical completions (default: none).")
+    noauth_opt = typer.Option(False, "--no-auth", help="Do not require the bearer token (not recommended).")
+
+    @d.command("serve")
+    def serve_cmd(
+        model: str | None = model_opt, port: int = port_opt, host: str = host_opt, fim_format: str | None = fim_opt,
+        backend: str | None = backend_opt, backend_model: str = backend_model_opt, device: str | None = device_opt,
+        no_kv_reuse: bool = nokv_opt, cache_mb: int = cache_opt, deadline_ms: float = deadline_opt,
+        repo: str | None = repo_opt, no_auth: bool = noauth_opt,
+    ) -> None:
+        """Serve completions in the foreground until Ctrl-C."""
+        from daemon.server.process import DaemonError, serve
+
+        opts = _opts(model, port, host, fim_format, backend, backend_model, device, no_kv_reuse, cache_mb,
+                     deadline_ms, repo, no_auth)
+        try:
+            serve(opts, announce=lambda m: typer.echo(m, err=True))
+        except DaemonError as e:
+            _fail(str(e))
+
+    @d.command("start")
+    def start_cmd(
+        model: str | None = model_opt, port: int = port_opt, host: str = host_opt, fim_format: str | None = fim_opt,
+        backend: str | None = backend_opt, backend_model: str = backend_model_opt, device: str | None = device_opt,
+        no_kv_reuse: bool = nokv_opt, cache_mb: int = cache_opt, deadline_ms: float = deadline_opt,
+        repo: str | None = repo_opt, no_auth: bool = noauth_opt,
+    ) -> None:
+        """Start the daemon in the background (pid file and log file in the user state dir)."""
+        from daemon.server.process import DaemonError, start
+
+        opts = _opts(model, port, host, fim_format, backend, backend_model, device, no_kv_reuse, cache_mb,
+                     deadline_ms, repo, no_auth)
+        try:
+            info = start(opts)
+        except DaemonError as e:
+            _fail(str(e))
+        typer.echo(f"daemon started: pid {info['pid']} on http://{info['host']}:{info['port']} (log: {info['log_file']})")
+
+    @d.command("stop")
+    def stop_cmd() -> None:
+        """Stop the background daemon."""
+        from daemon.server.process import stop
+
+        res = stop()
+        if not res["stopped"]:
+            _fail(res["reason"], 1)
+        typer.echo(f"daemon stopped (pid {res['pid']})")
+
+    @d.command("status")
+    def status_cmd(as_json: bool = typer.Option(False, "--json", help="Print the status as JSON.")) -> None:
+        """Show whether a background daemon is running, where, and where its token and log are."""
+        from daemon.server.process import status
+        from daemon.server.security import token_path
+
+        st = status()
+        st["token_file"] = str(token_path())
+        if as_json:
+            typer.echo(json.dumps(st))
+        elif st["running"]:
+            health = "healthy" if st.get("healthy") else "not answering"
+            typer.echo(f"running: pid {st['pid']} on http://{st['host']}:{st['port']} ({health})")
+            typer.echo(f"token: {st['token_file']}\nlog: {st['log_file']}")
+        else:
+            typer.echo(f"not running (log: {st['log_file']})")
+        if not st["running"]:
+            raise typer.Exit(1)
+
+    app.add_typer(d, name="daemon")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _app = typer.Typer()
+    register(_app)
+    _app(sys.argv[1:])

@@ -1,0 +1,352 @@
+"""Benchmark of the completion daemon (daemon/): a typing simulation against the running HTTP server.
+
+    .venv/bin/python bench/daemon_bench.py            # CPU: small random-weight model, ~1k-token prompts
+    .venv/bin/python bench/daemon_bench.py --quick    # tiny model, few keystrokes (smoke test, seconds)
+    .venv/bin/python bench/daemon_bench.py --gpu      # GPU: 1.5B-shaped random model, 2-4k-token prompts
+
+Typing sessions: real Python sources from installed packages. Each session puts the cursor at a random line of
+a file and types that line's text one keystroke at a time (80-250 ms apart, uniformly random; the untyped rest
+of the line is not in the buffer yet), then the next line, and so on;
+every keystroke sends a native /v1/ghost request (SSE) for that document, which cancels the still-running
+request of the previous keystroke; sometimes the cursor jumps to another line. The context is llama.vim's
+shape: up to N lines before the cursor, M after, plus a few extra chunks of other files.
+
+Measured per configuration (same keystroke schedule, same prompts):
+  * end-to-end latency of answered requests (request sent -> final event), p50/p90/p99;
+  * time to first token (request sent -> first token event), p50/p90/p99;
+  * KV-reuse hit rate (share of answered requests that reused >= half their prompt) and reused-token share;
+  * cancellation ratio (superseded requests / requests) and cancel latency (cancel requested -> the model
+    worker lets go of the slot), p50/p99.
+Configurations: KV reuse on, KV reuse off (the ratio is the point), and a naive baseline that runs
+`model.generate` on the full prompt for a sample of the same prompts (no server, no reuse, no cancellation).
+Writes bench/out/daemon_bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PACKAGES = ["aiohttp", "httpx", "rich", "typer", "click", "pathspec", "unidiff"]
+
+
+def source_files(min_lines: int = 200) -> list[Path]:
+    import click
+
+    sp = Path(click.__file__).resolve().parent.parent
+    out = []
+    for pkg in PACKAGES:
+        for p in sorted((sp / pkg).rglob("*.py")):
+            try:
+                if p.read_text(encoding="utf-8").count("\n") >= min_lines:
+                    out.append(p)
+            except (OSError, UnicodeDecodeError):
+                continue
+    return out
+
+
+def pct(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    k = (len(s) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+# ------------------------------------------------------------------------------------------ the keystroke plan
+
+def make_plan(files: list[Path], n_sessions: int, keys_per_session: int, n_before: int, n_after: int,
+              n_extra: int, extra_lines: int, rng: random.Random) -> list[list[dict[str, Any]]]:
+    """Sessions of keystrokes; each keystroke is a /v1/ghost body plus the delay before it (ms)."""
+    sessions = []
+    for s in range(n_sessions):
+        path = rng.choice(files)
+        lines = path.read_text(encoding="utf-8").split("\n")
+        others = [rng.choice(files) for _ in range(n_extra)]
+        extra = []
+        for o in others:
+            ol = o.read_text(encoding="utf-8").split("\n")
+            a = rng.randrange(0, max(1, len(ol) - extra_lines))
+            extra.append({"text": "\n".join(ol[a : a + extra_lines]) + "\n", "filename": str(o.name)})
+        row = rng.randrange(n_before // 2, max(n_before // 2 + 1, len(lines) - n_after - 5))
+        col = len(lines[row]) - len(lines[row].lstrip())
+        keys = []
+        for _k in range(keys_per_session):
+            # the cursor jumps to another line now and then (cursor movement), else types the next character
+            if rng.random() < 0.05:
+                row = rng.randrange(n_before // 2, max(n_before // 2 + 1, len(lines) - n_after - 5))
+                col = len(lines[row]) - len(lines[row].lstrip())
+            line = lines[row]
+            if col >= len(line):
+                row += 1
+                if row >= len(lines) - 1:
+                    row = n_before // 2
+                line = lines[row]
+                col = len(line) - len(line.lstrip())
+            col += 1
+            before = lines[max(0, row - n_before) : row]
+            prefix = "\n".join(before) + "\n" + line[:col]
+            after = lines[row + 1 : row + 1 + n_after]
+            # the rest of the current line is what the user is about to type: it is not in the buffer yet
+            suffix = "\n" + "\n".join(after) + "\n"
+            keys.append({"delay_ms": rng.uniform(80, 250), "body": {
+                "prefix": prefix, "suffix": suffix, "extra": extra, "filename": path.name,
+                "document": f"session-{s}",
+            }})
+        sessions.append(keys)
+    return sessions
+
+
+# ------------------------------------------------------------------------------------------------ one config
+
+async def run_config(engine: Any, sessions: list[list[dict[str, Any]]], n_predict: int, token: str,
+                     seq_limit: int) -> dict[str, Any]:
+    import httpx
+
+    from daemon.server.app import bound_port, create_app, start_server
+
+    app = create_app(engine, token=token)
+    runner = await start_server(app, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{bound_port(runner)}"
+    rows: list[dict[str, Any]] = []
+
+    async def one(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
+        t0 = time.perf_counter()
+        first = None
+        final: dict[str, Any] | None = None
+        event = ""
+        async with client.stream("POST", "/v1/ghost", json=body) as r:
+            async for line in r.aiter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    if event == "token" and first is None:
+                        first = time.perf_counter()
+                    elif event in ("done", "cancelled"):
+                        final = json.loads(line[6:])
+        t1 = time.perf_counter()
+        assert final is not None
+        rows.append({"e2e_ms": (t1 - t0) * 1e3, "ttft_ms": ((first or t1) - t0) * 1e3, "got_token": first is not None,
+                     "cancelled": final["cancelled"], "reused": final["tokens_reused"],
+                     "prompt_n": final["timings"]["prompt_n"], "server_ttft_ms": final["ttft_ms"],
+                     "truncated": final["truncated"], "source": final["source"]})
+
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120,
+                                 limits=httpx.Limits(max_connections=64)) as client:
+        async def session(keys: list[dict[str, Any]]) -> None:
+            tasks = []
+            for k in keys:
+                await asyncio.sleep(k["delay_ms"] / 1e3)
+                b = dict(k["body"])
+                b.update(n_predict=n_predict, stop_at_unit=True, t_max_predict_ms=0)
+                tasks.append(asyncio.create_task(one(client, b)))
+            await asyncio.gather(*tasks)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(session(s) for s in sessions))
+        wall = time.perf_counter() - t0
+        # the same keystrokes again, one request at a time and each awaited (no overlap, no cancellation):
+        # TTFT and latency without the typing rhythm deciding which requests survive
+        seq_rows_start = len(rows)
+        for k in [k for s in sessions for k in s][:seq_limit]:
+            b = dict(k["body"])
+            b.update(n_predict=n_predict, stop_at_unit=True, t_max_predict_ms=0, document="sequential")
+            await one(client, b)
+        seq = rows[seq_rows_start:]
+        del rows[seq_rows_start:]
+    cancel_lat = list(engine.cancel_latencies_ms)
+    await runner.cleanup()
+    done = [r for r in rows if not r["cancelled"]]
+    firsts = [r["ttft_ms"] for r in rows if r["got_token"]]
+    hits = [r for r in done if r["reused"] >= 0.5 * (r["reused"] + r["prompt_n"])]
+    reused = sum(r["reused"] for r in done)
+    total = reused + sum(r["prompt_n"] for r in done)
+    return {
+        "requests": len(rows), "answered": len(done), "wall_s": wall,
+        "e2e_p50": pct([r["e2e_ms"] for r in done], 0.5), "e2e_p90": pct([r["e2e_ms"] for r in done], 0.9),
+        "e2e_p99": pct([r["e2e_ms"] for r in done], 0.99),
+        "first_token_ratio": len(firsts) / len(rows) if rows else 0.0,
+        "ttft_p50": pct(firsts, 0.5), "ttft_p90": pct(firsts, 0.9), "ttft_p99": pct(firsts, 0.99),
+        "seq_requests": len(seq),
+        "seq_ttft_p50": pct([r["ttft_ms"] for r in seq], 0.5), "seq_ttft_p90": pct([r["ttft_ms"] for r in seq], 0.9),
+        "seq_ttft_p99": pct([r["ttft_ms"] for r in seq], 0.99),
+        "seq_e2e_p50": pct([r["e2e_ms"] for r in seq], 0.5), "seq_e2e_p90": pct([r["e2e_ms"] for r in seq], 0.9),
+        "seq_e2e_p99": pct([r["e2e_ms"] for r in seq], 0.99),
+        "kv_hit_rate": len(hits) / len(done) if done else 0.0,
+        "reused_token_share": reused / total if total else 0.0,
+        "cancel_ratio": sum(r["cancelled"] for r in rows) / len(rows) if rows else 0.0,
+        "cancel_latency_p50": pct(cancel_lat, 0.5), "cancel_latency_p99": pct(cancel_lat, 0.99),
+        "cancel_latency_max": max(cancel_lat) if cancel_lat else float("nan"), "cancels_measured": len(cancel_lat),
+        "mean_prompt_tokens": statistics.mean(r["reused"] + r["prompt_n"] for r in done) if done else 0,
+        "truncated": sum(r["truncated"] for r in done),
+    }
+
+
+def naive_baseline(lm: Any, sessions: list[list[dict[str, Any]]], n_predict: int, samples: int,
+                   rng: random.Random) -> dict[str, Any]:
+    """`model.generate` on the full prompt, one request at a time: TTFT = generate(max_new_tokens=1)."""
+    import torch
+
+    from daemon.engine.fim import ExtraChunk
+
+    keys = [k for s in sessions for k in s]
+    pick = rng.sample(keys, min(samples, len(keys)))
+    ttft, e2e = [], []
+    sync = torch.cuda.synchronize if lm.device.startswith("cuda") else (lambda: None)
+    with torch.inference_mode():
+        for k in pick:
+            b = k["body"]
+            text = lm.fim.build(b["prefix"], b["suffix"], [ExtraChunk(x["text"], x["filename"]) for x in b["extra"]],
+                                filename=b["filename"])
+            ids = torch.tensor([lm.encode(text)[-(lm.n_ctx - n_predict - 1):]], device=lm.device)
+            mask = torch.ones_like(ids)
+            sync()
+            t0 = time.perf_counter()
+            lm.model.generate(ids, attention_mask=mask, max_new_tokens=1, do_sample=False, pad_token_id=0)
+            sync()
+            t1 = time.perf_counter()
+            lm.model.generate(ids, attention_mask=mask, max_new_tokens=n_predict, min_new_tokens=n_predict,
+                              do_sample=False, pad_token_id=0)
+            sync()
+            t2 = time.perf_counter()
+            ttft.append((t1 - t0) * 1e3)
+            e2e.append((t2 - t1) * 1e3)
+    return {"requests": len(pick), "ttft_p50": pct(ttft, 0.5), "ttft_p90": pct(ttft, 0.9), "ttft_p99": pct(ttft, 0.99),
+            "e2e_p50": pct(e2e, 0.5), "e2e_p90": pct(e2e, 0.9), "e2e_p99": pct(e2e, 0.99)}
+
+
+# ------------------------------------------------------------------------------------------------------ main
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="tiny model, few keystrokes (smoke test)")
+    ap.add_argument("--gpu", action="store_true", help="1.5B-shaped random model on CUDA, 2-4k-token prompts")
+    ap.add_argument("--sessions", type=int, default=None)
+    ap.add_argument("--keys", type=int, default=None, help="keystrokes per session")
+    ap.add_argument("--n-predict", type=int, default=None)
+    ap.add_argument("--naive-samples", type=int, default=None)
+    ap.add_argument("--sequential", type=int, default=None, help="keystrokes replayed one at a time (no overlap)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: the daemon's policy, cores - 1; 0: torch's default)")
+    ap.add_argument("--fim-format", default="starcoder-spm",
+                    help="prompt layout (default: StarCoder's suffix-first variant, what detection picks for a "
+                         "StarCoder tokenizer); e.g. starcoder for prefix-suffix-middle")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "daemon_bench.json"))
+    a = ap.parse_args()
+
+    import torch
+
+    from daemon.engine.kvcache import PrefixCache
+    from daemon.engine.local import LocalBackend, LocalModel
+    from daemon.engine.randomckpt import build_checkpoint
+    from daemon.engine.service import Engine
+
+    if a.gpu and not torch.cuda.is_available():
+        print("error: --gpu needs CUDA (torch.cuda.is_available() is False)", file=sys.stderr)
+        return 2
+    if a.gpu:
+        shape, sessions, keys, n_predict, naive, before, after, n_extra, extra_lines = "1.5b", 1, 60, 48, 20, 120, 30, 3, 30
+        max_pos, dtype = 8192, "bfloat16"
+    elif a.quick:
+        shape, sessions, keys, n_predict, naive, before, after, n_extra, extra_lines = "tiny", 1, 12, 8, 4, 40, 10, 1, 20
+        max_pos, dtype = 2048, "float32"
+    else:
+        shape, sessions, keys, n_predict, naive, before, after, n_extra, extra_lines = "small", 1, 80, 24, 12, 60, 20, 1, 30
+        max_pos, dtype = 4096, "float32"
+    seq_limit = a.sequential if a.sequential is not None else (8 if a.quick else 40)
+    sessions = a.sessions or sessions
+    keys = a.keys or keys
+    n_predict = a.n_predict or n_predict
+    naive = a.naive_samples if a.naive_samples is not None else naive
+
+    cache_dir = ROOT / "bench" / ".cache" / f"daemon-ckpt-{shape}"
+    if not (cache_dir / "config.json").is_file():
+        print(f"building a random-weight {shape} checkpoint in {cache_dir} ...", file=sys.stderr)
+        build_checkpoint(cache_dir, shape, vocab_size=8192 if shape != "tiny" else 1024, max_positions=max_pos,
+                         dtype=dtype)
+    device = "cuda" if a.gpu else "cpu"
+    lm = LocalModel.load(cache_dir, device=device, fim_format=a.fim_format)
+    rng = random.Random(a.seed)
+    files = source_files()
+    plan = make_plan(files, sessions, keys, before, after, n_extra, extra_lines, rng)
+    token = "bench-token"
+    results: dict[str, Any] = {"config": {
+        "shape": shape, "fim_format": lm.fim.name, "device": device, "dtype": lm.dtype, "params": lm.n_params, "sessions": sessions,
+        "keys_per_session": keys, "n_predict": n_predict, "lines_before": before, "lines_after": after,
+        "extra_chunks": n_extra,
+        "gpu": torch.cuda.get_device_name(0) if a.gpu else None,
+        "loadavg_at_start": os.getloadavg(), "cpu_count": os.cpu_count(),
+    }}
+    for name, reuse in (("kv_reuse_on", True), ("kv_reuse_off", False)):
+        be = LocalBackend(lm, cache=PrefixCache(max_bytes=4 * 2**30), kv_reuse=reuse, cpu_threads=a.threads)
+        eng = Engine(be)
+        eng.start()
+        print(f"running {name} ({sessions} x {keys} keystrokes) ...", file=sys.stderr)
+        results[name] = asyncio.run(run_config(eng, plan, n_predict, token, seq_limit))
+        results[name]["fast_path"] = be.fast_path
+        be.stop()
+    results["config"]["torch_threads"] = torch.get_num_threads()
+    if naive:
+        print(f"running the naive model.generate baseline ({naive} prompts) ...", file=sys.stderr)
+        results["naive_generate"] = naive_baseline(lm, plan, n_predict, naive, rng)
+    on, off = results["kv_reuse_on"], results["kv_reuse_off"]
+    results["ratios"] = {
+        "ttft_p50_off_over_on (typing)": off["ttft_p50"] / on["ttft_p50"],
+        "ttft_p50_off_over_on (sequential)": off["seq_ttft_p50"] / on["seq_ttft_p50"],
+        "e2e_p50_off_over_on (sequential)": off["seq_e2e_p50"] / on["seq_e2e_p50"],
+    }
+    if naive:
+        nv = results["naive_generate"]
+        results["ratios"]["ttft_p50_naive_over_on (sequential)"] = nv["ttft_p50"] / on["seq_ttft_p50"]
+        results["ratios"]["e2e_p50_naive_over_on (sequential)"] = (nv["ttft_p50"] + nv["e2e_p50"]) / on["seq_e2e_p50"]
+
+    # table
+    cols = ["requests", "answered", "first_token_ratio", "cancel_ratio", "kv_hit_rate", "reused_token_share",
+            "mean_prompt_tokens", "ttft_p50", "ttft_p90", "ttft_p99", "e2e_p50", "e2e_p90", "e2e_p99",
+            "cancel_latency_p50", "cancel_latency_p99", "seq_requests", "seq_ttft_p50", "seq_ttft_p90",
+            "seq_ttft_p99", "seq_e2e_p50", "seq_e2e_p90", "seq_e2e_p99"]
+    print(f"\ndaemon_bench: {shape} model ({lm.n_params / 1e6:.1f}M params) on {device} "
+          f"({results['config']['torch_threads']} torch threads), "
+          f"{sessions}x{keys} keystrokes, n_predict {n_predict}")
+    print(f"{'metric':24s} {'kv_reuse_on':>12s} {'kv_reuse_off':>12s} {'naive_generate':>15s}")
+    for c in cols:
+        nv_key = c[4:] if c.startswith("seq_") else None
+        vals = [results["kv_reuse_on"].get(c), results["kv_reuse_off"].get(c),
+                results.get("naive_generate", {}).get(nv_key) if nv_key else None]
+        print(f"{c:24s} " + " ".join(f"{v:>12.3f}" if isinstance(v, float) else f"{v if v is not None else '-':>12}"
+                                     for v in vals[:2])
+              + (f" {vals[2]:>15.3f}" if isinstance(vals[2], float) else f" {'-':>15}"))
+    print("(typing rows: ttft over requests that got a token, e2e over answered ones; seq_*: the same keystrokes\n"
+          " replayed one at a time; naive_generate: ttft = generate(max_new_tokens=1), e2e = n_predict tokens; ms)")
+    for k, v in results["ratios"].items():
+        print(f"{k:40s} {v:8.2f}x")
+    r = results["ratios"]
+    print(f"done-when: p50 TTFT with reuse >= 2x faster: {'yes' if r['ttft_p50_off_over_on (sequential)'] >= 2 else 'NO'};"
+          f" cancel latency p99 < 10 ms: {'yes' if on['cancel_latency_p99'] < 10 else 'NO'}"
+          f" ({on['cancel_latency_p99']:.2f} ms over {on['cancels_measured']} cancels)")
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    results["config"]["loadavg_at_end"] = os.getloadavg()
+    out.write_text(json.dumps(results, indent=2))
+    print(f"machine load average at start/end: {results['config']['loadavg_at_start'][0]:.1f} / "
+          f"{results['config']['loadavg_at_end'][0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""The completion engine: FIM prompts, the in-process model with KV prefix reuse, the remote backend, and the
+classical fallback. Nothing here imports torch/transformers at module import time."""
+
+from daemon.engine.classical import ClassicalCompleter
+from daemon.engine.fim import FORMATS, ExtraChunk, FimFormat, detect_format, get_format
+from daemon.engine.kvcache import PrefixCache
+from daemon.engine.service import Engine
+from daemon.engine.types import Completion, CompletionRequest, CompletionResult, Job, TokenEvent
+
+__all__ = [
+    "FORMATS", "ClassicalCompleter", "Completion", "CompletionRequest", "CompletionResult", "Engine", "ExtraChunk",
+    "FimFormat", "Job", "PrefixCache", "TokenEvent", "detect_format", "get_format", "load_engine",
+]
+
+
+def load_engine(
+    model: str | None = None,
+    *,
+    backend_url: str | None = None,
+    fim_format: str | None = None,
+    api_key: str = "",
+    remote_model: str = "",
+    device: str | None = None,
+    kv_reuse: bool = True,
+    cache_mb: int = 1024,
+    fast_path: bool | None = None,
+    deadline_ms: float = 0.0,
+    repo: str | None = None,
+) -> Engine:
+    """Build an engine: a local model from `model` (a checkpoint directory), or a remote OpenAI-compatible server
+    at `backend_url`, or neither (classical completions only). Raises ModelLoadError / ValueError with one-line
+    messages for user errors."""
+    classical = ClassicalCompleter()
+    backend = None
+    if backend_url:
+        from daemon.engine.remote import RemoteBackend
+
+        backend = RemoteBackend(backend_url, model=remote_model or (model or ""), fim_format=fim_format or "qwen",
+                                api_key=api_key)
+    elif model:
+        from daemon.engine.local import LocalBackend, LocalModel
+
+        lm = LocalModel.load(model, device=device, fim_format=fim_format)
+        backend = LocalBackend(lm, cache=PrefixCache(max_bytes=cache_mb * 2**20), kv_reuse=kv_reuse,
+                               fast_path=fast_path)  # warmed up by engine.start() -> backend.start()
+    engine = Engine(backend, classical, default_deadline_ms=deadline_ms)
+    if repo:
+        import threading
+
+        threading.Thread(target=classical.index_repository, args=(repo,), daemon=True,
+                         name="ghostline-classical-index").start()
+    return engine

@@ -1,0 +1,164 @@
+"""The engine facade the server talks to: submit requests, cancel by id or by client, fall back to classical
+completions with no model or past a deadline, and keep counters for /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Any, Protocol
+
+from daemon.engine.classical import ClassicalCompleter
+from daemon.engine.types import Completion, CompletionRequest, CompletionResult, Job
+
+
+class Backend(Protocol):
+    kind: str
+    counters: dict[str, float]
+    busy: bool
+
+    @property
+    def name(self) -> str: ...
+
+    n_ctx: Any
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def submit(self, job: Job) -> None: ...
+
+
+class Engine:
+    def __init__(self, backend: Backend | None = None, classical: ClassicalCompleter | None = None, *,
+                 default_deadline_ms: float = 0.0, model_alias: str = ""):
+        self.backend = backend
+        self.classical = classical or ClassicalCompleter()
+        self.default_deadline_ms = default_deadline_ms
+        self.model_alias = model_alias
+        self._jobs: dict[str, Job] = {}
+        self._by_client: dict[str, Job] = {}
+        self.started_at = time.time()
+        self.counters: dict[str, float] = {
+            "requests_total": 0, "cancelled_superseded": 0, "cancelled_explicit": 0, "classical_served": 0,
+            "deadline_missed": 0,
+        }
+        self.latencies_ms: deque[float] = deque(maxlen=2048)
+        self.cancel_latencies_ms: deque[float] = deque(maxlen=2048)
+
+    # -- info --
+    @property
+    def model_name(self) -> str:
+        if self.model_alias:
+            return self.model_alias
+        return self.backend.name if self.backend is not None else "ghostline-classical"
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self.backend.n_ctx) if self.backend is not None else 0
+
+    @property
+    def kind(self) -> str:
+        return self.backend.kind if self.backend is not None else "classical"
+
+    def start(self) -> None:
+        if self.backend is not None:
+            self.backend.start()
+
+    async def aclose(self) -> None:
+        for job in list(self._jobs.values()):
+            job.cancel()
+        if self.backend is not None:
+            aclose = getattr(self.backend, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            else:
+                await asyncio.to_thread(self.backend.stop)
+
+    def active_jobs(self) -> int:
+        return len(self._jobs)
+
+    # -- requests --
+    def submit(self, req: CompletionRequest) -> Job:
+        job = Job(req)
+        self.counters["requests_total"] += 1
+        if req.client_id:
+            old = self._by_client.get(req.client_id)
+            if old is not None and not old.done:
+                old.cancel()
+                self.counters["cancelled_superseded"] += 1
+            self._by_client[req.client_id] = job
+        self._jobs[req.request_id] = job
+        job._future.add_done_callback(lambda _f, j=job: self._done(j))
+        # feed what the editor sent to the classical completer (open buffers beat the repository) when it may
+        # answer: no model, or a deadline after which it stands in
+        deadline = req.deadline_ms or self.default_deadline_ms
+        if self.backend is None or deadline:
+            if req.raw_prompt is None and (req.prefix or req.suffix):
+                self.classical.update_buffer(req.filename or req.client_id or "<buffer>", req.prefix + req.suffix)
+            for ch in req.extra:
+                if ch.filename:
+                    self.classical.update_buffer(ch.filename, ch.text)
+        if self.backend is None:
+            self._serve_classical(job)
+            return job
+        self.backend.submit(job)
+        if deadline > 0 and req.n_predict != 0:
+            job.loop.call_later(deadline / 1e3, self._deadline, job)
+        return job
+
+    def _done(self, job: Job) -> None:
+        self._jobs.pop(job.id, None)
+        cid = job.request.client_id
+        if cid and self._by_client.get(cid) is job:
+            del self._by_client[cid]
+        res = job._future.result()
+        if not res.cancelled:
+            self.latencies_ms.append((time.perf_counter() - job.submitted_at) * 1e3)
+        if job.cancel_requested_at and job.released_at:
+            self.cancel_latencies_ms.append((job.released_at - job.cancel_requested_at) * 1e3)
+
+    def _classical_result(self, req: CompletionRequest) -> CompletionResult:
+        prefix = req.raw_prompt if req.raw_prompt is not None else req.prefix
+        cands = self.classical.complete(prefix, req.suffix, n=max(1, req.n_cmpl)) if req.n_predict != 0 else []
+        comps = [Completion(c, [], "eos") for c in cands] or [Completion("", [], "eos")]
+        return CompletionResult(comps, model=self.model_name, source="classical", n_ctx=self.n_ctx)
+
+    def _serve_classical(self, job: Job) -> None:
+        res = self._classical_result(job.request)
+        for i, c in enumerate(res.completions):
+            job.emit(i, c.content)
+        self.counters["classical_served"] += 1
+        job.finish(res)
+
+    def _deadline(self, job: Job) -> None:
+        if job.done:
+            return
+        self.counters["deadline_missed"] += 1
+        job.cancel()
+        res = self._classical_result(job.request)
+        self.counters["classical_served"] += 1
+        # the model's partial stream (if any) stays as the events already sent; the result is the fallback
+        job.finish(res, release=False)
+
+    def cancel(self, request_id: str) -> bool:
+        job = self._jobs.get(request_id)
+        if job is None or job.done:
+            return False
+        job.cancel()
+        self.counters["cancelled_explicit"] += 1
+        return True
+
+    def metrics(self) -> dict[str, float]:
+        out: dict[str, float] = dict(self.counters)
+        if self.backend is not None:
+            for k, v in self.backend.counters.items():
+                out[f"backend_{k}"] = v
+            cache = getattr(self.backend, "cache", None)
+            if cache is not None:
+                s = cache.stats
+                out.update(kv_cache_lookups=s.lookups, kv_cache_hits=s.hits, kv_cache_reused_tokens=s.reused_tokens,
+                           kv_cache_evictions=s.evictions, kv_cache_entries=len(cache), kv_cache_bytes=cache.nbytes)
+        out["active_requests"] = len(self._jobs)
+        out["classical_files_indexed"] = self.classical.files_indexed
+        return out

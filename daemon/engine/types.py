@@ -1,0 +1,186 @@
+"""Requests, results and streaming events shared by every backend (local model, remote server, classical)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from daemon.engine.fim import ExtraChunk
+
+_ids = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"req-{next(_ids)}-{int(time.time() * 1000) % 100000}"
+
+
+@dataclass
+class CompletionRequest:
+    """One completion. `prefix` is all text before the cursor (llama.cpp: input_prefix + prompt)."""
+
+    prefix: str = ""
+    suffix: str = ""
+    extra: list[ExtraChunk] = field(default_factory=list)
+    filename: str = ""
+    repo_name: str = ""
+    raw_prompt: str | None = None  # /completion: the prompt as-is, no FIM template
+    n_predict: int = 128  # 0: only warm the cache; < 0: up to the context window
+    n_indent: int = 0
+    t_max_prompt_ms: float = 0.0  # 0: no bound
+    t_max_predict_ms: float = 0.0
+    temperature: float = 0.0  # greedy by default
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int | None = None
+    n_cmpl: int = 1
+    stop: list[str] = field(default_factory=list)
+    stop_at_unit: bool = False  # stop at the end of the line/block (by indentation)
+    cache_prompt: bool = True
+    client_id: str = ""  # a newer request with the same non-empty client_id cancels the older one
+    request_id: str = field(default_factory=new_request_id)
+    deadline_ms: float = 0.0  # > 0: answer from the classical completer if the model has not finished by then
+    use_cache: bool | None = None  # per-request override of the engine's KV reuse (benchmarks)
+
+
+@dataclass
+class Completion:
+    content: str = ""
+    tokens: list[int] = field(default_factory=list)
+    stop_type: str = "none"  # llama.cpp: none | eos | limit | word ; plus: cancelled
+    stopping_word: str = ""
+
+
+@dataclass
+class CompletionResult:
+    completions: list[Completion]
+    model: str = ""
+    source: str = "model"  # model | classical | remote
+    prompt_tokens: int = 0  # tokens in the prompt (llama.cpp tokens_evaluated)
+    prompt_n: int = 0  # prompt tokens actually computed (not reused from the KV cache)
+    tokens_reused: int = 0  # prompt tokens served from the KV cache
+    tokens_cached: int = 0  # tokens in the KV state after this request (llama.cpp n_past)
+    prompt_ms: float = 0.0
+    predicted_n: int = 0
+    predicted_ms: float = 0.0
+    ttft_ms: float = 0.0  # submit -> first token
+    queue_ms: float = 0.0
+    truncated: bool = False
+    cancelled: bool = False
+    n_ctx: int = 0
+    error: str = ""
+
+    @property
+    def content(self) -> str:
+        return self.completions[0].content if self.completions else ""
+
+    def timings(self) -> dict[str, Any]:
+        pn, pms, gn, gms = self.prompt_n, self.prompt_ms, self.predicted_n, self.predicted_ms
+        return {
+            "prompt_n": pn,
+            "prompt_ms": pms,
+            "prompt_per_token_ms": pms / pn if pn else 0.0,
+            "prompt_per_second": 1e3 * pn / pms if pms > 0 else 0.0,
+            "predicted_n": gn,
+            "predicted_ms": gms,
+            "predicted_per_token_ms": gms / gn if gn else 0.0,
+            "predicted_per_second": 1e3 * gn / gms if gms > 0 else 0.0,
+        }
+
+
+@dataclass
+class TokenEvent:
+    """A piece of streamed text for candidate `index`."""
+
+    index: int
+    text: str
+
+
+class Job:
+    """A submitted request: stream its events with `async for`, or `await job.result()`; `cancel()` any time.
+
+    The worker side (a thread, or a task for remote backends) calls `emit`/`finish` from any thread.
+    """
+
+    def __init__(self, request: CompletionRequest, loop: asyncio.AbstractEventLoop | None = None):
+        self.request = request
+        self.loop = loop or asyncio.get_running_loop()
+        self.cancel_event = threading.Event()
+        self.cancel_requested_at: float = 0.0
+        self.released_at: float = 0.0  # when the worker let go of the slot (after a cancel: the cancel latency)
+        self.submitted_at = time.perf_counter()
+        self.first_token_at: float = 0.0
+        self._queue: asyncio.Queue[TokenEvent | CompletionResult] = asyncio.Queue()
+        self._future: asyncio.Future[CompletionResult] = self.loop.create_future()
+        self._done = threading.Event()
+
+    @property
+    def id(self) -> str:
+        return self.request.request_id
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def cancel(self) -> None:
+        if not self.cancel_event.is_set():
+            self.cancel_requested_at = time.perf_counter()
+            self.cancel_event.set()
+
+    # -- worker side (thread-safe) --
+    def emit(self, index: int, text: str) -> None:
+        if not text:
+            return
+        if not self.first_token_at:
+            self.first_token_at = time.perf_counter()
+        self._call(self._queue.put_nowait, TokenEvent(index, text))
+
+    def finish(self, result: CompletionResult, release: bool = True) -> None:
+        """Deliver the result (the first call wins). `release=False`: answered by someone else (a deadline
+        fallback) while the worker still holds the slot; the worker's own finish later marks the release."""
+        if release and not self.released_at:
+            self.released_at = time.perf_counter()
+        if self._done.is_set():
+            return
+        self._done.set()
+        self._call(self._finish, result)
+
+    def _finish(self, result: CompletionResult) -> None:
+        self._queue.put_nowait(result)
+        if not self._future.done():
+            self._future.set_result(result)
+
+    def _call(self, fn: Any, *args: Any) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            fn(*args)
+        else:
+            try:
+                self.loop.call_soon_threadsafe(fn, *args)
+            except RuntimeError:  # loop closed: nobody is listening any more
+                pass
+
+    # -- consumer side --
+    async def result(self) -> CompletionResult:
+        return await asyncio.shield(self._future)
+
+    def __aiter__(self) -> Job:
+        return self
+
+    async def __anext__(self) -> TokenEvent | CompletionResult:
+        if self._queue.empty() and self._future.done() and getattr(self, "_drained", False):
+            raise StopAsyncIteration
+        item = await self._queue.get()
+        if isinstance(item, CompletionResult):
+            self._drained = True
+        return item

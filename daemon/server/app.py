@@ -1,0 +1,621 @@
+"""The daemon's HTTP API (aiohttp): llama.cpp-compatible /infill, /completion, /health, /props, /v1/models;
+OpenAI-compatible /v1/completions (SSE with [DONE]); native /v1/ghost (SSE, cancellation by request id);
+/metrics in Prometheus text format.
+
+Every JSON body is serialized compactly (`separators=(",", ":")`): llama.vim looks for `"content":"` verbatim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from daemon.engine.fim import ExtraChunk
+from daemon.engine.service import Engine
+from daemon.engine.types import CompletionRequest, CompletionResult, TokenEvent
+from daemon.server.security import host_allowed
+
+log = logging.getLogger("ghostline.daemon.server")
+
+MAX_BODY = 8 * 2**20
+ENGINE_KEY: web.AppKey[Engine] = web.AppKey("engine", Engine)
+SETTINGS_KEY: web.AppKey[dict[str, Any]] = web.AppKey("settings", dict)
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def json_response(obj: Any, status: int = 200) -> web.Response:
+    return web.Response(text=dumps(obj), status=status, content_type="application/json")
+
+
+_ERR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+              404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
+              500: "server_error", 503: "unavailable_error"}
+
+
+def error_response(status: int, message: str, etype: str | None = None) -> web.Response:
+    return json_response({"error": {"code": status, "message": message, "type": etype or _ERR_TYPES.get(status,
+                          "server_error")}}, status)
+
+
+class BadRequest(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------------- middleware
+
+@web.middleware
+async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+    settings = request.app[SETTINGS_KEY]
+    if not host_allowed(request.headers.get("Host"), settings["allowed_hosts"]):
+        return error_response(403, "Host header is not a loopback address (DNS rebinding protection)")
+    if request.method == "OPTIONS":
+        return error_response(403, "cross-origin requests are not allowed")
+    origin = request.headers.get("Origin")
+    if origin and origin != "null" and not host_allowed(origin.split("://", 1)[-1].split("/", 1)[0],
+                                                         settings["allowed_hosts"]):
+        return error_response(403, "cross-origin requests are not allowed")
+    token = settings["token"]
+    if token and request.path != "/health":
+        auth = request.headers.get("Authorization", "")
+        given = auth[7:].strip() if auth[:7].lower() == "bearer " else request.headers.get("X-Api-Key", "")
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return error_response(401, "missing or invalid bearer token (see `agent daemon status` for its path)")
+    try:
+        return await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(413, f"request body is larger than {settings['max_body']} bytes")
+    except BadRequest as e:
+        return error_response(400, str(e))
+    except web.HTTPException as e:
+        if e.status >= 400:
+            return error_response(e.status, e.reason)
+        raise
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw:
+        raise BadRequest("empty request body; expected a JSON object")
+    try:
+        obj = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BadRequest(f"malformed JSON: {e}") from e
+    if not isinstance(obj, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return obj
+
+
+# ---------------------------------------------------------------------------------------------- field parsing
+
+def _num(body: dict[str, Any], key: str, default: Any, kind: type = float) -> Any:
+    v = body.get(key, default)
+    if v is None:
+        return default
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise BadRequest(f"'{key}' must be a number")
+    return kind(v)
+
+
+def _str(body: dict[str, Any], key: str, default: str = "") -> str:
+    v = body.get(key, default)
+    if v is None:
+        return default
+    if not isinstance(v, str):
+        raise BadRequest(f"'{key}' must be a string")
+    return v
+
+
+def _stops(v: Any) -> list[str]:
+    if v is None:
+        return []
+    if isinstance(v, str):
+        return [v]
+    if isinstance(v, list) and all(isinstance(s, str) for s in v):
+        return v
+    raise BadRequest("'stop' must be a string or a list of strings")
+
+
+def _extra(v: Any) -> list[ExtraChunk]:
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise BadRequest("'input_extra' must be a list of {text, filename, time}")
+    out = []
+    for ch in v:
+        if not isinstance(ch, dict) or not isinstance(ch.get("text", ""), str):
+            raise BadRequest("each 'input_extra' item must be an object with a string 'text'")
+        fn = ch.get("filename", "")
+        out.append(ExtraChunk(ch.get("text", ""), fn if isinstance(fn, str) else str(fn)))
+    return out
+
+
+def _sampling(body: dict[str, Any], req: CompletionRequest) -> None:
+    req.temperature = _num(body, "temperature", 0.0)
+    samplers = body.get("samplers")
+    if samplers is not None and not (isinstance(samplers, list) and all(isinstance(s, str) for s in samplers)):
+        raise BadRequest("'samplers' must be a list of strings")
+    req.top_k = _num(body, "top_k", 0, int)
+    req.top_p = _num(body, "top_p", 1.0)
+    if samplers is not None:
+        if "top_k" not in samplers:
+            req.top_k = 0
+        if "top_p" not in samplers:
+            req.top_p = 1.0
+    seed = body.get("seed")
+    req.seed = int(seed) if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else None
+    # llama.cpp's infill defaults: top_k/top_p only act when sampling with a temperature; greedy otherwise.
+
+
+def llama_request(body: dict[str, Any], infill: bool, client: str) -> CompletionRequest:
+    req = CompletionRequest()
+    prompt = body.get("prompt", "")
+    if isinstance(prompt, list) and all(isinstance(x, str) for x in prompt):
+        prompt = "".join(prompt)
+    if not isinstance(prompt, str):
+        raise BadRequest("'prompt' must be a string")
+    if infill:
+        req.prefix = _str(body, "input_prefix") + prompt
+        req.suffix = _str(body, "input_suffix")
+        req.extra = _extra(body.get("input_extra"))
+    else:
+        req.raw_prompt = prompt
+    req.n_predict = _num(body, "n_predict", 128 if infill else -1, int)
+    if req.n_predict < 0:
+        req.n_predict = -1
+    req.n_indent = _num(body, "n_indent", 0, int)
+    req.t_max_prompt_ms = _num(body, "t_max_prompt_ms", 0.0)
+    req.t_max_predict_ms = _num(body, "t_max_predict_ms", 0.0)
+    _sampling(body, req)
+    req.n_cmpl = max(1, _num(body, "n_cmpl", 1, int))
+    if req.n_cmpl > 16:
+        raise BadRequest("'n_cmpl' must be at most 16")
+    req.stop = _stops(body.get("stop"))
+    cp = body.get("cache_prompt", True)
+    req.cache_prompt = bool(cp)
+    id_slot = body.get("id_slot", -1)
+    if not isinstance(id_slot, int) or isinstance(id_slot, bool):
+        raise BadRequest("'id_slot' must be an integer")
+    req.client_id = client
+    fn = body.get("filename")
+    if isinstance(fn, str):
+        req.filename = fn
+    return req
+
+
+# ------------------------------------------------------------------------------------------- llama.cpp replies
+
+def llama_object(res: CompletionResult, i: int, n_probs: bool = False) -> dict[str, Any]:
+    c = res.completions[i] if i < len(res.completions) else None
+    content = c.content if c else ""
+    return {
+        "index": i,
+        "content": content,
+        "tokens": [],
+        "id_slot": 0,
+        "stop": True,
+        "model": res.model,
+        "tokens_predicted": len(c.tokens) if c else 0,
+        "tokens_evaluated": res.prompt_tokens,
+        "generation_settings": {"n_ctx": res.n_ctx},
+        "has_new_line": "\n" in content,
+        "truncated": res.truncated,
+        "stop_type": _llama_stop_type(c.stop_type if c else "none"),
+        "stopping_word": c.stopping_word if c else "",
+        "tokens_cached": res.tokens_cached,
+        "timings": res.timings(),
+    }
+
+
+def _llama_stop_type(t: str) -> str:
+    return t if t in ("none", "eos", "limit", "word") else "none"
+
+
+def select_fields(obj: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    """llama.cpp's response_fields: keep only the listed paths; "a/b" becomes the top-level key "a/b"."""
+    out: dict[str, Any] = {}
+    for f in fields:
+        cur: Any = obj
+        ok = True
+        for part in f.split("/"):
+            if isinstance(cur, dict) and part in cur:
+                cur = cur[part]
+            else:
+                ok = False
+                break
+        if ok:
+            out[f] = cur
+    return out
+
+
+def _fields(body: dict[str, Any]) -> list[str] | None:
+    f = body.get("response_fields")
+    if f is None:
+        return None
+    if not isinstance(f, list) or not all(isinstance(x, str) for x in f):
+        raise BadRequest("'response_fields' must be a list of strings")
+    return f if f else None
+
+
+async def _run_job(request: web.Request, req: CompletionRequest) -> tuple[Any, CompletionResult]:
+    engine = request.app[ENGINE_KEY]
+    job = engine.submit(req)
+    try:
+        res = await job.result()
+    finally:
+        if not job.done:  # the client went away (handler cancelled): free the slot
+            job.cancel()
+    if res.error and not res.completions:
+        raise web.HTTPInternalServerError(reason=res.error)
+    return job, res
+
+
+def _client_key(request: web.Request, body: dict[str, Any]) -> str:
+    c = request.headers.get("X-Ghostline-Client") or body.get("client_id") or body.get("user") or ""
+    return c if isinstance(c, str) else ""
+
+
+async def handle_llama(request: web.Request, infill: bool) -> web.StreamResponse:
+    body = await read_json(request)
+    req = llama_request(body, infill, _client_key(request, body))
+    fields = _fields(body)
+    if body.get("stream"):
+        return await _stream_llama(request, req, fields)
+    _, res = await _run_job(request, req)
+    if res.error:
+        return error_response(500, res.error, "server_error")
+    objs = [llama_object(res, i) for i in range(max(1, len(res.completions)))]
+    if fields is not None:
+        objs = [select_fields(o, fields) for o in objs]
+    return json_response(objs if req.n_cmpl > 1 else objs[0])
+
+
+async def _sse_start(request: web.Request) -> web.StreamResponse:
+    resp = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                                   "X-Accel-Buffering": "no"})
+    await resp.prepare(request)
+    return resp
+
+
+async def _stream_llama(request: web.Request, req: CompletionRequest, fields: list[str] | None) -> web.StreamResponse:
+    engine = request.app[ENGINE_KEY]
+    job = engine.submit(req)
+    resp = await _sse_start(request)
+    try:
+        async for ev in job:
+            if isinstance(ev, TokenEvent):
+                obj = {"index": ev.index, "content": ev.text, "tokens": [], "stop": False, "id_slot": 0,
+                       "tokens_predicted": 0, "tokens_evaluated": 0}
+                await resp.write(f"data: {dumps(obj)}\n\n".encode())
+            else:
+                for i in range(max(1, len(ev.completions))):
+                    final = llama_object(ev, i)
+                    final["content"] = ""
+                    if fields is not None:
+                        final = select_fields(final, fields)
+                    await resp.write(f"data: {dumps(final)}\n\n".encode())
+    finally:
+        if not job.done:
+            job.cancel()
+    await resp.write_eof()
+    return resp
+
+
+async def infill(request: web.Request) -> web.StreamResponse:
+    return await handle_llama(request, True)
+
+
+async def completion(request: web.Request) -> web.StreamResponse:
+    return await handle_llama(request, False)
+
+
+async def health(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def props(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE_KEY]
+    settings = request.app[SETTINGS_KEY]
+    fim = getattr(getattr(engine.backend, "lm", None), "fim", None) or getattr(engine.backend, "fim", None)
+    return json_response({
+        "default_generation_settings": {"n_ctx": engine.n_ctx, "params": {"n_predict": 128, "temperature": 0.0,
+                                                                          "top_k": 0, "top_p": 1.0}},
+        "total_slots": 1,
+        "model_path": settings.get("model_path", ""),
+        "model_alias": engine.model_name,
+        "backend": engine.kind,
+        "fim_format": fim.name if fim else "",
+        "build_info": f"ghostline-daemon {settings.get('version', '')}".strip(),
+    })
+
+
+async def models(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE_KEY]
+    return json_response({
+        "object": "list",
+        "data": [{"id": engine.model_name, "object": "model", "created": int(engine.started_at),
+                  "owned_by": "ghostline", "meta": {"n_ctx_train": engine.n_ctx, "backend": engine.kind}}],
+    })
+
+
+# ----------------------------------------------------------------------------------------------- OpenAI style
+
+def openai_request(body: dict[str, Any], client: str) -> tuple[CompletionRequest, str]:
+    req = CompletionRequest()
+    prompt = body.get("prompt", "")
+    if isinstance(prompt, list):
+        if len(prompt) != 1 or not isinstance(prompt[0], str):
+            raise BadRequest("'prompt' must be a string (or a list of one string)")
+        prompt = prompt[0]
+    if not isinstance(prompt, str):
+        raise BadRequest("'prompt' must be a string")
+    suffix = body.get("suffix")
+    if suffix is not None and not isinstance(suffix, str):
+        raise BadRequest("'suffix' must be a string")
+    if suffix is None:
+        req.raw_prompt = prompt
+    else:
+        req.prefix, req.suffix = prompt, suffix
+    req.n_predict = _num(body, "max_tokens", 128, int)
+    if req.n_predict < 0:
+        raise BadRequest("'max_tokens' must be >= 0")
+    req.temperature = _num(body, "temperature", 0.0)
+    req.top_p = _num(body, "top_p", 1.0)
+    req.top_k = _num(body, "top_k", 0, int)
+    req.n_cmpl = _num(body, "n", 1, int)
+    if not 1 <= req.n_cmpl <= 16:
+        raise BadRequest("'n' must be between 1 and 16")
+    req.stop = _stops(body.get("stop"))
+    seed = body.get("seed")
+    req.seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+    req.client_id = client
+    model = body.get("model")
+    return req, model if isinstance(model, str) else ""
+
+
+def _finish_reason(stop_type: str) -> str:
+    return "length" if stop_type in ("limit", "none") else "stop"
+
+
+async def v1_completions(request: web.Request) -> web.StreamResponse:
+    body = await read_json(request)
+    engine = request.app[ENGINE_KEY]
+    req, _model = openai_request(body, _client_key(request, body))
+    cid = f"cmpl-{uuid.uuid4().hex[:24]}"
+    created = int(time.time())
+    if body.get("stream"):
+        job = engine.submit(req)
+        resp = await _sse_start(request)
+        try:
+            async for ev in job:
+                if isinstance(ev, TokenEvent):
+                    chunk = {"id": cid, "object": "text_completion", "created": created, "model": engine.model_name,
+                             "choices": [{"text": ev.text, "index": ev.index, "logprobs": None, "finish_reason": None}]}
+                    await resp.write(f"data: {dumps(chunk)}\n\n".encode())
+                else:
+                    choices = [{"text": "", "index": i, "logprobs": None, "finish_reason": _finish_reason(c.stop_type)}
+                               for i, c in enumerate(ev.completions)]
+                    chunk = {"id": cid, "object": "text_completion", "created": created, "model": engine.model_name,
+                             "choices": choices, "usage": _usage(ev)}
+                    await resp.write(f"data: {dumps(chunk)}\n\n".encode())
+            await resp.write(b"data: [DONE]\n\n")
+        finally:
+            if not job.done:
+                job.cancel()
+        await resp.write_eof()
+        return resp
+    _, res = await _run_job(request, req)
+    if res.error:
+        return error_response(500, res.error, "server_error")
+    return json_response({
+        "id": cid, "object": "text_completion", "created": created, "model": engine.model_name,
+        "choices": [{"text": c.content, "index": i, "logprobs": None, "finish_reason": _finish_reason(c.stop_type)}
+                    for i, c in enumerate(res.completions)],
+        "usage": _usage(res),
+    })
+
+
+def _usage(res: CompletionResult) -> dict[str, int]:
+    return {"prompt_tokens": res.prompt_tokens, "completion_tokens": res.predicted_n,
+            "total_tokens": res.prompt_tokens + res.predicted_n}
+
+
+# ------------------------------------------------------------------------------------------------ native ghost
+
+def ghost_request(body: dict[str, Any], client: str) -> CompletionRequest:
+    req = CompletionRequest()
+    rid = body.get("id")
+    if rid is not None:
+        if not isinstance(rid, str) or not rid or len(rid) > 128:
+            raise BadRequest("'id' must be a non-empty string of at most 128 characters")
+        req.request_id = rid
+    req.prefix = _str(body, "prefix")
+    req.suffix = _str(body, "suffix")
+    req.filename = _str(body, "filename")
+    req.repo_name = _str(body, "repo_name")
+    extra = body.get("extra", body.get("input_extra"))
+    req.extra = _extra(extra)
+    req.n_predict = _num(body, "n_predict", 64, int)
+    req.n_indent = _num(body, "n_indent", 0, int)
+    req.t_max_prompt_ms = _num(body, "t_max_prompt_ms", 0.0)
+    req.t_max_predict_ms = _num(body, "t_max_predict_ms", 0.0)
+    req.deadline_ms = _num(body, "deadline_ms", 0.0)
+    _sampling(body, req)
+    req.n_cmpl = max(1, _num(body, "n_cmpl", 1, int))
+    if req.n_cmpl > 16:
+        raise BadRequest("'n_cmpl' must be at most 16")
+    req.stop = _stops(body.get("stop"))
+    sau = body.get("stop_at_unit", True)
+    req.stop_at_unit = bool(sau)
+    req.client_id = client or _str(body, "document")
+    return req
+
+
+async def ghost(request: web.Request) -> web.StreamResponse:
+    body = await read_json(request)
+    engine = request.app[ENGINE_KEY]
+    client = _client_key(request, body)
+    req = ghost_request(body, client)
+    if req.request_id in engine._jobs:
+        raise BadRequest(f"request id {req.request_id!r} is already in use")
+    job = engine.submit(req)
+    resp = await _sse_start(request)
+    await resp.write(f"event: start\ndata: {dumps({'id': job.id})}\n\n".encode())
+    try:
+        async for ev in job:
+            if isinstance(ev, TokenEvent):
+                await resp.write(f"event: token\ndata: {dumps({'index': ev.index, 'text': ev.text})}\n\n".encode())
+            else:
+                out = {
+                    "id": job.id, "content": ev.content, "completions": [
+                        {"content": c.content, "stop_type": c.stop_type} for c in ev.completions],
+                    "source": ev.source, "cancelled": ev.cancelled, "truncated": ev.truncated,
+                    "tokens_cached": ev.tokens_cached, "tokens_reused": ev.tokens_reused, "ttft_ms": ev.ttft_ms,
+                    "timings": ev.timings(), "model": ev.model,
+                }
+                name = "cancelled" if ev.cancelled else "done"
+                await resp.write(f"event: {name}\ndata: {dumps(out)}\n\n".encode())
+    finally:
+        if not job.done:
+            job.cancel()
+    await resp.write_eof()
+    return resp
+
+
+async def ghost_cancel(request: web.Request) -> web.Response:
+    if request.method == "DELETE":
+        rid = request.match_info["rid"]
+    else:
+        body = await read_json(request)
+        rid = body.get("id")
+        if not isinstance(rid, str):
+            raise BadRequest("'id' must be a string")
+    ok = request.app[ENGINE_KEY].cancel(rid)
+    return json_response({"id": rid, "cancelled": ok})
+
+
+# ----------------------------------------------------------------------------------------------------- metrics
+
+def _quantile(xs: list[float], q: float) -> float:
+    if not xs:
+        return 0.0
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(q * (len(s) - 1) + 0.5))]
+
+
+async def metrics(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE_KEY]
+    lines: list[str] = []
+    m = engine.metrics()
+    for k in sorted(m):
+        name = f"ghostline_{k}"
+        kind = "gauge" if k in ("active_requests", "kv_cache_entries", "kv_cache_bytes",
+                                 "classical_files_indexed") else "counter"
+        lines.append(f"# TYPE {name} {kind}")
+        lines.append(f"{name} {float(m[k]):g}")
+    for name, xs in (("ghostline_request_latency_ms", list(engine.latencies_ms)),
+                     ("ghostline_cancel_latency_ms", list(engine.cancel_latencies_ms))):
+        lines.append(f"# TYPE {name} summary")
+        for q in (0.5, 0.9, 0.99):
+            lines.append(f'{name}{{quantile="{q}"}} {_quantile(xs, q):.3f}')
+        lines.append(f"{name}_sum {sum(xs):.3f}")
+        lines.append(f"{name}_count {len(xs)}")
+    lines.append("# TYPE ghostline_uptime_seconds gauge")
+    lines.append(f"ghostline_uptime_seconds {time.time() - engine.started_at:.1f}")
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
+# --------------------------------------------------------------------------------------------------------- app
+
+def create_app(engine: Engine, *, token: str | None, allowed_hosts: set[str] | None = None,
+               max_body: int = MAX_BODY, model_path: str = "", version: str = "") -> web.Application:
+    app = web.Application(middlewares=[guard], client_max_size=max_body)
+    app[ENGINE_KEY] = engine
+    app[SETTINGS_KEY] = {"token": token or "", "allowed_hosts": frozenset(h.lower() for h in (allowed_hosts or ())),
+                         "max_body": max_body, "model_path": model_path, "version": version}
+    app.router.add_get("/health", health)
+    app.router.add_get("/props", props)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/models", models)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/infill", infill)
+    app.router.add_post("/completion", completion)
+    app.router.add_post("/completions", completion)
+    app.router.add_post("/v1/completions", v1_completions)
+    app.router.add_post("/v1/ghost", ghost)
+    app.router.add_post("/v1/ghost/cancel", ghost_cancel)
+    app.router.add_delete("/v1/ghost/{rid}", ghost_cancel)
+
+    async def _close(_app: web.Application) -> None:
+        await engine.aclose()
+
+    app.on_shutdown.append(_close)
+    return app
+
+
+async def start_server(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Start serving; returns the runner (await runner.cleanup() to stop). handler_cancellation lets a client
+    that hangs up (llama.vim stops its curl job on the next keystroke) cancel its request at once."""
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True, shutdown_timeout=1.0)
+    await site.start()
+    return runner
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    for addr in runner.addresses:
+        if isinstance(addr, tuple) and len(addr) >= 2:
+            return int(addr[1])
+    raise RuntimeError("server is not listening")
+
+
+def allowed_hosts_for(bind: str) -> set[str]:
+    """Host header values accepted besides loopback: the bound address, and for a wildcard bind (0.0.0.0, ::)
+    this machine's host names and addresses."""
+    if bind in ("127.0.0.1", "localhost", "::1"):
+        return set()
+    out = {bind.lower()}
+    if bind in ("0.0.0.0", "::", ""):
+        import socket
+
+        name = socket.gethostname()
+        out |= {name.lower(), socket.getfqdn().lower()}
+        try:
+            out |= {ai[4][0].lower() for ai in socket.getaddrinfo(name, None)}
+        except OSError:
+            pass
+    return out
+
+
+async def serve_forever(engine: Engine, host: str, port: int, token: str | None, *, model_path: str = "",
+                        on_ready: Any = None) -> None:
+    engine.start()
+    allowed = allowed_hosts_for(host)
+    app = create_app(engine, token=token, allowed_hosts=allowed, model_path=model_path)
+    runner = await start_server(app, host, port)
+    if on_ready is not None:
+        on_ready(bound_port(runner))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / platform
+            pass
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

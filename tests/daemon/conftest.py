@@ -1,0 +1,42 @@
+"""Shared fixtures: one tiny random-weight Llama checkpoint with a real BPE tokenizer per test session, saved
+with save_pretrained and loaded through the daemon's real loading code."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory):
+    from daemon.engine.randomckpt import build_checkpoint
+
+    return build_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-coder", "tiny", vocab_size=1024,
+                            max_positions=1024)
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tiny_ckpt):
+    import torch
+
+    from daemon.engine.local import LocalModel
+
+    torch.set_num_threads(1)
+    return LocalModel.load(tiny_ckpt, device="cpu", fim_format="starcoder")
+
+
+@pytest.fixture
+def backend(tiny_lm):
+    from daemon.engine.kvcache import PrefixCache
+    from daemon.engine.local import LocalBackend
+
+    be = LocalBackend(tiny_lm, cache=PrefixCache(max_bytes=64 * 2**20), fast_path=False, prefill_chunk=64)
+    be.prefill_ms_per_token = 0.1
+    be.start(warmup=False)
+    yield be
+    be.stop()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path, monkeypatch):
+    monkeypatch.setenv("GHOSTLINE_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("GHOSTLINE_STATE_DIR", str(tmp_path / "state"))
