@@ -26,32 +26,46 @@ class SandboxMode(StrEnum):
     full_access = "full-access"
 
 
+# Options shared by `agent run` and `agent tui` (typer reads these as metadata; one definition serves both).
+MODEL_OPT = typer.Option(None, "--model", "-m", help="PROVIDER:NAME, e.g. anthropic:claude-sonnet-5-5, "
+                         "openai:gpt-4.1 (also GHOSTLINE_MODEL or `model` in config).")
+BASE_URL_OPT = typer.Option(None, "--base-url", help="Base URL of the provider's API (e.g. an OpenAI-compatible "
+                            "vLLM, SGLang, Ollama or llama.cpp server).")
+MAX_TURNS_OPT = typer.Option(None, "--max-turns", min=1, help="Stop after N model calls (exit 3).")
+MAX_TOKENS_OPT = typer.Option(None, "--max-tokens", min=1, help="Stop once input+output tokens reach N (exit 4).")
+MAX_COST_OPT = typer.Option(None, "--max-cost", min=0.0, help="Stop once the cost reaches USD (exit 4).")
+APPROVAL_OPT = typer.Option(None, "--approval", help="ask | auto-edit | auto. Default: ask on a terminal, auto "
+                            "when headless (CI, no TTY).")
+SANDBOX_OPT = typer.Option(None, "--sandbox", help="read-only | workspace-write | full-access "
+                           "(default workspace-write).")
+NETWORK_OPT = typer.Option(None, "--network/--no-network", help="Allow network for commands (off by default in "
+                           "sandboxed modes).")
+RESUME_OPT = typer.Option(None, "--resume", "-r", help="Continue the session with this ID.")
+CONTINUE_OPT = typer.Option(False, "--continue", "-c", help="Continue the latest session in this directory.")
+WORKTREE_OPT = typer.Option(None, "--worktree", help="Work in a new git worktree on a new branch "
+                            "(--worktree or --worktree=NAME).")
+CWD_OPT = typer.Option(None, "--cwd", help="Work in this directory instead of the current one.")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run(
         task: str = typer.Argument(None, help="What the agent should do. Omit with --continue/--resume to go on."),
-        model: str = typer.Option(None, "--model", "-m", help="PROVIDER:NAME, e.g. anthropic:claude-sonnet-5-5, "
-                                  "openai:gpt-4.1 (also GHOSTLINE_MODEL or `model` in config)."),
-        base_url: str = typer.Option(None, "--base-url", help="Base URL of the provider's API (e.g. an "
-                                     "OpenAI-compatible vLLM, SGLang, Ollama or llama.cpp server)."),
+        model: str = MODEL_OPT,
+        base_url: str = BASE_URL_OPT,
         output_format: OutputFormat = typer.Option(OutputFormat.text, "--output-format", "-o",
                                                    help="text (streamed), json (one result object) or "
                                                    "stream-json (one event per line)."),
-        max_turns: int = typer.Option(None, "--max-turns", min=1, help="Stop after N model calls (exit 3)."),
-        max_tokens: int = typer.Option(None, "--max-tokens", min=1, help="Stop once input+output tokens reach N "
-                                       "(exit 4)."),
-        max_cost: float = typer.Option(None, "--max-cost", min=0.0, help="Stop once the cost reaches USD (exit 4)."),
-        approval: Approval = typer.Option(None, "--approval", help="ask | auto-edit | auto. Default: ask on a "
-                                          "terminal, auto when headless (CI, no TTY)."),
-        sandbox: SandboxMode = typer.Option(None, "--sandbox", help="read-only | workspace-write | full-access "
-                                            "(default workspace-write)."),
-        network: bool = typer.Option(None, "--network/--no-network", help="Allow network for commands "
-                                     "(off by default in sandboxed modes)."),
-        resume: str = typer.Option(None, "--resume", "-r", help="Continue the session with this ID."),
-        cont: bool = typer.Option(False, "--continue", "-c", help="Continue the latest session in this directory."),
-        worktree: str = typer.Option(None, "--worktree", help="Run in a new git worktree on a new branch "
-                                     "(--worktree or --worktree=NAME)."),
-        cwd: Path = typer.Option(None, "--cwd", help="Work in this directory instead of the current one."),
+        max_turns: int = MAX_TURNS_OPT,
+        max_tokens: int = MAX_TOKENS_OPT,
+        max_cost: float = MAX_COST_OPT,
+        approval: Approval = APPROVAL_OPT,
+        sandbox: SandboxMode = SANDBOX_OPT,
+        network: bool = NETWORK_OPT,
+        resume: str = RESUME_OPT,
+        cont: bool = CONTINUE_OPT,
+        worktree: str = WORKTREE_OPT,
+        cwd: Path = CWD_OPT,
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tool output and diffs."),
     ) -> None:
         """Run the agent on a task until it is done or a budget stops it."""
