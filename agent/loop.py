@@ -28,7 +28,7 @@ from agent.providers.base import (
 from agent.session import INTERRUPTED, Session, apply_event, close_dangling_tool_uses
 from compaction import CompactionFailed
 from compaction.transcript import Message
-from tools.base import Tool, ToolContext, ToolResult
+from tools.base import REWRITE_PENDING, Tool, ToolContext, ToolResult
 
 MAX_CONTEXT_RETRIES = 3
 
@@ -302,9 +302,12 @@ class AgentLoop:
                 self.stats.files_changed.append(full)
         if name == "bash" and "exit_code" in r.meta:
             self.stats.commands.append({"command": args.get("command", ""), "exit_code": r.meta["exit_code"]})
-        if name == "edit" and path and self.failure_tracker is not None:
-            if self.failure_tracker.record(str(path), not r.is_error):
-                r.content += "\n\n" + self.failure_tracker.rewrite_request(str(path))
+        if name == "edit" and args.get("path") and self.failure_tracker is not None:
+            full = os.path.realpath(os.path.join(self.ctx.cwd, str(args["path"])))
+            if self.failure_tracker.record(full, not r.is_error):
+                # After repeated failures, ask for the whole file; the write tool checks it for truncation.
+                self.ctx.extras.setdefault(REWRITE_PENDING, set()).add(full)
+                r.content += "\n\n" + self.failure_tracker.message(str(args["path"]))
 
 
 def _json_safe(meta: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,41 @@
+"""Edit formats (parse) and the applier ladder (apply), with a tree-sitter syntax guard.
+
+Public surface:
+
+* :func:`apply_edit` — one ``old_string -> new_string`` edit (the ``edit`` tool).
+* :func:`write_file` — whole-file write (the ``write`` tool), atomic, keeps mode/encoding/BOM/line endings.
+* :func:`apply_text` — edits written by a model as text (SEARCH/REPLACE blocks, unified diffs, Codex patches,
+  whole files, edit JSON) applied under a root directory; :func:`parse` gives the parsed operations.
+* :func:`check_rewrite`, :class:`FailureTracker`, :data:`REWRITE_REQUEST` — the whole-file-rewrite fallback
+  after repeated failures on one file.
+* :func:`prefetch_syntax` — parse a file's text ahead of an edit (e.g. when it is read) so the syntax guard
+  of the edit is incremental.
+
+Multi-block semantics are documented in :mod:`apply.core`.
+"""
+
+from .core import ApplyResult, Block, apply_blocks, apply_edit, delete_file, make_diff, write_file
+from .formats import FORMATS, FileOp, ParseError, detect, parse
+from .rewrite import REWRITE_REQUEST, FailureTracker, check_rewrite
+from .syntax import prefetch as prefetch_syntax
+from .text import apply_text
+
+__all__ = [
+    "FORMATS",
+    "REWRITE_REQUEST",
+    "ApplyResult",
+    "Block",
+    "FailureTracker",
+    "FileOp",
+    "ParseError",
+    "apply_blocks",
+    "apply_edit",
+    "apply_text",
+    "check_rewrite",
+    "delete_file",
+    "detect",
+    "make_diff",
+    "parse",
+    "prefetch_syntax",
+    "write_file",
+]

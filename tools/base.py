@@ -44,6 +44,10 @@ class FileState:
         self.seen.pop(str(path), None)
 
 
+# ctx.extras key: real paths whose next `write` is a whole-file rewrite the loop requested after failed edits.
+REWRITE_PENDING = "rewrite_pending"
+
+
 # Asked before an action that the policy says needs approval. Returns True to allow.
 ApprovalCallback = Callable[[str, dict[str, Any], str], Awaitable[bool]]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import apply
-from tools.base import ToolContext, ToolError, ToolResult
+from tools.base import REWRITE_PENDING, ToolContext, ToolError, ToolResult
 from tools.paths import display, record, require_fresh, resolve
 
 
@@ -43,10 +43,14 @@ def _write(ctx: ToolContext, path: Path, given: str, content: str) -> ToolResult
     existed = path.exists()
     if existed:
         require_fresh(ctx, path, given, "overwrite it")
-    result = apply.write_file(path, content, display=name)
+    # A rewrite the loop asked for after repeated failed edits is checked for truncation and elisions.
+    pending: set[str] = ctx.extras.setdefault(REWRITE_PENDING, set())
+    rewrite = existed and str(path) in pending
+    result = apply.write_file(path, content, display=name, check_truncation=rewrite)
     if not result.applied:
         raise ToolError(result.error or f"could not write {given}")
     record(ctx, path)
+    pending.discard(str(path))
     lines = content.count("\n") + (1 if content and not content.endswith("\n") else 0)
     if existed:
         added = sum(1 for ln in result.diff.splitlines() if ln.startswith("+") and not ln.startswith("+++"))

@@ -234,3 +234,31 @@ async def test_malformed_arguments_are_an_error_result_and_nothing_runs(tmp_path
     assert result.is_error and "not a valid JSON object" in result.content and "unterminated" in result.content
     assert ran == []
     assert events[-1].subtype == "success"
+
+
+async def test_repeated_edit_failures_ask_for_a_checked_whole_file_rewrite(tmp_path):
+    from apply import FailureTracker
+    from tools import EditTool, ReadTool, WriteTool
+
+    target = tmp_path / "big.py"
+    original = "".join(f"def f{i}():\n    return {i}\n\n" for i in range(60))
+    target.write_text(original)
+    bad_edit = ("edit", {"path": "big.py", "old_string": "def nothing_like_this():\n    pass", "new_string": "x"})
+    truncated = "def f0():\n    return 100\n\n# ... rest of the file unchanged ...\n"
+    full = original.replace("return 0\n", "return 100\n", 1)
+    provider, loop = _loop(tmp_path, [
+        ("", [("read", {"path": "big.py"})]),
+        ("", [bad_edit]),
+        ("", [bad_edit]),
+        ("", [("write", {"path": "big.py", "content": truncated})]),
+        ("", [("write", {"path": "big.py", "content": full})]),
+        ("rewritten", []),
+    ], tools=[ReadTool(), EditTool(), WriteTool()], failure_tracker=FailureTracker())
+    events = await _collect(loop)
+    results = [e for e in events if isinstance(e, ev.ToolResultEvent)]
+    assert results[1].is_error and "complete new content" not in results[1].content
+    assert results[2].is_error and "failed 2 times" in results[2].content  # second failure: rewrite requested
+    assert results[3].is_error  # the elided rewrite is refused, the file untouched
+    assert target.read_text() != truncated
+    assert not results[4].is_error and target.read_text() == full
+    assert events[-1].subtype == "success"
