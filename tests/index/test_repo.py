@@ -1,0 +1,280 @@
+"""RepoIndex, lexical-only (embeddings="off"): no model is loaded in these tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from index import SCHEMA_VERSION, RepoIndex
+from index import embed as embed_mod
+from index import repo as repo_mod
+
+
+def write(root: Path, rel: str, text: str) -> Path:
+    p = root / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(textwrap.dedent(text), encoding="utf-8")
+    return p
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    write(root, "pkg/__init__.py", "")
+    write(root, "pkg/config.py", '''
+        import json
+        from .paths import config_path
+
+
+        def load_config(path):
+            """Read the TOML configuration file and merge defaults."""
+            with open(path) as fh:
+                return json.load(fh)
+
+
+        class RetryPolicy:
+            def backoff_delay(self, attempt: int) -> float:
+                return min(30.0, 0.5 * 2 ** attempt)
+        ''')
+    write(root, "pkg/paths.py", '''
+        import os
+
+
+        def config_path():
+            return os.path.expanduser("~/.config/app.toml")
+        ''')
+    write(root, "web/client.ts", '''
+        import { sleep } from "./util";
+        export class HttpClient {
+          async sendRequest(url: string): Promise<string> { await sleep(1); return url; }
+        }
+        ''')
+    write(root, ".gitignore", "build/\n*.log\n")
+    write(root, "build/generated.py", "def load_config_generated():\n    pass\n")
+    write(root, "debug.log", "load_config failed\n")
+    (root / "blob.dat2").write_bytes(b"\x00\x01\x02load_config" * 100)
+    write(root, "sub/.gitignore", "secret.py\n")
+    write(root, "sub/secret.py", "def hidden_function():\n    pass\n")
+    write(root, "sub/visible.py", "def visible_function():\n    pass\n")
+    return root
+
+
+@pytest.fixture
+def idx(repo: Path, tmp_path: Path):
+    index = RepoIndex.open(repo, embeddings="off")
+    index.refresh()
+    yield index
+    index.close()
+
+
+def paths(hits) -> list[str]:
+    return [h.path for h in hits]
+
+
+def test_build_respects_gitignore_and_skips_binaries(idx: RepoIndex, repo: Path) -> None:
+    st = idx.status()
+    assert st.embeddings == "off"
+    assert Path(st.db_path) == repo / ".ghostline" / "index" / "index.db"
+    assert (repo / ".ghostline" / "index" / ".gitignore").read_text() == "*\n"
+    rows = {r[0] for r in idx._conn.execute("SELECT DISTINCT path FROM chunks")}
+    assert "pkg/config.py" in rows and "web/client.ts" in rows and "sub/visible.py" in rows
+    assert not {"build/generated.py", "debug.log", "blob.dat2", "sub/secret.py"} & rows
+    assert not any(p.startswith(".ghostline") for p in rows)
+
+
+def test_lexical_search_finds_definitions_by_split_identifiers(idx: RepoIndex) -> None:
+    hits = idx.search("loadConfig", k=3)
+    assert hits and hits[0].path == "pkg/config.py"
+    assert hits[0].start_line <= 6 <= hits[0].end_line
+    assert "def load_config" in hits[0].text
+    hits = idx.search("send request", k=3, mode="lexical")
+    assert hits[0].path == "web/client.ts" and hits[0].symbol == "HttpClient"
+    assert idx.search("", k=3) == []
+    assert idx.search("zzzqqqnothing", k=3) == []
+    # FTS5 syntax in a query is treated as text, never as an error
+    assert isinstance(idx.search('config" OR NEAR( * "', k=3), list)
+    # without embeddings, dense and hybrid answer lexically
+    assert paths(idx.search("loadConfig", k=3, mode="dense")) == paths(idx.search("loadConfig", k=3, mode="lexical"))
+    with pytest.raises(ValueError):
+        idx.search("x", mode="fuzzy")  # type: ignore[arg-type]
+
+
+def test_find_symbol_and_importers(idx: RepoIndex) -> None:
+    found = idx.find_symbol("backoff_delay")
+    assert [(s.path, s.qualname, s.kind) for s in found] == [("pkg/config.py", "RetryPolicy.backoff_delay", "method")]
+    assert found[0].signature == "def backoff_delay(self, attempt: int) -> float"
+    assert [s.qualname for s in idx.find_symbol("RetryPolicy.backoff_delay")] == ["RetryPolicy.backoff_delay"]
+    assert idx.find_symbol("Other.backoff_delay") == []
+    assert [s.path for s in idx.find_symbol("HttpClient")] == ["web/client.ts"]
+    # relative imports are resolved to dotted names
+    assert [(i.path, i.module) for i in idx.importers("pkg.paths")] == [("pkg/config.py", "pkg.paths")]
+    assert {i.path for i in idx.importers("os")} == {"pkg/paths.py"}
+    assert {i.path for i in idx.importers("pkg")} == {"pkg/config.py"}  # submodules count
+    assert [i.path for i in idx.importers("./util")] == ["web/client.ts"]
+
+
+def test_refresh_is_incremental_and_tracks_a_merkle_root(idx: RepoIndex, repo: Path) -> None:
+    root0 = idx.status().root_hash
+    s = idx.refresh()
+    assert (s.added, s.changed, s.removed, s.chunks_written) == (0, 0, 0, 0)
+    assert s.unchanged == s.scanned and s.root_hash == root0
+    # same content, new mtime: re-hashed, not re-chunked
+    p = repo / "pkg" / "paths.py"
+    os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 10_000_000))
+    s = idx.refresh()
+    assert (s.changed, s.chunks_written) == (0, 0) and s.root_hash == root0
+    # one changed file: only it is re-chunked
+    p.write_text(p.read_text() + "\n\ndef brand_new_helper():\n    return 42\n")
+    s = idx.refresh()
+    assert (s.added, s.changed, s.removed) == (0, 1, 0)
+    assert s.root_hash != root0
+    assert idx.find_symbol("brand_new_helper")[0].path == "pkg/paths.py"
+    # removal
+    (repo / "web" / "client.ts").unlink()
+    s = idx.refresh()
+    assert s.removed == 1 and idx.find_symbol("HttpClient") == []
+    assert idx.search("sendRequest", k=3) == []
+    tree = dict(idx._conn.execute("SELECT dir, hash FROM tree").fetchall())
+    assert "web" not in tree and tree[""] == s.root_hash
+
+
+def test_refresh_paths_and_invalidate(idx: RepoIndex, repo: Path) -> None:
+    write(repo, "pkg/new_mod.py", "def freshly_written():\n    pass\n")
+    s = idx.refresh(["pkg/new_mod.py", repo / "build" / "generated.py", "../outside.py"])
+    assert s.added == 1 and s.scanned == 2  # ignored file considered but not indexed; outside dropped
+    assert idx.find_symbol("load_config_generated") == []
+    write(repo, "pkg/new_mod.py", "def renamed_function():\n    pass\n")
+    idx.invalidate([str(repo / "pkg" / "new_mod.py")])
+    assert idx.find_symbol("freshly_written") == []  # the next query re-reads invalidated files
+    assert idx.find_symbol("renamed_function")[0].path == "pkg/new_mod.py"
+    (repo / "pkg" / "new_mod.py").unlink()
+    idx.invalidate(["pkg/new_mod.py"])
+    assert "pkg/new_mod.py" not in paths(idx.search("renamed_function", k=3))
+
+
+def test_huge_and_minified_files_are_skipped(repo: Path) -> None:
+    write(repo, "big.py", "x = 1\n" * 200_000)  # 1.2 MB
+    write(repo, "min.js", "var a=1;" * 5000)  # one 40 kB line
+    with RepoIndex.open(repo, embeddings="off") as idx:
+        idx.refresh()
+        rows = {r[0] for r in idx._conn.execute("SELECT DISTINCT path FROM chunks")}
+    assert "big.py" not in rows and "min.js" not in rows and "pkg/config.py" in rows
+
+
+def test_schema_change_rebuilds_cleanly(repo: Path) -> None:
+    with RepoIndex.open(repo, embeddings="off") as idx:
+        idx.refresh()
+        idx._conn.execute("UPDATE meta SET value='0' WHERE key='schema_version'")
+    with RepoIndex.open(repo, embeddings="off") as idx:
+        assert idx.status().chunks == 0  # rebuilt from scratch
+        assert idx._meta("schema_version") == str(SCHEMA_VERSION)
+        s = idx.refresh()
+        assert s.added == s.scanned > 0
+
+
+def test_two_processes_share_the_index(idx: RepoIndex, repo: Path) -> None:
+    write(repo, "pkg/other.py", "def from_other_process():\n    pass\n")
+    code = (
+        "import sys; from index import RepoIndex\n"
+        "i = RepoIndex.open(sys.argv[1], embeddings='off'); s = i.refresh()\n"
+        "print(s.added, len(i.find_symbol('load_config')))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    # the other process writes while this one holds an open connection
+    out = subprocess.run([sys.executable, "-c", code, str(repo)], capture_output=True, text=True, env=env,
+                         timeout=60, check=True).stdout.split()
+    assert out == ["1", "1"]
+    assert idx.find_symbol("from_other_process")[0].path == "pkg/other.py"
+    assert idx.refresh().added == 0  # this process sees the other's work
+
+
+def test_context_snippets_prefers_definitions_from_other_files(idx: RepoIndex, repo: Path) -> None:
+    buffer = "from pkg.config import load_config, RetryPolicy\n\n\ndef main():\n    cfg = load_config(p)\n    "
+    hits = idx.context_snippets(repo / "app.py", buffer, cursor_line=6, k=3, budget_ms=500)
+    assert hits and hits[0].path == "pkg/config.py"
+    assert "def load_config" in hits[0].text or "RetryPolicy" in hits[0].text
+    # the buffer's own file is never offered back
+    own = idx.context_snippets("pkg/config.py", (repo / "pkg/config.py").read_text(), 8, k=5, budget_ms=500)
+    assert all(h.path != "pkg/config.py" for h in own)
+    # an exhausted budget still returns promptly with what it has (possibly nothing), never raises
+    assert isinstance(idx.context_snippets("x.py", buffer, 6, k=3, budget_ms=0), list)
+
+
+def test_auto_mode_without_a_model_is_lexical_only_and_says_so(repo: Path, monkeypatch) -> None:
+    monkeypatch.setattr(embed_mod, "_loaded", None)
+    monkeypatch.setattr(embed_mod, "_failure", None)
+    monkeypatch.setenv("GHOSTLINE_EMBED_MODEL", str(repo / "no-such-model"))
+    monkeypatch.setattr(repo_mod, "_noticed", set())
+    with RepoIndex.open(repo, embeddings="auto") as idx:
+        s = idx.refresh()
+        assert s.added > 0 and s.embedded == 0 and s.pending_embeddings == 0
+        assert idx.notice is not None and "lexical" in idx.notice
+        assert idx.search("load config", k=2, mode="hybrid")[0].path == "pkg/config.py"
+        assert idx.status().embeddings.startswith("unavailable")
+    from index import EmbeddingsUnavailable
+
+    with pytest.raises(EmbeddingsUnavailable):
+        RepoIndex.open(repo, embeddings="on")
+
+
+def test_off_mode_never_imports_the_model_stack(repo: Path) -> None:
+    code = (
+        "import sys; from index import RepoIndex\n"
+        "i = RepoIndex.open(sys.argv[1], embeddings='off'); i.refresh(); i.search('load config')\n"
+        "i.context_snippets('a.py', 'load_config()', 1)\n"
+        "print(any(m in sys.modules for m in ('torch', 'sentence_transformers', 'transformers')))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    out = subprocess.run([sys.executable, "-c", code, str(repo)], capture_output=True, text=True, env=env,
+                         timeout=60, check=True).stdout.strip()
+    assert out == "False"
+
+
+def test_watch_refreshes_changed_files(idx: RepoIndex, repo: Path) -> None:
+    import threading
+
+    stop = threading.Event()
+    seen: list = []
+
+    def on_refresh(stats) -> None:
+        seen.append(stats)
+        stop.set()
+
+    t = threading.Thread(target=idx.watch, kwargs={"stop_event": stop, "on_refresh": on_refresh,
+                                                    "debounce_ms": 50}, daemon=True)
+    t.start()
+    import time
+
+    deadline = time.monotonic() + 20
+    while not seen and time.monotonic() < deadline:
+        write(repo, "pkg/watched.py", f"def watched_function_{len(seen)}():\n    pass\n")
+        stop.wait(0.5)
+    stop.set()
+    t.join(10)
+    assert seen and seen[0].touched >= 1
+    assert idx.find_symbol("watched_function_0")
+
+
+def test_refresh_of_a_moved_directory(idx: RepoIndex, repo: Path) -> None:
+    (repo / "pkg").rename(repo / "lib")
+    s = idx.refresh(["pkg", "lib"])  # what a watcher reports for `mv pkg lib`
+    assert s.removed == 2 and s.added == 2  # (the empty __init__.py is not indexed)
+    assert [x.path for x in idx.find_symbol("load_config")] == ["lib/config.py"]
+    (repo / "lib" / "more").mkdir()
+    write(repo, "lib/more/extra.py", "def extra_function():\n    pass\n")
+    assert idx.refresh(["lib/more"]).added == 1
+
+
+def test_definition_outranks_mentions_for_code_identifiers(idx: RepoIndex, repo: Path) -> None:
+    calls = "".join(f"    backoff_delay(attempt_{i}) + backoff_delay(attempt_{i})\n" for i in range(8))
+    write(repo, "pkg/callers.py", f"def use_it():\n{calls}")
+    idx.refresh()
+    assert idx.search("backoff_delay", k=1, mode="lexical")[0].path == "pkg/config.py"
+    plain = idx._lexical_ids("backoff_delay", 5, boost_definitions=False)
+    top = idx._hits(plain, 1)[0]
+    assert top.path == "pkg/callers.py"  # pure BM25 prefers the repeated mentions: the boost matters
