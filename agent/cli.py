@@ -51,11 +51,7 @@ def _register_all() -> None:
     import importlib
 
     for name in COMMAND_MODULES:
-        try:  # DEV-ONLY guard, removed once every command module has landed
-            importlib.import_module(f"agent.commands.{name}").register(app)
-        except ModuleNotFoundError as e:
-            if e.name != f"agent.commands.{name}":
-                raise
+        importlib.import_module(f"agent.commands.{name}").register(app)
 
 
 _register_all()

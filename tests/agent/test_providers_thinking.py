@@ -3,7 +3,7 @@
 from agent.models import make_provider
 from agent.providers.base import ToolSpec, TurnComplete
 from compaction.transcript import Message, ThinkingBlock, ToolResultBlock
-from tests.fakeserver import FakeModelServer, reply, thinking_signature
+from tests.fakeserver import reply, thinking_signature
 
 TOOLS = [ToolSpec("read", "read a file", {"type": "object", "properties": {"path": {"type": "string"}}})]
 
