@@ -475,12 +475,12 @@ class LocalBackend:
             self._finish_cancelled(st.job, st)
 
     def _chunk_size(self) -> int:
-        """Prefill chunk: ~5 ms of work at the measured rate, so a cancel waits at most that long; where one
+        """Prefill chunk: ~3 ms of work at the measured rate, so a cancel waits at most that long; where one
         forward call alone costs more than that (Python overhead of small models on a busy CPU), a chunk's work
         matches the overhead, so chunking at most doubles a cold prefill (KV reuse makes most prefills one
         chunk anyway) while a cancel still waits only about two overheads."""
         if self.prefill_ms_per_token > 0:
-            target = max(5.0, self.prefill_overhead_ms)
+            target = max(3.0, self.prefill_overhead_ms)
             return max(32, min(self.prefill_chunk, int(target / self.prefill_ms_per_token)))
         return self.prefill_chunk
 
