@@ -84,6 +84,12 @@ class TextRenderer:
         stream.write(text + "\n")
         stream.flush()
 
+    def _end_line(self) -> None:
+        if self._mid_line:
+            self.out.write("\n")
+            self.out.flush()
+            self._mid_line = False
+
     def header(self, text: str) -> None:
         self._line(self._style(text, "2"), self.err)
 
@@ -100,9 +106,11 @@ class TextRenderer:
             elif "exit_code" in e.meta:
                 self._line(self._style(f"  exit {e.meta['exit_code']}", "2"))
             if self.verbose and not e.is_error:
-                self._line(self._style(e.content[:2000], "2"))
+                # An edit's diff was just shown by its Diff event: only the summary line here.
+                text = e.content.split("\n", 1)[0] if e.meta.get("diff") else e.content[:2000]
+                self._line(self._style(text, "2"))
         elif isinstance(e, ev.Diff) and self.verbose:
-            self._line(e.diff)
+            self._line(e.diff.rstrip("\n"))
         elif isinstance(e, ev.Retry):
             self._line(f"[retrying the turn (attempt {e.attempt}) in {e.delay_s:.1f}s: {e.error}]", self.err)
         elif isinstance(e, ev.Compaction):
@@ -113,16 +121,14 @@ class TextRenderer:
         elif isinstance(e, ev.Failed):
             self._line(f"error: {e.error}", self.err)
         elif isinstance(e, ev.Done):
-            if self._mid_line:
-                self._line("")
+            self._end_line()
             if e.subtype == "error_max_turns":
                 self._line(f"stopped: reached the turn limit ({e.num_turns} turns)", self.err)
             elif e.subtype == "error_budget":
                 self._line("stopped: reached the token or cost budget", self.err)
 
     def finish(self, result: dict[str, Any]) -> None:
-        if self._mid_line:
-            self._line("")
+        self._end_line()
         u = result["usage"]
         cost = "" if result["cost_usd"] is None else f", ${result['cost_usd']:.4f}"
         self._line(self._style(

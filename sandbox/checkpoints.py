@@ -285,8 +285,16 @@ class Checkpoints:
         if not cps:
             raise CheckpointError("no checkpoints in this workspace" if session is None
                                   else f"no checkpoints for session {session}")
+        # Snapshots that match the files as they are now mark turns that changed nothing (a read-only command
+        # after the last edit): undoing them would do nothing, so "the last turn" means the last one that did.
+        current = self._tree_of_worktree()
+        while cps and self._run(["rev-parse", f"{cps[0].sha}^{{tree}}"], cwd=self.root).strip() == current:
+            cps = cps[1:]
+        if not cps:
+            raise CheckpointError("nothing to undo: the files are as they were at every checkpoint")
         if turns > len(cps):
-            raise CheckpointError(f"only {len(cps)} checkpoint(s) in session {cps[0].session}")
+            raise CheckpointError(f"only {len(cps)} checkpoint(s) with changes to undo in session "
+                                  f"{cps[0].session}")
         cp = cps[turns - 1]
         changed = self.restore(cp.sha)
         ref = self._ref(cp.session)

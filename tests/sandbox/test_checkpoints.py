@@ -179,3 +179,20 @@ def test_worktree(repo: Path) -> None:
 def test_worktree_outside_git(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError):
         create_worktree(tmp_path, None)
+
+
+def test_undo_skips_turns_that_changed_nothing(repo: Path) -> None:
+    cp = Checkpoints(repo, session="s1")
+    before = tree(repo)
+    cp.snapshot("s1:1")  # before an edit turn
+    (repo / "keep.txt").write_text("edited by the agent\n")
+    cp.snapshot("s1:2")  # before a turn that only ran the tests
+    restored, changed = cp.undo(turns=1)
+    assert restored.label == "s1:1" and changed == ["keep.txt"]
+    assert tree(repo) == before
+    with pytest.raises(CheckpointError, match="no checkpoints"):
+        cp.undo(turns=1)
+    cp.snapshot("s1:3")  # a turn that changed nothing at all
+    with pytest.raises(CheckpointError, match="nothing to undo"):
+        cp.undo(turns=1)
+    assert tree(repo) == before

@@ -1,0 +1,37 @@
+import io
+
+from agent import events as ev
+from agent.render import TextRenderer, exit_code_for
+
+
+def render(events, verbose=False):
+    out, err = io.StringIO(), io.StringIO()
+    r = TextRenderer(out, err, verbose=verbose)
+    for e in events:
+        r.handle(e)
+    return out.getvalue(), err.getvalue()
+
+
+DIFF = "--- a/m.py\n+++ b/m.py\n@@ -1 +1 @@\n-a\n+b\n"
+
+
+def test_text_streams_and_ends_lines_once():
+    out, _ = render([ev.TextDelta("Hel"), ev.TextDelta("lo"), ev.ToolCall("1", "bash", {"command": "ls -la"}),
+                     ev.TextDelta("Done."), ev.Done("Done.")])
+    assert out == "Hello\n→ bash ls -la\nDone.\n"
+
+
+def test_verbose_shows_an_edit_diff_once():
+    out, _ = render([ev.ToolCall("1", "edit", {"path": "m.py"}), ev.Diff("m.py", DIFF),
+                     ev.ToolResultEvent("1", "edit", "Edited m.py.\n" + DIFF, meta={"diff": DIFF})], verbose=True)
+    assert out.count("+++ b/m.py") == 1 and "Edited m.py." in out
+
+
+def test_diagnostics_go_to_stderr():
+    out, err = render([ev.Retry(1, 0.5, "529 overloaded"), ev.Failed("boom")])
+    assert out == "" and "retrying" in err and "error: boom" in err
+
+
+def test_exit_codes():
+    assert [exit_code_for(s) for s in ("success", "error_during_execution", "error_max_turns", "error_budget",
+                                       "interrupted")] == [0, 1, 3, 4, 130]
