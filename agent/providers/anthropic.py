@@ -300,7 +300,7 @@ class AnthropicProvider:
                 ) from exc
             raise ProviderError(f"{where} request failed ({status} {etype or ''}): {msg}") from exc
         if isinstance(exc, sdk.APIConnectionError) or is_transport_error(exc):
-            return Failure(f"connection error: {type(exc).__name__}: {exc}")
+            return Failure(f"cannot reach {self.client.base_url}: {type(exc).__name__}: {exc}")
         if isinstance(exc, sdk.APIError):  # an error event in the stream without a status
             msg = _error_message(exc.body) or str(exc)
             ctx = context_length_error(msg)

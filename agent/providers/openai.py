@@ -245,7 +245,7 @@ class OpenAIProvider:
                 ) from exc
             raise ProviderError(f"{where} request failed ({status}): {msg}") from exc
         if isinstance(exc, sdk.APIConnectionError) or is_transport_error(exc):
-            return Failure(f"connection error: {type(exc).__name__}: {exc}")
+            return Failure(f"cannot reach {self.client.base_url}: {type(exc).__name__}: {exc}")
         if isinstance(exc, sdk.APIError):  # an error object inside the stream
             msg = _message(exc.body) or exc.message or str(exc)
             ctx = context_length_error(msg, getattr(exc, "code", None), exc.body)
