@@ -15,8 +15,14 @@ Measured per configuration (same keystroke schedule, same prompts):
   * end-to-end latency of answered requests (request sent -> final event), p50/p90/p99;
   * time to first token (request sent -> first token event), p50/p90/p99;
   * KV-reuse hit rate (share of answered requests that reused >= half their prompt) and reused-token share;
-  * cancellation ratio (superseded requests / requests) and cancel latency (cancel requested -> the model
-    worker lets go of the slot), p50/p99.
+  * cancellation ratio (superseded requests / requests) and three cancel latencies, p50/p99:
+      - cancel_latency ("frees the slot", the done-when target): cancel requested (the superseding request reaches
+        the engine) -> the job is released: finished as cancelled, its result handed to the client's event loop,
+        and its seat in the backend's max_active free for admission (daemon/engine/types.py, Job);
+      - drop_latency: cancel requested -> the model worker has let go of the job (after the forward pass that was
+        in flight, with its KV state salvaged into the prefix cache): how long a cancelled job still costs compute;
+      - cancel_client: measured by the client: the superseding keystroke's request sent -> the cancelled request's
+        final SSE event received (HTTP, the server's event loop and the client included).
 Configurations: KV reuse on, KV reuse off (the ratio is the point), and a naive baseline that runs
 `model.generate` on the full prompt for a sample of the same prompts (no server, no reuse, no cancellation).
 Writes bench/out/daemon_bench.json.
@@ -122,8 +128,10 @@ async def run_config(engine: Any, sessions: list[list[dict[str, Any]]], n_predic
     url = f"http://127.0.0.1:{bound_port(runner)}"
     rows: list[dict[str, Any]] = []
 
-    async def one(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
+    async def one(client: httpx.AsyncClient, body: dict[str, Any], rec: dict[str, float] | None = None) -> None:
         t0 = time.perf_counter()
+        if rec is not None:
+            rec["sent"] = t0
         first = None
         final: dict[str, Any] | None = None
         event = ""
@@ -138,6 +146,9 @@ async def run_config(engine: Any, sessions: list[list[dict[str, Any]]], n_predic
                         final = json.loads(line[6:])
         t1 = time.perf_counter()
         assert final is not None
+        if rec is not None:
+            rec["final"] = t1
+            rec["cancelled"] = float(bool(final["cancelled"]))
         rows.append({"e2e_ms": (t1 - t0) * 1e3, "ttft_ms": ((first or t1) - t0) * 1e3, "got_token": first is not None,
                      "cancelled": final["cancelled"], "reused": final["tokens_reused"],
                      "prompt_n": final["timings"]["prompt_n"], "server_ttft_ms": final["ttft_ms"],
@@ -145,14 +156,22 @@ async def run_config(engine: Any, sessions: list[list[dict[str, Any]]], n_predic
 
     async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120,
                                  limits=httpx.Limits(max_connections=64)) as client:
+        client_cancel: list[float] = []
+
         async def session(keys: list[dict[str, Any]]) -> None:
             tasks = []
+            recs: list[dict[str, float]] = []
             for k in keys:
                 await asyncio.sleep(k["delay_ms"] / 1e3)
                 b = dict(k["body"])
                 b.update(n_predict=n_predict, stop_at_unit=True, t_max_predict_ms=0)
-                tasks.append(asyncio.create_task(one(client, b)))
+                recs.append({})
+                tasks.append(asyncio.create_task(one(client, b, recs[-1])))
             await asyncio.gather(*tasks)
+            # a request of this session is cancelled by the next keystroke's request (the same document)
+            for prev, nxt in zip(recs, recs[1:], strict=False):
+                if prev.get("cancelled") and "sent" in nxt and prev["final"] >= nxt["sent"]:
+                    client_cancel.append((prev["final"] - nxt["sent"]) * 1e3)
 
         t0 = time.perf_counter()
         await asyncio.gather(*(session(s) for s in sessions))
@@ -167,6 +186,7 @@ async def run_config(engine: Any, sessions: list[list[dict[str, Any]]], n_predic
         seq = rows[seq_rows_start:]
         del rows[seq_rows_start:]
     cancel_lat = list(engine.cancel_latencies_ms)
+    drop_lat = list(getattr(engine, "drop_latencies_ms", []))  # absent in engines older than the metric
     await runner.cleanup()
     done = [r for r in rows if not r["cancelled"]]
     firsts = [r["ttft_ms"] for r in rows if r["got_token"]]
@@ -189,6 +209,10 @@ async def run_config(engine: Any, sessions: list[list[dict[str, Any]]], n_predic
         "cancel_ratio": sum(r["cancelled"] for r in rows) / len(rows) if rows else 0.0,
         "cancel_latency_p50": pct(cancel_lat, 0.5), "cancel_latency_p99": pct(cancel_lat, 0.99),
         "cancel_latency_max": max(cancel_lat) if cancel_lat else float("nan"), "cancels_measured": len(cancel_lat),
+        "drop_latency_p50": pct(drop_lat, 0.5), "drop_latency_p99": pct(drop_lat, 0.99),
+        "drop_latency_max": max(drop_lat) if drop_lat else float("nan"), "drops_measured": len(drop_lat),
+        "cancel_client_p50": pct(client_cancel, 0.5), "cancel_client_p99": pct(client_cancel, 0.99),
+        "cancel_client_measured": len(client_cancel),
         "mean_prompt_tokens": statistics.mean(r["reused"] + r["prompt_n"] for r in done) if done else 0,
         "truncated": sum(r["truncated"] for r in done),
     }
@@ -316,7 +340,8 @@ def main() -> int:
     # table
     cols = ["requests", "answered", "first_token_ratio", "cancel_ratio", "kv_hit_rate", "reused_token_share",
             "mean_prompt_tokens", "ttft_p50", "ttft_p90", "ttft_p99", "e2e_p50", "e2e_p90", "e2e_p99",
-            "cancel_latency_p50", "cancel_latency_p99", "seq_requests", "seq_ttft_p50", "seq_ttft_p90",
+            "cancel_latency_p50", "cancel_latency_p99", "drop_latency_p50", "drop_latency_p99", "cancel_client_p50",
+            "cancel_client_p99", "seq_requests", "seq_ttft_p50", "seq_ttft_p90",
             "seq_ttft_p99", "seq_e2e_p50", "seq_e2e_p90", "seq_e2e_p99"]
     print(f"\ndaemon_bench: {shape} model ({lm.n_params / 1e6:.1f}M params) on {device} "
           f"({results['config']['torch_threads']} torch threads), "
@@ -330,13 +355,18 @@ def main() -> int:
                                      for v in vals[:2])
               + (f" {vals[2]:>15.3f}" if isinstance(vals[2], float) else f" {'-':>15}"))
     print("(typing rows: ttft over requests that got a token, e2e over answered ones; seq_*: the same keystrokes\n"
-          " replayed one at a time; naive_generate: ttft = generate(max_new_tokens=1), e2e = n_predict tokens; ms)")
+          " replayed one at a time; naive_generate: ttft = generate(max_new_tokens=1), e2e = n_predict tokens; ms)\n"
+          "(cancel_latency = cancel requested -> slot freed: the job finished as cancelled, its client answered and\n"
+          " its max_active seat free for admission; drop_latency = cancel requested -> the worker let go of it after\n"
+          " the forward in flight, KV salvaged; cancel_client = next keystroke's request sent -> the cancelled\n"
+          " request's final event at the client)")
     for k, v in results["ratios"].items():
         print(f"{k:40s} {v:8.2f}x")
     r = results["ratios"]
     print(f"done-when: p50 TTFT with reuse >= 2x faster: {'yes' if r['ttft_p50_off_over_on (sequential)'] >= 2 else 'NO'};"
           f" cancel latency p99 < 10 ms: {'yes' if on['cancel_latency_p99'] < 10 else 'NO'}"
-          f" ({on['cancel_latency_p99']:.2f} ms over {on['cancels_measured']} cancels)")
+          f" ({on['cancel_latency_p99']:.3f} ms over {on['cancels_measured']} cancels; worker drop p99"
+          f" {on['drop_latency_p99']:.1f} ms, client-side p99 {on['cancel_client_p99']:.1f} ms)")
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

@@ -406,13 +406,15 @@ class LocalBackend:
                         item = self._q.get_nowait()
                     except queue.Empty:
                         item = None
-                # admit up to max_active jobs; the rest wait (a cancelled waiting job is released at once)
+                # admit up to max_active jobs; the rest wait (a cancelled waiting job is dropped at once). A cancelled
+                # active job holds no seat: it was released by its cancel (Job), and its row goes at the sweep below
                 new: list[Job] = []
+                seats = sum(1 for a in active if not a.job.cancelled)
                 for job in list(pending):
                     if job.cancelled:
                         pending.remove(job)
                         self._finish_cancelled(job, None)
-                    elif len(active) + len(new) < self.max_active:
+                    elif seats + len(new) < self.max_active:
                         pending.remove(job)
                         new.append(job)
                 if self._stop.is_set():
@@ -467,8 +469,9 @@ class LocalBackend:
                 self._finish_cancelled(job, None)
 
     def _sweep(self, active: list[_Active]) -> None:
-        """Release every cancelled active job now (called between forwards, so a cancel frees its slot within
-        one decode step or one prefill chunk)."""
+        """Drop every cancelled active job now (called between forwards): salvage its KV state into the prefix
+        cache for the next keystroke, then let go. Its client was answered and its seat freed by the cancel
+        itself (Job.cancel), so neither waits for this."""
         for st in [a for a in active if a.job.cancelled]:
             active.remove(st)
             self._store(st, generated=True)
@@ -485,7 +488,12 @@ class LocalBackend:
         return self.prefill_chunk
 
     def _finish_cancelled(self, job: Job, st: _Active | None) -> None:
+        """The worker lets go of a cancelled job. Normally `Job.cancel` has answered it already (then this only
+        marks it dropped); the result built here is delivered only when the job was not answered yet."""
         self.counters["cancelled"] += 1
+        if job.done:
+            job.drop()
+            return
         res = st.result if st else CompletionResult([], model=self.name)
         if st:
             res.completions = [
@@ -518,6 +526,7 @@ class LocalBackend:
             prompt = self.lm.encode("\n")
         res = CompletionResult([], model=self.name, n_ctx=self.lm.n_ctx, prompt_tokens=len(prompt),
                                truncated=built.truncated, queue_ms=(t0 - job.submitted_at) * 1e3)
+        job.partial = res  # a cancel answered from the cancelling side reports what is known so far
         if built.truncated:
             self.counters["truncated"] += 1
         kv, n_reused = (self.cache.lookup(prompt, max_len=len(prompt) - 1) if reuse else (None, 0))

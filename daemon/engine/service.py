@@ -44,7 +44,12 @@ class Engine:
             "deadline_missed": 0,
         }
         self.latencies_ms: deque[float] = deque(maxlen=2048)
+        # cancel requested -> job released: answered as cancelled and its backend seat free (see Job); the
+        # cancelling side does this at once, so it does not wait for the forward pass in flight
         self.cancel_latencies_ms: deque[float] = deque(maxlen=2048)
+        # cancel requested -> the backend's worker let go of the job (after its forward in flight; KV salvaged):
+        # how long a cancelled job still costs compute (appended from the worker thread; deque.append is atomic)
+        self.drop_latencies_ms: deque[float] = deque(maxlen=2048)
 
     # -- info --
     @property
@@ -80,7 +85,8 @@ class Engine:
 
     # -- requests --
     def submit(self, req: CompletionRequest) -> Job:
-        job = Job(req)
+        job = Job(req, model=self.model_name, n_ctx=self.n_ctx)
+        job.on_dropped = self._dropped
         self.counters["requests_total"] += 1
         if req.client_id:
             old = self._by_client.get(req.client_id)
@@ -115,8 +121,13 @@ class Engine:
         res = job._future.result()
         if not res.cancelled:
             self.latencies_ms.append((time.perf_counter() - job.submitted_at) * 1e3)
-        if job.cancel_requested_at and job.released_at:
+        # only cancels that released the job (not a cancel arriving after it was answered)
+        if job.cancel_requested_at and job.released_at >= job.cancel_requested_at:
             self.cancel_latencies_ms.append((job.released_at - job.cancel_requested_at) * 1e3)
+
+    def _dropped(self, job: Job) -> None:
+        if job.cancel_requested_at and job.dropped_at:
+            self.drop_latencies_ms.append(max(0.0, job.dropped_at - job.cancel_requested_at) * 1e3)
 
     def _classical_result(self, req: CompletionRequest) -> CompletionResult:
         prefix = req.raw_prompt if req.raw_prompt is not None else req.prefix
@@ -134,12 +145,12 @@ class Engine:
     def _deadline(self, job: Job) -> None:
         if job.done:
             return
-        self.counters["deadline_missed"] += 1
-        job.cancel()
         res = self._classical_result(job.request)
-        self.counters["classical_served"] += 1
-        # the model's partial stream (if any) stays as the events already sent; the result is the fallback
-        job.finish(res, release=False)
+        # the model's partial stream (if any) stays as the events already sent; the result is the fallback,
+        # delivered by the cancel itself (the worker lets go of the job at its next step boundary)
+        if job.cancel(result=res):
+            self.counters["deadline_missed"] += 1
+            self.counters["classical_served"] += 1
 
     def cancel(self, request_id: str) -> bool:
         job = self._jobs.get(request_id)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from daemon.engine.fim import ExtraChunk
 
@@ -102,20 +103,43 @@ class TokenEvent:
 class Job:
     """A submitted request: stream its events with `async for`, or `await job.result()`; `cancel()` any time.
 
+    State machine (every transition under `_lock`, so the cancelling thread and the worker never both answer):
+
+        running --cancel()--> answered as cancelled (released) --worker lets go--> dropped
+        running --worker finish()--> answered (released and dropped)
+
+    "Released" (`released_at`) is what "a cancel frees the slot" means: the job is finished -- its client is
+    answered with the cancelled result (the text streamed so far) -- and it no longer holds a seat in the
+    backend's `max_active` (the worker counts only jobs that are not cancelled), so the superseding request is
+    admitted at the worker's next step boundary without waiting for the cancelled one. `cancel()` does that at once,
+    in the cancelling thread; it does not wait for the forward pass in flight. "Dropped" (`dropped_at`) is when
+    the worker itself let go of the job after that forward (its row leaves the batch, its KV state is salvaged
+    into the prefix cache); the worker never answers or streams for the job again.
+
     The worker side (a thread, or a task for remote backends) calls `emit`/`finish` from any thread.
     """
 
-    def __init__(self, request: CompletionRequest, loop: asyncio.AbstractEventLoop | None = None):
+    def __init__(self, request: CompletionRequest, loop: asyncio.AbstractEventLoop | None = None, *,
+                 model: str = "", n_ctx: int = 0):
         self.request = request
         self.loop = loop or asyncio.get_running_loop()
+        self.model = model
+        self.n_ctx = n_ctx
         self.cancel_event = threading.Event()
         self.cancel_requested_at: float = 0.0
-        self.released_at: float = 0.0  # when the worker let go of the slot (after a cancel: the cancel latency)
+        self.released_at: float = 0.0  # when the job was answered and its seat freed (after a cancel: the latency)
+        self.dropped_at: float = 0.0  # when the worker let go of it (after the forward in flight, KV salvaged)
         self.submitted_at = time.perf_counter()
         self.first_token_at: float = 0.0
+        # what the worker knows so far (prompt sizes, reuse), set at admission; a cancelled answer copies it
+        self.partial: CompletionResult | None = None
+        self.on_dropped: Callable[[Job], None] | None = None
+        self._lock = threading.Lock()
+        self._texts: dict[int, list[str]] = {}  # streamed text per candidate (for the cancelled answer)
         self._queue: asyncio.Queue[TokenEvent | CompletionResult] = asyncio.Queue()
         self._future: asyncio.Future[CompletionResult] = self.loop.create_future()
         self._done = threading.Event()
+        self._dropped = threading.Event()
 
     @property
     def id(self) -> str:
@@ -127,28 +151,81 @@ class Job:
 
     @property
     def done(self) -> bool:
+        """Answered (a result was delivered or is on its way to the event loop)."""
         return self._done.is_set()
 
-    def cancel(self) -> None:
-        if not self.cancel_event.is_set():
-            self.cancel_requested_at = time.perf_counter()
-            self.cancel_event.set()
+    @property
+    def dropped(self) -> bool:
+        """The backend holds nothing for this job any more."""
+        return self._dropped.is_set()
+
+    def wait_dropped(self, timeout: float | None = None) -> bool:
+        return self._dropped.wait(timeout)
+
+    def cancel(self, result: CompletionResult | None = None) -> bool:
+        """Cancel from any thread and, unless already answered, answer at once: with `result` (a stand-in such
+        as the deadline's classical completion) or with the cancelled result (the text streamed so far). The
+        worker lets go at its next step boundary. True when this call answered the job."""
+        with self._lock:
+            if not self.cancel_event.is_set():
+                self.cancel_requested_at = time.perf_counter()
+                self.cancel_event.set()
+            if self._done.is_set():
+                return False
+            if result is None:
+                result = self._cancelled_result()
+            self._settle(result)
+            return True
+
+    def _cancelled_result(self) -> CompletionResult:
+        n = max(1, self.request.n_cmpl, *(i + 1 for i in self._texts))
+        comps = [Completion("".join(self._texts.get(i, [])), [], "cancelled") for i in range(n)]
+        p = self.partial
+        if p is not None:
+            res = dataclasses.replace(p, completions=comps, cancelled=True)
+        else:
+            res = CompletionResult(comps, model=self.model, n_ctx=self.n_ctx, cancelled=True)
+        if self.first_token_at:
+            res.ttft_ms = (self.first_token_at - self.submitted_at) * 1e3
+        return res
 
     # -- worker side (thread-safe) --
     def emit(self, index: int, text: str) -> None:
         if not text:
             return
-        if not self.first_token_at:
-            self.first_token_at = time.perf_counter()
-        self._call(self._queue.put_nowait, TokenEvent(index, text))
+        with self._lock:
+            if self._done.is_set():  # answered (cancelled): nothing more reaches the client
+                return
+            if not self.first_token_at:
+                self.first_token_at = time.perf_counter()
+            self._texts.setdefault(index, []).append(text)
+            self._call(self._queue.put_nowait, TokenEvent(index, text))
 
-    def finish(self, result: CompletionResult, release: bool = True) -> None:
-        """Deliver the result (the first call wins). `release=False`: answered by someone else (a deadline
-        fallback) while the worker still holds the slot; the worker's own finish later marks the release."""
-        if release and not self.released_at:
-            self.released_at = time.perf_counter()
-        if self._done.is_set():
-            return
+    def finish(self, result: CompletionResult) -> None:
+        """The worker is done with the job: deliver `result` unless the job was already answered (by `cancel`),
+        and mark it dropped. Never delivers twice."""
+        with self._lock:
+            if not self._done.is_set():
+                self._settle(result)
+        self.drop()
+
+    def drop(self) -> None:
+        """The worker let go of the job (idempotent)."""
+        with self._lock:
+            if self._dropped.is_set():
+                return
+            self.dropped_at = time.perf_counter()
+            self._dropped.set()
+        cb = self.on_dropped
+        if cb is not None:
+            try:
+                cb(self)
+            except Exception:  # a metrics hook must never break the worker
+                pass
+
+    def _settle(self, result: CompletionResult) -> None:
+        # caller holds _lock; scheduled after every event emitted before it (the loop runs callbacks in order)
+        self.released_at = time.perf_counter()
         self._done.set()
         self._call(self._finish, result)
 
@@ -158,17 +235,12 @@ class Job:
             self._future.set_result(result)
 
     def _call(self, fn: Any, *args: Any) -> None:
+        # always through the loop's queue (also from the loop's own thread), so a cancel answered from the
+        # loop thread lands after the token events the worker scheduled before it
         try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self.loop:
-            fn(*args)
-        else:
-            try:
-                self.loop.call_soon_threadsafe(fn, *args)
-            except RuntimeError:  # loop closed: nobody is listening any more
-                pass
+            self.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # loop closed: nobody is listening any more
+            pass
 
     # -- consumer side --
     async def result(self) -> CompletionResult:

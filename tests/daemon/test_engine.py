@@ -282,7 +282,8 @@ async def test_cancel_during_prefill_keeps_partial_kv(tiny_lm):
     try:
         be.start(warmup=False)
         be.submit(job)
-        res = await job.result()
+        res = await job.result()  # answered by the cancel itself
+        assert await asyncio.to_thread(job.wait_dropped, 30)  # the worker salvaged the KV and let go
     finally:
         tiny_lm.model.forward = real_forward
     try:
