@@ -111,8 +111,7 @@ def probe_landlock() -> tuple[bool, str]:
 def _probe_trampoline() -> tuple[bool, str]:
     spec = {"argv": ["true"], "landlock": {"ro": ["/"], "rw": [], "net": False}, "seccomp": {"net": False}}
     try:
-        p = subprocess.run([sys.executable, "-I", "-S", "-c", _trampoline_source(), repr(spec)],
-                           stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+        p = subprocess.run(_trampoline_argv(spec), stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired) as e:
         return False, str(e)
     if p.returncode != 0:
@@ -172,6 +171,35 @@ def _trampoline_source() -> str:
     return _tramp_src
 
 
+_TRAMP_BOOT = "import sys,marshal;exec(marshal.loads(bytes.fromhex(sys.argv.pop(1))))"
+_tramp_code: list[str] = []
+
+
+def _trampoline_argv(spec: dict) -> list[str]:
+    """The command line of the trampoline running `spec`.
+
+    The trampoline is compiled once per process and handed over marshalled (hex: argv cannot hold NUL bytes);
+    compiling its source in every command cost ~3 ms. The child is this very interpreter, so the marshal format
+    matches. The code comes from this process's memory, never from a file the command could rewrite (a cached
+    .pyc inside a writable workspace would let one command escape the next one's sandbox). The spec is
+    marshalled too: no eval(), no json (which would import re).
+    """
+    if not _tramp_code:
+        import marshal
+
+        code = marshal.dumps(compile(_trampoline_source(), "<ghostline-trampoline>", "exec")).hex()
+        _tramp_code.append(code if len(code) < 120_000 else "")  # one argv string may hold 128 KiB at most
+    if not _tramp_code[0]:
+        return [sys.executable, "-I", "-S", "-c", _trampoline_source(), _marshal_hex(spec)]
+    return [sys.executable, "-I", "-S", "-c", _TRAMP_BOOT, _tramp_code[0], _marshal_hex(spec)]
+
+
+def _marshal_hex(obj: object) -> str:
+    import marshal
+
+    return marshal.dumps(obj).hex()
+
+
 # --- pids cgroup (root only; bounds fork bombs, which RLIMIT_NPROC does not do for root) -------------------
 _cg_root: list[str | None] = []
 
@@ -227,6 +255,11 @@ def _make_cgroup(max_pids: int) -> str | None:
         with contextlib.suppress(OSError):
             os.rmdir(d)
         return None
+
+
+def _cgroup_v1(d: str) -> bool:
+    """A v1 cgroup (it has a `tasks` file: a thread can join alone, without the kernel's global lock)."""
+    return os.path.exists(os.path.join(d, "tasks"))
 
 
 def _kill_cgroup(d: str | None) -> None:
@@ -361,7 +394,11 @@ def _with_limits(argv: list[str], rl: dict[str, int], cgroup: str | None):
         flags = {"RLIMIT_CPU": "--cpu", "RLIMIT_FSIZE": "--fsize", "RLIMIT_NPROC": "--nproc", "RLIMIT_CORE": "--core"}
         pre = [prl] + [f"{flags[k]}={v}" for k, v in rl.items() if k in flags and not (k == "RLIMIT_NPROC" and v < 1024)]
         pre.append("--")
-        if cgroup:
+        # Joining through cgroup.procs waits for an RCU grace period (~10 ms); v1's `tasks` takes "0" (the
+        # caller's thread alone: here the shell's only one) without that wait.
+        if cgroup and _cgroup_v1(cgroup):
+            pre = ["/bin/sh", "-c", 'echo 0 > "$0" 2>/dev/null; exec "$@"', os.path.join(cgroup, "tasks"), *pre]
+        elif cgroup:
             pre = ["/bin/sh", "-c", 'echo $$ > "$0" 2>/dev/null; exec "$@"', os.path.join(cgroup, "cgroup.procs"), *pre]
         return pre + argv, None
 
@@ -379,9 +416,11 @@ def _with_limits(argv: list[str], rl: dict[str, int], cgroup: str | None):
 
 
 def _tramp_spec(command: str, *, cwd: Path, workspace: Path, mode: str, network: bool, level: str,
-                tmpdir: str, timeout: float, cgroup: str | None) -> dict:
-    spec: dict = {"argv": ["/bin/bash", "-c", command], "cwd": str(cwd), "rlimits": _rlimits(timeout),
-                  "cgroup": cgroup}
+                tmpdir: str, timeout: float) -> dict:
+    import resource
+
+    rlimits = {getattr(resource, name): value for name, value in _rlimits(timeout).items()}
+    spec: dict = {"argv": ["/bin/bash", "-c", command], "cwd": str(cwd), "rlimits": rlimits}
     if level == "landlock":
         rw = [tmpdir]
         if mode == "workspace-write":
@@ -476,6 +515,37 @@ def _close_transport(proc: asyncio.subprocess.Process) -> None:
             tr.close()
 
 
+def _attach_cgroup(cgroup: str, pid: int, go_fd: int) -> None:
+    """Move the waiting trampoline `pid` into the v2 `cgroup`, then let it fork the command (which inherits it).
+
+    Runs in a thread while the trampoline's interpreter starts: joining a cgroup through cgroup.procs waits for
+    an RCU grace period (~10 ms, the largest single cost of a sandboxed command), which would otherwise be paid
+    in series. (Under v1 the command's own thread joins through `tasks`, which needs no grace period.)
+    Best effort, as before: the command runs (bounded by rlimits) when the cgroup cannot be joined."""
+    try:
+        with contextlib.suppress(OSError), open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+            f.write(str(pid))
+        with contextlib.suppress(OSError):
+            os.write(go_fd, b"1")
+    finally:
+        os.close(go_fd)
+
+
+async def _join_attach(attach: asyncio.Future | None) -> None:
+    """Wait for a pending cgroup attach (a grace period at most), so that the trampoline is never killed and
+    reaped while its pid is still to be written (a recycled pid would be moved into the cgroup)."""
+    if attach is not None and not attach.done():
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(attach)
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
 def _cleanup(cgroup: str | None, tmpdir: str, created: list[str]) -> None:
     _remove_cgroup(cgroup)  # kills anything still in it
     if tmpdir:
@@ -485,8 +555,10 @@ def _cleanup(cgroup: str | None, tmpdir: str, created: list[str]) -> None:
             os.rmdir(d)  # only if still empty (and no other command holds it)
 
 
-async def _stop(proc: asyncio.subprocess.Process, level: str, cgroup: str | None = None) -> None:
+async def _stop(proc: asyncio.subprocess.Process, level: str, cgroup: str | None = None,
+                attach: asyncio.Future | None = None) -> None:
     """Stop a running command and everything it started. Safe to call more than once."""
+    await _join_attach(attach)
     if proc.returncode is not None:
         _kill_group(proc.pid)
         return
@@ -534,6 +606,7 @@ async def run_command(command: str, *, cwd: Path, workspace: Path, mode: str, ne
     # Protected dirs must exist before the sandbox is built, so the command cannot create them.
     created = _ensure_protected(workspace) if mode == "workspace-write" and level != "none" else []
     cgroup = _make_cgroup(4096) if level != "none" else None
+    sync_r = sync_w = -1
     if level == "bubblewrap":
         ok, exe = probe_bubblewrap()
         if not ok:
@@ -548,8 +621,13 @@ async def run_command(command: str, *, cwd: Path, workspace: Path, mode: str, ne
     else:
         child_env["TMPDIR"] = tmpdir
         spec = _tramp_spec(command, cwd=cwd, workspace=workspace, mode=mode, network=network, level=level,
-                           tmpdir=tmpdir, timeout=timeout, cgroup=cgroup)
-        argv = [sys.executable, "-I", "-S", "-c", _trampoline_source(), repr(spec)]
+                           tmpdir=tmpdir, timeout=timeout)
+        if cgroup and _cgroup_v1(cgroup):
+            spec["cgroup"] = cgroup  # v1: the command's process joins it, cheaply (see the trampoline)
+        elif cgroup:  # v2: joined by _attach_cgroup while the trampoline starts; it waits on sync_r for the go
+            sync_r, sync_w = os.pipe()  # not inherited but for pass_fds
+            spec["cgroup_sync"] = sync_r
+        argv = _trampoline_argv(spec)
         preexec = None  # type: ignore[assignment]
 
     cap = _Capture(output_limit, output_dir)
@@ -557,17 +635,21 @@ async def run_command(command: str, *, cwd: Path, workspace: Path, mode: str, ne
     timed_out = False
     spawn = asyncio.ensure_future(asyncio.create_subprocess_exec(
         *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=str(cwd),
-        env=child_env, start_new_session=True, preexec_fn=preexec,
+        env=child_env, start_new_session=True, preexec_fn=preexec, pass_fds=(sync_r,) if sync_r >= 0 else (),
     ))
     try:
         proc = await asyncio.shield(spawn)
     except asyncio.CancelledError:
-        # Cancelled while starting: let the start finish, then kill what it started.
+        # Cancelled while starting: let the start finish, then kill what it started (a trampoline that finds
+        # sync_w closed without a go never runs the command).
+        _close_fds(sync_w)  # sync_r only once the start is over: it may still be passed to the child
         try:
             proc = await spawn
         except BaseException:
             _cleanup(cgroup, tmpdir, created)
             raise
+        finally:
+            _close_fds(sync_r)
         await _stop(proc, level, cgroup)
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(proc.wait(), 2)
@@ -575,8 +657,14 @@ async def run_command(command: str, *, cwd: Path, workspace: Path, mode: str, ne
         _cleanup(cgroup, tmpdir, created)
         raise
     except BaseException:
+        _close_fds(sync_r, sync_w)
         _cleanup(cgroup, tmpdir, created)
         raise
+    attach: asyncio.Future | None = None
+    if sync_w >= 0:
+        os.close(sync_r)
+        assert cgroup is not None
+        attach = asyncio.ensure_future(asyncio.to_thread(_attach_cgroup, cgroup, proc.pid, sync_w))  # closes sync_w
     try:
         assert proc.stdout is not None
         deadline = start + max(timeout, 0.001)
@@ -600,7 +688,7 @@ async def run_command(command: str, *, cwd: Path, workspace: Path, mode: str, ne
             except TimeoutError:
                 timed_out = True
         if timed_out:
-            await _stop(proc, level, cgroup)
+            await _stop(proc, level, cgroup, attach)
             # Drain what is left without blocking forever on a pipe held by a stray process.
             with contextlib.suppress(TimeoutError):
                 while True:
@@ -615,7 +703,7 @@ async def run_command(command: str, *, cwd: Path, workspace: Path, mode: str, ne
             rc = await proc.wait()
     except BaseException:
         # Cancellation (Ctrl-C) or any error: nothing started by the command survives.
-        await _stop(proc, level, cgroup)
+        await _stop(proc, level, cgroup, attach)
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(proc.wait(), 2)
         raise

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import threading
@@ -225,3 +226,45 @@ async def test_common_tools_work_inside(tmp_path: Path, level: str) -> None:
     r = await run(f"python3 -c \"{code}\" && git init -q inner && echo git-ok", tmp_path, level)
     assert r.exit_code == 0, r.output
     assert "mp-ok" in r.output and "git-ok" in r.output
+
+
+
+@pytest.mark.parametrize("v1", [True, False], ids=["v1-tasks", "cgroup-procs"])
+@pytest.mark.parametrize("level", confining_levels())
+async def test_command_runs_in_its_pids_cgroup(tmp_path: Path, level: str, v1: bool,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandbox import runner
+
+    root = runner._cgroup_root()
+    if root is None:
+        pytest.skip("no writable pids cgroup here (not root, or no pids controller)")
+    if not v1:  # the cgroup v2 way (cgroup.procs; for Landlock, written by the parent while the trampoline waits)
+        monkeypatch.setattr(runner, "_cgroup_v1", lambda d: False)
+    marker = uuid.uuid4().hex
+    task = asyncio.ensure_future(run(f"sleep 5; echo {marker}", tmp_path, level))
+    try:
+        pids: list[int] = []
+        for _ in range(200):
+            pids = _procs_with(marker)
+            if pids and any(_cmdline(p).startswith(b"/bin/bash") for p in pids):
+                break
+            await asyncio.sleep(0.025)
+        assert pids, "the command did not start"
+        rel = "/" + os.path.basename(root) + "/"  # seen from outside the sandbox (bubblewrap has a cgroup ns)
+        for pid in pids:
+            with open(f"/proc/{pid}/cgroup") as f:
+                lines = [ln for ln in f.read().splitlines() if ln.split(":")[1] in ("pids", "")]
+            assert any(rel in ln for ln in lines), (pid, _cmdline(pid), lines)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert _wait_gone(marker)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
