@@ -19,8 +19,9 @@ Measured per configuration (same keystroke schedule, same prompts):
       - cancel_latency ("frees the slot", the done-when target): cancel requested (the superseding request reaches
         the engine) -> the job is released: finished as cancelled, its result handed to the client's event loop,
         and its seat in the backend's max_active free for admission (daemon/engine/types.py, Job);
-      - drop_latency: cancel requested -> the model worker has let go of the job (after the forward pass that was
-        in flight, with its KV state salvaged into the prefix cache): how long a cancelled job still costs compute;
+      - drop_latency: cancel requested -> the model worker has let go of the job (the forward pass in flight
+        aborted at its next decoder layer when all its rows are cancelled, else finished; the job's KV state
+        salvaged into the prefix cache): how long a cancelled job still costs compute;
       - cancel_client: measured by the client: the superseding keystroke's request sent -> the cancelled request's
         final SSE event received (HTTP, the server's event loop and the client included).
 Configurations: KV reuse on, KV reuse off (the ratio is the point), and a naive baseline that runs
@@ -357,9 +358,9 @@ def main() -> int:
     print("(typing rows: ttft over requests that got a token, e2e over answered ones; seq_*: the same keystrokes\n"
           " replayed one at a time; naive_generate: ttft = generate(max_new_tokens=1), e2e = n_predict tokens; ms)\n"
           "(cancel_latency = cancel requested -> slot freed: the job finished as cancelled, its client answered and\n"
-          " its max_active seat free for admission; drop_latency = cancel requested -> the worker let go of it after\n"
-          " the forward in flight, KV salvaged; cancel_client = next keystroke's request sent -> the cancelled\n"
-          " request's final event at the client)")
+          " its max_active seat free for admission; drop_latency = cancel requested -> the worker let go of it (the\n"
+          " forward in flight aborted between layers if all its rows are cancelled, else done; KV salvaged);\n"
+          " cancel_client = next keystroke's request sent -> the cancelled request's final event at the client)")
     for k, v in results["ratios"].items():
         print(f"{k:40s} {v:8.2f}x")
     r = results["ratios"]

@@ -30,6 +30,37 @@ class ModelLoadError(Exception):
     """The checkpoint at the given path cannot be loaded (message says why, in one line)."""
 
 
+class _ForwardAborted(Exception):
+    """Raised by the decoder-layer pre-hook: every row of the forward pass in flight belongs to a cancelled job."""
+
+
+def decoder_layers(model: Any) -> list[Any]:
+    """The model's stack of decoder blocks: `get_decoder().layers` where the model has one (Llama, Qwen2,
+    StarCoder2, ...), else the longest `nn.ModuleList` in the module tree."""
+    import torch
+
+    try:
+        layers = getattr(model.get_decoder(), "layers", None)
+    except Exception:
+        layers = None
+    if isinstance(layers, torch.nn.ModuleList) and len(layers) > 0:
+        return list(layers)
+    best: Any = None
+    for m in model.modules():
+        if isinstance(m, torch.nn.ModuleList) and len(m) > 0 and (best is None or len(m) > len(best)):
+            best = m
+    return list(best) if best is not None else []
+
+
+def truncate_cache(cache: Any, n: int) -> None:
+    """Cut every layer of a DynamicCache back to its first `n` positions. After a forward aborted between
+    layers, the layers it ran through grew and the others did not; this makes them all equal again."""
+    for layer in cache.layers:
+        if getattr(layer, "is_initialized", False) and layer.keys is not None and layer.keys.shape[-2] > n:
+            layer.keys = layer.keys[..., :n, :]
+            layer.values = layer.values[..., :n, :]
+
+
 @dataclass
 class LocalModel:
     model: Any
@@ -233,7 +264,11 @@ class _Active:
 class LocalBackend:
     """One worker thread owns the model. `submit(job)` is thread-safe; the worker admits queued jobs (prefill,
     in chunks, checking for cancellation between chunks) and then advances every active job by one token per
-    round, checking for cancellation between decode steps."""
+    round, checking for cancellation between decode steps. On the dynamic-cache path a forward is also abortable
+    between decoder layers: once every row it computes belongs to a cancelled job, a pre-hook on the next layer
+    raises, the KV cache is cut back to its length before that forward, and the jobs are dropped (a batched
+    decode with any live row always completes). The static-cache GPU path (and its compiled decode step) keeps
+    the step-boundary check only: its steps are short and a CUDA graph cannot stop halfway."""
 
     kind = "local"
 
@@ -285,6 +320,12 @@ class LocalBackend:
             "truncated": 0, "errors": 0,
         }
         self.busy = False
+        # Abortable forwards (dynamic-cache path): while a forward runs, `_fwd_jobs` names the jobs whose rows it
+        # computes; a pre-hook on every decoder layer raises _ForwardAborted once all of them are cancelled, so a
+        # cancelled job stops costing compute within one layer instead of after the whole forward.
+        self._fwd_jobs: tuple[Job, ...] | None = None
+        self._hook_handles: list[Any] = []
+        self._waiting: tuple[list[Job], list[Job]] | None = None  # the worker's (pending, new) lists
 
     # -- lifecycle --
     @property
@@ -302,6 +343,7 @@ class LocalBackend:
         if self._thread is not None:
             return
         self._stop.clear()
+        self._install_abort_hooks()
         ready = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(warmup, ready), name="ghostline-model", daemon=True)
         self._thread.start()
@@ -313,6 +355,39 @@ class LocalBackend:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._thread = None
+        for h in self._hook_handles:
+            h.remove()
+        self._hook_handles = []
+
+    def _install_abort_hooks(self) -> None:
+        import torch
+
+        if self._hook_handles:
+            return
+        is_compiling = torch.compiler.is_compiling
+
+        def check(_module: Any, _args: Any) -> None:
+            # a constant under torch.compile: the compiled static-cache decode step carries no check
+            if is_compiling():
+                return
+            jobs = self._fwd_jobs
+            if not jobs:
+                return
+            for j in jobs:
+                if not j.cancel_event.is_set():
+                    return
+            raise _ForwardAborted
+
+        self._hook_handles = [layer.register_forward_pre_hook(check) for layer in decoder_layers(self.lm.model)]
+
+    def _forward(self, jobs: tuple[Job, ...], **kw: Any) -> Any:
+        """One forward of the model on the dynamic-cache path, abortable between decoder layers once every job
+        in `jobs` is cancelled (raises _ForwardAborted; the caller restores the KV cache it passed in)."""
+        self._fwd_jobs = jobs
+        try:
+            return self.lm.model(**kw)
+        finally:
+            self._fwd_jobs = None
 
     def submit(self, job: Job) -> None:
         self._q.put(job)
@@ -420,7 +495,9 @@ class LocalBackend:
                 if self._stop.is_set():
                     break
                 self._sweep(active)
-                for job in new:
+                self._waiting = (pending, new)  # swept between prefill chunks of another job (_sweep_waiting)
+                while new:
+                    job = new.pop(0)
                     if job.cancelled:
                         self._finish_cancelled(job, None)
                         continue
@@ -476,6 +553,27 @@ class LocalBackend:
             active.remove(st)
             self._store(st, generated=True)
             self._finish_cancelled(st.job, st)
+
+    def _sweep_waiting(self) -> None:
+        """Between prefill chunks of one job: let go of the cancelled jobs still waiting for admission (queued,
+        pending, or admitted in the same round behind the job being prefilled), so they are not held until that
+        prefill ends."""
+        if self._waiting is None:
+            return
+        pending, new = self._waiting
+        while True:
+            try:
+                item = self._q.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:  # stop(): leave the sentinel for the loop
+                self._q.put(None)
+                break
+            pending.append(item)
+        for lst in (new, pending):
+            for job in [j for j in lst if j.cancelled]:
+                lst.remove(job)
+                self._finish_cancelled(job, None)
 
     def _chunk_size(self) -> int:
         """Prefill chunk: ~3 ms of work at the measured rate, so a cancel waits at most that long; where one
@@ -546,23 +644,24 @@ class LocalBackend:
         for i in range(0, len(rest), step):
             if active:
                 self._sweep(active)
+            self._sweep_waiting()
             if job.cancelled:
-                res.prompt_n = pos - n_reused
-                # keep the work done so far: the next keystroke's prompt shares this prefix
-                if reuse and pos > n_reused:
-                    part = static.export(pos) if static is not None else [
-                        (k[:, :, :pos, :], v[:, :, :pos, :]) for k, v in self._layers(cache)]
-                    self.cache.insert(np.asarray(prompt[:pos]), part)
-                self._finish_cancelled(job, None)
+                self._cancel_prefill(job, res, prompt, pos, n_reused, reuse, static, cache)
                 return None
             chunk = rest[i : i + step]
-            if static is not None:
+            if static is not None:  # the static-cache (GPU) path is not abortable mid-chunk: chunks are short
                 logits = static.prefill(chunk)
             else:
                 ids = torch.tensor([chunk], device=self.lm.device)
                 position_ids = torch.arange(pos, pos + len(chunk), device=self.lm.device).unsqueeze(0)
-                out = self.lm.model(input_ids=ids, position_ids=position_ids, past_key_values=cache, use_cache=True,
-                                    logits_to_keep=1)
+                try:
+                    out = self._forward((job,), input_ids=ids, position_ids=position_ids, past_key_values=cache,
+                                        use_cache=True, logits_to_keep=1)
+                except _ForwardAborted:  # cancelled during this chunk: back to the KV state before it
+                    truncate_cache(cache, pos)
+                    self.counters["aborted_forwards"] = self.counters.get("aborted_forwards", 0) + 1
+                    self._cancel_prefill(job, res, prompt, pos, n_reused, reuse, static, cache)
+                    return None
                 cache = out.past_key_values
                 logits = out.logits[:, -1, :]
             pos += len(chunk)
@@ -607,6 +706,23 @@ class LocalBackend:
             return None
         return st
 
+    def _cancel_prefill(self, job: Job, res: CompletionResult, prompt: list[int], pos: int, n_reused: int,
+                        reuse: bool, static: StaticDecoder | None, cache: Any) -> None:
+        res.prompt_n = pos - n_reused
+        # keep the work done so far: the next keystroke's prompt shares this prefix
+        if reuse and pos > n_reused:
+            part = static.export(pos) if static is not None else [
+                (k[:, :, :pos, :], v[:, :, :pos, :]) for k, v in self._layers(cache)]
+            self.cache.insert(np.asarray(prompt[:pos]), part)
+        self._finish_cancelled(job, None)
+
+    def _drop_aborted(self, st: _Active) -> None:
+        """A decode forward of `st` was aborted (its job is cancelled; its KV cache is back to the state before
+        that forward): salvage the KV state and let go."""
+        self.counters["aborted_forwards"] = self.counters.get("aborted_forwards", 0) + 1
+        self._store(st, generated=True)
+        self._finish_cancelled(st.job, st)
+
     @staticmethod
     def _layers(cache: Any) -> KV:
         return [(layer.keys, layer.values) for layer in cache.layers]
@@ -619,7 +735,11 @@ class LocalBackend:
         if st.static is not None:
             logits = st.static.decode(st.next_tok.view(1))
         else:
-            logits = self._forward_single(st)
+            try:
+                logits = self._forward_single(st)
+            except _ForwardAborted:
+                self._drop_aborted(st)
+                return True
         st.next_tok = sample(logits, st.req, st.gen)
         return False
 
@@ -628,8 +748,13 @@ class LocalBackend:
 
         # every row (finished rows ride along; their output is ignored)
         ids = st.next_tok.view(st.rows, 1)
-        pos = torch.full((st.rows, 1), len(st.prompt) + st.n_steps - 1, device=self.lm.device)
-        out = self.lm.model(input_ids=ids, position_ids=pos, past_key_values=st.cache, use_cache=True)
+        n = len(st.prompt) + st.n_steps - 1  # KV length before this forward
+        pos = torch.full((st.rows, 1), n, device=self.lm.device)
+        try:
+            out = self._forward((st.job,), input_ids=ids, position_ids=pos, past_key_values=st.cache, use_cache=True)
+        except _ForwardAborted:
+            truncate_cache(st.cache, n)
+            raise
         st.cache = out.past_key_values
         return out.logits[:, -1, :]
 
@@ -683,7 +808,11 @@ class LocalBackend:
             return finished
         if len(live) == 1:
             st = live[0]
-            st.next_tok = sample(self._forward_single(st), st.req, st.gen)
+            try:
+                st.next_tok = sample(self._forward_single(st), st.req, st.gen)
+            except _ForwardAborted:
+                self._drop_aborted(st)
+                finished.append(st)
             return finished
         lens = [len(st.prompt) + st.n_steps - 1 for st in live]  # KV length of each row
         maxlen = max(lens)
@@ -707,7 +836,14 @@ class LocalBackend:
             mask[i, : maxlen - n] = 0
         ids = torch.stack([st.next_tok.view(()) for st in live]).view(len(live), 1)
         pos = torch.tensor(lens, device=self.lm.device).view(len(live), 1)
-        out = self.lm.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
+        try:
+            # aborted only when every row's job is cancelled: a live client's row always completes its step
+            out = self._forward(tuple(st.job for st in live), input_ids=ids, attention_mask=mask, position_ids=pos,
+                                past_key_values=cache, use_cache=True)
+        except _ForwardAborted:  # the batch's KV was a padded copy: each job's own cache is untouched
+            for st in live:
+                self._drop_aborted(st)
+            return finished + live
         logits = out.logits[:, -1, :]
         new = self._layers(out.past_key_values)
         for i, st in enumerate(live):

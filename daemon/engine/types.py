@@ -113,8 +113,11 @@ class Job:
     backend's `max_active` (the worker counts only jobs that are not cancelled), so the superseding request is
     admitted at the worker's next step boundary without waiting for the cancelled one. `cancel()` does that at once,
     in the cancelling thread; it does not wait for the forward pass in flight. "Dropped" (`dropped_at`) is when
-    the worker itself let go of the job after that forward (its row leaves the batch, its KV state is salvaged
-    into the prefix cache); the worker never answers or streams for the job again.
+    the worker itself let go of the job (its row leaves the batch, its KV state is salvaged into the prefix
+    cache); the worker never answers or streams for the job again. The local backend aborts the forward in flight
+    at its next decoder layer when every row it computes belongs to cancelled jobs (dynamic-cache path; the KV
+    cache goes back to its state before that forward); otherwise -- a batch with a live client's row, or the GPU
+    static-cache path -- the worker lets go after that forward.
 
     The worker side (a thread, or a task for remote backends) calls `emit`/`finish` from any thread.
     """
@@ -128,7 +131,7 @@ class Job:
         self.cancel_event = threading.Event()
         self.cancel_requested_at: float = 0.0
         self.released_at: float = 0.0  # when the job was answered and its seat freed (after a cancel: the latency)
-        self.dropped_at: float = 0.0  # when the worker let go of it (after the forward in flight, KV salvaged)
+        self.dropped_at: float = 0.0  # when the worker let go of it (forward in flight aborted or done, KV salvaged)
         self.submitted_at = time.perf_counter()
         self.first_token_at: float = 0.0
         # what the worker knows so far (prompt sizes, reuse), set at admission; a cancelled answer copies it

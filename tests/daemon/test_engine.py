@@ -274,9 +274,10 @@ async def test_cancel_during_prefill_keeps_partial_kv(tiny_lm):
     def counting_forward(*a, **kw):
         nonlocal chunks
         chunks += 1
+        out = real_forward(*a, **kw)
         if chunks == 2:
-            job.cancel()  # cancelled after the second prefill chunk
-        return real_forward(*a, **kw)
+            job.cancel()  # cancelled after the second prefill chunk (one during it aborts it: test_abort.py)
+        return out
 
     tiny_lm.model.forward = counting_forward
     try:
