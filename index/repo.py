@@ -207,6 +207,7 @@ class RepoIndex:
         self._rules = IgnoreRules(root)
         self._dirty: set[str] = set()
         self._embedder: Embedder | None = None
+        self._dense = _DenseMirror()
         self._df: dict[str, int] = {}  # document frequency per term (cleared when a refresh changes files)
         self._embed_error: str | None = None
         #: one line to show the user once when dense search is unavailable (None otherwise)
@@ -329,6 +330,7 @@ class RepoIndex:
         try:
             if row is not None and row[0] != model_id:
                 conn.execute("DROP TABLE IF EXISTS chunk_vec")
+                self._dense.invalidate()
                 conn.execute("UPDATE chunks SET embedded = 0")
             conn.execute(
                 f"CREATE VIRTUAL TABLE IF NOT EXISTS chunk_vec USING vec0("
@@ -337,9 +339,11 @@ class RepoIndex:
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('embed_model', ?)", (model_id,))
             # vectors orphaned by a lexical-only process that could not load sqlite-vec
             conn.execute("DELETE FROM chunk_vec WHERE rowid NOT IN (SELECT id FROM chunks WHERE embedded = 1)")
+            self._dense.invalidate()
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
+            self._dense.invalidate()
             raise
 
     # -- refresh -----------------------------------------------------------------------------
@@ -520,6 +524,7 @@ class RepoIndex:
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
+                    self._dense.invalidate()
                     raise
 
     def _write_batch(self, prepared: list[Any], stats: RefreshStats) -> None:
@@ -542,6 +547,7 @@ class RepoIndex:
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
+            self._dense.invalidate()
             raise
 
     def _delete_file(self, rel: str, keep_row: bool = False) -> dict[str, bytes]:
@@ -557,6 +563,7 @@ class RepoIndex:
                         if row is not None:
                             reusable[h] = row[0]
                         conn.execute("DELETE FROM chunk_vec WHERE rowid=?", (cid,))
+                        self._dense.delete(cid)
             conn.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(cid,) for cid, _, _ in ids])
             conn.execute("DELETE FROM chunks WHERE path=?", (rel,))
         conn.execute("DELETE FROM symbols WHERE path=?", (rel,))
@@ -594,6 +601,7 @@ class RepoIndex:
                          (cid, tok.index_text(ch.text), names, path_text))
             if vec is not None:
                 conn.execute("INSERT INTO chunk_vec(rowid, embedding) VALUES(?, ?)", (cid, vec))
+                self._dense.put(cid, vec)
                 stats.embeddings_reused += 1
             stats.chunks_written += 1
         conn.executemany(
@@ -641,6 +649,7 @@ class RepoIndex:
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
+            self._dense.invalidate()
             raise
         return root_hash
 
@@ -674,11 +683,14 @@ class RepoIndex:
                         # the chunk may have been replaced meanwhile (another thread or process)
                         cur = conn.execute("UPDATE chunks SET embedded = 1 WHERE id = ? AND embedded = 0", (cid,))
                         if cur.rowcount:
+                            blob = v.astype(np.float32).tobytes()
                             conn.execute("INSERT OR REPLACE INTO chunk_vec(rowid, embedding) VALUES(?, ?)",
-                                         (cid, v.astype(np.float32).tobytes()))
+                                         (cid, blob))
+                            self._dense.put(cid, blob)
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
+                    self._dense.invalidate()
                     raise
             done += len(rows)
             stats.embedded += len(rows)
@@ -813,13 +825,21 @@ class RepoIndex:
         return out
 
     def _dense_ids(self, emb: Embedder, query: str, k: int) -> list[tuple[int, float]]:
-        vec = emb.encode_query(query)
+        vec = np.asarray(emb.encode_query(query), dtype=np.float32).reshape(-1)
+        norm = float(np.linalg.norm(vec))
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT rowid, distance FROM chunk_vec WHERE embedding MATCH ? AND k = ?",
-                (vec.astype(np.float32).tobytes(), k),
-            ).fetchall()
-        return [(int(r), 1.0 - float(d)) for r, d in rows]
+            current = self._dense.current(self._conn)
+        if current is None or norm == 0.0:
+            return []
+        ids, matrix = current
+        import torch  # loaded already with the embedding model; its own thread pool, so no BLAS oversubscription
+
+        # cosine similarity, as sqlite-vec's distance_metric=cosine ranks
+        scores = torch.mv(torch.from_numpy(matrix), torch.from_numpy(vec / norm)).numpy()
+        n = min(k, len(scores))
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(ids[i]), float(scores[i])) for i in top]
 
     def _hits(self, ranked: list[tuple[int, float]], k: int, exclude: Callable[[str, int, int], bool] | None = None
               ) -> list[Hit]:
@@ -1014,6 +1034,62 @@ def embedding_text(path: str, symbol: str | None, text: str) -> str:
     """What the embedding model sees for a chunk: where it is, what it defines, then the code."""
     head = f"{path}" + (f" {symbol}" if symbol else "")
     return f"{head}\n{text}"
+
+
+class _DenseMirror:
+    """The chunk vectors as one in-memory, L2-normalised float32 matrix: a dense query is a matrix-vector
+    product (a few ms for 50k chunks) where sqlite-vec scans every row (~40 ms). This connection's own writes
+    are applied as deltas; a commit by another process (PRAGMA data_version) or a rollback reloads it all."""
+
+    def __init__(self) -> None:
+        self.ids: np.ndarray | None = None
+        self.matrix: np.ndarray | None = None
+        self.data_version: int | None = None
+        self.deleted: set[int] = set()
+        self.added: dict[int, bytes] = {}
+
+    def invalidate(self) -> None:
+        self.ids = self.matrix = None
+        self.deleted.clear()
+        self.added.clear()
+
+    def delete(self, cid: int) -> None:
+        if self.ids is not None:
+            self.added.pop(cid, None)
+            self.deleted.add(cid)
+
+    def put(self, cid: int, blob: bytes) -> None:
+        if self.ids is not None:
+            self.deleted.add(cid)  # INSERT OR REPLACE: an old row with this id goes
+            self.added[cid] = blob
+
+    def current(self, conn: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if self.ids is None or version != self.data_version:
+            rows = conn.execute("SELECT rowid, embedding FROM chunk_vec").fetchall()
+            self.invalidate()
+            self.ids, self.matrix = self._build([r[0] for r in rows], [r[1] for r in rows])
+            self.data_version = version
+        elif self.deleted or self.added:
+            keep = ~np.isin(self.ids, np.fromiter(self.deleted, dtype=np.int64, count=len(self.deleted)))
+            new_ids, new_m = self._build(list(self.added), list(self.added.values()))
+            self.ids = np.concatenate([self.ids[keep], new_ids])
+            self.matrix = np.concatenate([self.matrix[keep], new_m]) if len(new_ids) else self.matrix[keep]
+            self.deleted.clear()
+            self.added.clear()
+        if self.ids is None or not len(self.ids):
+            return None
+        return self.ids, self.matrix
+
+    @staticmethod
+    def _build(ids: list[int], blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        id_arr = np.asarray(ids, dtype=np.int64)
+        if not blobs:
+            return id_arr, np.zeros((0, 0), dtype=np.float32)
+        m = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1).copy()
+        norms = np.linalg.norm(m, axis=1, keepdims=True)
+        m /= np.where(norms == 0, 1.0, norms)
+        return id_arr, m
 
 
 def rrf(lists: list[list[tuple[int, float]]], k0: int = RRF_K) -> list[tuple[int, float]]:

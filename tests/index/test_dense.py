@@ -76,3 +76,22 @@ def test_refresh_reembeds_only_changed_chunks(dense_repo) -> None:
 def test_rrf_rewards_agreement() -> None:
     fused = rrf([[(1, 9.0), (2, 8.0), (3, 7.0)], [(3, 0.9), (1, 0.8)]])
     assert [cid for cid, _ in fused] == [1, 3, 2]
+
+
+def test_in_memory_vectors_follow_own_and_other_processes_writes(dense_repo) -> None:
+    root, idx, _ = dense_repo
+    query = "convert a temperature from celsius to fahrenheit"
+    assert all(h.path != "util/temperature.py" for h in idx.search(query, k=3, mode="dense"))  # mirror loaded
+    (root / "util" / "temperature.py").write_text(
+        "def celsius_to_fahrenheit(c):\n    \"\"\"Temperature conversion.\"\"\"\n    return c * 9 / 5 + 32\n")
+    idx.refresh()  # this connection's own write: applied to the in-memory matrix as a delta
+    assert idx.search(query, k=1, mode="dense")[0].path == "util/temperature.py"
+    other = RepoIndex.open(root, embeddings="on")  # another connection, as another process would be
+    try:
+        (root / "util" / "units.py").write_text(
+            "def kilometres_to_miles(km):\n    \"\"\"Distance conversion.\"\"\"\n    return km * 0.621371\n")
+        other.refresh()
+    finally:
+        other.close()
+    # a commit by another connection is seen (PRAGMA data_version) and the matrix reloads
+    assert idx.search("convert a distance from kilometres to miles", k=1, mode="dense")[0].path == "util/units.py"
