@@ -23,7 +23,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 run: install
-	@if [ -z "$(TASK)" ]; then echo 'usage: make run TASK="describe the task" [ARGS="--model anthropic:claude-sonnet-4-5"]' >&2; exit 2; fi
+	@if [ -z "$(TASK)" ]; then echo 'usage: make run TASK="describe the task" [ARGS="--model anthropic:claude-sonnet-5-5"]' >&2; exit 2; fi
 	$(BIN)/agent run $(ARGS) "$(TASK)"
 
 test: install-dev

@@ -117,7 +117,7 @@ def parse_model_spec(spec: str | None) -> tuple[str, str]:
     """'anthropic:claude-sonnet-4-5' -> ('anthropic', 'claude-sonnet-4-5'). Raises ConfigError with a fix."""
     if spec is None or not spec.strip():
         raise ConfigError(
-            "no model configured: pass --model PROVIDER:NAME (e.g. --model anthropic:claude-sonnet-4-5), "
+            "no model configured: pass --model PROVIDER:NAME (e.g. --model anthropic:claude-sonnet-5-5), "
             'set GHOSTLINE_MODEL, or set model = "..." in the config file'
         )
     spec = spec.strip()
@@ -148,7 +148,7 @@ def _guess_provider(name: str) -> str | None:
 
 
 def _example(provider: str) -> str:
-    return "anthropic:claude-sonnet-4-5" if provider == "anthropic" else "openai:gpt-4.1"
+    return "anthropic:claude-sonnet-5-5" if provider == "anthropic" else "openai:gpt-4.1"
 
 
 # Models of a known family that are not in the table (newer releases): a conservative window and output cap,

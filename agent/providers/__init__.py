@@ -1,6 +1,6 @@
 """Model providers: one contract (base.py), three wire protocols (anthropic, openai, react).
 
-Build one with `agent.models.make_provider("anthropic:claude-sonnet-4-5")`. Importing this package does not import
+Build one with `agent.models.make_provider("anthropic:claude-sonnet-5-5")`. Importing this package does not import
 any SDK.
 """
 
