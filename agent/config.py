@@ -10,13 +10,12 @@ from typing import Any
 
 from agent.providers.base import ConfigError
 
+# One definition of where Ghostline keeps its files (GHOSTLINE_CONFIG_DIR / GHOSTLINE_DATA_DIR override them);
+# the sandbox needs them too, to protect the config from the agent's own tools. Re-exported for agent/.
+from sandbox.paths import user_config_dir, user_data_dir  # noqa: F401
+
 SANDBOX_MODES = ("read-only", "workspace-write", "full-access")
 APPROVAL_MODES = ("ask", "auto-edit", "auto")
-
-
-# One definition of where Ghostline keeps its files (GHOSTLINE_CONFIG_DIR / GHOSTLINE_DATA_DIR override them);
-# the sandbox needs them too, to protect the config from the agent's own tools.
-from sandbox.paths import user_config_dir, user_data_dir  # noqa: E402,F401
 
 
 @dataclass

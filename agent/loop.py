@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable
 
@@ -322,7 +321,3 @@ def _json_safe(meta: dict[str, Any]) -> dict[str, Any]:
         else:
             out[k] = str(v)
     return out
-
-
-def now_ms() -> int:
-    return int(time.monotonic() * 1000)

@@ -262,8 +262,10 @@ def _run_task(opts: RunOptions) -> int:
     headless = is_headless()
     if not opts.task and not (opts.resume or opts.cont):
         raise UsageError('give a task: agent run "what to do" (or --continue / --resume ID)')
-    run = prepare_run(opts, headless=headless, approver=None if headless else _interactive_approver(
-        find_project_root((opts.cwd or Path.cwd()).resolve())))
+    run = prepare_run(opts, headless=headless)
+    if not headless:
+        # Built from the run's own root: --resume and --worktree may move it away from the shell's cwd.
+        run.loop.ctx.approve = _interactive_approver(run.root)
     session, loop = run.session, run.loop
     renderer = make_renderer(opts.output_format, opts.verbose)
     rep = run.sandbox_report
