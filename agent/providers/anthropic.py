@@ -31,10 +31,10 @@ from agent.providers.common import (
 from agent.providers.retry import (
     Failure,
     IncompleteStream,
+    RetryingSDKProvider,
     RetryPolicy,
     is_transport_error,
     parse_retry_after,
-    retrying_stream,
     should_retry_header,
 )
 from compaction.transcript import (
@@ -116,7 +116,7 @@ def add_cache_breakpoints(params: dict[str, Any]) -> None:
         marked += 1
 
 
-class AnthropicProvider:
+class AnthropicProvider(RetryingSDKProvider):
     name = "anthropic"
     protocol = "native"
 
@@ -155,10 +155,6 @@ class AnthropicProvider:
             client = anthropic.AsyncAnthropic(**kwargs)
         self.client = client
 
-    async def aclose(self) -> None:
-        """Close the HTTP client (call before the event loop ends)."""
-        await self.client.close()
-
     # -- request -------------------------------------------------------------------------------------------
     def request_params(
         self,
@@ -184,19 +180,6 @@ class AnthropicProvider:
         if self.prompt_caching:
             add_cache_breakpoints(params)
         return params
-
-    def stream_turn(
-        self,
-        system: str,
-        messages: list[Message],
-        tools: list[ToolSpec],
-        max_output_tokens: int,
-        stop: list[str] | None = None,
-    ) -> AsyncIterator[StreamItem]:
-        params = self.request_params(system, messages, tools, max_output_tokens, stop)
-        return retrying_stream(
-            lambda: self._attempt(params), self._classify, self.retry, f"anthropic:{self.model}"
-        )
 
     # -- one attempt ---------------------------------------------------------------------------------------
     async def _attempt(self, params: dict[str, Any]) -> AsyncIterator[StreamItem]:

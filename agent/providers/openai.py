@@ -23,10 +23,10 @@ from agent.providers.common import (
 from agent.providers.retry import (
     Failure,
     IncompleteStream,
+    RetryingSDKProvider,
     RetryPolicy,
     is_transport_error,
     parse_retry_after,
-    retrying_stream,
     should_retry_header,
 )
 from compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
@@ -90,7 +90,7 @@ def tools_to_wire(tools: list[ToolSpec]) -> list[dict[str, Any]]:
     ]
 
 
-class OpenAIProvider:
+class OpenAIProvider(RetryingSDKProvider):
     name = "openai"
     protocol = "native"
 
@@ -125,10 +125,6 @@ class OpenAIProvider:
         self.client = client
         self.max_tokens_param = info.max_tokens_param or "max_tokens"
 
-    async def aclose(self) -> None:
-        """Close the HTTP client (call before the event loop ends)."""
-        await self.client.close()
-
     def request_params(
         self,
         system: str,
@@ -151,19 +147,6 @@ class OpenAIProvider:
         if stop:
             params["stop"] = list(stop)[:4]
         return params
-
-    def stream_turn(
-        self,
-        system: str,
-        messages: list[Message],
-        tools: list[ToolSpec],
-        max_output_tokens: int,
-        stop: list[str] | None = None,
-    ) -> AsyncIterator[StreamItem]:
-        params = self.request_params(system, messages, tools, max_output_tokens, stop)
-        return retrying_stream(
-            lambda: self._attempt(params), self._classify, self.retry, f"openai:{self.model}"
-        )
 
     async def _attempt(self, params: dict[str, Any]) -> AsyncIterator[StreamItem]:
         stream = await self.client.chat.completions.create(**params)

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from agent.providers.base import ProviderError, StreamItem, StreamRetry
 
@@ -133,3 +134,38 @@ async def retrying_stream(
         yield StreamRetry(attempt=attempt, delay_s=delay, error=failure.message)
         await policy.sleep(delay)
         attempt += 1
+
+
+class RetryingSDKProvider:
+    """What the SDK-backed providers share: one request per turn, retried as a whole by `retrying_stream`, and
+    the SDK client closed inside the event loop. Subclasses build `request_params`, `_attempt` and `_classify`."""
+
+    name: str
+    model: str
+    client: Any
+    retry: RetryPolicy
+
+    def request_params(self, system: str, messages: list[Any], tools: list[Any], max_output_tokens: int,
+                       stop: list[str] | None = None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _attempt(self, params: dict[str, Any]) -> AsyncIterator[StreamItem]:
+        raise NotImplementedError
+
+    def _classify(self, exc: Exception) -> Failure:
+        raise NotImplementedError
+
+    def stream_turn(
+        self,
+        system: str,
+        messages: list[Any],
+        tools: list[Any],
+        max_output_tokens: int,
+        stop: list[str] | None = None,
+    ) -> AsyncIterator[StreamItem]:
+        params = self.request_params(system, messages, tools, max_output_tokens, stop)
+        return retrying_stream(lambda: self._attempt(params), self._classify, self.retry, f"{self.name}:{self.model}")
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (call before the event loop ends)."""
+        await self.client.close()
