@@ -139,6 +139,19 @@ def _extra(v: Any) -> list[ExtraChunk]:
     return out
 
 
+def _generation_fields(body: dict[str, Any], req: CompletionRequest) -> None:
+    """The generation controls /infill, /completion and /v1/ghost share: indent, time bounds, sampling,
+    candidates, stop strings."""
+    req.n_indent = _num(body, "n_indent", 0, int)
+    req.t_max_prompt_ms = _num(body, "t_max_prompt_ms", 0.0)
+    req.t_max_predict_ms = _num(body, "t_max_predict_ms", 0.0)
+    _sampling(body, req)
+    req.n_cmpl = max(1, _num(body, "n_cmpl", 1, int))
+    if req.n_cmpl > 16:
+        raise BadRequest("'n_cmpl' must be at most 16")
+    req.stop = _stops(body.get("stop"))
+
+
 def _sampling(body: dict[str, Any], req: CompletionRequest) -> None:
     req.temperature = _num(body, "temperature", 0.0)
     samplers = body.get("samplers")
@@ -172,14 +185,7 @@ def llama_request(body: dict[str, Any], infill: bool, client: str) -> Completion
     req.n_predict = _num(body, "n_predict", 128 if infill else -1, int)
     if req.n_predict < 0:
         req.n_predict = -1
-    req.n_indent = _num(body, "n_indent", 0, int)
-    req.t_max_prompt_ms = _num(body, "t_max_prompt_ms", 0.0)
-    req.t_max_predict_ms = _num(body, "t_max_predict_ms", 0.0)
-    _sampling(body, req)
-    req.n_cmpl = max(1, _num(body, "n_cmpl", 1, int))
-    if req.n_cmpl > 16:
-        raise BadRequest("'n_cmpl' must be at most 16")
-    req.stop = _stops(body.get("stop"))
+    _generation_fields(body, req)
     cp = body.get("cache_prompt", True)
     req.cache_prompt = bool(cp)
     id_slot = body.get("id_slot", -1)
@@ -445,15 +451,8 @@ def ghost_request(body: dict[str, Any], client: str) -> CompletionRequest:
     extra = body.get("extra", body.get("input_extra"))
     req.extra = _extra(extra)
     req.n_predict = _num(body, "n_predict", 64, int)
-    req.n_indent = _num(body, "n_indent", 0, int)
-    req.t_max_prompt_ms = _num(body, "t_max_prompt_ms", 0.0)
-    req.t_max_predict_ms = _num(body, "t_max_predict_ms", 0.0)
     req.deadline_ms = _num(body, "deadline_ms", 0.0)
-    _sampling(body, req)
-    req.n_cmpl = max(1, _num(body, "n_cmpl", 1, int))
-    if req.n_cmpl > 16:
-        raise BadRequest("'n_cmpl' must be at most 16")
-    req.stop = _stops(body.get("stop"))
+    _generation_fields(body, req)
     sau = body.get("stop_at_unit", True)
     req.stop_at_unit = bool(sau)
     req.client_id = client or _str(body, "document")
