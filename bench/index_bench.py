@@ -207,13 +207,14 @@ def touch_one(corpus: Path, rel: str) -> None:
 
 
 def run_index(name: str, corpus: Path, queries: list[dict], embeddings: str, touch: str,
-              modes: list[str]) -> dict:
+              modes: list[str], reuse: bool = False) -> dict:
     from index import RepoIndex
 
     index_dir = corpus.parent / f"{name}-index"
-    if index_dir.exists():
+    reused = reuse and (index_dir / "index.db").exists()
+    if index_dir.exists() and not reused:
         shutil.rmtree(index_dir)
-    out: dict = {"corpus": str(corpus)}
+    out: dict = {"corpus": str(corpus), "reused_index": reused}
     t = time.perf_counter()
     idx = RepoIndex.open(corpus, embeddings=embeddings, index_dir=index_dir)  # type: ignore[arg-type]
     out["open_s"] = time.perf_counter() - t  # includes loading the embedding model when embeddings="on"
@@ -275,6 +276,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7,
                     help="query sampling seed (A uses it, B seed+1; the fusion constant was tuned on B seed 1)")
     ap.add_argument("--no-dense", action="store_true", help="skip the embedded sub-corpus")
+    ap.add_argument("--reuse-index", action="store_true",
+                    help="keep indexes a previous run built (build times then measure only an incremental refresh)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "index_bench.json"))
     ap.add_argument("--cache", default=str(ROOT / "bench" / ".cache"), help="where corpora and indexes go")
     args = ap.parse_args()
@@ -290,7 +293,7 @@ def main() -> int:
     (cache / "queries-A.json").write_text(json.dumps(queries_a, indent=1))
     touch_a = next(q["path"] for q in queries_a if q["kind"] == "identifier")
     print(f"[A] corpus {', '.join(full_pkgs)}: {len(queries_a)} queries", file=sys.stderr)
-    a = run_index("A", corpus_a, queries_a, "off", touch_a, ["lexical"])
+    a = run_index("A", corpus_a, queries_a, "off", touch_a, ["lexical"], args.reuse_index)
     a["packages"] = full_pkgs
     a["queries"] = len(queries_a)
     a["rg_latency"] = rg_latency(corpus_a, queries_a)
@@ -304,7 +307,7 @@ def main() -> int:
         (cache / "queries-B.json").write_text(json.dumps(queries_b, indent=1))
         touch_b = next(q["path"] for q in queries_b if q["kind"] == "identifier")
         print(f"[B] corpus {', '.join(dense_pkgs)}: {len(queries_b)} queries (embedding everything)", file=sys.stderr)
-        b = run_index("B", corpus_b, queries_b, "on", touch_b, ["lexical", "dense", "hybrid"])
+        b = run_index("B", corpus_b, queries_b, "on", touch_b, ["lexical", "dense", "hybrid"], args.reuse_index)
         b["packages"] = dense_pkgs
         b["queries"] = len(queries_b)
         results["B_sub_hybrid"] = b
@@ -322,6 +325,8 @@ def print_table(r: dict) -> None:
     print("\n== index_bench ==")
     print(f"{r['cpus']} CPUs; load average at start {r['loadavg_start'][0]:.1f}, at end {r['loadavg_end'][0]:.1f} "
           "(other processes share these cores: absolute times are noisy, ratios less so)")
+    if a.get("reused_index"):
+        print("indexes reused from an earlier run (--reuse-index): the build times below are incremental refreshes")
     print(f"A (full corpus, lexical-only): {a['files']} files, {a['chunks']} chunks, {a['symbols']} symbols, "
           f"{a['queries']} queries")
     rows = [

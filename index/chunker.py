@@ -168,6 +168,17 @@ def _assemble(segs: list[_Seg], lines: list[str]) -> list[Chunk]:
 _WS = re.compile(r"\s+")
 
 
+def _go_receiver_type(method: Any) -> str | None:
+    """`func (s *Server[T]) Handle()` -> "Server": Go methods are qualified by their receiver's base type."""
+    recv = method.child_by_field_name("receiver")
+    param = next((c for c in recv.named_children if c.type == "parameter_declaration"), None) if recv else None
+    node = param.child_by_field_name("type") if param is not None else None
+    while node is not None and node.type in ("pointer_type", "generic_type", "parenthesized_type"):
+        node = node.child_by_field_name("type") or next(
+            (c for c in node.named_children if c.type in ("type_identifier", "generic_type", "pointer_type")), None)
+    return _text(node) if node is not None and node.type == "type_identifier" else None
+
+
 class _Walker:
     def __init__(self, spec: LangSpec, lines: list[str]) -> None:
         self.spec = spec
@@ -257,6 +268,9 @@ class _Walker:
             if prefix and kind == "function":
                 kind = "method"
             qual = prefix + name
+            if inner.type == "method_declaration" and self.spec.name == "go":
+                recv = _go_receiver_type(inner)
+                qual = f"{recv}.{name}" if recv else qual
             self.symbols.append(Symbol(name, qual, kind, self.signature(child, inner),
                                        child.start_point[0] + 1, _end_row(child) + 1))
             body = inner.child_by_field_name("body") if inner.type in self.spec.containers else None

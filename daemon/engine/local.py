@@ -321,9 +321,11 @@ class LocalBackend:
         }
         self.busy = False
         # Abortable forwards (dynamic-cache path): while a forward runs, `_fwd_jobs` names the jobs whose rows it
-        # computes; a pre-hook on every decoder layer raises _ForwardAborted once all of them are cancelled, so a
-        # cancelled job stops costing compute within one layer instead of after the whole forward.
+        # computes; a pre-hook on every decoder layer raises _ForwardAborted once all of them are cancelled (a
+        # batched decode: once any is; the others redo their step), so a cancelled job stops costing compute
+        # within one layer instead of after the whole forward.
         self._fwd_jobs: tuple[Job, ...] | None = None
+        self._fwd_abort_on_any = False
         self._hook_handles: list[Any] = []
         self._waiting: tuple[list[Job], list[Job]] | None = None  # the worker's (pending, new) lists
 
@@ -373,6 +375,10 @@ class LocalBackend:
             jobs = self._fwd_jobs
             if not jobs:
                 return
+            if self._fwd_abort_on_any:
+                if any(j.cancel_event.is_set() for j in jobs):
+                    raise _ForwardAborted
+                return
             for j in jobs:
                 if not j.cancel_event.is_set():
                     return
@@ -380,10 +386,12 @@ class LocalBackend:
 
         self._hook_handles = [layer.register_forward_pre_hook(check) for layer in decoder_layers(self.lm.model)]
 
-    def _forward(self, jobs: tuple[Job, ...], **kw: Any) -> Any:
+    def _forward(self, jobs: tuple[Job, ...], abort_on_any: bool = False, **kw: Any) -> Any:
         """One forward of the model on the dynamic-cache path, abortable between decoder layers once every job
-        in `jobs` is cancelled (raises _ForwardAborted; the caller restores the KV cache it passed in)."""
+        in `jobs` is cancelled, or any of them with `abort_on_any` (raises _ForwardAborted; the caller restores
+        the KV cache it passed in)."""
         self._fwd_jobs = jobs
+        self._fwd_abort_on_any = abort_on_any
         try:
             return self.lm.model(**kw)
         finally:
@@ -799,21 +807,36 @@ class LocalBackend:
     def _step_batch(self, members: list[_Active]) -> list[_Active]:
         """One decode round for several single-row jobs in one forward: their KV states are left-padded to a
         common length with an attention mask and per-row positions. Returns the jobs that finished."""
+        finished = [st for st in members if self._consume(st)]
+        live = [st for st in members if st not in finished]
+        while live:
+            if len(live) == 1:
+                st = live[0]
+                try:
+                    st.next_tok = sample(self._forward_single(st), st.req, st.gen)
+                except _ForwardAborted:
+                    self._drop_aborted(st)
+                    finished.append(st)
+                return finished
+            try:
+                self._forward_batch(live)
+                return finished
+            except _ForwardAborted:
+                # a row's job was cancelled mid-forward: drop it now (the batch's KV was a padded copy, so every
+                # job's own cache is untouched) and redo the step for the others, who lose at most one forward
+                gone = [st for st in live if st.job.cancelled]
+                for st in gone:
+                    self._drop_aborted(st)
+                finished += gone
+                live = [st for st in live if st not in gone]
+        return finished
+
+    def _forward_batch(self, live: list[_Active]) -> None:
+        """One decode forward over several single-row jobs; sets each one's next token. Raises _ForwardAborted
+        (at the next decoder layer) as soon as any of them is cancelled."""
         import torch
         from transformers import DynamicCache
 
-        finished = [st for st in members if self._consume(st)]
-        live = [st for st in members if st not in finished]
-        if len(live) == 0:
-            return finished
-        if len(live) == 1:
-            st = live[0]
-            try:
-                st.next_tok = sample(self._forward_single(st), st.req, st.gen)
-            except _ForwardAborted:
-                self._drop_aborted(st)
-                finished.append(st)
-            return finished
         lens = [len(st.prompt) + st.n_steps - 1 for st in live]  # KV length of each row
         maxlen = max(lens)
         per_layer = [self._layers(st.cache) for st in live]
@@ -836,14 +859,8 @@ class LocalBackend:
             mask[i, : maxlen - n] = 0
         ids = torch.stack([st.next_tok.view(()) for st in live]).view(len(live), 1)
         pos = torch.tensor(lens, device=self.lm.device).view(len(live), 1)
-        try:
-            # aborted only when every row's job is cancelled: a live client's row always completes its step
-            out = self._forward(tuple(st.job for st in live), input_ids=ids, attention_mask=mask, position_ids=pos,
-                                past_key_values=cache, use_cache=True)
-        except _ForwardAborted:  # the batch's KV was a padded copy: each job's own cache is untouched
-            for st in live:
-                self._drop_aborted(st)
-            return finished + live
+        out = self._forward(tuple(st.job for st in live), abort_on_any=True, input_ids=ids, attention_mask=mask,
+                            position_ids=pos, past_key_values=cache, use_cache=True)
         logits = out.logits[:, -1, :]
         new = self._layers(out.past_key_values)
         for i, st in enumerate(live):
@@ -851,7 +868,6 @@ class LocalBackend:
             st.cache = DynamicCache(ddp_cache_data=[(k[i : i + 1, :, pad:, :], v[i : i + 1, :, pad:, :]) for k, v in new])
             st.next_tok = sample(logits[i : i + 1], st.req, st.gen)
         self.counters["batched_steps"] = self.counters.get("batched_steps", 0) + 1
-        return finished
 
     def _check(self, st: _Active, i: int, text: str, now: float, n_predict: int) -> bool:
         req = st.req

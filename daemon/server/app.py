@@ -522,7 +522,9 @@ async def metrics(request: web.Request) -> web.Response:
         lines.append(f"# TYPE {name} {kind}")
         lines.append(f"{name} {float(m[k]):g}")
     for name, xs in (("ghostline_request_latency_ms", list(engine.latencies_ms)),
-                     ("ghostline_cancel_latency_ms", list(engine.cancel_latencies_ms))):
+                     ("ghostline_cancel_latency_ms", list(engine.cancel_latencies_ms)),
+                     # cancel -> the model worker let go of the job (its compute stopped, its KV salvaged)
+                     ("ghostline_cancel_drop_latency_ms", list(engine.drop_latencies_ms))):
         lines.append(f"# TYPE {name} summary")
         for q in (0.5, 0.9, 0.99):
             lines.append(f'{name}{{quantile="{q}"}} {_quantile(xs, q):.3f}')

@@ -1,5 +1,6 @@
 """Abortable forwards: a forward pass whose rows all belong to cancelled jobs stops between decoder layers, the KV
-cache goes back to its state before that forward, and a batched decode with a live row is never aborted.
+cache goes back to its state before that forward; a batched decode stops as soon as any row is cancelled, lets
+that row go and redoes the step for the others.
 
 The worker's methods are driven directly from the test (no worker thread), and the cancel is issued from inside
 the forward by a pre-hook on the first decoder layer, so the abort point is deterministic."""
@@ -168,8 +169,9 @@ async def test_truncate_cache_after_an_aborted_forward(be, tiny_lm):
         torch.testing.assert_close(a[0], b[0], rtol=1e-4, atol=1e-4)
 
 
-async def test_batched_decode_with_a_live_row_is_not_aborted(be, tiny_lm):
-    a, b = Job(req(n_predict=1000)), Job(req(n_predict=1000, prefix=PREFIX + "x = 1\n"))
+async def test_batched_decode_drops_a_cancelled_row_at_once_and_redoes_the_live_rows(be, tiny_lm):
+    b_req = req(n_predict=10, prefix=PREFIX + "x = 1\n")
+    a, b = Job(req(n_predict=1000)), Job(b_req)
     with torch.inference_mode():
         sa, sb = be._admit(a, static_free=True), be._admit(b, static_free=True)
         assert be._step_batch([sa, sb]) == []  # first round: both consume, one batched forward
@@ -177,12 +179,16 @@ async def test_batched_decode_with_a_live_row_is_not_aborted(be, tiny_lm):
         be.probe.cancel = [a]  # `a` is cancelled inside the next batched forward; `b` is live
         be.probe.when = lambda h: h.shape[0] == 2
         finished = be._step_batch([sa, sb])
-        assert finished == [] and be.probe.fired == 1
-        assert be.probe.last_seen == [(2, 1, tiny_lm.model.config.hidden_size)]  # the batch ran to the end
-        assert be.counters.get("aborted_forwards", 0) == 0 and a.cancelled and not b.cancelled
-        # next round: `a` leaves at its consume; `b` decodes alone and is unaffected
-        finished = be._step_batch([sa, sb])
-        assert finished == [sa] and a.dropped and not b.done
+        # the batch stopped between layers; `a` was let go in that same round; `b` redid its step alone
+        assert finished == [sa] and be.probe.fired == 1 and a.dropped
+        assert be.probe.last_seen == [(1, 1, tiny_lm.model.config.hidden_size)]
+        assert be.counters["aborted_forwards"] == 1 and not b.done
+        while be._step_batch([sb]) != [sb]:
+            pass
+    assert b.done and not b.cancelled
+    # `b` lost nothing: its tokens are those of a backend that never saw the abort
+    fresh = LocalBackend(tiny_lm, cache=PrefixCache(), fast_path=False, prefill_chunk=1024)
+    assert sb.ids[0] == run_to_end(fresh, Job(b_req)) and len(sb.ids[0]) > 0
 
 
 async def test_batched_decode_with_every_row_cancelled_is_aborted(be, tiny_lm):

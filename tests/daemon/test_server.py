@@ -279,6 +279,7 @@ async def test_metrics_prometheus(srv):
     assert re.search(r"^ghostline_requests_total 1$", text, re.M)
     assert re.search(r'^ghostline_request_latency_ms\{quantile="0.5"\} [0-9.]+$', text, re.M)
     assert re.search(r"^ghostline_kv_cache_lookups [0-9]", text, re.M)
+    assert re.search(r"^ghostline_cancel_drop_latency_ms_count [0-9]+$", text, re.M)
     for line in text.strip().split("\n"):
         assert line.startswith("#") or re.match(r'^[a-z_]+(\{quantile="[0-9.]+"\})? -?[0-9.e+]+$', line), line
 

@@ -132,8 +132,11 @@ def test_other_languages_symbols_and_imports() -> None:
     assert {"G", "G.greet", "add", "Opts"} <= {s.qualname for s in ts.symbols}
     assert [i.module for i in ts.imports] == ["./x"]
     go = analyze("a.go", 'package m\nimport (\n "fmt"\n s "strings"\n)\ntype Srv struct{}\n'
-                         "func (v *Srv) Start(p int) error { return nil }\n")
+                         "func (v *Srv) Start(p int) error { return nil }\n"
+                         "func (l List[T]) Len() int { return 0 }\nfunc Free() {}\n")
     assert {"Srv", "Start"} <= {s.name for s in go.symbols}
+    # methods are qualified by their receiver's base type (pointer and type parameters stripped)
+    assert {"Srv.Start", "List.Len", "Free"} <= {s.qualname for s in go.symbols}
     assert sorted(i.module for i in go.imports) == ["fmt", "strings"]
     rs = analyze("a.rs", "use std::io;\nstruct C;\nimpl C { fn get(&self) -> u8 { 0 } }\n")
     assert {"C", "C.get"} <= {s.qualname for s in rs.symbols}

@@ -95,3 +95,20 @@ def test_in_memory_vectors_follow_own_and_other_processes_writes(dense_repo) -> 
         other.close()
     # a commit by another connection is seen (PRAGMA data_version) and the matrix reloads
     assert idx.search("convert a distance from kilometres to miles", k=1, mode="dense")[0].path == "util/units.py"
+
+
+def test_analyzer_upgrade_reanalyses_every_file_and_keeps_their_vectors(dense_repo) -> None:
+    root, idx, _ = dense_repo
+    idx.refresh()
+    chunks = idx.status().chunks
+    idx._conn.execute("UPDATE meta SET value='0' WHERE key='analyzer_version'")
+    idx.close()
+    again = RepoIndex.open(root, embeddings="on")
+    try:
+        s = again.refresh()
+        assert s.changed == s.scanned > 0 and s.unchanged == 0  # every file re-chunked and re-symbolised
+        assert s.embedded == 0 and s.embeddings_reused == chunks  # ... without re-embedding identical chunks
+        assert again.search("will it rain tomorrow", k=1, mode="dense")[0].path == "util/weather.py"
+        assert again.refresh().unchanged == s.scanned
+    finally:
+        again.close()

@@ -278,3 +278,15 @@ def test_definition_outranks_mentions_for_code_identifiers(idx: RepoIndex, repo:
     plain = idx._lexical_ids("backoff_delay", 5, boost_definitions=False)
     top = idx._hits(plain, 1)[0]
     assert top.path == "pkg/callers.py"  # pure BM25 prefers the repeated mentions: the boost matters
+
+
+def test_analyzer_change_reanalyses_without_a_rebuild(repo: Path) -> None:
+    with RepoIndex.open(repo, embeddings="off") as idx:
+        first = idx.refresh()
+        idx._conn.execute("UPDATE meta SET value='1' WHERE key='analyzer_version'")
+    with RepoIndex.open(repo, embeddings="off") as idx:
+        assert idx.status().chunks > 0  # kept: searchable before the refresh
+        assert idx._meta("analyzer_version") == str(repo_mod.ANALYZER_VERSION)
+        s = idx.refresh()
+        assert s.changed == first.added and s.unchanged == 0 and s.added == 0
+        assert idx.refresh().unchanged == first.added
