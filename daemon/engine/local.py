@@ -259,6 +259,7 @@ class _Active:
     words: list[str] = field(default_factory=list)
     keep: list[int] = field(default_factory=list)
     n_steps: int = 0
+    released: bool = False  # the worker let go of this cancelled job (it may still sit in the active list)
 
 
 class LocalBackend:
@@ -328,6 +329,7 @@ class LocalBackend:
         self._fwd_abort_on_any = False
         self._hook_handles: list[Any] = []
         self._waiting: tuple[list[Job], list[Job]] | None = None  # the worker's (pending, new) lists
+        self._active: list[_Active] = []  # the worker's admitted jobs
 
     # -- lifecycle --
     @property
@@ -375,6 +377,7 @@ class LocalBackend:
             jobs = self._fwd_jobs
             if not jobs:
                 return
+            self._let_go_idle(jobs)
             if self._fwd_abort_on_any:
                 if any(j.cancel_event.is_set() for j in jobs):
                     raise _ForwardAborted
@@ -385,6 +388,23 @@ class LocalBackend:
             raise _ForwardAborted
 
         self._hook_handles = [layer.register_forward_pre_hook(check) for layer in decoder_layers(self.lm.model)]
+
+    def _let_go_idle(self, in_forward: tuple[Job, ...]) -> None:
+        """Between decoder layers of any forward: let go of the cancelled jobs that forward does not compute
+        (waiting for admission, or admitted and idle until this forward ends), instead of after it."""
+        for st in self._active:
+            if st.job.cancel_event.is_set() and not st.released and st.job not in in_forward:
+                self._let_go(st)
+        self._sweep_waiting()
+
+    def _let_go(self, st: _Active) -> None:
+        """Let go of a cancelled active job (once): salvage its KV state into the prefix cache for the next
+        keystroke. Its client was answered and its seat freed by the cancel itself (Job.cancel)."""
+        if st.released:
+            return
+        st.released = True
+        self._store(st, generated=True)
+        self._finish_cancelled(st.job, st)
 
     def _forward(self, jobs: tuple[Job, ...], abort_on_any: bool = False, **kw: Any) -> Any:
         """One forward of the model on the dynamic-cache path, abortable between decoder layers once every job
@@ -474,6 +494,7 @@ class LocalBackend:
         if ready is not None:
             ready.set()
         active: list[_Active] = []
+        self._active = active  # seen by the abort hook (_let_go_idle)
         pending: list[Job] = []
         with torch.inference_mode():
             while not self._stop.is_set():
@@ -549,7 +570,9 @@ class LocalBackend:
                         active.remove(st)
                 self.busy = bool(active or pending)
             for st in active:
-                self._finish_cancelled(st.job, st)
+                if not st.released:
+                    st.released = True
+                    self._finish_cancelled(st.job, st)
             for job in pending:
                 self._finish_cancelled(job, None)
 
@@ -559,8 +582,7 @@ class LocalBackend:
         itself (Job.cancel), so neither waits for this."""
         for st in [a for a in active if a.job.cancelled]:
             active.remove(st)
-            self._store(st, generated=True)
-            self._finish_cancelled(st.job, st)
+            self._let_go(st)
 
     def _sweep_waiting(self) -> None:
         """Between prefill chunks of one job: let go of the cancelled jobs still waiting for admission (queued,
@@ -728,8 +750,7 @@ class LocalBackend:
         """A decode forward of `st` was aborted (its job is cancelled; its KV cache is back to the state before
         that forward): salvage the KV state and let go."""
         self.counters["aborted_forwards"] = self.counters.get("aborted_forwards", 0) + 1
-        self._store(st, generated=True)
-        self._finish_cancelled(st.job, st)
+        self._let_go(st)
 
     @staticmethod
     def _layers(cache: Any) -> KV:
@@ -769,8 +790,7 @@ class LocalBackend:
     def _consume(self, st: _Active) -> bool:
         """Take the tokens sampled last round: stop rules, streaming. True when the job is finished (released)."""
         if st.job.cancelled:
-            self._store(st, generated=True)
-            self._finish_cancelled(st.job, st)
+            self._let_go(st)
             return True
         req = st.req
         n_predict = req.n_predict if req.n_predict > 0 else self.lm.n_ctx

@@ -238,3 +238,29 @@ async def test_cancelled_jobs_waiting_for_admission_are_dropped_during_another_p
     assert st is not None
     assert behind.dropped and waiting.dropped and queued.dropped and not live.done
     assert new == [] and pending == [live] and be.counters["cancelled"] == 3
+
+
+async def test_an_idle_job_cancelled_during_another_jobs_prefill_is_let_go_between_layers(be, tiny_lm):
+    a = Job(req(n_predict=1000))
+    b = Job(req(n_predict=4, prefix=PREFIX + "y = 2\n"))
+    with torch.inference_mode():
+        sa = be._admit(a, static_free=True)
+        assert not be._step(sa)
+        be._active = [sa]  # what the worker loop shares with the abort hook
+        seen_at_last_layer = []
+        handle = decoder_layers(tiny_lm.model)[-1].register_forward_pre_hook(
+            lambda _m, _a: seen_at_last_layer.append(a.dropped))
+        try:
+            be.probe.cancel = [a]  # `a` is cancelled while `b`'s prefill chunk is in its first layer
+            be.probe.when = lambda h: h.shape[1] > 1
+            sb = be._admit(b, static_free=True)
+        finally:
+            handle.remove()
+    assert sb is not None and not b.cancelled  # b's prefill ran to the end
+    # `a` was let go before the chunk's last layer ran, with its KV state salvaged, exactly once
+    assert seen_at_last_layer[0] is True and sa.released and a.dropped
+    assert be.counters["cancelled"] == 1 and be.counters.get("aborted_forwards", 0) == 0
+    assert [len(e.tokens) for e in be.cache._entries.values()] == [len(sa.prompt) + sa.n_steps - 1], (len(sa.prompt), sa.n_steps)
+    with torch.inference_mode():
+        assert be._step(sa) is True  # the worker loop's next look at it: already gone, nothing twice
+    assert be.counters["cancelled"] == 1
