@@ -157,6 +157,9 @@ def _connect(db_path: Path) -> tuple[Any, bool]:
         vec = False
     conn.execute("PRAGMA busy_timeout=15000")
     conn.execute("PRAGMA journal_mode=WAL")
+    # a build writes the whole index through the WAL: cut the file back after checkpoints instead of leaving it
+    # at its high-water mark (it otherwise doubles the index's footprint on disk)
+    conn.execute(f"PRAGMA journal_size_limit={16 * 2**20}")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=OFF")
     return conn, vec
@@ -173,8 +176,6 @@ CREATE TABLE IF NOT EXISTS chunks(
     embedded INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
 CREATE INDEX IF NOT EXISTS chunks_pending ON chunks(embedded) WHERE embedded = 0;
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    body, names, path, tokenize = "unicode61 remove_diacritics 2 tokenchars '_'");
 CREATE TABLE IF NOT EXISTS symbols(
     path TEXT NOT NULL, name TEXT NOT NULL, qualname TEXT NOT NULL, kind TEXT NOT NULL,
     signature TEXT NOT NULL, line INTEGER NOT NULL, end_line INTEGER NOT NULL);
@@ -185,6 +186,34 @@ CREATE INDEX IF NOT EXISTS imports_module ON imports(module);
 CREATE INDEX IF NOT EXISTS imports_path ON imports(path);
 CREATE TABLE IF NOT EXISTS tree(dir TEXT PRIMARY KEY, hash TEXT NOT NULL);
 """
+_FTS_COLUMNS = "body, names, path, tokenize = \"unicode61 remove_diacritics 2 tokenchars '_'\""
+# contentless: the FTS table keeps only its inverted index (the text is in `chunks`), a third of the index's
+# size; deleting rows from it needs SQLite >= 3.43 (contentless_delete), else the table keeps its own copy
+_FTS_CONTENTLESS = f"CREATE VIRTUAL TABLE chunks_fts USING fts5({_FTS_COLUMNS}, content='', contentless_delete=1)"
+_FTS_WITH_CONTENT = f"CREATE VIRTUAL TABLE chunks_fts USING fts5({_FTS_COLUMNS})"
+
+
+def _ensure_fts(conn: Any) -> bool:
+    """Create the FTS table, contentless where SQLite can; an older index's table with its own copy of the text
+    is replaced by a contentless one. True when the FTS rows must be rewritten (every file re-analysed)."""
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='chunks_fts'").fetchone()
+    if row is not None and "contentless_delete" in row[0]:
+        return False
+    try:
+        conn.execute("SAVEPOINT fts")
+        if row is not None:
+            conn.execute("DROP TABLE chunks_fts")
+        conn.execute(_FTS_CONTENTLESS)
+        conn.execute("RELEASE fts")
+        return row is not None
+    except Exception as exc:  # noqa: BLE001 - sqlite3.OperationalError of whichever sqlite module is in use
+        conn.execute("ROLLBACK TO fts")
+        conn.execute("RELEASE fts")
+        if "contentless_delete" not in str(exc):
+            raise
+        if row is None:
+            conn.execute(_FTS_WITH_CONTENT)
+        return False
 
 
 def _notice_once(key: str, message: str) -> bool:
@@ -258,8 +287,11 @@ class RepoIndex:
                 conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?)",
                              (str(SCHEMA_VERSION),))
                 conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('root', ?)", (str(root),))
+                fts_rebuilt = _ensure_fts(conn)
                 row = conn.execute("SELECT value FROM meta WHERE key='analyzer_version'").fetchone()
-                if row is None or row[0] != str(ANALYZER_VERSION):
+                if fts_rebuilt:  # the old table's pages are free: compact after the re-analysis that follows
+                    conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('vacuum_pending', '1')")
+                if fts_rebuilt or row is None or row[0] != str(ANALYZER_VERSION):
                     conn.execute("UPDATE files SET hash = '', size = -1")  # stale: re-analysed by the next refresh
                     conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('analyzer_version', ?)",
                                  (str(ANALYZER_VERSION),))
@@ -395,6 +427,8 @@ class RepoIndex:
                 else:
                     stats.root_hash = self._meta("root_hash") or ""
                 self._set_meta("last_refresh", str(time.time()))
+                if paths is None and self._meta("vacuum_pending"):
+                    self._vacuum()
             if embed and self._mode != "off":
                 with self._lock:
                     pending = self._pending_count()
@@ -620,6 +654,18 @@ class RepoIndex:
             "INSERT INTO imports(path, module, line) VALUES(?,?,?)",
             [(rel, _resolve_import(rel, analysis.lang, i.module), i.line) for i in analysis.imports],
         )
+
+    def _vacuum(self) -> None:
+        """Give back the pages an FTS migration freed (caller holds the lock). Needs the database to itself:
+        when another process holds it, the flag stays and a later full refresh tries again."""
+        try:
+            self._conn.execute("VACUUM")
+        except Exception as exc:  # noqa: BLE001 - sqlite3.OperationalError: database is locked / busy
+            log.info("index VACUUM deferred: %s", exc)
+            return
+        self._conn.execute("DELETE FROM meta WHERE key='vacuum_pending'")
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # VACUUM wrote the whole file through the WAL
+        self._dense.invalidate()
 
     def _update_tree(self) -> str:
         """Merkle-style directory hashes over the file content hashes; returns the root hash."""

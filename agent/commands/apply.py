@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+from agent.commands import fail as _fail
+
 
 class EditFormat(StrEnum):
     auto = "auto"
@@ -18,10 +20,6 @@ class EditFormat(StrEnum):
     patch = "patch"
     whole = "whole"
 
-
-def _fail(msg: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"agent apply: {msg}", err=True)
-    return typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,10 +10,7 @@ import sys
 
 import typer
 
-
-def _fail(msg: str, code: int = 2) -> None:
-    typer.echo(f"error: {msg}", err=True)
-    raise typer.Exit(code)
+from agent.commands import fail as _fail
 
 
 def _opts(model, port, host, fim_format, backend, backend_model, device, no_kv_reuse, cache_mb, deadline_ms,
@@ -21,14 +18,14 @@ def _opts(model, port, host, fim_format, backend, backend_model, device, no_kv_r
     from daemon.server.process import ServeOptions
 
     if not 0 < port < 65536:
-        _fail(f"--port must be between 1 and 65535, got {port}")
+        raise _fail(f"--port must be between 1 and 65535, got {port}")
     if fim_format:
         from daemon.engine.fim import get_format
 
         try:
             get_format(fim_format)
         except ValueError as e:
-            _fail(str(e))
+            raise _fail(str(e)) from None
     return ServeOptions(model=model, port=port, host=host, fim_format=fim_format, backend=backend,
                         backend_model=backend_model, device=device, no_kv_reuse=no_kv_reuse, cache_mb=cache_mb,
                         deadline_ms=deadline_ms, repo=repo, no_auth=no_auth)
@@ -69,7 +66,7 @@ def register(app: typer.Typer) -> None:
         try:
             serve(opts, announce=lambda m: typer.echo(m, err=True))
         except DaemonError as e:
-            _fail(str(e))
+            raise _fail(str(e)) from None
 
     @d.command("start")
     def start_cmd(
@@ -86,7 +83,7 @@ def register(app: typer.Typer) -> None:
         try:
             info = start(opts)
         except DaemonError as e:
-            _fail(str(e))
+            raise _fail(str(e)) from None
         typer.echo(f"daemon started: pid {info['pid']} on http://{info['host']}:{info['port']} (log: {info['log_file']})")
 
     @d.command("stop")
@@ -96,7 +93,7 @@ def register(app: typer.Typer) -> None:
 
         res = stop()
         if not res["stopped"]:
-            _fail(res["reason"], 1)
+            raise _fail(res["reason"], 1)
         typer.echo(f"daemon stopped (pid {res['pid']})")
 
     @d.command("status")

@@ -12,6 +12,8 @@ from typing import Any
 
 import typer
 
+from agent.commands import fail as _fail
+
 # `search` embeds new chunks for at most this long before answering; `build` embeds everything.
 SEARCH_EMBED_BUDGET_S = 30.0
 
@@ -27,10 +29,6 @@ class Mode(StrEnum):
     lexical = "lexical"
     dense = "dense"
 
-
-def _fail(msg: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"agent index: {msg}", err=True)
-    return typer.Exit(code)
 
 
 def _default_embeddings() -> Embeddings:

@@ -8,10 +8,7 @@ from pathlib import Path
 
 import typer
 
-
-def _fail(msg: str, code: int = 1) -> None:
-    typer.echo(f"error: {msg}", err=True)
-    raise typer.Exit(code)
+from agent.commands import fail as _fail
 
 
 def _project_root(cwd: Path) -> Path:
@@ -63,21 +60,21 @@ def register(app: typer.Typer) -> None:
         from sandbox import SandboxError, run_command
 
         if mode not in ("read-only", "workspace-write", "full-access"):
-            _fail(f"--mode must be read-only, workspace-write or full-access (got {mode!r})", 2)
+            raise _fail(f"--mode must be read-only, workspace-write or full-access (got {mode!r})", 2)
         if network not in ("on", "off"):
-            _fail(f"--network must be on or off (got {network!r})", 2)
+            raise _fail(f"--network must be on or off (got {network!r})", 2)
         if level is not None and level not in ("bubblewrap", "landlock", "none"):
-            _fail(f"--level must be bubblewrap, landlock or none (got {level!r})", 2)
+            raise _fail(f"--level must be bubblewrap, landlock or none (got {level!r})", 2)
         here = Path(os.path.realpath(cwd or Path.cwd()))
         if not here.is_dir():
-            _fail(f"--cwd {here} is not a directory", 2)
+            raise _fail(f"--cwd {here} is not a directory", 2)
         ws = Path(os.path.realpath(workspace)) if workspace else _project_root(here)
         line = command[0] if len(command) == 1 else shlex.join(command)
         try:
             res = asyncio.run(run_command(line, cwd=here, workspace=ws, mode=mode, network=network == "on",
                                           timeout=timeout, output_limit=output_limit, level=level))
         except SandboxError as e:
-            _fail(str(e), 2)
+            raise _fail(str(e), 2) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
         if res.output:
@@ -101,7 +98,7 @@ def register(app: typer.Typer) -> None:
         from sandbox.checkpoints import CheckpointError, Checkpoints
 
         if turns < 1:
-            _fail("--turns must be at least 1", 2)
+            raise _fail("--turns must be at least 1", 2)
         ws = _project_root(Path(os.path.realpath(cwd or Path.cwd())))
         cps = Checkpoints(ws)
         try:
@@ -114,7 +111,7 @@ def register(app: typer.Typer) -> None:
                 return
             cp, changed = cps.undo(session, turns)
         except CheckpointError as e:
-            _fail(str(e))
+            raise _fail(str(e), 1) from None
         typer.echo(f"restored {ws} to checkpoint {cp.sha[:12]} ({cp.label}); {len(changed)} path(s) changed")
         for p in changed[:50]:
             typer.echo(f"  {p}")
@@ -167,7 +164,7 @@ def register(app: typer.Typer) -> None:
             return
         target = Path(os.path.realpath(directory)) if directory else _project_root(Path(os.path.realpath(Path.cwd())))
         if not target.is_dir():
-            _fail(f"{target} is not a directory", 2)
+            raise _fail(f"{target} is not a directory", 2)
         if remove:
             typer.echo(f"no longer trusted: {target}" if untrust(target) else f"{target} was not trusted")
             return

@@ -290,3 +290,49 @@ def test_analyzer_change_reanalyses_without_a_rebuild(repo: Path) -> None:
         s = idx.refresh()
         assert s.changed == first.added and s.unchanged == 0 and s.added == 0
         assert idx.refresh().unchanged == first.added
+
+
+def _fts_sql(index: RepoIndex) -> str:
+    return index._conn.execute("SELECT sql FROM sqlite_master WHERE name='chunks_fts'").fetchone()[0]
+
+
+def test_fts_is_contentless_and_forgets_deleted_chunks(idx: RepoIndex, repo: Path) -> None:
+    assert "content=''" in _fts_sql(idx) and "contentless_delete" in _fts_sql(idx)
+    assert idx.search("backoff delay", mode="lexical")[0].path == "pkg/config.py"
+    (repo / "pkg" / "config.py").unlink()
+    idx.refresh()
+    assert all(h.path != "pkg/config.py" for h in idx.search("backoff delay", mode="lexical"))
+    rows = idx._conn.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'backoff'").fetchone()[0]
+    assert rows == 0
+
+
+def test_an_fts_table_holding_its_own_text_is_replaced_by_a_contentless_one(repo: Path) -> None:
+    with RepoIndex.open(repo, embeddings="off") as idx:
+        files = idx.refresh().added
+        conn = idx._conn
+        old = conn.execute("SELECT rowid, body, names, path FROM chunks_fts").fetchall()
+        conn.execute("DROP TABLE chunks_fts")  # what an index written before contentless FTS holds
+        conn.execute(repo_mod._FTS_WITH_CONTENT)
+        conn.executemany("INSERT INTO chunks_fts(rowid, body, names, path) VALUES(?,?,?,?)", old)
+    with RepoIndex.open(repo, embeddings="off") as idx:
+        assert "contentless_delete" in _fts_sql(idx)
+        assert idx._meta("vacuum_pending") == "1"
+        s = idx.refresh()  # every file re-analysed into the new table, then the file compacted
+        assert s.changed == files and s.unchanged == 0 and idx._meta("vacuum_pending") is None
+        assert idx.search("backoff delay", mode="lexical")[0].path == "pkg/config.py"
+        assert idx.refresh().unchanged == files
+
+
+def test_without_contentless_delete_the_fts_keeps_its_own_text(repo: Path, monkeypatch) -> None:
+    # SQLite < 3.43 rejects the option; simulate its error
+    monkeypatch.setattr(repo_mod, "_FTS_CONTENTLESS", repo_mod._FTS_CONTENTLESS.replace(
+        "contentless_delete=1", "contentless_delete_unknown=1"))
+    with RepoIndex.open(repo, embeddings="off") as idx:
+        assert "content=''" not in _fts_sql(idx)
+        idx.refresh()
+        assert idx.search("backoff delay", mode="lexical")[0].path == "pkg/config.py"
+        (repo / "pkg" / "config.py").unlink()
+        idx.refresh()
+        assert all(h.path != "pkg/config.py" for h in idx.search("backoff delay", mode="lexical"))
+    with RepoIndex.open(repo, embeddings="off") as idx:  # and it is not rebuilt on every open
+        assert idx.refresh().unchanged > 0
