@@ -112,3 +112,25 @@ def test_analyzer_upgrade_reanalyses_every_file_and_keeps_their_vectors(dense_re
         assert again.refresh().unchanged == s.scanned
     finally:
         again.close()
+
+
+def test_embedding_dtype_choice(monkeypatch) -> None:
+    import numpy as np
+    import torch
+
+    monkeypatch.setenv("GHOSTLINE_EMBED_DTYPE", "float32")
+    assert embed_mod._pick_dtype() is None
+    monkeypatch.setenv("GHOSTLINE_EMBED_DTYPE", "bf16")
+    assert embed_mod._pick_dtype() is torch.bfloat16
+    monkeypatch.setenv("GHOSTLINE_EMBED_DTYPE", "auto")
+    assert embed_mod._pick_dtype() in (None, torch.bfloat16)  # measured on this CPU
+    # whichever the loaded model runs in, its vectors agree with float32 ones (an index stays valid across both)
+    emb = embed_mod.load_embedder()
+    text = ["def parse_config(path): return toml.load(path)"]
+    got = emb.encode(text)[0]
+    from sentence_transformers import SentenceTransformer
+
+    ref_model = SentenceTransformer(embed_mod.model_path(), device="cpu", local_files_only=True)
+    assert next(ref_model.parameters()).dtype == torch.float32
+    ref = ref_model.encode(text, normalize_embeddings=True)[0]
+    assert float(np.dot(got, ref)) > 0.995
