@@ -35,6 +35,7 @@ RRF_K = 5
 DEFINITION_BOOST = 1.0
 MAX_DEFINITIONS = 5
 COMMON_TERM_FRACTION = 0.2
+MAX_QUERY_TERMS = 12  # a long docstring query keeps its rarest terms: p95 16 -> 13 ms, same recall on the bench
 # BM25 column weights: chunk body, names of the definitions it holds, its path.
 BM25_WEIGHTS = (1.0, 3.0, 1.5)
 _BATCH_FILES = 200
@@ -837,7 +838,8 @@ class RepoIndex:
 
     def _prune_common(self, terms: list[str]) -> list[str]:
         """Drop terms found in over COMMON_TERM_FRACTION of chunks (near-zero IDF, long posting lists: they
-        cost most of a query's time and add nothing to its ranking); keeps at least the rarest term."""
+        cost most of a query's time and add nothing to its ranking), then all but the MAX_QUERY_TERMS rarest;
+        keeps at least the rarest term."""
         if len(terms) < 2:
             return terms
         conn = self._conn
@@ -852,6 +854,8 @@ class RepoIndex:
         if total < 1000:
             return terms
         kept = [t for t in terms if self._df[t] <= COMMON_TERM_FRACTION * total]
+        if len(kept) > MAX_QUERY_TERMS:
+            kept = sorted(kept, key=lambda t: self._df[t])[:MAX_QUERY_TERMS]
         return kept or [min(terms, key=lambda t: self._df[t])]
 
     def _definition_chunks(self, query: str) -> dict[int, None]:

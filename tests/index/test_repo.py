@@ -336,3 +336,11 @@ def test_without_contentless_delete_the_fts_keeps_its_own_text(repo: Path, monke
         assert all(h.path != "pkg/config.py" for h in idx.search("backoff delay", mode="lexical"))
     with RepoIndex.open(repo, embeddings="off") as idx:  # and it is not rebuilt on every open
         assert idx.refresh().unchanged > 0
+
+
+def test_long_queries_keep_their_rarest_terms(idx: RepoIndex) -> None:
+    terms = [f"term{i}" for i in range(20)] + ["everywhere"]
+    idx._df = {"": 10_000, "everywhere": 9_000, **{t: 10 + i for i, t in enumerate(terms[:20])}}
+    kept = idx._prune_common(terms)
+    assert kept == terms[: repo_mod.MAX_QUERY_TERMS]  # the rarest, in order; the near-universal term dropped
+    assert idx._prune_common(["everywhere", "term5"]) == ["term5"]
