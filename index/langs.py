@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import threading
 from dataclasses import dataclass, field
 from functools import cache
@@ -25,6 +26,9 @@ class LangSpec:
     # node types that carry imports
     imports: frozenset[str] = frozenset()
     structural: bool = True  # False: the grammar is used for nothing; chunk by line windows
+    # a data/config format (JSON, YAML, TOML): chunked at keys and tables by chunker._ConfigWalker,
+    # its key paths recorded as symbols; defs/wrappers/containers/imports are unused
+    config: bool = False
 
 
 _JS_DEFS = {
@@ -163,12 +167,24 @@ SPECS: tuple[LangSpec, ...] = (
         defs={"function_definition": "function"},
         imports=frozenset(),
     ),
-    LangSpec("json", "tree_sitter_json", exts=(".json",), structural=False),
-    LangSpec("yaml", "tree_sitter_yaml", exts=(".yaml", ".yml"), structural=False),
-    LangSpec("toml", "tree_sitter_toml", exts=(".toml",), structural=False),
+    LangSpec("json", "tree_sitter_json", exts=(".json", ".jsonc"), config=True),
+    LangSpec("yaml", "tree_sitter_yaml", exts=(".yaml", ".yml"), config=True),
+    LangSpec("toml", "tree_sitter_toml", exts=(".toml",), config=True),
 )
 
 _BY_EXT = {ext: spec for spec in SPECS for ext in spec.exts}
+# files known by their whole name rather than their extension
+_BY_NAME = {"Pipfile": next(s for s in SPECS if s.name == "toml")}
+
+# Lockfiles: thousands of generated keys (one per dependency) that nobody searches by name. They stay
+# line-windowed and record no symbols. Most (Cargo.lock, poetry.lock, uv.lock, yarn.lock) have no spec
+# at all; the rest are JSON or YAML by extension.
+LOCKFILE_NAMES = frozenset(
+    {"package-lock.json", "npm-shrinkwrap.json", "pnpm-lock.yaml", "bun.lock", "deno.lock", "flake.lock",
+     "composer.lock", "Cargo.lock", "poetry.lock", "Pipfile.lock", "uv.lock", "pdm.lock", "yarn.lock",
+     "Gemfile.lock", "mix.lock", "pubspec.lock", "Podfile.lock", "packages.lock.json", "conda-lock.yml"}
+)
+_LOCK_RE = re.compile(r"(?:^|[._-])lock\.(?:json|jsonc|ya?ml|toml)$", re.IGNORECASE)
 
 # Text files indexed by line windows (not an exhaustive list: any text file is indexed).
 BINARY_EXTS = frozenset(
@@ -180,8 +196,14 @@ BINARY_EXTS = frozenset(
 
 
 def spec_for(path: str) -> LangSpec | None:
-    suffix = PurePosixPath(path).suffix.lower()
-    return _BY_EXT.get(suffix)
+    pure = PurePosixPath(path)
+    return _BY_EXT.get(pure.suffix.lower()) or _BY_NAME.get(pure.name)
+
+
+def is_lockfile(path: str) -> bool:
+    """A dependency lockfile (`package-lock.json`, `pnpm-lock.yaml`, `Cargo.lock`, `x.lock.json`)."""
+    name = PurePosixPath(path.replace("\\", "/")).name
+    return name in LOCKFILE_NAMES or bool(_LOCK_RE.search(name))
 
 
 _local = threading.local()

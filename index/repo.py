@@ -24,7 +24,7 @@ log = logging.getLogger("ghostline.index")
 SCHEMA_VERSION = 4
 # bumped when chunking or symbol extraction changes: the next refresh re-analyses every file (vectors of chunks
 # whose text is unchanged are reused), where a schema change rebuilds from nothing
-ANALYZER_VERSION = 2
+ANALYZER_VERSION = 3
 EmbeddingsMode = Literal["auto", "on", "off"]
 SearchMode = Literal["hybrid", "lexical", "dense"]
 # Reciprocal rank fusion constant. Small values let the top ranks of each list dominate; 5 beat 60 (the
@@ -1001,8 +1001,9 @@ class RepoIndex:
             marks = ",".join("?" * len(idents))
             with self._lock:
                 rows = self._conn.execute(
+                    # config keys (`name`, `timeout`) are not what an identifier in code refers to
                     f"SELECT s.path, s.line, s.name FROM symbols s WHERE s.name IN ({marks}) AND s.path != ? "
-                    "LIMIT 64", (*idents, rel),
+                    "AND s.kind NOT IN ('key', 'table') LIMIT 64", (*idents, rel),
                 ).fetchall()
                 order = {w: i for i, w in enumerate(idents)}
                 rows.sort(key=lambda r: order.get(r[2], 99))

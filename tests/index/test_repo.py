@@ -344,3 +344,15 @@ def test_long_queries_keep_their_rarest_terms(idx: RepoIndex) -> None:
     kept = idx._prune_common(terms)
     assert kept == terms[: repo_mod.MAX_QUERY_TERMS]  # the rarest, in order; the near-universal term dropped
     assert idx._prune_common(["everywhere", "term5"]) == ["term5"]
+
+
+def test_context_snippets_do_not_take_config_keys_for_definitions(idx: RepoIndex, repo: Path, monkeypatch) -> None:
+    # a config file whose keys spell the identifiers near the cursor (and nothing else to match in BM25)
+    write(repo, "deploy/values.yaml", "".join(f"{k}:\n  enabled: true\n  size: {i}\n" for i, k in
+                                             enumerate(["load_config", "RetryPolicy"] * 1)))
+    idx.refresh()
+    assert {h.kind for h in idx.find_symbol("load_config")} == {"function", "key"}  # both are symbols
+    buffer = "from pkg.config import load_config, RetryPolicy\n\n\ndef main():\n    cfg = load_config(p)\n    "
+    monkeypatch.setattr(idx, "_lexical_ids", lambda *a, **k: [])  # the definitions alone (the YAML matches in BM25)
+    hits = idx.context_snippets(repo / "app.py", buffer, cursor_line=6, k=5, budget_ms=500)
+    assert {h.path for h in hits} == {"pkg/config.py"}
