@@ -5,6 +5,8 @@
   classical (model-free) completer.
 * `daemon.server` — the aiohttp HTTP API: llama.cpp-compatible /infill (llama.vim, llama.vscode), OpenAI
   /v1/completions, native /v1/ghost; bearer token, loopback Host check, /metrics; background process control.
+* `daemon.lsp` — the LSP bridge (`agent daemon lsp`, stdio, pygls): `textDocument/inlineCompletion` from the
+  editor's open buffers through the daemon's /infill, classical completions while the daemon is down.
 
 Run with `agent daemon serve --model PATH` or `python -m daemon serve --model PATH`. For llama.vim:
 `let g:llama_config = {'endpoint': 'http://127.0.0.1:8012/infill', 'api_key': '<contents of the token file>'}`.

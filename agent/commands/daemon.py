@@ -115,6 +115,30 @@ def register(app: typer.Typer) -> None:
         if not st["running"]:
             raise typer.Exit(1)
 
+    @d.command("lsp")
+    def lsp_cmd(
+        url: str | None = typer.Option(None, "--url", help="The daemon's address (default: the running background "
+                                                          "daemon's, else http://127.0.0.1:8012)."),
+        token_file: str | None = typer.Option(None, "--token-file", help="The daemon's bearer token file (default: "
+                                                                         "the daemon's own)."),
+        retry_s: float = typer.Option(10.0, "--retry-s", help="Seconds before an unreachable daemon is tried again "
+                                                              "(classical completions meanwhile)."),
+        stdio: bool = typer.Option(False, "--stdio", help="Accepted for editors that pass it; stdio is the default."),
+    ) -> None:
+        """A language server on stdin/stdout: LSP 3.18 inline completions (ghost text) from the daemon."""
+        from pathlib import Path
+
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise _fail(f"--url must be an http:// or https:// address, got {url!r}")
+        if retry_s <= 0:
+            raise _fail("--retry-s must be positive")
+        from daemon.lsp.server import BridgeOptions, configure_logging, run_stdio
+
+        configure_logging()
+        opts = BridgeOptions(url=url, token_file=Path(token_file).expanduser() if token_file else None,
+                             retry_s=retry_s)
+        raise typer.Exit(run_stdio(opts))
+
     app.add_typer(d, name="daemon")
 
 

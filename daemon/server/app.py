@@ -567,9 +567,9 @@ def create_app(engine: Engine, *, token: str | None, allowed_hosts: set[str] | N
 async def start_server(app: web.Application, host: str, port: int) -> web.AppRunner:
     """Start serving; returns the runner (await runner.cleanup() to stop). handler_cancellation lets a client
     that hangs up (llama.vim stops its curl job on the next keystroke) cancel its request at once."""
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True, shutdown_timeout=1.0)
+    site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
     return runner
 
