@@ -1,6 +1,8 @@
 """The completion engine: FIM prompts, the in-process model with KV prefix reuse, the remote backend, and the
 classical fallback. Nothing here imports torch/transformers at module import time."""
 
+from pathlib import Path
+
 from daemon.engine.classical import ClassicalCompleter
 from daemon.engine.fim import FORMATS, ExtraChunk, FimFormat, detect_format, get_format
 from daemon.engine.kvcache import PrefixCache
@@ -26,10 +28,12 @@ def load_engine(
     fast_path: bool | None = None,
     deadline_ms: float = 0.0,
     repo: str | None = None,
+    repo_context: bool = True,
 ) -> Engine:
     """Build an engine: a local model from `model` (a checkpoint directory), or a remote OpenAI-compatible server
-    at `backend_url`, or neither (classical completions only). Raises ModelLoadError / ValueError with one-line
-    messages for user errors."""
+    at `backend_url`, or neither (classical completions only). With `repo`, the classical completer mines it and
+    (with a model, unless repo_context=False) its index supplies snippets for the prompts. Raises ModelLoadError /
+    ValueError with one-line messages for user errors."""
     classical = ClassicalCompleter()
     backend = None
     if backend_url:
@@ -43,7 +47,19 @@ def load_engine(
         lm = LocalModel.load(model, device=device, fim_format=fim_format)
         backend = LocalBackend(lm, cache=PrefixCache(max_bytes=cache_mb * 2**20), kv_reuse=kv_reuse,
                                fast_path=fast_path)  # warmed up by engine.start() -> backend.start()
-    engine = Engine(backend, classical, default_deadline_ms=deadline_ms)
+    context = None
+    if repo and backend is not None and repo_context:
+        from daemon.context import RepoContext
+        from index import IndexOpenError
+
+        # repository snippets in the prompt (a model needs them; classical completions mine the repo instead)
+        if not Path(repo).expanduser().is_dir():
+            raise ValueError(f"--repo {repo}: not a directory")
+        try:
+            context = RepoContext.open(Path(repo).expanduser())
+        except IndexOpenError as e:
+            raise ValueError(f"--repo {repo}: {e}") from e
+    engine = Engine(backend, classical, default_deadline_ms=deadline_ms, context=context)
     if repo:
         import threading
 

@@ -31,9 +31,11 @@ class Backend(Protocol):
 
 class Engine:
     def __init__(self, backend: Backend | None = None, classical: ClassicalCompleter | None = None, *,
-                 default_deadline_ms: float = 0.0, model_alias: str = ""):
+                 default_deadline_ms: float = 0.0, model_alias: str = "", context: Any = None):
         self.backend = backend
         self.classical = classical or ClassicalCompleter()
+        # daemon.context.RepoContext: repository snippets ahead of the editor's extra chunks (None: none)
+        self.context = context
         self.default_deadline_ms = default_deadline_ms
         self.model_alias = model_alias
         self._jobs: dict[str, Job] = {}
@@ -67,6 +69,8 @@ class Engine:
         return self.backend.kind if self.backend is not None else "classical"
 
     def start(self) -> None:
+        if self.context is not None:
+            self.context.start()
         if self.backend is not None:
             self.backend.start()
 
@@ -79,6 +83,8 @@ class Engine:
                 await aclose()
             else:
                 await asyncio.to_thread(self.backend.stop)
+        if self.context is not None:
+            await asyncio.to_thread(self.context.stop)
 
     def active_jobs(self) -> int:
         return len(self._jobs)
@@ -108,6 +114,13 @@ class Engine:
         if self.backend is None:
             self._serve_classical(job)
             return job
+        if self.context is not None and req.raw_prompt is None and (req.prefix or req.suffix):
+            from daemon.context import merge_extra
+
+            # never blocks: the snippets ready for this place in the document (computed in the background)
+            repo = self.context.chunks_for(req.filename or req.client_id or "<buffer>", req.prefix + req.suffix,
+                                           req.prefix.count("\n") + 1)
+            req.extra = merge_extra(repo, req.extra)
         self.backend.submit(job)
         if deadline > 0 and req.n_predict != 0:
             job.loop.call_later(deadline / 1e3, self._deadline, job)
