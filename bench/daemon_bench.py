@@ -3,6 +3,7 @@
     .venv/bin/python bench/daemon_bench.py            # CPU: small random-weight model, ~1k-token prompts
     .venv/bin/python bench/daemon_bench.py --quick    # tiny model, few keystrokes (smoke test, seconds)
     .venv/bin/python bench/daemon_bench.py --gpu      # GPU: 1.5B-shaped random model, 2-4k-token prompts
+    .venv/bin/python bench/daemon_bench.py --repo-context   # + a run with repository snippets in the prompts
 
 Typing sessions: real Python sources from installed packages. Each session puts the cursor at a random line of
 a file and types that line's text one keystroke at a time (80-250 ms apart, uniformly random; the untyped rest
@@ -63,6 +64,27 @@ def source_files(min_lines: int = 200) -> list[Path]:
     return out
 
 
+def site_root() -> Path:
+    import click
+
+    return Path(click.__file__).resolve().parent.parent
+
+
+def rel_name(p: Path) -> str:
+    """The path an editor would send: relative to the repository (here: site-packages, e.g. rich/console.py)."""
+    return p.resolve().relative_to(site_root()).as_posix()
+
+
+def repo_copy(dest: Path) -> Path:
+    """The bench's packages as one repository (a copy: site-packages itself is far bigger), for --repo-context."""
+    import shutil
+
+    if not dest.is_dir():
+        for pkg in PACKAGES:
+            shutil.copytree(site_root() / pkg, dest / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    return dest
+
+
 def pct(xs: list[float], q: float) -> float:
     if not xs:
         return float("nan")
@@ -86,7 +108,7 @@ def make_plan(files: list[Path], n_sessions: int, keys_per_session: int, n_befor
         for o in others:
             ol = o.read_text(encoding="utf-8").split("\n")
             a = rng.randrange(0, max(1, len(ol) - extra_lines))
-            extra.append({"text": "\n".join(ol[a : a + extra_lines]) + "\n", "filename": str(o.name)})
+            extra.append({"text": "\n".join(ol[a : a + extra_lines]) + "\n", "filename": rel_name(o)})
         row = rng.randrange(n_before // 2, max(n_before // 2 + 1, len(lines) - n_after - 5))
         col = len(lines[row]) - len(lines[row].lstrip())
         keys = []
@@ -109,7 +131,7 @@ def make_plan(files: list[Path], n_sessions: int, keys_per_session: int, n_befor
             # the rest of the current line is what the user is about to type: it is not in the buffer yet
             suffix = "\n" + "\n".join(after) + "\n"
             keys.append({"delay_ms": rng.uniform(80, 250), "body": {
-                "prefix": prefix, "suffix": suffix, "extra": extra, "filename": path.name,
+                "prefix": prefix, "suffix": suffix, "extra": extra, "filename": rel_name(path),
                 "document": f"session-{s}",
             }})
         sessions.append(keys)
@@ -269,6 +291,8 @@ def main() -> int:
     ap.add_argument("--fim-format", default="starcoder-spm",
                     help="prompt layout (default: StarCoder's suffix-first variant, what detection picks for a "
                          "StarCoder tokenizer); e.g. starcoder for prefix-suffix-middle")
+    ap.add_argument("--repo-context", action="store_true",
+                    help="also run with repository snippets in the prompts (daemon/context.py over the packages)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "daemon_bench.json"))
     a = ap.parse_args()
 
@@ -315,13 +339,26 @@ def main() -> int:
         "gpu": torch.cuda.get_device_name(0) if a.gpu else None,
         "loadavg_at_start": os.getloadavg(), "cpu_count": os.cpu_count(),
     }}
-    for name, reuse in (("kv_reuse_on", True), ("kv_reuse_off", False)):
+    configs = [("kv_reuse_on", True, False), ("kv_reuse_off", False, False)]
+    if a.repo_context:
+        configs.append(("kv_reuse_on_repo", True, True))
+    for name, reuse, with_repo in configs:
         be = LocalBackend(lm, cache=PrefixCache(max_bytes=4 * 2**30), kv_reuse=reuse, cpu_threads=a.threads)
-        eng = Engine(be)
+        ctx = None
+        if with_repo:
+            from daemon.context import RepoContext
+
+            ctx = RepoContext.open(repo_copy(ROOT / "bench" / ".cache" / "daemon-repo"))
+            st = ctx.index.refresh(embed=False)
+            print(f"repository index: {st.scanned} files", file=sys.stderr)
+        eng = Engine(be, context=ctx)
         eng.start()
         print(f"running {name} ({sessions} x {keys} keystrokes) ...", file=sys.stderr)
         results[name] = asyncio.run(run_config(eng, plan, n_predict, token, seq_limit))
         results[name]["fast_path"] = be.fast_path
+        if ctx is not None:
+            results[name]["context"] = dict(ctx.stats)
+            ctx.stop()
         be.stop()
     results["config"]["torch_threads"] = torch.get_num_threads()
     if naive:
@@ -333,6 +370,10 @@ def main() -> int:
         "ttft_p50_off_over_on (sequential)": off["seq_ttft_p50"] / on["seq_ttft_p50"],
         "e2e_p50_off_over_on (sequential)": off["seq_e2e_p50"] / on["seq_e2e_p50"],
     }
+    if "kv_reuse_on_repo" in results:
+        rp = results["kv_reuse_on_repo"]
+        results["ratios"]["ttft_p50_repo_over_on (typing)"] = rp["ttft_p50"] / on["ttft_p50"]
+        results["ratios"]["ttft_p50_repo_over_on (sequential)"] = rp["seq_ttft_p50"] / on["seq_ttft_p50"]
     if naive:
         nv = results["naive_generate"]
         results["ratios"]["ttft_p50_naive_over_on (sequential)"] = nv["ttft_p50"] / on["seq_ttft_p50"]
@@ -347,14 +388,20 @@ def main() -> int:
     print(f"\ndaemon_bench: {shape} model ({lm.n_params / 1e6:.1f}M params) on {device} "
           f"({results['config']['torch_threads']} torch threads), "
           f"{sessions}x{keys} keystrokes, n_predict {n_predict}")
-    print(f"{'metric':24s} {'kv_reuse_on':>12s} {'kv_reuse_off':>12s} {'naive_generate':>15s}")
+    names = [n for n in ("kv_reuse_on", "kv_reuse_off", "kv_reuse_on_repo") if n in results]
+    print(f"{'metric':24s} " + " ".join(f"{n:>16s}" for n in names) + f" {'naive_generate':>15s}")
     for c in cols:
         nv_key = c[4:] if c.startswith("seq_") else None
-        vals = [results["kv_reuse_on"].get(c), results["kv_reuse_off"].get(c),
-                results.get("naive_generate", {}).get(nv_key) if nv_key else None]
-        print(f"{c:24s} " + " ".join(f"{v:>12.3f}" if isinstance(v, float) else f"{v if v is not None else '-':>12}"
-                                     for v in vals[:2])
-              + (f" {vals[2]:>15.3f}" if isinstance(vals[2], float) else f" {'-':>15}"))
+        vals = [results[n].get(c) for n in names]
+        nv = results.get("naive_generate", {}).get(nv_key) if nv_key else None
+        print(f"{c:24s} " + " ".join(f"{v:>16.3f}" if isinstance(v, float) else f"{v if v is not None else '-':>16}"
+                                     for v in vals)
+              + (f" {nv:>15.3f}" if isinstance(nv, float) else f" {'-':>15}"))
+    if "kv_reuse_on_repo" in results:
+        rc = results["kv_reuse_on_repo"]
+        print(f"repository context: {rc['context']}; prompt tokens {rc['mean_prompt_tokens']:.0f} vs "
+              f"{results['kv_reuse_on']['mean_prompt_tokens']:.0f} without; reused share "
+              f"{rc['reused_token_share']:.3f}")
     print("(typing rows: ttft over requests that got a token, e2e over answered ones; seq_*: the same keystrokes\n"
           " replayed one at a time; naive_generate: ttft = generate(max_new_tokens=1), e2e = n_predict tokens; ms)\n"
           "(cancel_latency = cancel requested -> slot freed: the job finished as cancelled, its client answered and\n"
