@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--deadline-ms", type=float, default=0.0)
     s.add_argument("--repo", default=None)
     s.add_argument("--no-auth", action="store_true")
+    s.add_argument("--no-telemetry", action="store_true", help="do not record local telemetry")
     s.add_argument("--write-pid", action="store_true")
     return p
 
@@ -38,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     opts = ServeOptions(model=a.model, port=a.port, host=a.host, fim_format=a.fim_format, backend=a.backend,
                         backend_model=a.backend_model, device=a.device, no_kv_reuse=a.no_kv_reuse,
-                        cache_mb=a.cache_mb, deadline_ms=a.deadline_ms, repo=a.repo, no_auth=a.no_auth)
+                        cache_mb=a.cache_mb, deadline_ms=a.deadline_ms, repo=a.repo, no_auth=a.no_auth,
+                        no_telemetry=a.no_telemetry)
     signal.signal(signal.SIGTERM, _on_term)
     try:
         serve(opts, write_pid=a.write_pid, announce=lambda m: print(m, flush=True))

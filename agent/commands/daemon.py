@@ -14,7 +14,7 @@ from agent.commands import fail as _fail
 
 
 def _opts(model, port, host, fim_format, backend, backend_model, device, no_kv_reuse, cache_mb, deadline_ms,
-          repo, no_auth):  # -> ServeOptions
+          repo, no_auth, no_telemetry=False):  # -> ServeOptions
     from daemon.server.process import ServeOptions
 
     if not 0 < port < 65536:
@@ -28,7 +28,7 @@ def _opts(model, port, host, fim_format, backend, backend_model, device, no_kv_r
             raise _fail(str(e)) from None
     return ServeOptions(model=model, port=port, host=host, fim_format=fim_format, backend=backend,
                         backend_model=backend_model, device=device, no_kv_reuse=no_kv_reuse, cache_mb=cache_mb,
-                        deadline_ms=deadline_ms, repo=repo, no_auth=no_auth)
+                        deadline_ms=deadline_ms, repo=repo, no_auth=no_auth, no_telemetry=no_telemetry)
 
 
 def register(app: typer.Typer) -> None:
@@ -50,19 +50,21 @@ def register(app: typer.Typer) -> None:
                                                             "longer than this (0: never).")
     repo_opt = typer.Option(None, "--repo", help="Repository to mine for classical completions (default: none).")
     noauth_opt = typer.Option(False, "--no-auth", help="Do not require the bearer token (not recommended).")
+    notel_opt = typer.Option(False, "--no-telemetry", help="Do not record local telemetry (latency, shown/accepted "
+                                                           "counts; it never leaves this machine).")
 
     @d.command("serve")
     def serve_cmd(
         model: str | None = model_opt, port: int = port_opt, host: str = host_opt, fim_format: str | None = fim_opt,
         backend: str | None = backend_opt, backend_model: str = backend_model_opt, device: str | None = device_opt,
         no_kv_reuse: bool = nokv_opt, cache_mb: int = cache_opt, deadline_ms: float = deadline_opt,
-        repo: str | None = repo_opt, no_auth: bool = noauth_opt,
+        repo: str | None = repo_opt, no_auth: bool = noauth_opt, no_telemetry: bool = notel_opt,
     ) -> None:
         """Serve completions in the foreground until Ctrl-C."""
         from daemon.server.process import DaemonError, serve
 
         opts = _opts(model, port, host, fim_format, backend, backend_model, device, no_kv_reuse, cache_mb,
-                     deadline_ms, repo, no_auth)
+                     deadline_ms, repo, no_auth, no_telemetry)
         try:
             serve(opts, announce=lambda m: typer.echo(m, err=True))
         except DaemonError as e:
@@ -73,13 +75,13 @@ def register(app: typer.Typer) -> None:
         model: str | None = model_opt, port: int = port_opt, host: str = host_opt, fim_format: str | None = fim_opt,
         backend: str | None = backend_opt, backend_model: str = backend_model_opt, device: str | None = device_opt,
         no_kv_reuse: bool = nokv_opt, cache_mb: int = cache_opt, deadline_ms: float = deadline_opt,
-        repo: str | None = repo_opt, no_auth: bool = noauth_opt,
+        repo: str | None = repo_opt, no_auth: bool = noauth_opt, no_telemetry: bool = notel_opt,
     ) -> None:
         """Start the daemon in the background (pid file and log file in the user state dir)."""
         from daemon.server.process import DaemonError, start
 
         opts = _opts(model, port, host, fim_format, backend, backend_model, device, no_kv_reuse, cache_mb,
-                     deadline_ms, repo, no_auth)
+                     deadline_ms, repo, no_auth, no_telemetry)
         try:
             info = start(opts)
         except DaemonError as e:
@@ -114,6 +116,25 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"not running (log: {st['log_file']})")
         if not st["running"]:
             raise typer.Exit(1)
+
+    @d.command("stats")
+    def stats_cmd(
+        since: str = typer.Option("7d", "--since", help="Period: 7d, 24h, 30m, 2w, or 'all'."),
+        as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+    ) -> None:
+        """Local completion telemetry: requests, shown and acceptance rates, cancellations, KV reuse, latency
+        per stage (read from the store beside the daemon's log; it never leaves this machine)."""
+        from daemon.telemetry import NoStore, format_stats, load_stats, parse_since
+
+        try:
+            since_s = parse_since(since)
+        except ValueError as e:
+            raise _fail(str(e)) from None
+        try:
+            stats = load_stats(since_s=since_s)
+        except NoStore as e:
+            raise _fail(str(e), 1) from None
+        typer.echo(json.dumps(stats, indent=2) if as_json else format_stats(stats))
 
     @d.command("lsp")
     def lsp_cmd(

@@ -89,6 +89,11 @@ class Engine:
     def active_jobs(self) -> int:
         return len(self._jobs)
 
+    def running_for(self, client_id: str) -> Job | None:
+        """The client's unanswered job, which its next request will supersede (cancel)."""
+        job = self._by_client.get(client_id) if client_id else None
+        return job if job is not None and not job.done else None
+
     # -- requests --
     def submit(self, req: CompletionRequest) -> Job:
         job = Job(req, model=self.model_name, n_ctx=self.n_ctx)
@@ -101,7 +106,7 @@ class Engine:
                 self.counters["cancelled_superseded"] += 1
             self._by_client[req.client_id] = job
         self._jobs[req.request_id] = job
-        job._future.add_done_callback(lambda _f, j=job: self._done(j))
+        job.add_done_callback(lambda _f, j=job: self._done(j))
         # feed what the editor sent to the classical completer (open buffers beat the repository) when it may
         # answer: no model, or a deadline after which it stands in
         deadline = req.deadline_ms or self.default_deadline_ms

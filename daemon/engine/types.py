@@ -246,6 +246,10 @@ class Job:
             pass
 
     # -- consumer side --
+    def add_done_callback(self, fn: Callable[[asyncio.Future[CompletionResult]], None]) -> None:
+        """Call fn(future) on the event loop once the job is answered (or cancelled)."""
+        self._future.add_done_callback(fn)
+
     async def result(self) -> CompletionResult:
         return await asyncio.shield(self._future)
 

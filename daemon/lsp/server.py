@@ -10,6 +10,11 @@ ghost text from the completion daemon's llama.cpp-compatible POST /infill.
 * When the daemon is not reachable (not running, or it refuses the token) the answer comes from an in-process
   classical completer over the open buffers; the user is told once per outage, and the daemon is tried again
   after `retry_s`.
+* Outcomes for the daemon's local telemetry, when its reply carries a request id (the daemon records telemetry):
+  each item gets the command `ghostline.accepted` (LSP 3.18: the client runs it after inserting the item), which
+  posts `accepted` to /v1/feedback; text the user types at the cursor that matches the start of the shown
+  completion makes it `typed_through`; when the next completion for the document is asked for (or the document
+  is closed) a completion with neither outcome is `dismissed`. Only ids, event names and lengths are posted.
 """
 
 from __future__ import annotations
@@ -30,12 +35,13 @@ from pygls.protocol.language_server import lsp_method
 from pygls.uris import to_fs_path
 
 from daemon.engine.classical import ClassicalCompleter
-from daemon.lsp.documents import UTF16, Document, DocumentStore, code_units
+from daemon.lsp.documents import UTF16, Document, DocumentStore, _change_parts, code_units
 
 log = logging.getLogger("ghostline.lsp")
 
 DEFAULT_URL = "http://127.0.0.1:8012"
 SERVER_NAME = "ghostline-lsp"
+ACCEPT_COMMAND = "ghostline.accepted"
 
 
 def default_daemon_url() -> str:
@@ -108,8 +114,18 @@ class GhostlineProtocol(LanguageServerProtocol):
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
         srv = self._server
-        srv.store.change(params.text_document.uri, params.content_changes, params.text_document.version,
-                         srv.position_encoding)
+        uri = params.text_document.uri
+        shown = srv._shown.get(uri)
+        if shown is None:
+            srv.store.change(uri, params.content_changes, params.text_document.version, srv.position_encoding)
+        else:  # one change at a time, to follow what is typed at the cursor of the shown completion
+            enc = srv.position_encoding
+            for ch in params.content_changes:
+                doc = srv.store.get(uri)
+                if doc is not None:
+                    shown.observe(doc, ch, enc)
+                srv.store.change(uri, [ch], None, enc)
+            srv.store.change(uri, [], params.text_document.version, enc)
         yield from ()
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
@@ -135,7 +151,9 @@ class GhostlineLanguageServer(LanguageServer):
         self._outage: str = ""  # the kind of failure the user was told about ('' while the daemon answers)
         self._url: str | None = None
         self._token: str | None = None
-        self.stats = {"daemon": 0, "classical": 0, "superseded": 0, "failures": 0}
+        self.stats = {"daemon": 0, "classical": 0, "superseded": 0, "failures": 0, "feedback": 0}
+        self._shown: dict[str, Shown] = {}  # uri -> the daemon's completion last shown there, outcome pending
+        self._feedback_tasks: set[asyncio.Task[Any]] = set()
 
     # ----------------------------------------------------------------------------------------- settings
     @property
@@ -189,6 +207,7 @@ class GhostlineLanguageServer(LanguageServer):
             return []
         enc = self.position_encoding
         sel = params.context.selected_completion_info if params.context is not None else None
+        self.settle(uri)  # a newer completion for this document: the last one shown is decided
         req = build_request(doc, params.position.line, params.position.character, enc, self, sel)
         old = self._inflight.get(uri)
         if old is not None and not old.done():
@@ -197,7 +216,7 @@ class GhostlineLanguageServer(LanguageServer):
         task = asyncio.ensure_future(self._complete(req))
         self._inflight[uri] = task
         try:
-            content = await task
+            content, rid = await task
         except asyncio.CancelledError:
             cur = asyncio.current_task()
             if cur is not None and cur.cancelling():
@@ -206,24 +225,36 @@ class GhostlineLanguageServer(LanguageServer):
         finally:
             if self._inflight.get(uri) is task:
                 del self._inflight[uri]
-        return reply_items(content, req, enc)
+        command = None
+        if rid:
+            command = types.Command(title="ghostline: completion accepted", command=ACCEPT_COMMAND,
+                                    arguments=[rid, len(content)])
+        items = reply_items(content, req, enc, command)
+        if items and rid:
+            self.settle(uri)
+            if req.selected is None and req.offset >= 0 and doc.touched == req.touched:
+                self._shown[uri] = Shown(rid, content, req.offset)
+            else:  # the buffer moved on during the request (or a menu item is extended): only the command counts
+                self._shown[uri] = Shown(rid, content, -1)
+        return items
 
-    async def _complete(self, req: InfillRequest) -> str:
+    async def _complete(self, req: InfillRequest) -> tuple[str, str]:
+        """(content, the daemon's request id or '' when it gave none or the answer is classical)."""
         if time.monotonic() >= self._down_until:
             try:
-                content = await self._post_infill(req)
+                content, rid = await self._post_infill(req)
             except DaemonUnavailable as e:
                 if e.kind == "timeout":  # the daemon is there but slow: answer this one classically
                     log.warning("%s", e.detail)
-                    return self._classical(req)
+                    return self._classical(req), ""
                 self._daemon_failed(e)
             else:
                 self._daemon_ok()
                 self.stats["daemon"] += 1
-                return content
-        return self._classical(req)
+                return content, rid
+        return self._classical(req), ""
 
-    async def _post_infill(self, req: InfillRequest) -> str:
+    async def _post_infill(self, req: InfillRequest) -> tuple[str, str]:
         import aiohttp
 
         if self._session is None or self._session.closed:
@@ -245,7 +276,7 @@ class GhostlineLanguageServer(LanguageServer):
                         if resp.status != 200:
                             # the daemon answers but this request failed (engine error, bad body): no ghost text
                             log.warning("daemon /infill: HTTP %s: %s", resp.status, await _error_message(resp))
-                            return ""
+                            return "", ""
                         obj = await resp.json(content_type=None)
                     break
                 except aiohttp.ServerDisconnectedError:
@@ -258,11 +289,57 @@ class GhostlineLanguageServer(LanguageServer):
             raise DaemonUnavailable("unreachable", f"the daemon at {url} is not reachable ({_describe(e)})") from e
         except (aiohttp.ClientError, ValueError) as e:
             log.warning("daemon /infill: bad reply: %s", e)
-            return ""
+            return "", ""
         if isinstance(obj, list):
             obj = obj[0] if obj else {}
         content = obj.get("content", "") if isinstance(obj, dict) else ""
-        return content if isinstance(content, str) else ""
+        rid = obj.get("id", "") if isinstance(obj, dict) else ""  # present when the daemon records telemetry
+        return (content if isinstance(content, str) else ""), (rid if isinstance(rid, str) else "")
+
+    # ---------------------------------------------------------------------------------------- outcomes
+    def settle(self, uri: str) -> None:
+        """Decide the outcome of the completion last shown in `uri` (a newer one is asked for, or the document
+        closes): accepted was posted by the command; text typed through -> typed_through; else dismissed."""
+        shown = self._shown.pop(uri, None)
+        if shown is None or shown.accepted:
+            return
+        if shown.typed > 0:
+            self.post_feedback(shown.request_id, "typed_through", shown.typed)
+        else:
+            self.post_feedback(shown.request_id, "dismissed", 0)
+
+    def accepted(self, request_id: str, chars: int) -> None:
+        """The client ran ghostline.accepted for an item it inserted."""
+        for shown in self._shown.values():
+            if shown.request_id == request_id:
+                if shown.accepted:
+                    return
+                shown.accepted = True
+                break
+        self.post_feedback(request_id, "accepted", chars)
+
+    def post_feedback(self, request_id: str, event: str, chars: int) -> None:
+        """POST /v1/feedback in the background (best effort: a daemon gone away loses the outcome, nothing else)."""
+        task = asyncio.ensure_future(self._post_feedback({"id": request_id, "event": event, "chars": int(chars)}))
+        self._feedback_tasks.add(task)
+        task.add_done_callback(self._feedback_tasks.discard)
+
+    async def _post_feedback(self, body: dict[str, Any]) -> None:
+        import aiohttp
+
+        if self._session is None or self._session.closed:
+            return
+        token = self.token()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            async with self._session.post(f"{self.daemon_url()}/v1/feedback", json=body, headers=headers,
+                                          timeout=aiohttp.ClientTimeout(total=5.0)) as resp:
+                if resp.status == 200:
+                    self.stats["feedback"] += 1
+                else:
+                    log.info("daemon /v1/feedback: HTTP %s", resp.status)
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
+            log.info("daemon /v1/feedback failed: %s", _describe(e))
 
     def _daemon_failed(self, e: DaemonUnavailable) -> None:
         self.stats["failures"] += 1
@@ -300,6 +377,7 @@ class GhostlineLanguageServer(LanguageServer):
         return cands[0] if cands else ""
 
     def forget(self, uri: str) -> None:
+        self.settle(uri)
         task = self._inflight.pop(uri, None)
         if task is not None and not task.done():
             task.cancel()
@@ -311,9 +389,59 @@ class GhostlineLanguageServer(LanguageServer):
         for task in list(self._inflight.values()):
             task.cancel()
         self._inflight.clear()
+        if self._feedback_tasks:  # outcomes on their way: give them a moment, then let go
+            await asyncio.wait(list(self._feedback_tasks), timeout=1.0)
+            for t in list(self._feedback_tasks):
+                t.cancel()
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
+
+
+# ------------------------------------------------------------------------------------------------ outcomes
+
+@dataclass
+class Shown:
+    """A completion from the daemon shown in a document, its outcome not decided yet."""
+
+    request_id: str
+    content: str
+    offset: int  # code-point offset of the cursor it was shown at (-1: not followed for typing)
+    typed: int = 0  # characters of `content` the user has typed since, at the cursor
+    diverged: bool = False  # the user typed something else there (or the buffer was replaced)
+    accepted: bool = False
+
+    def observe(self, doc: Document, change: object, encoding: str) -> None:
+        """One content change of the document, before it is applied: follow the typing at the cursor."""
+        if self.offset < 0 or self.diverged or self.accepted:
+            return
+        cur = self.offset + self.typed
+        text, rng = _change_parts(change)
+        if rng is None:  # the whole document: an insertion at the cursor if all else stayed
+            old = doc.text
+            grow = len(text) - len(old)
+            if grow > 0 and text.startswith(old[:cur]) and text.endswith(old[cur:]):
+                self._typed(text[cur : cur + grow])
+            else:
+                self.diverged = True
+            return
+        a = doc.offset_at(rng[0][0], rng[0][1], encoding)
+        b = doc.offset_at(rng[1][0], rng[1][1], encoding)
+        a, b = min(a, b), max(a, b)
+        if a == b == cur and text:
+            self._typed(text)
+        elif b <= self.offset:  # an edit before the completion: its anchor moves with it
+            self.offset += len(text) - (b - a)
+        elif a > cur:  # an edit after the cursor does not matter
+            return
+        else:  # a deletion or replacement of what was typed, or at the cursor: not following the completion
+            self.diverged = True
+
+    def _typed(self, text: str) -> None:
+        if self.content.startswith(text, self.typed):
+            self.typed += len(text)
+        else:
+            self.diverged = True
 
 
 # --------------------------------------------------------------------------------------------- request/reply
@@ -325,6 +453,8 @@ class InfillRequest:
     suffix: str
     position: types.Position  # the cursor (clamped into the document) when the request was made
     selected: types.SelectedCompletionInfo | None = None
+    offset: int = -1  # the cursor as a code-point offset into the document
+    touched: int = 0  # the document's edit stamp when the request was built
 
 
 def build_request(doc: Document, line: int, character: int, encoding: str, server: GhostlineLanguageServer,
@@ -362,7 +492,7 @@ def build_request(doc: Document, line: int, character: int, encoding: str, serve
         "client_id": doc.uri,  # a newer request of this document cancels the older one in the daemon
     }
     pl, pc = doc.position_at(off, encoding)
-    return InfillRequest(body, prefix, suffix, types.Position(line=pl, character=pc), selected)
+    return InfillRequest(body, prefix, suffix, types.Position(line=pl, character=pc), selected, off, doc.touched)
 
 
 def _tail_lines(text: str, n: int) -> str:
@@ -388,14 +518,16 @@ def _head_lines(text: str, n: int) -> str:
     return text[:pos]
 
 
-def reply_items(content: str, req: InfillRequest, encoding: str) -> list[types.InlineCompletionItem]:
+def reply_items(content: str, req: InfillRequest, encoding: str,
+                command: types.Command | None = None) -> list[types.InlineCompletionItem]:
     """One item inserting `content` at the cursor. When the completion ends the cursor's line with what already
     stands right of the cursor (e.g. the closing `)` of `f(|)`), the item replaces the rest of the line, so that
-    text is not duplicated."""
+    text is not duplicated. `command` is run by the client after the item is inserted (telemetry)."""
     if not content or not content.strip():
         return []
     if req.selected is not None:
-        return [types.InlineCompletionItem(insert_text=req.selected.text + content, range=req.selected.range)]
+        return [types.InlineCompletionItem(insert_text=req.selected.text + content, range=req.selected.range,
+                                           command=command)]
     rest = req.suffix.split("\n", 1)[0].rstrip("\r")
     first_line = content.split("\n", 1)[0]
     tail = rest.rstrip()
@@ -404,7 +536,7 @@ def reply_items(content: str, req: InfillRequest, encoding: str) -> list[types.I
         pos = req.position
         end = types.Position(line=pos.line, character=pos.character + code_units(rest, encoding))
         rng = types.Range(start=pos, end=end)
-    return [types.InlineCompletionItem(insert_text=content, range=rng)]
+    return [types.InlineCompletionItem(insert_text=content, range=rng, command=command)]
 
 
 async def _error_message(resp: Any) -> str:
@@ -445,6 +577,14 @@ def create_server(options: BridgeOptions | None = None) -> GhostlineLanguageServ
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(ls: GhostlineLanguageServer, params: types.InlineCompletionParams):
         return await ls.inline_completion(params)
+
+    @server.command(ACCEPT_COMMAND)
+    def accepted(ls: GhostlineLanguageServer, *args: Any) -> None:
+        """arguments: [request id, characters inserted]."""
+        if not args or not isinstance(args[0], str) or not args[0]:
+            raise ValueError(f"{ACCEPT_COMMAND} takes [request id, characters]")
+        chars = args[1] if len(args) > 1 and isinstance(args[1], int) and not isinstance(args[1], bool) else 0
+        ls.accepted(args[0], max(0, chars))
 
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: GhostlineLanguageServer, *_: Any) -> None:

@@ -1,6 +1,12 @@
 """The daemon's HTTP API (aiohttp): llama.cpp-compatible /infill, /completion, /health, /props, /v1/models;
 OpenAI-compatible /v1/completions (SSE with [DONE]); native /v1/ghost (SSE, cancellation by request id);
-/metrics in Prometheus text format.
+/metrics in Prometheus text format; POST /v1/feedback records a completion's outcome in the local telemetry.
+
+With telemetry on (`create_app(..., telemetry=Telemetry(...))`), every answered or cancelled completion request
+gets a row (see daemon.telemetry; never any code text), and its request id comes back in the X-Request-Id header
+and, where the reply has room for an extra field, in the body: /infill and /completion objects carry "id" unless
+the client chose its `response_fields` (llama.vim does: its reply stays byte-for-byte what it asked for),
+/v1/completions' "id" and /v1/ghost's "id" are the request id.
 
 Every JSON body is serialized compactly (`separators=(",", ":")`): llama.vim looks for `"content":"` verbatim.
 """
@@ -21,12 +27,17 @@ from daemon.engine.fim import ExtraChunk
 from daemon.engine.service import Engine
 from daemon.engine.types import CompletionRequest, CompletionResult, TokenEvent
 from daemon.server.security import host_allowed
+from daemon.telemetry import EVENTS, Telemetry, record_from
 
 log = logging.getLogger("ghostline.daemon.server")
 
 MAX_BODY = 8 * 2**20
 ENGINE_KEY: web.AppKey[Engine] = web.AppKey("engine", Engine)
 SETTINGS_KEY: web.AppKey[dict[str, Any]] = web.AppKey("settings", dict)
+TELEMETRY_KEY: web.AppKey[Telemetry | None] = web.AppKey("telemetry")
+# request id -> why it was cancelled ("superseded" | "explicit" | "disconnect"), set just before the cancel and
+# taken when its telemetry row is written
+CANCEL_REASONS_KEY: web.AppKey[dict[str, str]] = web.AppKey("cancel_reasons", dict)
 
 
 def dumps(obj: Any) -> str:
@@ -252,14 +263,58 @@ def _fields(body: dict[str, Any]) -> list[str] | None:
     return f if f else None
 
 
-async def _run_job(request: web.Request, req: CompletionRequest) -> tuple[Any, CompletionResult]:
-    engine = request.app[ENGINE_KEY]
+def new_request_id() -> str:
+    return f"cmpl-{uuid.uuid4().hex[:24]}"
+
+
+def _submit(request: web.Request, req: CompletionRequest, endpoint: str) -> Any:
+    """engine.submit, plus its telemetry row once the job is answered (or cancelled)."""
+    app = request.app
+    engine = app[ENGINE_KEY]
+    tel = app[TELEMETRY_KEY]
+    if tel is not None and req.client_id:
+        old = engine.running_for(req.client_id)
+        if old is not None:  # the engine cancels it in submit: a newer keystroke superseded it
+            app[CANCEL_REASONS_KEY][old.id] = "superseded"
     job = engine.submit(req)
+    if tel is not None:
+        reasons = app[CANCEL_REASONS_KEY]
+
+        def _record(fut: asyncio.Future[CompletionResult]) -> None:
+            reason = reasons.pop(job.id, "")
+            if fut.cancelled() or fut.exception() is not None:
+                return
+            try:
+                tel.record(record_from(endpoint, req, fut.result(),
+                                       (time.perf_counter() - job.submitted_at) * 1e3, reason))
+            except Exception:  # telemetry never breaks serving
+                log.debug("telemetry record failed", exc_info=True)
+
+        job.add_done_callback(_record)
+    return job
+
+
+def _abandon(request: web.Request, job: Any) -> None:
+    """The client went away (handler cancelled) before the answer: cancel the job, free its slot."""
+    if not job.done:
+        if request.app[TELEMETRY_KEY] is not None:
+            request.app[CANCEL_REASONS_KEY].setdefault(job.id, "disconnect")
+        job.cancel()
+
+
+def _with_id(request: web.Request, obj: dict[str, Any], rid: str) -> dict[str, Any]:
+    """The request id as an extra reply field when telemetry records it (for POST /v1/feedback)."""
+    if request.app[TELEMETRY_KEY] is not None:
+        obj["id"] = rid
+    return obj
+
+
+async def _run_job(request: web.Request, req: CompletionRequest, endpoint: str) -> tuple[Any, CompletionResult]:
+    job = _submit(request, req, endpoint)
     try:
         res = await job.result()
     finally:
-        if not job.done:  # the client went away (handler cancelled): free the slot
-            job.cancel()
+        _abandon(request, job)
     if res.error and not res.completions:
         raise web.HTTPInternalServerError(reason=res.error)
     return job, res
@@ -273,29 +328,40 @@ def _client_key(request: web.Request, body: dict[str, Any]) -> str:
 async def handle_llama(request: web.Request, infill: bool) -> web.StreamResponse:
     body = await read_json(request)
     req = llama_request(body, infill, _client_key(request, body))
+    req.request_id = new_request_id()
     fields = _fields(body)
+    endpoint = "/infill" if infill else "/completion"
     if body.get("stream"):
-        return await _stream_llama(request, req, fields)
-    _, res = await _run_job(request, req)
+        return await _stream_llama(request, req, fields, endpoint)
+    _, res = await _run_job(request, req, endpoint)
+    headers = {"X-Request-Id": req.request_id}
     if res.error:
-        return error_response(500, res.error, "server_error")
+        resp = error_response(500, res.error, "server_error")
+        resp.headers.update(headers)
+        return resp
     objs = [llama_object(res, i) for i in range(max(1, len(res.completions)))]
     if fields is not None:
         objs = [select_fields(o, fields) for o in objs]
-    return json_response(objs if req.n_cmpl > 1 else objs[0])
+    else:
+        objs = [_with_id(request, o, req.request_id) for o in objs]
+    resp = json_response(objs if req.n_cmpl > 1 else objs[0])
+    resp.headers.update(headers)
+    return resp
 
 
-async def _sse_start(request: web.Request) -> web.StreamResponse:
-    resp = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                                                   "X-Accel-Buffering": "no"})
+async def _sse_start(request: web.Request, rid: str = "") -> web.StreamResponse:
+    headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    if rid:
+        headers["X-Request-Id"] = rid
+    resp = web.StreamResponse(status=200, headers=headers)
     await resp.prepare(request)
     return resp
 
 
-async def _stream_llama(request: web.Request, req: CompletionRequest, fields: list[str] | None) -> web.StreamResponse:
-    engine = request.app[ENGINE_KEY]
-    job = engine.submit(req)
-    resp = await _sse_start(request)
+async def _stream_llama(request: web.Request, req: CompletionRequest, fields: list[str] | None,
+                        endpoint: str) -> web.StreamResponse:
+    job = _submit(request, req, endpoint)
+    resp = await _sse_start(request, req.request_id)
     try:
         async for ev in job:
             if isinstance(ev, TokenEvent):
@@ -308,10 +374,11 @@ async def _stream_llama(request: web.Request, req: CompletionRequest, fields: li
                     final["content"] = ""
                     if fields is not None:
                         final = select_fields(final, fields)
+                    else:
+                        final = _with_id(request, final, req.request_id)
                     await resp.write(f"data: {dumps(final)}\n\n".encode())
     finally:
-        if not job.done:
-            job.cancel()
+        _abandon(request, job)
     await resp.write_eof()
     return resp
 
@@ -396,11 +463,11 @@ async def v1_completions(request: web.Request) -> web.StreamResponse:
     body = await read_json(request)
     engine = request.app[ENGINE_KEY]
     req, _model = openai_request(body, _client_key(request, body))
-    cid = f"cmpl-{uuid.uuid4().hex[:24]}"
+    cid = req.request_id = new_request_id()
     created = int(time.time())
     if body.get("stream"):
-        job = engine.submit(req)
-        resp = await _sse_start(request)
+        job = _submit(request, req, "/v1/completions")
+        resp = await _sse_start(request, cid)
         try:
             async for ev in job:
                 if isinstance(ev, TokenEvent):
@@ -415,11 +482,10 @@ async def v1_completions(request: web.Request) -> web.StreamResponse:
                     await resp.write(f"data: {dumps(chunk)}\n\n".encode())
             await resp.write(b"data: [DONE]\n\n")
         finally:
-            if not job.done:
-                job.cancel()
+            _abandon(request, job)
         await resp.write_eof()
         return resp
-    _, res = await _run_job(request, req)
+    _, res = await _run_job(request, req, "/v1/completions")
     if res.error:
         return error_response(500, res.error, "server_error")
     return json_response({
@@ -444,6 +510,8 @@ def ghost_request(body: dict[str, Any], client: str) -> CompletionRequest:
         if not isinstance(rid, str) or not rid or len(rid) > 128:
             raise BadRequest("'id' must be a non-empty string of at most 128 characters")
         req.request_id = rid
+    else:
+        req.request_id = new_request_id()
     req.prefix = _str(body, "prefix")
     req.suffix = _str(body, "suffix")
     req.filename = _str(body, "filename")
@@ -466,8 +534,8 @@ async def ghost(request: web.Request) -> web.StreamResponse:
     req = ghost_request(body, client)
     if req.request_id in engine._jobs:
         raise BadRequest(f"request id {req.request_id!r} is already in use")
-    job = engine.submit(req)
-    resp = await _sse_start(request)
+    job = _submit(request, req, "/v1/ghost")
+    resp = await _sse_start(request, job.id)
     await resp.write(f"event: start\ndata: {dumps({'id': job.id})}\n\n".encode())
     try:
         async for ev in job:
@@ -484,8 +552,7 @@ async def ghost(request: web.Request) -> web.StreamResponse:
                 name = "cancelled" if ev.cancelled else "done"
                 await resp.write(f"event: {name}\ndata: {dumps(out)}\n\n".encode())
     finally:
-        if not job.done:
-            job.cancel()
+        _abandon(request, job)
     await resp.write_eof()
     return resp
 
@@ -498,8 +565,34 @@ async def ghost_cancel(request: web.Request) -> web.Response:
         rid = body.get("id")
         if not isinstance(rid, str):
             raise BadRequest("'id' must be a string")
+    reasons = request.app[CANCEL_REASONS_KEY]
+    marked = request.app[TELEMETRY_KEY] is not None and rid not in reasons
+    if marked:
+        reasons[rid] = "explicit"
     ok = request.app[ENGINE_KEY].cancel(rid)
+    if marked and not ok:
+        reasons.pop(rid, None)
     return json_response({"id": rid, "cancelled": ok})
+
+
+# ---------------------------------------------------------------------------------------------------- feedback
+
+async def feedback(request: web.Request) -> web.Response:
+    """POST /v1/feedback {"id": request id, "event": "accepted"|"typed_through"|"dismissed", "chars": n}: the
+    outcome of a shown completion, recorded in the local telemetry (an unknown id is kept, unmatched)."""
+    body = await read_json(request)
+    rid = body.get("id")
+    if not isinstance(rid, str) or not rid or len(rid) > 128:
+        raise BadRequest("'id' must be a non-empty string of at most 128 characters")
+    event = body.get("event")
+    if event not in EVENTS:
+        raise BadRequest(f"'event' must be one of {', '.join(EVENTS)}")
+    chars = _num(body, "chars", 0, float)
+    if chars < 0 or chars != int(chars):
+        raise BadRequest("'chars' must be a non-negative integer")
+    tel = request.app[TELEMETRY_KEY]
+    recorded = tel.feedback(rid, event, int(chars)) if tel is not None else False
+    return json_response({"id": rid, "event": event, "recorded": recorded})
 
 
 # ----------------------------------------------------------------------------------------------------- metrics
@@ -530,6 +623,14 @@ async def metrics(request: web.Request) -> web.Response:
             lines.append(f'{name}{{quantile="{q}"}} {_quantile(xs, q):.3f}')
         lines.append(f"{name}_sum {sum(xs):.3f}")
         lines.append(f"{name}_count {len(xs)}")
+    tel = request.app[TELEMETRY_KEY]
+    if tel is not None:
+        for k in ("accepted", "typed_through", "dismissed"):
+            lines.append(f"# TYPE ghostline_feedback_{k}_total counter")
+            lines.append(f"ghostline_feedback_{k}_total {tel.counters[k]}")
+        for k in ("recorded", "dropped"):
+            lines.append(f"# TYPE ghostline_telemetry_{k}_total counter")
+            lines.append(f"ghostline_telemetry_{k}_total {tel.counters[k]}")
     lines.append("# TYPE ghostline_uptime_seconds gauge")
     lines.append(f"ghostline_uptime_seconds {time.time() - engine.started_at:.1f}")
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
@@ -539,9 +640,14 @@ async def metrics(request: web.Request) -> web.Response:
 # --------------------------------------------------------------------------------------------------------- app
 
 def create_app(engine: Engine, *, token: str | None, allowed_hosts: set[str] | None = None,
-               max_body: int = MAX_BODY, model_path: str = "", version: str = "") -> web.Application:
+               max_body: int = MAX_BODY, model_path: str = "", version: str = "",
+               telemetry: Telemetry | None = None) -> web.Application:
+    """The API. With `telemetry`, requests are recorded (its writer is started here and closed, after writing
+    what is queued, when the app is cleaned up)."""
     app = web.Application(middlewares=[guard], client_max_size=max_body)
     app[ENGINE_KEY] = engine
+    app[TELEMETRY_KEY] = telemetry
+    app[CANCEL_REASONS_KEY] = {}
     app[SETTINGS_KEY] = {"token": token or "", "allowed_hosts": frozenset(h.lower() for h in (allowed_hosts or ())),
                          "max_body": max_body, "model_path": model_path, "version": version}
     app.router.add_get("/health", health)
@@ -556,11 +662,21 @@ def create_app(engine: Engine, *, token: str | None, allowed_hosts: set[str] | N
     app.router.add_post("/v1/ghost", ghost)
     app.router.add_post("/v1/ghost/cancel", ghost_cancel)
     app.router.add_delete("/v1/ghost/{rid}", ghost_cancel)
+    app.router.add_post("/v1/feedback", feedback)
 
     async def _close(_app: web.Application) -> None:
         await engine.aclose()
 
     app.on_shutdown.append(_close)
+    if telemetry is not None:
+        telemetry.start()
+
+        async def _close_telemetry(_app: web.Application) -> None:
+            for _ in range(3):  # let the rows of the jobs aclose() cancelled reach the queue
+                await asyncio.sleep(0)
+            await asyncio.to_thread(telemetry.close)
+
+        app.on_cleanup.append(_close_telemetry)
     return app
 
 
@@ -600,10 +716,10 @@ def allowed_hosts_for(bind: str) -> set[str]:
 
 
 async def serve_forever(engine: Engine, host: str, port: int, token: str | None, *, model_path: str = "",
-                        on_ready: Any = None) -> None:
+                        on_ready: Any = None, telemetry: Telemetry | None = None) -> None:
     engine.start()
     allowed = allowed_hosts_for(host)
-    app = create_app(engine, token=token, allowed_hosts=allowed, model_path=model_path)
+    app = create_app(engine, token=token, allowed_hosts=allowed, model_path=model_path, telemetry=telemetry)
     runner = await start_server(app, host, port)
     if on_ready is not None:
         on_ready(bound_port(runner))

@@ -1,5 +1,5 @@
 """Running the daemon in the foreground (`serve`) and managing a background one (`start`/`stop`/`status`):
-a pid file (JSON: pid, host, port) and a log file in the user state dir."""
+a pid file (JSON: pid, host, port), a log file and the local telemetry store in the user state dir."""
 
 from __future__ import annotations
 
@@ -37,6 +37,12 @@ def log_path() -> Path:
     return state_dir() / "daemon.log"
 
 
+def telemetry_path() -> Path:
+    from daemon.telemetry import FILENAME
+
+    return state_dir() / FILENAME
+
+
 @dataclass
 class ServeOptions:
     model: str | None = None
@@ -52,6 +58,7 @@ class ServeOptions:
     deadline_ms: float = 0.0
     repo: str | None = None
     no_auth: bool = False
+    no_telemetry: bool = False
 
     def argv(self) -> list[str]:
         out = ["--port", str(self.port), "--host", self.host]
@@ -68,6 +75,8 @@ class ServeOptions:
             out += ["--deadline-ms", str(self.deadline_ms)]
         if self.no_auth:
             out.append("--no-auth")
+        if self.no_telemetry:
+            out.append("--no-telemetry")
         return out
 
 
@@ -94,6 +103,11 @@ def serve(opts: ServeOptions, *, write_pid: bool = False, announce: Any = print)
     except (ModelLoadError, ValueError) as e:
         raise DaemonError(str(e)) from e
     token = None if opts.no_auth else load_or_create_token()
+    telemetry = None
+    if not opts.no_telemetry:
+        from daemon.telemetry import Telemetry
+
+        telemetry = Telemetry(telemetry_path())
 
     def ready(port: int) -> None:
         if write_pid:
@@ -101,11 +115,12 @@ def serve(opts: ServeOptions, *, write_pid: bool = False, announce: Any = print)
             pid_path().write_text(json.dumps({"pid": os.getpid(), "host": opts.host, "port": port}))
         what = engine.model_name if engine.backend is not None else "classical completions (no model)"
         announce(f"ghostline daemon on http://{opts.host}:{port} serving {what}"
-                 + (f"; token in {token_path()}" if token else "; no auth"))
+                 + (f"; token in {token_path()}" if token else "; no auth")
+                 + (f"; local telemetry in {telemetry_path()}" if telemetry is not None else "; no telemetry"))
 
     try:
         asyncio.run(serve_forever(engine, opts.host, opts.port, token, model_path=opts.model or "",
-                                  on_ready=ready))
+                                  on_ready=ready, telemetry=telemetry))
     except OSError as e:
         raise DaemonError(f"cannot listen on {opts.host}:{opts.port}: {e.strerror or e}") from e
     except KeyboardInterrupt:
