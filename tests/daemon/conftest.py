@@ -40,3 +40,20 @@ def backend(tiny_lm):
 def _isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("GHOSTLINE_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("GHOSTLINE_STATE_DIR", str(tmp_path / "state"))
+
+
+@pytest.fixture
+def daemon_cli():
+    """A typer app with just the `agent daemon ...` commands (agent/commands/daemon.py)."""
+    import typer
+
+    from agent.commands.daemon import register
+
+    a = typer.Typer()
+
+    @a.callback()
+    def _root() -> None:
+        pass
+
+    register(a)
+    return a

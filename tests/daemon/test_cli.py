@@ -9,51 +9,36 @@ import sys
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
-
-from agent.commands.daemon import register
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def app():
-    a = typer.Typer()
-
-    @a.callback()
-    def _root() -> None:
-        pass
-
-    register(a)
-    return a
-
-
-def test_help_lists_commands(app):
-    r = CliRunner().invoke(app, ["daemon", "--help"])
+def test_help_lists_commands(daemon_cli):
+    r = CliRunner().invoke(daemon_cli, ["daemon", "--help"])
     assert r.exit_code == 0
     for cmd in ("serve", "start", "stop", "status"):
         assert cmd in r.output
-    r = CliRunner().invoke(app, ["daemon", "serve", "--help"])
+    r = CliRunner().invoke(daemon_cli, ["daemon", "serve", "--help"])
     for opt in ("--model", "--port", "--host", "--fim-format", "--backend"):
         assert opt in r.output
 
 
-def test_user_errors_are_one_line(app, tmp_path):
-    r = CliRunner().invoke(app, ["daemon", "serve", "--fim-format", "bogus"])
+def test_user_errors_are_one_line(daemon_cli, tmp_path):
+    r = CliRunner().invoke(daemon_cli, ["daemon", "serve", "--fim-format", "bogus"])
     assert r.exit_code == 2 and "unknown FIM format" in r.output and "Traceback" not in r.output
-    r = CliRunner().invoke(app, ["daemon", "serve", "--model", str(tmp_path / "none")])
+    r = CliRunner().invoke(daemon_cli, ["daemon", "serve", "--model", str(tmp_path / "none")])
     assert r.exit_code == 2 and "model path does not exist" in r.output
-    r = CliRunner().invoke(app, ["daemon", "serve", "--model", str(tmp_path), "--backend", "http://x"])
+    r = CliRunner().invoke(daemon_cli, ["daemon", "serve", "--model", str(tmp_path), "--backend", "http://x"])
     assert r.exit_code == 2 and "not both" in r.output
-    r = CliRunner().invoke(app, ["daemon", "serve", "--port", "0"])
+    r = CliRunner().invoke(daemon_cli, ["daemon", "serve", "--port", "0"])
     assert r.exit_code == 2
 
 
-def test_status_and_stop_when_not_running(app):
-    r = CliRunner().invoke(app, ["daemon", "status"])
+def test_status_and_stop_when_not_running(daemon_cli):
+    r = CliRunner().invoke(daemon_cli, ["daemon", "status"])
     assert r.exit_code == 1 and "not running" in r.output
-    r = CliRunner().invoke(app, ["daemon", "stop"])
+    r = CliRunner().invoke(daemon_cli, ["daemon", "stop"])
     assert r.exit_code == 1 and "no daemon is running" in r.output
 
 
@@ -63,12 +48,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_background_start_status_stop(app, tmp_path):
+def test_background_start_status_stop(daemon_cli, tmp_path):
     port = _free_port()
-    r = CliRunner().invoke(app, ["daemon", "start", "--port", str(port)])
+    r = CliRunner().invoke(daemon_cli, ["daemon", "start", "--port", str(port)])
     assert r.exit_code == 0, r.output
     try:
-        r = CliRunner().invoke(app, ["daemon", "status", "--json"])
+        r = CliRunner().invoke(daemon_cli, ["daemon", "status", "--json"])
         st = json.loads(r.output)
         assert r.exit_code == 0 and st["running"] and st["healthy"] and st["port"] == port
         token = Path(st["token_file"]).read_text().strip()
@@ -77,13 +62,13 @@ def test_background_start_status_stop(app, tmp_path):
         body = httpx.post(f"http://127.0.0.1:{port}/infill", json={"input_prefix": "x"},
                           headers={"Authorization": f"Bearer {token}"}).json()
         assert "content" in body
-        r = CliRunner().invoke(app, ["daemon", "start", "--port", str(port)])
+        r = CliRunner().invoke(daemon_cli, ["daemon", "start", "--port", str(port)])
         assert r.exit_code == 2 and "already running" in r.output
     finally:
-        r = CliRunner().invoke(app, ["daemon", "stop"])
+        r = CliRunner().invoke(daemon_cli, ["daemon", "stop"])
     assert r.exit_code == 0 and "stopped" in r.output
-    assert CliRunner().invoke(app, ["daemon", "status"]).exit_code == 1
-    assert "ghostline daemon on" in Path(json.loads(CliRunner().invoke(app, ["daemon", "status", "--json"]).output)[
+    assert CliRunner().invoke(daemon_cli, ["daemon", "status"]).exit_code == 1
+    assert "ghostline daemon on" in Path(json.loads(CliRunner().invoke(daemon_cli, ["daemon", "status", "--json"]).output)[
         "log_file"]).read_text()
 
 

@@ -13,10 +13,8 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from agent.commands.daemon import register
 from daemon.engine.classical import ClassicalCompleter
 from daemon.engine.service import Engine
 from daemon.server.app import bound_port, create_app, start_server
@@ -320,20 +318,8 @@ def test_typed_through_tracking_follows_the_cursor():
 
 # ------------------------------------------------------------------------------------------ the stats command
 
-@pytest.fixture
-def app():
-    a = typer.Typer()
-
-    @a.callback()
-    def _root() -> None:
-        pass
-
-    register(a)
-    return a
-
-
-def test_stats_command(app):
-    r = CliRunner().invoke(app, ["daemon", "stats"])
+def test_stats_command(daemon_cli):
+    r = CliRunner().invoke(daemon_cli, ["daemon", "stats"])
     assert r.exit_code == 1 and "no telemetry recorded yet" in r.output and "Traceback" not in r.output
     assert len(r.output.strip().splitlines()) == 1
     tel = Telemetry(default_path())
@@ -348,7 +334,7 @@ def test_stats_command(app):
     tel.feedback("m1", "accepted", 8)
     tel.feedback("c1", "typed_through", 2)
     tel.close()
-    r = CliRunner().invoke(app, ["daemon", "stats", "--json"])
+    r = CliRunner().invoke(daemon_cli, ["daemon", "stats", "--json"])
     assert r.exit_code == 0, r.output
     st = json.loads(r.output)
     a = st["by_source"]["all"]
@@ -358,18 +344,18 @@ def test_stats_command(app):
     m = st["by_source"]["model"]
     assert m["latency_ms"]["prompt_ms"]["p50"] == 10 and m["latency_ms"]["total_ms"]["n"] == 1
     assert st["by_source"]["classical"]["latency_ms"]["prompt_ms"] is None
-    r = CliRunner().invoke(app, ["daemon", "stats", "--since", "all"])
+    r = CliRunner().invoke(daemon_cli, ["daemon", "stats", "--since", "all"])
     assert r.exit_code == 0 and "[all] requests 5" in r.output and "[classical]" in r.output
     assert "p50" in r.output and "total" in r.output
-    r = CliRunner().invoke(app, ["daemon", "stats", "--since", "1h"])
+    r = CliRunner().invoke(daemon_cli, ["daemon", "stats", "--since", "1h"])
     assert "[all] requests 4" in r.output
-    r = CliRunner().invoke(app, ["daemon", "stats", "--since", "soon"])
+    r = CliRunner().invoke(daemon_cli, ["daemon", "stats", "--since", "soon"])
     assert r.exit_code == 2 and "--since" in r.output
 
 
 # ------------------------------------------------------------------------------------------- --no-telemetry
 
-def test_no_telemetry_option(app, monkeypatch):
+def test_no_telemetry_option(daemon_cli, monkeypatch):
     import daemon.server.app as server_app
     from daemon.__main__ import build_parser
     from daemon.server.process import ServeOptions, serve
@@ -378,7 +364,7 @@ def test_no_telemetry_option(app, monkeypatch):
     assert "--no-telemetry" not in ServeOptions().argv()
     assert build_parser().parse_args(["serve", "--no-telemetry"]).no_telemetry is True
     for cmd in ("serve", "start"):
-        assert "--no-telemetry" in CliRunner().invoke(app, ["daemon", cmd, "--help"]).output
+        assert "--no-telemetry" in CliRunner().invoke(daemon_cli, ["daemon", cmd, "--help"]).output
     seen = []
 
     async def fake_serve_forever(engine, host, port, token, **kw):  # type: ignore[no-untyped-def]
@@ -391,7 +377,7 @@ def test_no_telemetry_option(app, monkeypatch):
     assert not default_path().exists()  # the fake server never started the writer
 
 
-def test_background_daemon_records_and_no_telemetry_does_not(app):
+def test_background_daemon_records_and_no_telemetry_does_not(daemon_cli):
     """The real `agent daemon start` process: rows written by the time it is stopped (shutdown flushes the
     queue); with --no-telemetry no store is created at all."""
     import socket
@@ -400,7 +386,7 @@ def test_background_daemon_records_and_no_telemetry_does_not(app):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        r = CliRunner().invoke(app, ["daemon", "start", "--port", str(port), *flags])
+        r = CliRunner().invoke(daemon_cli, ["daemon", "start", "--port", str(port), *flags])
         assert r.exit_code == 0, r.output
         try:
             from daemon.server.security import token_path
@@ -410,12 +396,12 @@ def test_background_daemon_records_and_no_telemetry_does_not(app):
                              headers=hdr).json()
             assert obj["content"] == SECRET[5:] and ("id" in obj) == (not flags)
         finally:
-            assert CliRunner().invoke(app, ["daemon", "stop"]).exit_code == 0
+            assert CliRunner().invoke(daemon_cli, ["daemon", "stop"]).exit_code == 0
 
     roundtrip("--no-telemetry")
     assert not default_path().exists()
-    assert CliRunner().invoke(app, ["daemon", "stats"]).exit_code == 1
+    assert CliRunner().invoke(daemon_cli, ["daemon", "stats"]).exit_code == 1
     roundtrip()
-    r = CliRunner().invoke(app, ["daemon", "stats"])
+    r = CliRunner().invoke(daemon_cli, ["daemon", "stats"])
     assert r.exit_code == 0 and "[classical] requests 1  shown 1 (100.0%)" in r.output, r.output
     assert "last 7d" in r.output
