@@ -48,7 +48,8 @@ def register(app: typer.Typer) -> None:
     cache_opt = typer.Option(1024, "--cache-mb", help="Memory bound of the KV prefix cache (MiB).")
     deadline_opt = typer.Option(0.0, "--deadline-ms", help="Answer from classical completions when the model takes "
                                                             "longer than this (0: never).")
-    repo_opt = typer.Option(None, "--repo", help="Repository to mine for classical completions (default: none).")
+    repo_opt = typer.Option(None, "--repo", help="Your repository: mined for classical completions and, with a model, "
+                                                 "its index adds snippets for the code around the cursor to prompts.")
     noauth_opt = typer.Option(False, "--no-auth", help="Do not require the bearer token (not recommended).")
     notel_opt = typer.Option(False, "--no-telemetry", help="Do not record local telemetry (latency, shown/accepted "
                                                            "counts; it never leaves this machine).")
