@@ -116,10 +116,36 @@ class Retry(Event):
 
 
 @dataclass
+class VerificationStarted(Event):
+    """The run's --verify command starts (after the model ended its turn with no tool calls)."""
+
+    type: ClassVar[str] = "verification_started"
+    command: str
+    attempt: int  # 1-based
+    max_attempts: int  # 1 + the extra attempts allowed after a failure
+
+
+@dataclass
+class VerificationResult(Event):
+    """How the --verify command ended. output_tail is the bounded tail the model is shown on failure."""
+
+    type: ClassVar[str] = "verification_result"
+    command: str
+    attempt: int
+    exit_code: int
+    passed: bool
+    duration_ms: int = 0
+    output_tail: str = ""
+    tail_cut: bool = False  # earlier output was left out of output_tail
+    timed_out: bool = False
+    full_output_path: str | None = None  # the whole output, kept beside the session when it was long
+
+
+@dataclass
 class Done(Event):
     type: ClassVar[str] = "done"
     result: str
-    subtype: str = "success"  # success | error_max_turns | error_budget
+    subtype: str = "success"  # success | error_max_turns | error_budget | error_verification
     num_turns: int = 0
 
 
@@ -135,7 +161,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
         SessionStarted, UserMessage, TurnStarted, TextDelta, AssistantMessage, ToolCall,
-        ToolResultEvent, Diff, ApprovalNeeded, Compaction, Usage, Retry, Done, Failed,
+        ToolResultEvent, Diff, ApprovalNeeded, Compaction, Usage, Retry, VerificationStarted, VerificationResult,
+        Done, Failed,
     )
 }
 

@@ -31,6 +31,72 @@ from tools.base import REWRITE_PENDING, Tool, ToolContext, ToolResult
 
 MAX_CONTEXT_RETRIES = 3
 
+# --verify: what the model is shown of a failing command's output (its end, where the errors usually are).
+VERIFY_TAIL_BYTES = 4096
+VERIFY_TAIL_LINES = 100
+VERIFY_OUTPUT_LIMIT = 30000  # captured in memory (head + tail); the whole output goes beside the session
+DEFAULT_VERIFY_ATTEMPTS = 2
+DEFAULT_VERIFY_TIMEOUT_S = 600.0
+
+
+@dataclass
+class Verification:
+    """`agent run --verify CMD`: run CMD when the model says it is done; on failure, send it back to fix."""
+
+    command: str
+    attempts: int = DEFAULT_VERIFY_ATTEMPTS  # extra attempts after the first failure (0: verify once)
+    timeout_s: float = DEFAULT_VERIFY_TIMEOUT_S
+
+    @property
+    def max_runs(self) -> int:
+        return 1 + self.attempts
+
+
+def output_tail(text: str, max_bytes: int = VERIFY_TAIL_BYTES, max_lines: int = VERIFY_TAIL_LINES
+                ) -> tuple[str, bool]:
+    """The end of a command's output: at most `max_lines` lines and `max_bytes` UTF-8 bytes, starting on a line
+    boundary where possible (a single over-long last line keeps its end). Returns (tail, cut): cut is True when
+    anything but trailing whitespace was left out."""
+    text = text.rstrip()
+    if not text:
+        return "", False
+    lines = text.split("\n")
+    cut = len(lines) > max_lines
+    tail = "\n".join(lines[-max_lines:]) if cut else text
+    raw = tail.encode("utf-8", errors="replace")
+    if len(raw) > max_bytes:
+        cut = True
+        piece = raw[-max_bytes:]
+        # Skip continuation bytes: never start inside a multi-byte character.
+        start = 0
+        while start < len(piece) and (piece[start] & 0xC0) == 0x80:
+            start += 1
+        tail = piece[start:].decode("utf-8", errors="replace")
+        nl = tail.find("\n")
+        if 0 <= nl < len(tail) - 1:
+            tail = tail[nl + 1:]  # drop the partial first line
+    return tail, cut
+
+
+def verification_feedback(r: ev.VerificationResult, max_runs: int, timeout_s: float) -> str:
+    """The user message that sends a failed verification back to the model."""
+    if r.timed_out:
+        how = f"timed out after {timeout_s:g}s and was killed (exit code {r.exit_code})"
+    else:
+        how = f"failed with exit code {r.exit_code}"
+    parts = [f"The verification command `{r.command}` {how} (attempt {r.attempt} of {max_runs})."]
+    if r.output_tail:
+        note = ""
+        if r.tail_cut:
+            note = " (earlier output was cut"
+            note += f"; the full output is in {r.full_output_path})" if r.full_output_path else ")"
+        parts.append(f"The end of its output{note}:\n```\n{r.output_tail}\n```")
+    else:
+        parts.append("It printed nothing.")
+    parts.append("Find and fix the cause of the failure (do not weaken or skip the check), then end your turn; "
+                 "the command runs again when you are done.")
+    return "\n".join(parts)
+
 
 @dataclass
 class Budgets:
@@ -80,6 +146,7 @@ class AgentLoop:
         failure_tracker: Any = None,  # apply.FailureTracker
         cost_of: Callable[[TurnUsage], float | None] = lambda u: None,
         max_output_tokens: int = 8192,
+        verification: Verification | None = None,
     ):
         self.provider = provider
         self.tools = tools
@@ -95,6 +162,9 @@ class AgentLoop:
         self.failure_tracker = failure_tracker
         self.cost_of = cost_of
         self.max_output_tokens = max_output_tokens
+        self.verification = verification
+        self.verify_runs = 0  # verification runs started in this run (not counting earlier runs of a session)
+        self.verify_last: ev.VerificationResult | None = None
         self.stats = RunStats()
         self.tool_specs = [ToolSpec(t.name, t.description, t.input_schema) for t in tools]
         self._tool_dicts = [{"name": s.name, "description": s.description, "input_schema": s.input_schema}
@@ -131,42 +201,110 @@ class AgentLoop:
     # -- the loop ----------------------------------------------------------------------------------------
 
     async def run(self, user_text: str | None) -> AsyncIterator[ev.Event]:
-        """Add the user's message (None: continue as is) and drive turns until done, a budget, or an error."""
+        """Add the user's message (None: continue as is) and drive turns until done, a budget, or an error.
+
+        With a verification, "done" means the model ended its turn with no tool calls *and* the command
+        passed; a failure goes back to the model as a user message while attempts are left."""
         if user_text:
             yield self._emit(ev.UserMessage(user_text))
+        # A resumed session whose model had already finished (a run killed mid-verification): verify first.
+        verify_now = (not user_text and self.verification is not None and bool(self.messages)
+                      and self.messages[-1].role == "assistant" and not self.messages[-1].tool_uses)
         while True:
-            stop = self._budget_stop()
-            if stop is not None:
-                yield self._emit(stop)
-                return
-            try:
-                async for e in self._compact():
-                    yield e
-                complete: TurnComplete | None = None
-                async for e in self._model_turn():
-                    if isinstance(e, TurnComplete):
-                        complete = e
-                    else:
+            if verify_now:
+                verify_now = False
+                final_text = self._last_text()
+            else:
+                stop = self._budget_stop()
+                if stop is not None:
+                    yield self._emit(stop)
+                    return
+                try:
+                    async for e in self._compact():
                         yield e
-            except (ProviderError, CompactionFailed) as err:
-                yield self._emit(ev.Failed(str(err), "error_during_execution", self.stats.num_turns))
+                    complete: TurnComplete | None = None
+                    async for e in self._model_turn():
+                        if isinstance(e, TurnComplete):
+                            complete = e
+                        else:
+                            yield e
+                except (ProviderError, CompactionFailed) as err:
+                    yield self._emit(ev.Failed(str(err), "error_during_execution", self.stats.num_turns))
+                    return
+                assert complete is not None
+                msg = complete.message
+                yield self._emit(ev.AssistantMessage(msg.to_dict()))
+                cost = self.cost_of(complete.usage)
+                self.stats.add_usage(complete.usage, cost)
+                if self.compactor is not None and hasattr(self.compactor, "record_usage"):
+                    self.compactor.record_usage(complete.usage.total_input)
+                yield self._emit(ev.Usage(complete.usage.input_tokens, complete.usage.output_tokens,
+                                          complete.usage.cache_read_input_tokens,
+                                          complete.usage.cache_creation_input_tokens, self.stats.cost_usd))
+                uses = msg.tool_uses
+                if uses:
+                    async for e in self._run_tools(uses):
+                        yield e
+                    continue
+                final_text = msg.text.strip()
+            if self.verification is None:
+                yield self._emit(ev.Done(final_text, "success", self.stats.num_turns))
                 return
-            assert complete is not None
-            msg = complete.message
-            yield self._emit(ev.AssistantMessage(msg.to_dict()))
-            cost = self.cost_of(complete.usage)
-            self.stats.add_usage(complete.usage, cost)
-            if self.compactor is not None and hasattr(self.compactor, "record_usage"):
-                self.compactor.record_usage(complete.usage.total_input)
-            yield self._emit(ev.Usage(complete.usage.input_tokens, complete.usage.output_tokens,
-                                      complete.usage.cache_read_input_tokens,
-                                      complete.usage.cache_creation_input_tokens, self.stats.cost_usd))
-            uses = msg.tool_uses
-            if not uses:
-                yield self._emit(ev.Done(msg.text.strip(), "success", self.stats.num_turns))
-                return
-            async for e in self._run_tools(uses):
+            result: ev.VerificationResult | None = None
+            async for e in self._verify():
                 yield e
+                if isinstance(e, ev.Failed):
+                    return
+                if isinstance(e, ev.VerificationResult):
+                    result = e
+            assert result is not None
+            if result.passed:
+                yield self._emit(ev.Done(final_text, "success", self.stats.num_turns))
+                return
+            v = self.verification
+            if self.verify_runs >= v.max_runs:
+                how = "timed out" if result.timed_out else f"exited with code {result.exit_code}"
+                yield self._emit(ev.Done(
+                    f"verification still fails after {self.verify_runs} attempt{'s' * (self.verify_runs != 1)}: "
+                    f"`{v.command}` {how}", "error_verification", self.stats.num_turns))
+                return
+            # Same loop, same budgets: the top of the loop stops here if a budget ran out.
+            yield self._emit(ev.UserMessage(verification_feedback(result, v.max_runs, v.timeout_s)))
+
+    async def _verify(self) -> AsyncIterator[ev.Event]:
+        """Run the verification command once, through the same sandbox as the bash tool."""
+        import sandbox
+
+        v = self.verification
+        assert v is not None
+        self.verify_runs += 1
+        yield self._emit(ev.VerificationStarted(v.command, self.verify_runs, v.max_runs))
+        try:
+            res = await sandbox.run_command(
+                v.command, cwd=self.ctx.cwd, workspace=self.ctx.workspace, mode=self.ctx.sandbox_mode,
+                network=self.ctx.network, timeout=v.timeout_s, output_limit=VERIFY_OUTPUT_LIMIT, env=self.ctx.env,
+                output_dir=self.ctx.output_dir,
+            )
+        except sandbox.SandboxError as exc:
+            yield self._emit(ev.Failed(f"the sandbox could not run the verification command: {exc}",
+                                       "error_during_execution", self.stats.num_turns))
+            return
+        tail, cut = output_tail(res.output)
+        passed = res.exit_code == 0 and not res.timed_out
+        self.verify_last = ev.VerificationResult(
+            v.command, self.verify_runs, res.exit_code, passed, res.duration_ms, tail, cut or res.truncated,
+            res.timed_out, res.full_output_path)
+        yield self._emit(self.verify_last)
+
+    def verification_report(self) -> dict[str, Any] | None:
+        """For the result object: None without --verify."""
+        v = self.verification
+        if v is None:
+            return None
+        last = self.verify_last
+        return {"command": v.command, "passed": bool(last and last.passed and last.attempt == self.verify_runs),
+                "attempts": self.verify_runs, "max_attempts": v.max_runs,
+                "last_exit_code": last.exit_code if last else None}
 
     async def compact(self, focus: str | None = None) -> AsyncIterator[ev.Event]:
         """/compact [focus]: summarise now; yields Compaction events (none without a compactor)."""

@@ -9,7 +9,7 @@ from typing import Any, TextIO
 from agent import events as ev
 
 EXIT_CODES = {"success": 0, "error_during_execution": 1, "error_max_turns": 3, "error_budget": 4,
-              "interrupted": 130}
+              "error_verification": 5, "interrupted": 130}
 
 
 def exit_code_for(subtype: str) -> int:
@@ -17,7 +17,8 @@ def exit_code_for(subtype: str) -> int:
 
 
 def result_object(*, final: ev.Event | None, session_id: str, stats: Any, duration_ms: int,
-                  sandbox: dict[str, Any] | None = None, interrupted: bool = False) -> dict[str, Any]:
+                  sandbox: dict[str, Any] | None = None, interrupted: bool = False,
+                  verification: dict[str, Any] | None = None) -> dict[str, Any]:
     if interrupted:
         subtype, text = "interrupted", "interrupted by the user"
     elif isinstance(final, ev.Done):
@@ -46,6 +47,8 @@ def result_object(*, final: ev.Event | None, session_id: str, stats: Any, durati
     }
     if sandbox is not None:
         out["sandbox"] = sandbox
+    if verification is not None:
+        out["verification"] = verification
     return out
 
 
@@ -109,6 +112,18 @@ class TextRenderer:
                 # An edit's diff was just shown by its Diff event: only the summary line here.
                 text = e.content.split("\n", 1)[0] if e.meta.get("diff") else e.content[:2000]
                 self._line(self._style(text, "2"))
+        elif isinstance(e, ev.VerificationStarted):
+            self._line(self._style(f"→ verify {_one_line(e.command)} (attempt {e.attempt} of {e.max_attempts})",
+                                   "36"))
+        elif isinstance(e, ev.VerificationResult):
+            secs = f"{e.duration_ms / 1000:.1f}s"
+            if e.passed:
+                self._line(self._style(f"  ✓ verification passed ({secs})", "32"))
+            else:
+                how = "timed out" if e.timed_out else f"exit {e.exit_code}"
+                self._line(self._style(f"  ✗ verification failed ({how}, {secs})", "31"))
+                if self.verbose and e.output_tail:
+                    self._line(self._style(e.output_tail, "2"))
         elif isinstance(e, ev.Diff) and self.verbose:
             self._line(e.diff.rstrip("\n"))
         elif isinstance(e, ev.Retry):
@@ -126,6 +141,8 @@ class TextRenderer:
                 self._line(f"stopped: reached the turn limit ({e.num_turns} turns)", self.err)
             elif e.subtype == "error_budget":
                 self._line("stopped: reached the token or cost budget", self.err)
+            elif e.subtype == "error_verification":
+                self._line(f"stopped: {e.result}", self.err)
 
     def finish(self, result: dict[str, Any]) -> None:
         self._end_line()

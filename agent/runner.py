@@ -39,6 +39,9 @@ class RunOptions:
     worktree: str | None = None
     cwd: Path | None = None
     verbose: bool = False
+    verify: str | None = None  # a command that must pass before the run counts as done
+    verify_attempts: int | None = None  # extra attempts after the first failure (default 2)
+    verify_timeout: float | None = None  # seconds per verification run (default 600)
 
 
 class UsageError(Exception):
@@ -163,9 +166,44 @@ class PreparedRun:
     started: float
 
 
+def _verification(opts: RunOptions) -> Any:
+    """--verify and its companions → a loop.Verification (None without --verify). Raises UsageError."""
+    if opts.verify is None:
+        for flag, value in (("--verify-attempts", opts.verify_attempts), ("--verify-timeout", opts.verify_timeout)):
+            if value is not None:
+                raise UsageError(f"{flag} needs --verify CMD")
+        return None
+    if not opts.verify.strip():
+        raise UsageError('--verify needs a command, e.g. --verify "pytest -q" (got an empty one)')
+    from agent.loop import DEFAULT_VERIFY_ATTEMPTS, DEFAULT_VERIFY_TIMEOUT_S, Verification
+
+    attempts = DEFAULT_VERIFY_ATTEMPTS if opts.verify_attempts is None else opts.verify_attempts
+    if attempts < 0:
+        raise UsageError(f"--verify-attempts must be 0 or more (extra attempts after a failure); got {attempts}")
+    timeout = DEFAULT_VERIFY_TIMEOUT_S if opts.verify_timeout is None else opts.verify_timeout
+    if not timeout > 0:  # also refuses NaN
+        raise UsageError(f"--verify-timeout must be a positive number of seconds; got {timeout:g}")
+    return Verification(opts.verify, attempts, float(timeout))
+
+
+def _check_verify_policy(cfg: Config, verification: Any, *, cwd: Path, mode: str, approval: str) -> None:
+    """The verification command passes the same policy as the bash tool. The user typed it, so an "ask" counts as
+    approved; a deny rule (or a mode that cannot run it) stops the run before any model call."""
+    if verification is None:
+        return
+    policy = _make_policy(cfg, find_project_root(cwd))
+    if policy is None:
+        return
+    decision = policy.evaluate("bash", {"command": verification.command}, mode=mode, approval=approval,
+                               workspace=find_project_root(cwd), cwd=cwd)
+    if decision.action == "deny":
+        raise UsageError(f"--verify command refused by the sandbox policy: {decision.reason}")
+
+
 def prepare_run(opts: RunOptions, *, headless: bool, approver: Any = None) -> PreparedRun:
     """Config → model → tools, policy, compaction, checkpoints → a ready AgentLoop. Raises UsageError/ConfigError."""
     started = time.monotonic()
+    verification = _verification(opts)
     cwd = (opts.cwd or Path.cwd()).expanduser()
     if not cwd.is_dir():
         raise UsageError(f"working directory {cwd} does not exist")
@@ -186,6 +224,7 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Any = None) -> Pr
     provider = make_provider(model_spec, base_url=opts.base_url or cfg.base_url, overrides=cfg.models,
                              retry=_retry_policy(cfg.retry))
     info = model_info(model_spec, cfg.models)
+    _check_verify_policy(cfg, verification, cwd=cwd, mode=sandbox_mode, approval=approval)
 
     worktree_note = None
     if opts.worktree is not None:
@@ -232,7 +271,7 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Any = None) -> Pr
         policy=_make_policy(cfg, root),
         compactor=_make_compactor(cfg, info, session, provider, instructions, max_output),
         checkpoints=_make_checkpoints(root, session.id), failure_tracker=_make_failure_tracker(),
-        cost_of=lambda u: cost_usd(u, info), max_output_tokens=max_output,
+        cost_of=lambda u: cost_usd(u, info), max_output_tokens=max_output, verification=verification,
     )
     return PreparedRun(loop=loop, session=session, cwd=cwd, root=root, is_git=is_git,
                        model_label=provider_label(model_spec), sandbox_report=sandbox_report,
@@ -253,7 +292,7 @@ def finish_run(run: PreparedRun, final: ev.Event | None, interrupted: bool) -> d
                            for p in changed]
     result = result_object(final=final, session_id=run.session.id, stats=stats,
                            duration_ms=int((time.monotonic() - run.started) * 1000), sandbox=run.sandbox_report,
-                           interrupted=interrupted)
+                           interrupted=interrupted, verification=run.loop.verification_report())
     run.session.append({"type": "result", **result})
     return result
 

@@ -37,6 +37,8 @@ def apply_event(messages: list[Message], event: dict[str, Any]) -> None:
             messages.append(Message(role="user", content=[block]))
     elif kind == "transcript_replaced":
         messages[:] = [Message.from_dict(m) for m in event["messages"]]
+    # Every other event (turn_started, usage, verification_started/_result, done, ...) carries no transcript
+    # content: what a failed verification tells the model is its own user_message event.
 
 
 def close_dangling_tool_uses(messages: list[Message]) -> list[str]:

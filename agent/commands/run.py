@@ -67,8 +67,20 @@ def register(app: typer.Typer) -> None:
         worktree: str = WORKTREE_OPT,
         cwd: Path = CWD_OPT,
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tool output and diffs."),
+        verify: str = typer.Option(None, "--verify", help="A command that must pass (exit 0) before the run "
+                                   "counts as done, e.g. \"pytest -q\". Run in the sandbox when the model ends "
+                                   "its turn; a failure goes back to the model to fix (exit 5 if it still fails)."),
+        verify_attempts: int = typer.Option(None, "--verify-attempts", help="Extra attempts after the first "
+                                            "failed verification (default 2; 0: verify once)."),
+        verify_timeout: float = typer.Option(None, "--verify-timeout", help="Seconds per verification run "
+                                             "before it is killed (default 600)."),
     ) -> None:
-        """Run the agent on a task until it is done or a budget stops it."""
+        """Run the agent on a task until it is done or a budget stops it.
+
+        Exit codes: 0 done; 1 failed during execution; 2 usage or configuration error; 3 stopped at --max-turns;
+        4 stopped at --max-tokens or --max-cost; 5 the --verify command still fails after its attempts;
+        130 interrupted (the session is saved).
+        """
         from agent.runner import RunOptions, run_task
 
         code = run_task(RunOptions(
@@ -76,6 +88,7 @@ def register(app: typer.Typer) -> None:
             max_turns=max_turns, max_tokens=max_tokens, max_cost=max_cost,
             approval=approval.value if approval else None, sandbox=sandbox.value if sandbox else None,
             network=network, resume=resume, cont=cont, worktree=worktree, cwd=cwd, verbose=verbose,
+            verify=verify, verify_attempts=verify_attempts, verify_timeout=verify_timeout,
         ))
         raise typer.Exit(code)
 
