@@ -2,9 +2,9 @@
 daemon's pid and log files, and later the request's outcome (accepted, typed through, dismissed).
 
 What is stored: time, request id, endpoint, a salted hash of the client id (the editor's document), the file
-extension, the answer's source (model/classical/remote), prompt and reused token counts, per-stage latency
-(queue, prompt/prefill, predict, first token, total), the number of characters shown, whether it was cancelled
-(and why), and the outcome. Never any code: no prefix, suffix, completion text, file name or path. Nothing is
+extension, the answer's source (model/classical/remote; "deadline" for the classical stand-in of a late model),
+prompt and reused token counts, per-stage latency (queue, prompt/prefill, predict, first token, total), the
+number of characters shown, whether it was cancelled (and why), and the outcome. Never any code: no prefix, suffix, completion text, file name or path. Nothing is
 ever sent anywhere; `agent daemon stats` reads the file, `--no-telemetry` turns recording off.
 
 The hot path only appends to an in-memory queue (`record`/`feedback`): a background thread writes the queue in
@@ -121,7 +121,8 @@ def record_from(endpoint: str, req: Any, res: Any, total_ms: float, cancel_reaso
     error = bool(res.error) and not res.completions
     return Record(
         request_id=req.request_id, endpoint=endpoint, client=req.client_id or "", filename=req.filename or "",
-        source=res.source or "", prompt_tokens=int(res.prompt_tokens), reused_tokens=int(res.tokens_reused),
+        # a deadline's classical stand-in is its own source: how often the model is too slow matters
+        source="deadline" if getattr(res, "deadline_missed", False) else (res.source or ""), prompt_tokens=int(res.prompt_tokens), reused_tokens=int(res.tokens_reused),
         predicted_tokens=int(res.predicted_n), queue_ms=float(res.queue_ms), prompt_ms=float(res.prompt_ms),
         predict_ms=float(res.predicted_ms), ttft_ms=float(res.ttft_ms), total_ms=float(total_ms),
         chars_shown=0 if (cancelled or error) else len(content), cancelled=cancelled,

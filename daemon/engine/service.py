@@ -164,6 +164,7 @@ class Engine:
         if job.done:
             return
         res = self._classical_result(job.request)
+        res.deadline_missed = True
         # the model's partial stream (if any) stays as the events already sent; the result is the fallback,
         # delivered by the cancel itself (the worker lets go of the job at its next step boundary)
         if job.cancel(result=res):

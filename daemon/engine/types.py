@@ -71,6 +71,7 @@ class CompletionResult:
     queue_ms: float = 0.0
     truncated: bool = False
     cancelled: bool = False
+    deadline_missed: bool = False  # the model missed the request's deadline: this is the classical stand-in
     n_ctx: int = 0
     error: str = ""
 

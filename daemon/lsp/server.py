@@ -389,6 +389,8 @@ class GhostlineLanguageServer(LanguageServer):
         for task in list(self._inflight.values()):
             task.cancel()
         self._inflight.clear()
+        for uri in list(self._shown):  # the editor is closing: what is still shown was typed through or dismissed
+            self.settle(uri)
         if self._feedback_tasks:  # outcomes on their way: give them a moment, then let go
             await asyncio.wait(list(self._feedback_tasks), timeout=1.0)
             for t in list(self._feedback_tasks):

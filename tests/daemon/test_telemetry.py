@@ -284,12 +284,20 @@ async def test_lsp_accept_command_typed_through_and_dismissed(client_factory, tm
                                                   "arguments": item3["command"]["arguments"]})
         await wait_for(lambda: tel.counters["accepted"] >= 1 and tel.counters["dismissed"] >= 1
                        and tel.counters["typed_through"] >= 1)
+        # a completion still shown when the editor shuts the server down is settled then (dismissed)
+        uri2 = (tmp_path / "n.py").as_uri()
+        c.open(uri2, "gamma_delta = 2\nga")
+        (item4,) = await c.call("textDocument/inlineCompletion", {
+            "textDocument": {"uri": uri2}, "position": {"line": 1, "character": 2}, "context": {"triggerKind": 2}})
+        rid4 = item4["command"]["arguments"][0]
         assert await c.shutdown() == 0
+        await wait_for(lambda: tel.counters["dismissed"] >= 2)
         tel.flush()
         got = {r["request_id"]: (r["outcome"], r["outcome_chars"]) for r in rows(tel.path)}
         assert got[rid1] == ("typed_through", 2)
         assert got[rid2] == ("dismissed", 0)
         assert got[rid3] == ("accepted", len("a_beta"))
+        assert got[rid4] == ("dismissed", 0)
     finally:
         await runner.cleanup()
 
@@ -405,3 +413,18 @@ def test_background_daemon_records_and_no_telemetry_does_not(daemon_cli):
     r = CliRunner().invoke(daemon_cli, ["daemon", "stats"])
     assert r.exit_code == 0 and "[classical] requests 1  shown 1 (100.0%)" in r.output, r.output
     assert "last 7d" in r.output
+
+
+async def test_a_deadline_stand_in_is_recorded_as_its_own_source(backend):
+    from daemon.engine.types import CompletionRequest
+    from daemon.telemetry import record_from
+
+    cl = ClassicalCompleter()
+    cl.add_text("deadline_value deadline_value")
+    eng = Engine(backend, cl)
+    req = CompletionRequest(prefix="y = deadline_v", n_predict=100_000, deadline_ms=30)
+    res = await eng.submit(req).result()
+    assert res.source == "classical" and res.deadline_missed  # the reply still says classical
+    assert record_from("/infill", req, res, 31.0).source == "deadline"
+    on_time = await eng.submit(CompletionRequest(prefix="y = 1\n", n_predict=1)).result()
+    assert not on_time.deadline_missed and record_from("/infill", req, on_time, 5.0).source == "model"
