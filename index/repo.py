@@ -7,7 +7,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -271,6 +272,19 @@ class RepoIndex:
             index._ensure_embedder(required=True)
         return index
 
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """A write transaction (caller holds the lock): BEGIN IMMEDIATE ... COMMIT; on any error ROLLBACK and
+        drop the in-memory vectors, which may hold writes that were rolled back."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            self._dense.invalidate()
+            raise
+
     @staticmethod
     def _open_db(db_path: Path, root: Path) -> tuple[Any, bool]:
         for attempt in range(2):
@@ -367,8 +381,7 @@ class RepoIndex:
         conn = self._conn
         row = conn.execute("SELECT value FROM meta WHERE key='embed_model'").fetchone()
         model_id = f"{emb.name}:{emb.dim}"
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             if row is not None and row[0] != model_id:
                 conn.execute("DROP TABLE IF EXISTS chunk_vec")
                 self._dense.invalidate()
@@ -381,11 +394,6 @@ class RepoIndex:
             # vectors orphaned by a lexical-only process that could not load sqlite-vec
             conn.execute("DELETE FROM chunk_vec WHERE rowid NOT IN (SELECT id FROM chunks WHERE embedded = 1)")
             self._dense.invalidate()
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            self._dense.invalidate()
-            raise
 
     # -- refresh -----------------------------------------------------------------------------
     def invalidate(self, paths: Iterable[str | os.PathLike[str]]) -> None:
@@ -531,7 +539,6 @@ class RepoIndex:
 
     def _apply(self, todo: list[str], removed: list[str], stored: dict[str, Any], stats: RefreshStats,
                progress: Callable[[str, int, int], None] | None) -> None:
-        conn = self._conn
         total = len(todo)
         for start in range(0, max(total, 1), _BATCH_FILES):
             batch = todo[start : start + _BATCH_FILES]
@@ -559,21 +566,14 @@ class RepoIndex:
                 progress("index", min(start + _BATCH_FILES, total), total)
         if removed:
             with self._lock:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
+                with self._transaction():
                     for rel in removed:
                         self._delete_file(rel)
                         stats.removed += 1
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    self._dense.invalidate()
-                    raise
 
     def _write_batch(self, prepared: list[Any], stats: RefreshStats) -> None:
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             for rel, digest, st, analysis, what in prepared:
                 if what == "touch":
                     conn.execute("UPDATE files SET size=?, mtime_ns=? WHERE path=?",
@@ -587,11 +587,6 @@ class RepoIndex:
                     stats.changed += 1
                 if analysis is None:
                     stats.skipped += 1
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            self._dense.invalidate()
-            raise
 
     def _delete_file(self, rel: str, keep_row: bool = False) -> dict[str, bytes]:
         """Remove a file's chunks, symbols and imports; returns {embed_hash: vector} of its old chunks."""
@@ -696,16 +691,10 @@ class RepoIndex:
             hashes[d] = hashlib.blake2b("\n".join(lines).encode(), digest_size=16).hexdigest()
         root_hash = hashes.get("", hashlib.blake2b(b"", digest_size=16).hexdigest())
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             conn.execute("DELETE FROM tree")
             conn.executemany("INSERT INTO tree(dir, hash) VALUES(?, ?)", sorted(hashes.items()))
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('root_hash', ?)", (root_hash,))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            self._dense.invalidate()
-            raise
         return root_hash
 
     def _pending_count(self) -> int:
@@ -732,8 +721,7 @@ class RepoIndex:
             vecs = emb.encode([embedding_text(p, s, t) for _, p, s, t in rows], batch_size=_EMBED_BATCH)
             with self._lock:
                 conn = self._conn
-                conn.execute("BEGIN IMMEDIATE")
-                try:
+                with self._transaction():
                     for (cid, *_), v in zip(rows, vecs, strict=True):
                         # the chunk may have been replaced meanwhile (another thread or process)
                         cur = conn.execute("UPDATE chunks SET embedded = 1 WHERE id = ? AND embedded = 0", (cid,))
@@ -742,11 +730,6 @@ class RepoIndex:
                             conn.execute("INSERT OR REPLACE INTO chunk_vec(rowid, embedding) VALUES(?, ?)",
                                          (cid, blob))
                             self._dense.put(cid, blob)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    self._dense.invalidate()
-                    raise
             done += len(rows)
             stats.embedded += len(rows)
             if progress is not None:
