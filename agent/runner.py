@@ -191,11 +191,12 @@ def _check_verify_policy(cfg: Config, verification: Any, *, cwd: Path, mode: str
     approved; a deny rule (or a mode that cannot run it) stops the run before any model call."""
     if verification is None:
         return
-    policy = _make_policy(cfg, find_project_root(cwd))
+    root = find_project_root(cwd)
+    policy = _make_policy(cfg, root)
     if policy is None:
         return
     decision = policy.evaluate("bash", {"command": verification.command}, mode=mode, approval=approval,
-                               workspace=find_project_root(cwd), cwd=cwd)
+                               workspace=root, cwd=cwd)
     if decision.action == "deny":
         raise UsageError(f"--verify command refused by the sandbox policy: {decision.reason}")
 
