@@ -13,7 +13,7 @@ def _report_crash(exc: BaseException) -> None:
 
     where = ""
     try:
-        from agent.config import user_data_dir
+        from ghostline.agent.config import user_data_dir
 
         logs = user_data_dir() / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -27,14 +27,14 @@ def _report_crash(exc: BaseException) -> None:
 
 def main() -> None:
     if sys.argv[1:] in (["--version"], ["-V"]):
-        from agent import __version__
+        from ghostline.agent import __version__
 
         print(f"ghostline {__version__}")
         return
     try:
         # Plain help and errors: rich rendering in typer costs ~300 ms of startup for every command.
         os.environ.setdefault("TYPER_USE_RICH", "0")
-        from agent.cli import run_cli
+        from ghostline.agent.cli import run_cli
 
         run_cli()
     except (SystemExit, KeyboardInterrupt):

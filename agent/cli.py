@@ -5,8 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
-
-from agent import __version__
+from ghostline.agent import __version__
 
 app = typer.Typer(
     name="agent",
@@ -38,8 +37,8 @@ def _root(
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         typer.echo(ctx.get_help())
         raise typer.Exit(0)
-    from agent.runner import RunOptions
-    from agent.tui import run_tui
+    from ghostline.agent.runner import RunOptions
+    from ghostline.agent.tui import run_tui
 
     raise typer.Exit(run_tui(RunOptions()))
 
@@ -51,7 +50,7 @@ def _register_all() -> None:
     import importlib
 
     for name in COMMAND_MODULES:
-        importlib.import_module(f"agent.commands.{name}").register(app)
+        importlib.import_module(f"ghostline.agent.commands.{name}").register(app)
 
 
 _register_all()

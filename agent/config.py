@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.providers.base import ConfigError
+from ghostline.agent.providers.base import ConfigError
 
 # One definition of where Ghostline keeps its files (GHOSTLINE_CONFIG_DIR / GHOSTLINE_DATA_DIR override them);
 # the sandbox needs them too, to protect the config from the agent's own tools. Re-exported for agent/.
-from sandbox.paths import user_config_dir, user_data_dir  # noqa: F401
+from ghostline.sandbox.paths import user_config_dir, user_data_dir  # noqa: F401
 
 SANDBOX_MODES = ("read-only", "workspace-write", "full-access")
 APPROVAL_MODES = ("ask", "auto-edit", "auto")
@@ -56,7 +56,7 @@ def find_project_root(cwd: Path) -> Path:
 
 def _project_is_trusted(root: Path) -> bool:
     try:
-        from sandbox import is_trusted
+        from ghostline.sandbox import is_trusted
     except ImportError:
         return False
     try:

@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable
 
-from agent import events as ev
-from agent.providers.base import (
+from ghostline.agent import events as ev
+from ghostline.agent.providers.base import (
     ContextLengthError,
     Provider,
     ProviderError,
@@ -24,10 +24,10 @@ from agent.providers.base import (
     TurnUsage,
     malformed_arguments,
 )
-from agent.session import INTERRUPTED, Session, apply_event, close_dangling_tool_uses
-from compaction import CompactionFailed
-from compaction.transcript import Message
-from tools.base import REWRITE_PENDING, Tool, ToolContext, ToolResult
+from ghostline.agent.session import INTERRUPTED, Session, apply_event, close_dangling_tool_uses
+from ghostline.compaction import CompactionFailed
+from ghostline.compaction.transcript import Message
+from ghostline.tools.base import REWRITE_PENDING, Tool, ToolContext, ToolResult
 
 MAX_CONTEXT_RETRIES = 3
 
@@ -273,7 +273,7 @@ class AgentLoop:
 
     async def _verify(self) -> AsyncIterator[ev.Event]:
         """Run the verification command once, through the same sandbox as the bash tool."""
-        import sandbox
+        from ghostline import sandbox
 
         v = self.verification
         assert v is not None
@@ -393,7 +393,7 @@ class AgentLoop:
         return ok, "" if ok else f"the user declined this action ({decision.reason})"
 
     async def _run_tools(self, uses: list[Any]) -> AsyncIterator[ev.Event]:
-        from tools.registry import run_tool_calls
+        from ghostline.tools.registry import run_tool_calls
 
         allowed: list[tuple[str, str, dict[str, Any]]] = []
         denied: dict[str, str] = {}

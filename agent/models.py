@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from agent.providers.base import ConfigError, Provider, TurnUsage
+from ghostline.agent.providers.base import ConfigError, Provider, TurnUsage
 
 PROVIDERS = ("anthropic", "openai")
 PROTOCOLS = ("native", "react")
@@ -304,22 +304,22 @@ def make_provider(
             )
             raise ConfigError(f"{env} is not set: export {env}=... to use {provider}:{name}{local}")
 
-    from agent.providers.retry import RetryPolicy
+    from ghostline.agent.providers.retry import RetryPolicy
 
     policy = retry if retry is not None else RetryPolicy()
     native: Provider
     if provider == "anthropic":
-        from agent.providers.anthropic import AnthropicProvider
+        from ghostline.agent.providers.anthropic import AnthropicProvider
 
         native = AnthropicProvider(
             name, info=info, api_key=key, auth_token=auth_token, base_url=url, retry=policy, timeout=timeout
         )
     else:
-        from agent.providers.openai import OpenAIProvider
+        from ghostline.agent.providers.openai import OpenAIProvider
 
         native = OpenAIProvider(name, info=info, api_key=key, base_url=url, retry=policy, timeout=timeout)
     if info.protocol == "react":
-        from agent.providers.react import ReactProvider
+        from ghostline.agent.providers.react import ReactProvider
 
         return ReactProvider(native)
     return native

@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from agent import events as ev
+from ghostline.agent import events as ev
 
 EXIT_CODES = {"success": 0, "error_during_execution": 1, "error_max_turns": 3, "error_budget": 4,
               "error_verification": 5, "interrupted": 130}

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent import events as ev
-from agent.config import Config, find_project_root, load_config, user_config_dir, user_data_dir
-from agent.providers.base import ConfigError, Provider
-from agent.render import exit_code_for, make_renderer, result_object
-from agent.session import Session, list_sessions, sessions_root
+from ghostline.agent import events as ev
+from ghostline.agent.config import Config, find_project_root, load_config, user_config_dir, user_data_dir
+from ghostline.agent.providers.base import ConfigError, Provider
+from ghostline.agent.render import exit_code_for, make_renderer, result_object
+from ghostline.agent.session import Session, list_sessions, sessions_root
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -74,7 +74,7 @@ def _open_session(opts: RunOptions, cwd: Path) -> Session | None:
 
 
 def _make_summarizer(provider: Provider, max_output_tokens: int):
-    from agent.providers.base import TurnComplete
+    from ghostline.agent.providers.base import TurnComplete
 
     async def summarize(messages: list[Any], system: str = "") -> str:
         text = ""
@@ -91,8 +91,8 @@ def _interactive_approver(root: Path):
     """Asks on the terminal: y allows once, a allows and remembers the rule for this project, else deny."""
 
     async def approve(tool: str, args: dict[str, Any], reason: str) -> bool:
-        from agent.render import describe_call
-        from sandbox import remember, suggest_rule
+        from ghostline.agent.render import describe_call
+        from ghostline.sandbox import remember, suggest_rule
 
         rule = suggest_rule(tool, args)
         prompt = f"\nallow {describe_call(tool, args)}? ({reason}) [y]es / [a]lways `{rule}` / [N]o "
@@ -175,7 +175,7 @@ def _verification(opts: RunOptions) -> Any:
         return None
     if not opts.verify.strip():
         raise UsageError('--verify needs a command, e.g. --verify "pytest -q" (got an empty one)')
-    from agent.loop import DEFAULT_VERIFY_ATTEMPTS, DEFAULT_VERIFY_TIMEOUT_S, Verification
+    from ghostline.agent.loop import DEFAULT_VERIFY_ATTEMPTS, DEFAULT_VERIFY_TIMEOUT_S, Verification
 
     attempts = DEFAULT_VERIFY_ATTEMPTS if opts.verify_attempts is None else opts.verify_attempts
     if attempts < 0:
@@ -220,7 +220,7 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Any = None) -> Pr
     network = opts.network if opts.network is not None else (cfg.network or sandbox_mode == "full-access")
     model_spec = opts.model or cfg.model or (session.meta().get("model") if session else None)
 
-    from agent.models import cost_usd, make_provider, model_info
+    from ghostline.agent.models import cost_usd, make_provider, model_info
 
     provider = make_provider(model_spec, base_url=opts.base_url or cfg.base_url, overrides=cfg.models,
                              retry=_retry_policy(cfg.retry))
@@ -232,7 +232,7 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Any = None) -> Pr
         root = find_project_root(cwd)
         if not (root / ".git").exists():
             raise UsageError(f"--worktree needs a git repository; {cwd} is not in one")
-        from sandbox import create_worktree
+        from ghostline.sandbox import create_worktree
 
         try:
             wt_path, branch = create_worktree(root, opts.worktree or None)
@@ -248,10 +248,10 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Any = None) -> Pr
         session = Session.create(sessions_root(user_data_dir()), cwd=cwd, model=provider_label(model_spec))
     messages = session.transcript()
 
-    from agent.instructions import load_instructions, system_prompt
-    from agent.loop import AgentLoop, Budgets
-    from tools.base import ToolContext
-    from tools.registry import default_tools
+    from ghostline.agent.instructions import load_instructions, system_prompt
+    from ghostline.agent.loop import AgentLoop, Budgets
+    from ghostline.tools.base import ToolContext
+    from ghostline.tools.registry import default_tools
 
     instructions = load_instructions(root, cwd, user_config_dir())
     system = system_prompt(root=root, cwd=cwd, instructions=instructions, sandbox=sandbox_mode, is_git=is_git)
@@ -358,7 +358,7 @@ def _run_task(opts: RunOptions) -> int:
 
 def _notify_index(path: Path) -> None:
     """The search index re-reads a file the agent changed before the next query."""
-    from tools.search import notify_file_changed
+    from ghostline.tools.search import notify_file_changed
 
     notify_file_changed(path)
 
@@ -376,7 +376,7 @@ async def close_quietly(provider: Any) -> None:
 def _retry_policy(settings: dict[str, Any]) -> Any:
     if not settings:
         return None
-    from agent.providers.retry import RetryPolicy
+    from ghostline.agent.providers.retry import RetryPolicy
 
     known = {"max_attempts", "base_delay", "max_delay", "max_retry_after", "jitter"}
     unknown = sorted(set(settings) - known)
@@ -393,7 +393,7 @@ def _sandbox_level(mode: str) -> str:
     if mode == "full-access":
         return "none (full-access)"
     try:
-        from sandbox import detect_level
+        from ghostline.sandbox import detect_level
 
         return detect_level()
     except Exception:
@@ -402,7 +402,7 @@ def _sandbox_level(mode: str) -> str:
 
 def _make_policy(cfg: Config, root: Path) -> Any:
     try:
-        from sandbox import Policy
+        from ghostline.sandbox import Policy
     except ImportError:
         return None
     try:
@@ -414,7 +414,7 @@ def _make_policy(cfg: Config, root: Path) -> Any:
 def _make_compactor(cfg: Config, info: Any, session: Session, provider: Provider, instructions: str,
                     reserved_output: int) -> Any:
     try:
-        from compaction import CompactionConfig, Compactor
+        from ghostline.compaction import CompactionConfig, Compactor
     except ImportError:
         return None
     try:
@@ -428,7 +428,7 @@ def _make_compactor(cfg: Config, info: Any, session: Session, provider: Provider
 
 def _make_checkpoints(root: Path, session_id: str) -> Any:
     try:
-        from sandbox import Checkpoints
+        from ghostline.sandbox import Checkpoints
     except ImportError:
         return None
     try:
@@ -439,7 +439,7 @@ def _make_checkpoints(root: Path, session_id: str) -> Any:
 
 def _make_failure_tracker() -> Any:
     try:
-        from apply import FailureTracker
+        from ghostline.apply import FailureTracker
     except ImportError:
         return None
     return FailureTracker()

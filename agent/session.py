@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from compaction.transcript import Message, TextBlock, ToolResultBlock
+from ghostline.compaction.transcript import Message, TextBlock, ToolResultBlock
 
 INTERRUPTED = "interrupted: the run stopped before this tool call finished; nothing is known of its effect"
 

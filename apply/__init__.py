@@ -14,11 +14,19 @@ Public surface:
 Multi-block semantics are documented in :mod:`apply.core`.
 """
 
-from .core import ApplyResult, Block, apply_blocks, apply_edit, delete_file, make_diff, write_file
-from .formats import FORMATS, FileOp, ParseError, detect, parse
-from .rewrite import REWRITE_REQUEST, FailureTracker, check_rewrite
-from .syntax import prefetch as prefetch_syntax
-from .text import apply_text
+from ghostline.apply.core import (
+    ApplyResult,
+    Block,
+    apply_blocks,
+    apply_edit,
+    delete_file,
+    make_diff,
+    write_file,
+)
+from ghostline.apply.formats import FORMATS, FileOp, ParseError, detect, parse
+from ghostline.apply.rewrite import REWRITE_REQUEST, FailureTracker, check_rewrite
+from ghostline.apply.syntax import prefetch as prefetch_syntax
+from ghostline.apply.text import apply_text
 
 __all__ = [
     "FORMATS",

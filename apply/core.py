@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import ladder, syntax
-from .textfile import FileFormatError, TextFile, atomic_write_bytes, normalize_newlines
+from ghostline.apply import ladder, syntax
+from ghostline.apply.textfile import FileFormatError, TextFile, atomic_write_bytes, normalize_newlines
 
 
 @dataclass
@@ -418,7 +418,7 @@ def write_file(
         return ApplyResult(name, False, "io", f"{name}: cannot read: {exc.strerror or exc}", action="write")
     new_norm = normalize_newlines(content)
     if check_truncation:
-        from .rewrite import check_rewrite
+        from ghostline.apply.rewrite import check_rewrite
 
         why = check_rewrite(tf.norm, new_norm)
         if why:

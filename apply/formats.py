@@ -19,7 +19,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from .core import Block
+from ghostline.apply.core import Block
 
 FORMATS = ("auto", "edit-json", "search-replace", "udiff", "patch", "whole")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from .ladder import is_elision
-from .textfile import normalize_newlines
+from ghostline.apply.ladder import is_elision
+from ghostline.apply.textfile import normalize_newlines
 
 # A comment (or bare line) standing for code the model did not write out.
 _PLACEHOLDER_RE = re.compile(

@@ -6,8 +6,8 @@ import difflib
 import os
 from pathlib import Path
 
-from .core import ApplyResult, _apply_blocks_safe, delete_file, write_file
-from .formats import FileOp, parse
+from ghostline.apply.core import ApplyResult, _apply_blocks_safe, delete_file, write_file
+from ghostline.apply.formats import FileOp, parse
 
 _SKIP_DIRS = {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache", ".tox"}
 _MAX_SCAN = 20000

@@ -190,7 +190,7 @@ def base_hunks(label: str, old_files: dict[str, str], new_files: dict[str, str])
 
 
 def is_elision(line: str) -> bool:
-    from apply.ladder import is_elision as ghostline_is_elision
+    from ghostline.apply.ladder import is_elision as ghostline_is_elision
 
     return ghostline_is_elision(line)
 
@@ -541,8 +541,8 @@ def cases_digest(cases: list[dict]) -> str:
 
 
 def run_ghostline(cases: list[dict], repeat: int = 3) -> list[dict]:
-    from apply import apply_edit, apply_text, syntax
-    from apply.textfile import TextFile
+    from ghostline.apply import apply_edit, apply_text, syntax
+    from ghostline.apply.textfile import TextFile
 
     class Outcome:
         def __init__(self, applied: bool, rung: str) -> None:

@@ -42,8 +42,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from compaction import CompactionConfig, Compactor, TokenCounter, validate_pairs  # noqa: E402
-from compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock  # noqa: E402
+from ghostline.compaction import CompactionConfig, Compactor, TokenCounter, validate_pairs  # noqa: E402
+from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock  # noqa: E402
 
 SYSTEM = ("You are Ghostline, a coding agent. Use the tools to read, edit and test code in the workspace. "
           "Be precise; verify changes by running the tests.")
@@ -893,7 +893,7 @@ class LoopNaive:
         self.last = 0
 
     async def _collapse(self, messages: list[Message]) -> list[Message]:
-        from compaction import CompactionEvent
+        from ghostline.compaction import CompactionEvent
 
         last = len(messages) - 1
         while last > 0 and messages[last].role != "assistant":
@@ -932,13 +932,14 @@ class LoopNaive:
 async def loop_mode(args: argparse.Namespace) -> dict[str, Any]:
     """Drive agent/loop.py against tests/fakeserver.py (Anthropic wire protocol, real SDK, real tools)."""
     try:
-        from agent import events as ev
-        from agent.loop import AgentLoop
-        from agent.providers.anthropic import AnthropicProvider
-        from agent.providers.base import TurnComplete
+        from ghostline.agent import events as ev
+        from ghostline.agent.loop import AgentLoop
+        from ghostline.agent.providers.anthropic import AnthropicProvider
+        from ghostline.agent.providers.base import TurnComplete
+        from ghostline.tools.base import ToolContext
+        from ghostline.tools.registry import default_tools
+
         from tests.fakeserver import FakeModelServer
-        from tools.base import ToolContext
-        from tools.registry import default_tools
     except Exception as exc:  # noqa: BLE001
         print(f"\n--loop: skipped ({type(exc).__name__}: {exc})")
         return {"skipped": str(exc)}

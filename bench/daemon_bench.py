@@ -143,8 +143,7 @@ def make_plan(files: list[Path], n_sessions: int, keys_per_session: int, n_befor
 async def run_config(engine: Any, sessions: list[list[dict[str, Any]]], n_predict: int, token: str,
                      seq_limit: int) -> dict[str, Any]:
     import httpx
-
-    from daemon.server.app import bound_port, create_app, start_server
+    from ghostline.daemon.server.app import bound_port, create_app, start_server
 
     app = create_app(engine, token=token)
     runner = await start_server(app, "127.0.0.1", 0)
@@ -245,8 +244,7 @@ def naive_baseline(lm: Any, sessions: list[list[dict[str, Any]]], n_predict: int
                    rng: random.Random) -> dict[str, Any]:
     """`model.generate` on the full prompt, one request at a time: TTFT = generate(max_new_tokens=1)."""
     import torch
-
-    from daemon.engine.fim import ExtraChunk
+    from ghostline.daemon.engine.fim import ExtraChunk
 
     keys = [k for s in sessions for k in s]
     pick = rng.sample(keys, min(samples, len(keys)))
@@ -297,11 +295,10 @@ def main() -> int:
     a = ap.parse_args()
 
     import torch
-
-    from daemon.engine.kvcache import PrefixCache
-    from daemon.engine.local import LocalBackend, LocalModel
-    from daemon.engine.randomckpt import build_checkpoint
-    from daemon.engine.service import Engine
+    from ghostline.daemon.engine.kvcache import PrefixCache
+    from ghostline.daemon.engine.local import LocalBackend, LocalModel
+    from ghostline.daemon.engine.randomckpt import build_checkpoint
+    from ghostline.daemon.engine.service import Engine
 
     if a.gpu and not torch.cuda.is_available():
         print("error: --gpu needs CUDA (torch.cuda.is_available() is False)", file=sys.stderr)
@@ -346,7 +343,7 @@ def main() -> int:
         be = LocalBackend(lm, cache=PrefixCache(max_bytes=4 * 2**30), kv_reuse=reuse, cpu_threads=a.threads)
         ctx = None
         if with_repo:
-            from daemon.context import RepoContext
+            from ghostline.daemon.context import RepoContext
 
             ctx = RepoContext.open(repo_copy(ROOT / "bench" / ".cache" / "daemon-repo"))
             st = ctx.index.refresh(embed=False)

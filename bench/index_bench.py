@@ -174,7 +174,7 @@ def compare_bm25s(index_db: Path, queries: list[dict]) -> dict | None:
         return None
     import sqlite3
 
-    from index import tokens as tok
+    from ghostline.index import tokens as tok
 
     conn = sqlite3.connect(f"file:{index_db}?mode=ro", uri=True)
     rows = conn.execute("SELECT path, start_line, end_line, symbol, text FROM chunks ORDER BY id").fetchall()
@@ -208,7 +208,7 @@ def touch_one(corpus: Path, rel: str) -> None:
 
 def run_index(name: str, corpus: Path, queries: list[dict], embeddings: str, touch: str,
               modes: list[str], reuse: bool = False) -> dict:
-    from index import RepoIndex
+    from ghostline.index import RepoIndex
 
     index_dir = corpus.parent / f"{name}-index"
     reused = reuse and (index_dir / "index.db").exists()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sandbox.runner import probe_bubblewrap, probe_landlock, run_command  # noqa: E402
+from ghostline.sandbox.runner import probe_bubblewrap, probe_landlock, run_command  # noqa: E402
 
 TARGET_MS = 30.0
 

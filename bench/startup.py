@@ -26,7 +26,7 @@ def agent_cmd() -> list[str]:
     if exe.exists():
         return [str(exe)]
     found = shutil.which("agent")
-    return [found] if found else [sys.executable, "-m", "agent"]
+    return [found] if found else [sys.executable, "-m", "ghostline.agent"]
 
 
 def time_cmd(cmd: list[str], runs: int) -> list[float]:

@@ -5,16 +5,16 @@ Public surface: `Compactor` (the pipeline the loop calls), `CompactionConfig`, `
 `compaction.pipeline` for the API in full.
 """
 
-from compaction.ledger import Ledger, parse_test_output
-from compaction.pipeline import (
+from ghostline.compaction.ledger import Ledger, parse_test_output
+from ghostline.compaction.pipeline import (
     CompactionConfig,
     CompactionEvent,
     CompactionFailed,
     Compactor,
     validate_pairs,
 )
-from compaction.tokens import Calibration, TokenAccountant, TokenCounter
-from compaction.transcript import (
+from ghostline.compaction.tokens import Calibration, TokenAccountant, TokenCounter
+from ghostline.compaction.transcript import (
     Block,
     Message,
     SummaryBlock,

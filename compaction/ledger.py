@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from compaction.transcript import Message, TextBlock, ToolResultBlock, ToolUseBlock
+from ghostline.compaction.transcript import Message, TextBlock, ToolResultBlock, ToolUseBlock
 
 READ_TOOLS = frozenset({"read", "read_file", "view", "cat", "open"})
 WRITE_TOOLS = frozenset({"write", "write_file", "create", "create_file"})

@@ -50,7 +50,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from compaction.ledger import (
+from ghostline.compaction.ledger import (
     EDIT_TOOLS,
     READ_TOOLS,
     TODO_TOOLS,
@@ -62,10 +62,16 @@ from compaction.ledger import (
     is_denied,
     tool_path,
 )
-from compaction.store import OutputStore
-from compaction.summary import build_prompt, carry_forward, fallback_summary, merge, transcript_items
-from compaction.tokens import TokenAccountant, TokenCounter
-from compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
+from ghostline.compaction.store import OutputStore
+from ghostline.compaction.summary import (
+    build_prompt,
+    carry_forward,
+    fallback_summary,
+    merge,
+    transcript_items,
+)
+from ghostline.compaction.tokens import TokenAccountant, TokenCounter
+from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
 
 Summarizer = Callable[[list[Message]], Awaitable[str]]
 

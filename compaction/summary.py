@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from compaction.ledger import Ledger, describe_call, error_line
-from compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
+from ghostline.compaction.ledger import Ledger, describe_call, error_line
+from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
 
 SUMMARY_SECTIONS = (
     "Goal",

@@ -18,7 +18,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
+from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
 
 CHARS_PER_TOKEN = 4.0
 MESSAGE_OVERHEAD = 4  # role + separators, per message

@@ -1,4 +1,4 @@
-"""`python -m daemon serve ...`: the daemon's own entry point (used by `agent daemon start` for the background
+"""`python -m ghostline.daemon serve ...`: the daemon's own entry point (used by `agent daemon start` for the background
 process, so the daemon never imports the agent package)."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _on_term(*_: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from daemon.server.process import DaemonError, ServeOptions, serve
+    from ghostline.daemon.server.process import DaemonError, ServeOptions, serve
 
     a = build_parser().parse_args(argv)
     opts = ServeOptions(model=a.model, port=a.port, host=a.host, fim_format=a.fim_format, backend=a.backend,

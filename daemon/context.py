@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daemon.engine.fim import ExtraChunk
+from ghostline.daemon.engine.fim import ExtraChunk
 
 log = logging.getLogger("ghostline.daemon.context")
 
@@ -70,7 +70,7 @@ class RepoContext:
 
     @classmethod
     def open(cls, root: str | Path, **kwargs: Any) -> RepoContext:
-        from index import RepoIndex
+        from ghostline.index import RepoIndex
 
         return cls(RepoIndex.open(root, embeddings="off"), **kwargs)
 

@@ -83,7 +83,7 @@ _COLUMNS = ("ts", "request_id", "endpoint", "client", "ext", "source", "prompt_t
 
 def default_path() -> Path:
     """The store: beside the daemon's pid and log files (GHOSTLINE_STATE_DIR, else the user state dir)."""
-    from daemon.server.process import state_dir
+    from ghostline.daemon.server.process import state_dir
 
     return state_dir() / FILENAME
 

@@ -9,9 +9,9 @@ incremental refresh over a content-hash tree. Stored under <root>/.ghostline/ind
     idx.search("parse the config file", k=10)       # list[Hit]
 """
 
-from .chunker import Chunk, FileAnalysis, Import, Symbol, analyze
-from .embed import EmbeddingsUnavailable
-from .repo import (
+from ghostline.index.chunker import Chunk, FileAnalysis, Import, Symbol, analyze
+from ghostline.index.embed import EmbeddingsUnavailable
+from ghostline.index.repo import (
     SCHEMA_VERSION,
     Hit,
     ImportHit,

@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .langs import LangSpec, is_lockfile, parser_for, spec_for
-from .tokens import approx_tokens
+from ghostline.index.langs import LangSpec, is_lockfile, parser_for, spec_for
+from ghostline.index.tokens import approx_tokens
 
 MIN_TOKENS = 100
 MAX_TOKENS = 250

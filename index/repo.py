@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-
-from . import tokens as tok
-from .chunker import FileAnalysis, analyze
-from .embed import Embedder, EmbeddingsUnavailable, load_embedder, loaded_embedder
-from .walker import IgnoreRules, decode_text, skip_by_name, walk
+from ghostline.index import tokens as tok
+from ghostline.index.chunker import FileAnalysis, analyze
+from ghostline.index.embed import Embedder, EmbeddingsUnavailable, load_embedder, loaded_embedder
+from ghostline.index.walker import IgnoreRules, decode_text, skip_by_name, walk
 
 log = logging.getLogger("ghostline.index")
 
@@ -1069,7 +1068,7 @@ def _like_prefix(module: str, sep: str) -> str:
 
 
 def _max_bytes() -> int:
-    from .walker import MAX_FILE_BYTES
+    from ghostline.index.walker import MAX_FILE_BYTES
 
     return MAX_FILE_BYTES
 

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pathspec
-
-from .langs import BINARY_EXTS
+from ghostline.index.langs import BINARY_EXTS
 
 MAX_FILE_BYTES = 1_000_000
 MAX_AVG_LINE = 400  # minified or generated: one enormous line

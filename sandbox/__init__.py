@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sandbox.envscrub import is_secret_name, scrub_env
-from sandbox.paths import PathDenied, protected_reason, resolve_path, user_config_dir, user_data_dir
-from sandbox.runner import CommandResult, SandboxError, check, detect_level, run_command
-from sandbox.store import (
+from ghostline.sandbox.envscrub import is_secret_name, scrub_env
+from ghostline.sandbox.paths import PathDenied, protected_reason, resolve_path, user_config_dir, user_data_dir
+from ghostline.sandbox.runner import CommandResult, SandboxError, check, detect_level, run_command
+from ghostline.sandbox.store import (
     all_remembered,
     forget,
     is_trusted,
@@ -35,18 +35,18 @@ from sandbox.store import (
 )
 
 if TYPE_CHECKING:
-    from sandbox.checkpoints import Checkpoint, CheckpointError, Checkpoints, create_worktree
-    from sandbox.policy import Decision, Policy, parse_command, suggest_rule
+    from ghostline.sandbox.checkpoints import Checkpoint, CheckpointError, Checkpoints, create_worktree
+    from ghostline.sandbox.policy import Decision, Policy, parse_command, suggest_rule
 
 _LAZY = {
-    "Checkpoint": "sandbox.checkpoints",
-    "CheckpointError": "sandbox.checkpoints",
-    "Checkpoints": "sandbox.checkpoints",
-    "create_worktree": "sandbox.checkpoints",
-    "Decision": "sandbox.policy",
-    "Policy": "sandbox.policy",
-    "parse_command": "sandbox.policy",
-    "suggest_rule": "sandbox.policy",
+    "Checkpoint": "ghostline.sandbox.checkpoints",
+    "CheckpointError": "ghostline.sandbox.checkpoints",
+    "Checkpoints": "ghostline.sandbox.checkpoints",
+    "create_worktree": "ghostline.sandbox.checkpoints",
+    "Decision": "ghostline.sandbox.policy",
+    "Policy": "ghostline.sandbox.policy",
+    "parse_command": "ghostline.sandbox.policy",
+    "suggest_rule": "ghostline.sandbox.policy",
 }
 
 

@@ -310,7 +310,7 @@ Env.mark_num = property(lambda self: str(int(self.mark[:6], 16)).rjust(8, "0")) 
 def unsafe_reason(case: Case) -> str | None:
     """Why a case must not run on this machine (it would harm the machine, not the sandbox), or None."""
     if case.name == "fork-bomb" and os.geteuid() == 0:
-        from sandbox.runner import _cgroup_root
+        from ghostline.sandbox.runner import _cgroup_root
 
         if _cgroup_root() is None:
             return ("running as root without a writable pids cgroup: RLIMIT_NPROC does not bind root, so a "
@@ -319,9 +319,9 @@ def unsafe_reason(case: Case) -> str | None:
 
 
 def agent_argv() -> list[str]:
-    """The real console script when installed beside this interpreter, else `python -m agent`."""
+    """The real console script when installed beside this interpreter, else `python -m ghostline.agent`."""
     exe = Path(sys.executable).with_name("agent")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "agent"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "ghostline.agent"]
 
 
 def run_case(case: Case, level: str, base: Path, *, argv: list[str] | None = None) -> tuple[bool, Outcome]:
@@ -355,7 +355,7 @@ def run_case(case: Case, level: str, base: Path, *, argv: list[str] | None = Non
 
 def available_levels() -> dict[str, str | None]:
     """Each confining layer -> None when it works here, else why not."""
-    from sandbox.runner import probe_bubblewrap, probe_landlock
+    from ghostline.sandbox.runner import probe_bubblewrap, probe_landlock
 
     bw, ll = probe_bubblewrap(), probe_landlock()
     return {"bubblewrap": None if bw[0] else bw[1], "landlock": None if ll[0] else ll[1]}

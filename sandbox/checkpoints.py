@@ -68,7 +68,7 @@ class Checkpoints:
             rel = os.path.relpath(self.workspace, self.root)
             self.pathspec = "." if rel == "." else rel
         else:
-            from sandbox.paths import user_data_dir
+            from ghostline.sandbox.paths import user_data_dir
 
             self.shadow = True
             self.root = self.workspace
@@ -83,7 +83,7 @@ class Checkpoints:
                 self._run(["config", "core.autocrlf", "false"])
                 self._run(["config", "core.bare", "false"])
         # Ghostline's own data (the shadow repository itself, sessions) never goes into a snapshot.
-        from sandbox.paths import protected_dirs
+        from ghostline.sandbox.paths import protected_dirs
 
         self.excludes = []
         for d in [*protected_dirs(), Path(os.path.realpath(self.git_dir))]:

@@ -433,7 +433,7 @@ class Policy:
     def _remembered_rules(self, workspace: Path) -> list[Rule]:
         if not self.use_remembered:
             return []
-        from sandbox.store import remembered
+        from ghostline.sandbox.store import remembered
 
         out = []
         for r in remembered(workspace):
@@ -450,7 +450,7 @@ class Policy:
         cwd = cwd or workspace
         if level is None:
             if self.level is None:
-                from sandbox.runner import detect_level
+                from ghostline.sandbox.runner import detect_level
 
                 self.level = detect_level()
             level = self.level
@@ -480,7 +480,7 @@ class Policy:
         if is_edit:
             inside = path is None or not _outside(path, workspace, cwd)
             if path is not None:
-                from sandbox.paths import protected_reason
+                from ghostline.sandbox.paths import protected_reason
 
                 real = Path(os.path.realpath(os.path.join(cwd, os.path.expanduser(path))))
                 pr = protected_reason(real, workspace)

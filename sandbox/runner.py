@@ -17,8 +17,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.envscrub import scrub_env
-from sandbox.paths import PROTECTED_NAMES, SANDBOX_MODES, protected_dirs
+from ghostline.sandbox.envscrub import scrub_env
+from ghostline.sandbox.paths import PROTECTED_NAMES, SANDBOX_MODES, protected_dirs
 
 LEVELS = ("bubblewrap", "landlock", "none")
 FULL_OUTPUT_CAP = 64 * 1024 * 1024  # bytes kept on disk for a truncated output

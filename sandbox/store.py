@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sandbox.paths import user_data_dir
+from ghostline.sandbox.paths import user_data_dir
 
 
 def _approvals_file() -> Path:
@@ -51,7 +51,7 @@ def _key(project: Path) -> str:
 # --- remembered approvals ---------------------------------------------------------------------------------
 def remember(project: Path, rule: str) -> None:
     """Remember "always allow `rule`" for this project (rule syntax as in config: `bash: npm test *`)."""
-    from sandbox.policy import Rule
+    from ghostline.sandbox.policy import Rule
 
     Rule.parse(rule)  # validate
     data = _load(_approvals_file(), {})

@@ -10,14 +10,22 @@ Public surface:
 
 from __future__ import annotations
 
-from tools.base import ApprovalCallback, FileSnapshot, FileState, Tool, ToolContext, ToolError, ToolResult
-from tools.bash import BashTool
-from tools.edit import EditTool
-from tools.glob_tool import GlobTool
-from tools.grep import GrepTool
-from tools.read import ReadTool
-from tools.registry import Gate, default_tools, run_one, run_tool_calls, tool_specs, validate_args
-from tools.write import WriteTool
+from ghostline.tools.base import (
+    ApprovalCallback,
+    FileSnapshot,
+    FileState,
+    Tool,
+    ToolContext,
+    ToolError,
+    ToolResult,
+)
+from ghostline.tools.bash import BashTool
+from ghostline.tools.edit import EditTool
+from ghostline.tools.glob_tool import GlobTool
+from ghostline.tools.grep import GrepTool
+from ghostline.tools.read import ReadTool
+from ghostline.tools.registry import Gate, default_tools, run_one, run_tool_calls, tool_specs, validate_args
+from ghostline.tools.write import WriteTool
 
 __all__ = [
     "ApprovalCallback",

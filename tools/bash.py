@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import sandbox
-from tools.base import ToolContext, ToolError, ToolResult
+from ghostline.tools.base import ToolContext, ToolError, ToolResult
+
+from ghostline import sandbox
 
 DEFAULT_TIMEOUT_S = 120.0
 MAX_TIMEOUT_S = 600.0

@@ -6,9 +6,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import apply
-from tools.base import ToolContext, ToolError, ToolResult
-from tools.paths import display, record, require_fresh, resolve
+from ghostline.tools.base import ToolContext, ToolError, ToolResult
+from ghostline.tools.paths import display, record, require_fresh, resolve
+
+from ghostline import apply
 
 DIFF_IN_CONTENT = 4000
 

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tools.base import ToolContext, ToolError, ToolResult
-from tools.ignore import glob_regex, literal_prefix, walk_files
-from tools.paths import display, resolve
+from ghostline.tools.base import ToolContext, ToolError, ToolResult
+from ghostline.tools.ignore import glob_regex, literal_prefix, walk_files
+from ghostline.tools.paths import display, resolve
 
 MAX_FILES = 100
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools.base import ToolContext, ToolError, ToolResult
-from tools.ignore import gitignore_style_match, walk_files
-from tools.paths import display, resolve
+from ghostline.tools.base import ToolContext, ToolError, ToolResult
+from ghostline.tools.ignore import gitignore_style_match, walk_files
+from ghostline.tools.paths import display, resolve
 
 DEFAULT_MAX_RESULTS = 100
 MAX_MAX_RESULTS = 2000

@@ -6,8 +6,9 @@ import logging
 import os
 from pathlib import Path
 
-import sandbox
-from tools.base import ToolContext, ToolError
+from ghostline.tools.base import ToolContext, ToolError
+
+from ghostline import sandbox
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from tools.base import FileSnapshot, ToolContext, ToolError, ToolResult
-from tools.paths import display, resolve
+from ghostline.tools.base import FileSnapshot, ToolContext, ToolError, ToolResult
+from ghostline.tools.paths import display, resolve
 
 DEFAULT_LIMIT = 2000
 LINE_CUT = 2000

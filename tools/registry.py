@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from tools.base import Tool, ToolContext, ToolError, ToolResult
+from ghostline.tools.base import Tool, ToolContext, ToolError, ToolResult
 
 log = logging.getLogger(__name__)
 
@@ -17,13 +17,13 @@ Gate = Callable[[Tool, dict[str, Any]], Awaitable[str | None]]
 
 def default_tools() -> list[Tool]:
     """read, write, edit, bash, grep, glob and search, in that order."""
-    from tools.bash import BashTool
-    from tools.edit import EditTool
-    from tools.glob_tool import GlobTool
-    from tools.grep import GrepTool
-    from tools.read import ReadTool
-    from tools.search import SearchTool
-    from tools.write import WriteTool
+    from ghostline.tools.bash import BashTool
+    from ghostline.tools.edit import EditTool
+    from ghostline.tools.glob_tool import GlobTool
+    from ghostline.tools.grep import GrepTool
+    from ghostline.tools.read import ReadTool
+    from ghostline.tools.search import SearchTool
+    from ghostline.tools.write import WriteTool
 
     return [ReadTool(), WriteTool(), EditTool(), BashTool(), GrepTool(), GlobTool(), SearchTool()]
 

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from tools.base import ToolContext, ToolError, ToolResult
+from ghostline.tools.base import ToolContext, ToolError, ToolResult
 
 DEFAULT_RESULTS = 8
 MAX_RESULTS = 30
@@ -31,7 +31,7 @@ def embeddings_mode() -> str:
 
 
 def _open_index(root: Path, mode: str) -> Any:
-    from index import RepoIndex
+    from ghostline.index import RepoIndex
 
     key = (str(root), mode)
     with _indexes_lock:

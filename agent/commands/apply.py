@@ -8,8 +8,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import typer
-
-from agent.commands import fail as _fail
+from ghostline.agent.commands import fail as _fail
 
 
 class EditFormat(StrEnum):
@@ -56,7 +55,7 @@ def register(app: typer.Typer) -> None:
         if not root.is_dir():
             raise _fail(f"--root {root}: not a directory")
 
-        from apply import ParseError, apply_text
+        from ghostline.apply import ParseError, apply_text
 
         try:
             results = apply_text(text, root, fmt, dry_run=dry_run)

@@ -9,18 +9,17 @@ import json
 import sys
 
 import typer
-
-from agent.commands import fail as _fail
+from ghostline.agent.commands import fail as _fail
 
 
 def _opts(model, port, host, fim_format, backend, backend_model, device, no_kv_reuse, cache_mb, deadline_ms,
           repo, no_auth, no_telemetry=False):  # -> ServeOptions
-    from daemon.server.process import ServeOptions
+    from ghostline.daemon.server.process import ServeOptions
 
     if not 0 < port < 65536:
         raise _fail(f"--port must be between 1 and 65535, got {port}")
     if fim_format:
-        from daemon.engine.fim import get_format
+        from ghostline.daemon.engine.fim import get_format
 
         try:
             get_format(fim_format)
@@ -62,7 +61,7 @@ def register(app: typer.Typer) -> None:
         repo: str | None = repo_opt, no_auth: bool = noauth_opt, no_telemetry: bool = notel_opt,
     ) -> None:
         """Serve completions in the foreground until Ctrl-C."""
-        from daemon.server.process import DaemonError, serve
+        from ghostline.daemon.server.process import DaemonError, serve
 
         opts = _opts(model, port, host, fim_format, backend, backend_model, device, no_kv_reuse, cache_mb,
                      deadline_ms, repo, no_auth, no_telemetry)
@@ -79,7 +78,7 @@ def register(app: typer.Typer) -> None:
         repo: str | None = repo_opt, no_auth: bool = noauth_opt, no_telemetry: bool = notel_opt,
     ) -> None:
         """Start the daemon in the background (pid file and log file in the user state dir)."""
-        from daemon.server.process import DaemonError, start
+        from ghostline.daemon.server.process import DaemonError, start
 
         opts = _opts(model, port, host, fim_format, backend, backend_model, device, no_kv_reuse, cache_mb,
                      deadline_ms, repo, no_auth, no_telemetry)
@@ -92,7 +91,7 @@ def register(app: typer.Typer) -> None:
     @d.command("stop")
     def stop_cmd() -> None:
         """Stop the background daemon."""
-        from daemon.server.process import stop
+        from ghostline.daemon.server.process import stop
 
         res = stop()
         if not res["stopped"]:
@@ -102,8 +101,8 @@ def register(app: typer.Typer) -> None:
     @d.command("status")
     def status_cmd(as_json: bool = typer.Option(False, "--json", help="Print the status as JSON.")) -> None:
         """Show whether a background daemon is running, where, and where its token and log are."""
-        from daemon.server.process import status
-        from daemon.server.security import token_path
+        from ghostline.daemon.server.process import status
+        from ghostline.daemon.server.security import token_path
 
         st = status()
         st["token_file"] = str(token_path())
@@ -125,7 +124,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Local completion telemetry: requests, shown and acceptance rates, cancellations, KV reuse, latency
         per stage (read from the store beside the daemon's log; it never leaves this machine)."""
-        from daemon.telemetry import NoStore, format_stats, load_stats, parse_since
+        from ghostline.daemon.telemetry import NoStore, format_stats, load_stats, parse_since
 
         try:
             since_s = parse_since(since)
@@ -154,7 +153,7 @@ def register(app: typer.Typer) -> None:
             raise _fail(f"--url must be an http:// or https:// address, got {url!r}")
         if retry_s <= 0:
             raise _fail("--retry-s must be positive")
-        from daemon.lsp.server import BridgeOptions, configure_logging, run_stdio
+        from ghostline.daemon.lsp.server import BridgeOptions, configure_logging, run_stdio
 
         configure_logging()
         opts = BridgeOptions(url=url, token_file=Path(token_file).expanduser() if token_file else None,

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-
-from agent.commands import fail as _fail
+from ghostline.agent.commands import fail as _fail
 
 # `search` embeds new chunks for at most this long before answering; `build` embeds everything.
 SEARCH_EMBED_BUDGET_S = 30.0
@@ -50,7 +49,7 @@ def _find_root(start: Path) -> Path:
 
 
 def _open(root: Path | None, embeddings: Embeddings | None) -> Any:
-    from index import EmbeddingsUnavailable, IndexOpenError, RepoIndex
+    from ghostline.index import EmbeddingsUnavailable, IndexOpenError, RepoIndex
 
     base = root if root is not None else _find_root(Path.cwd())
     if not base.is_dir():

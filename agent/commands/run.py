@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
         4 stopped at --max-tokens or --max-cost; 5 the --verify command still fails after its attempts;
         130 interrupted (the session is saved).
         """
-        from agent.runner import RunOptions, run_task
+        from ghostline.agent.runner import RunOptions, run_task
 
         code = run_task(RunOptions(
             task=task, model=model, base_url=base_url, output_format=output_format.value,
@@ -99,6 +99,6 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """List saved sessions, newest first."""
-        from agent.runner import list_sessions_command
+        from ghostline.agent.runner import list_sessions_command
 
         raise typer.Exit(list_sessions_command(all_dirs=all_dirs, limit=limit, as_json=as_json))

@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 import typer
-
-from agent.commands import fail as _fail
+from ghostline.agent.commands import fail as _fail
 
 
 def _project_root(cwd: Path) -> Path:
@@ -27,7 +26,7 @@ def register(app: typer.Typer) -> None:
         """Print which sandbox layers work here and the level in force."""
         import json
 
-        from sandbox import check
+        from ghostline.sandbox import check
 
         rep = check()
         if as_json:
@@ -57,7 +56,7 @@ def register(app: typer.Typer) -> None:
         import asyncio
         import shlex
 
-        from sandbox import SandboxError, run_command
+        from ghostline.sandbox import SandboxError, run_command
 
         if mode not in ("read-only", "workspace-write", "full-access"):
             raise _fail(f"--mode must be read-only, workspace-write or full-access (got {mode!r})", 2)
@@ -95,7 +94,7 @@ def register(app: typer.Typer) -> None:
         cwd: Path | None = typer.Option(None, "--cwd", help="Workspace (default: the project root here)."),
     ) -> None:
         """Restore the files as they were before the last N turns of an agent session."""
-        from sandbox.checkpoints import CheckpointError, Checkpoints
+        from ghostline.sandbox.checkpoints import CheckpointError, Checkpoints
 
         if turns < 1:
             raise _fail("--turns must be at least 1", 2)
@@ -124,7 +123,7 @@ def register(app: typer.Typer) -> None:
         cwd: Path | None = typer.Option(None, "--cwd", help="Project (default: the project root here)."),
     ) -> None:
         """List (or --clear) the approvals remembered with "always allow"."""
-        from sandbox.store import all_remembered, forget, remembered
+        from ghostline.sandbox.store import all_remembered, forget, remembered
 
         ws = _project_root(Path(os.path.realpath(cwd or Path.cwd())))
         if clear:
@@ -153,7 +152,7 @@ def register(app: typer.Typer) -> None:
         list_all: bool = typer.Option(False, "--list", help="List trusted directories."),
     ) -> None:
         """Trust a directory: its .ghostline/config.toml may then loosen the sandbox and permissions."""
-        from sandbox.store import trust, trusted_dirs, untrust
+        from ghostline.sandbox.store import trust, trusted_dirs, untrust
 
         if list_all:
             dirs = trusted_dirs()

@@ -6,8 +6,7 @@ import sys
 from pathlib import Path
 
 import typer
-
-from agent.commands.run import (
+from ghostline.agent.commands.run import (
     APPROVAL_OPT,
     BASE_URL_OPT,
     CONTINUE_OPT,
@@ -46,8 +45,8 @@ def register(app: typer.Typer) -> None:
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
             sys.stderr.write("agent: the TUI needs a terminal; for scripts and CI use `agent run \"task\"`\n")
             raise typer.Exit(2)
-        from agent.runner import RunOptions
-        from agent.tui import run_tui
+        from ghostline.agent.runner import RunOptions
+        from ghostline.agent.tui import run_tui
 
         raise typer.Exit(run_tui(RunOptions(
             task=task, model=model, base_url=base_url, max_turns=max_turns, max_tokens=max_tokens,

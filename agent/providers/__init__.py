@@ -4,7 +4,7 @@ Build one with `agent.models.make_provider("anthropic:claude-sonnet-5-5")`. Impo
 any SDK.
 """
 
-from agent.providers.base import (
+from ghostline.agent.providers.base import (
     RAW_ARGUMENTS_KEY,
     ConfigError,
     ContextLengthError,
@@ -18,7 +18,7 @@ from agent.providers.base import (
     TurnUsage,
     malformed_arguments,
 )
-from agent.providers.retry import RetryPolicy
+from ghostline.agent.providers.retry import RetryPolicy
 
 __all__ = [
     "RAW_ARGUMENTS_KEY",

@@ -11,7 +11,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from agent.providers.base import (
+from ghostline.agent.providers.base import (
     ContextLengthError,
     ProviderError,
     StreamItem,
@@ -20,7 +20,7 @@ from agent.providers.base import (
     TurnComplete,
     TurnUsage,
 )
-from agent.providers.common import (
+from ghostline.agent.providers.common import (
     context_length_error,
     flatten_tool_blocks,
     has_tool_blocks,
@@ -28,7 +28,7 @@ from agent.providers.common import (
     summary_text,
     wire_tool_input,
 )
-from agent.providers.retry import (
+from ghostline.agent.providers.retry import (
     Failure,
     IncompleteStream,
     RetryingSDKProvider,
@@ -37,7 +37,7 @@ from agent.providers.retry import (
     parse_retry_after,
     should_retry_header,
 )
-from compaction.transcript import (
+from ghostline.compaction.transcript import (
     Message,
     SummaryBlock,
     TextBlock,
@@ -138,7 +138,7 @@ class AnthropicProvider(RetryingSDKProvider):
         self._sdk = anthropic
         self.model = model
         if info is None:
-            from agent.models import model_info
+            from ghostline.agent.models import model_info
 
             info = model_info(f"anthropic:{model}")
         self.info = info

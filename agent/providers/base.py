@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from compaction.transcript import Message
+from ghostline.compaction.transcript import Message
 
 
 class ProviderError(Exception):

@@ -7,8 +7,8 @@ import re
 import uuid
 from typing import Any
 
-from agent.providers.base import RAW_ARGUMENTS_KEY, ContextLengthError
-from compaction.transcript import (
+from ghostline.agent.providers.base import RAW_ARGUMENTS_KEY, ContextLengthError
+from ghostline.compaction.transcript import (
     Message,
     SummaryBlock,
     TextBlock,

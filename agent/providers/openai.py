@@ -9,8 +9,15 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from agent.providers.base import ProviderError, StreamItem, StreamText, ToolSpec, TurnComplete, TurnUsage
-from agent.providers.common import (
+from ghostline.agent.providers.base import (
+    ProviderError,
+    StreamItem,
+    StreamText,
+    ToolSpec,
+    TurnComplete,
+    TurnUsage,
+)
+from ghostline.agent.providers.common import (
     context_length_error,
     estimate_tokens,
     flatten_tool_blocks,
@@ -20,7 +27,7 @@ from agent.providers.common import (
     summary_text,
     wire_tool_input,
 )
-from agent.providers.retry import (
+from ghostline.agent.providers.retry import (
     Failure,
     IncompleteStream,
     RetryingSDKProvider,
@@ -29,7 +36,7 @@ from agent.providers.retry import (
     parse_retry_after,
     should_retry_header,
 )
-from compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
+from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
 
 _FINISH = {"stop": "end_turn", "tool_calls": "tool_use", "function_call": "tool_use", "length": "max_tokens"}
 
@@ -110,7 +117,7 @@ class OpenAIProvider(RetryingSDKProvider):
         self._sdk = openai
         self.model = model
         if info is None:
-            from agent.models import model_info
+            from ghostline.agent.models import model_info
 
             info = model_info(f"openai:{model}")
         self.info = info

@@ -17,9 +17,9 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from agent.providers.base import RAW_ARGUMENTS_KEY, StreamItem, StreamText, ToolSpec, TurnComplete
-from agent.providers.common import new_tool_id, summary_text, wire_tool_input
-from compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
+from ghostline.agent.providers.base import RAW_ARGUMENTS_KEY, StreamItem, StreamText, ToolSpec, TurnComplete
+from ghostline.agent.providers.common import new_tool_id, summary_text, wire_tool_input
+from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
 
 OBSERVATION = "Observation:"
 STOP_SEQUENCES = ["\nObservation:"]

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.providers.base import ProviderError, StreamItem, StreamRetry
+from ghostline.agent.providers.base import ProviderError, StreamItem, StreamRetry
 
 
 class IncompleteStream(Exception):

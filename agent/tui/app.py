@@ -17,6 +17,12 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from ghostline.agent import events as ev
+from ghostline.agent.providers.base import ConfigError
+from ghostline.agent.runner import RunOptions, UsageError, finish_run, prepare_run
+from ghostline.agent.tui import slash
+from ghostline.agent.tui.approval import ApprovalScreen
+from ghostline.agent.tui.widgets import AssistantView, Line, PromptInput, ToolCallView, format_usage
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -24,13 +30,6 @@ from textual.containers import VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Markdown, Static
 from textual.worker import Worker
-
-from agent import events as ev
-from agent.providers.base import ConfigError
-from agent.runner import RunOptions, UsageError, finish_run, prepare_run
-from agent.tui import slash
-from agent.tui.approval import ApprovalScreen
-from agent.tui.widgets import AssistantView, Line, PromptInput, ToolCallView, format_usage
 
 EXIT_USAGE = 2
 QUIT_WINDOW_S = 3.0
@@ -113,7 +112,7 @@ class GhostlineApp(App[int]):
     async def on_unmount(self) -> None:
         # Close the SDK client inside Textual's event loop; its finaliser would complain after the loop is gone.
         if self.prepared is not None:
-            from agent.runner import close_quietly
+            from ghostline.agent.runner import close_quietly
 
             await close_quietly(self.prepared.loop.provider)
 
@@ -407,8 +406,8 @@ class GhostlineApp(App[int]):
             await self._switch(dataclasses.replace(self.opts, resume=cmd.arg.split()[0], cont=False, task=None))
 
     async def _cmd_sessions(self) -> None:
-        from agent.config import user_data_dir
-        from agent.session import list_sessions, sessions_root
+        from ghostline.agent.config import user_data_dir
+        from ghostline.agent.session import list_sessions, sessions_root
 
         infos = await asyncio.to_thread(list_sessions, sessions_root(user_data_dir()), self.prepared.cwd)
         if not infos:
@@ -487,9 +486,9 @@ class GhostlineApp(App[int]):
 
 def _checkpoints(root: Path, session_id: str) -> Any:
     try:
-        from sandbox import Checkpoints  # type: ignore[attr-defined]
+        from ghostline.sandbox import Checkpoints  # type: ignore[attr-defined]
     except ImportError:
-        from sandbox.checkpoints import Checkpoints
+        from ghostline.sandbox.checkpoints import Checkpoints
     return Checkpoints(root, session=session_id)
 
 
@@ -500,7 +499,7 @@ def _settle_interrupted(prepared: Any) -> None:
     if hasattr(loop, "settle_interrupted"):
         loop.settle_interrupted()
     else:  # until the loop has settle_interrupted(): the same, through the session's public helpers
-        from agent.session import INTERRUPTED, close_dangling_tool_uses
+        from ghostline.agent.session import INTERRUPTED, close_dangling_tool_uses
 
         names = {u.id: u.name for m in loop.messages[-2:] for u in m.tool_uses}
         for call_id in close_dangling_tool_uses(loop.messages):

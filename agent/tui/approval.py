@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ghostline.agent.render import describe_call
+from ghostline.agent.tui.preview import preview
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
@@ -12,9 +14,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
-
-from agent.render import describe_call
-from agent.tui.preview import preview
 
 
 class ApprovalScreen(ModalScreen[bool]):

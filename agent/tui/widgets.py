@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ghostline.agent.render import describe_call
 from rich.syntax import Syntax
 from rich.text import Text
 from textual import events
 from textual.content import Content
 from textual.message import Message
 from textual.widgets import Collapsible, Markdown, Static, TextArea
-
-from agent.render import describe_call
 
 MAX_OUTPUT_CHARS = 20_000
 MAX_OUTPUT_LINES = 300

@@ -3,11 +3,11 @@ classical fallback. Nothing here imports torch/transformers at module import tim
 
 from pathlib import Path
 
-from daemon.engine.classical import ClassicalCompleter
-from daemon.engine.fim import FORMATS, ExtraChunk, FimFormat, detect_format, get_format
-from daemon.engine.kvcache import PrefixCache
-from daemon.engine.service import Engine
-from daemon.engine.types import Completion, CompletionRequest, CompletionResult, Job, TokenEvent
+from ghostline.daemon.engine.classical import ClassicalCompleter
+from ghostline.daemon.engine.fim import FORMATS, ExtraChunk, FimFormat, detect_format, get_format
+from ghostline.daemon.engine.kvcache import PrefixCache
+from ghostline.daemon.engine.service import Engine
+from ghostline.daemon.engine.types import Completion, CompletionRequest, CompletionResult, Job, TokenEvent
 
 __all__ = [
     "FORMATS", "ClassicalCompleter", "Completion", "CompletionRequest", "CompletionResult", "Engine", "ExtraChunk",
@@ -37,20 +37,20 @@ def load_engine(
     classical = ClassicalCompleter()
     backend = None
     if backend_url:
-        from daemon.engine.remote import RemoteBackend
+        from ghostline.daemon.engine.remote import RemoteBackend
 
         backend = RemoteBackend(backend_url, model=remote_model or (model or ""), fim_format=fim_format or "qwen",
                                 api_key=api_key)
     elif model:
-        from daemon.engine.local import LocalBackend, LocalModel
+        from ghostline.daemon.engine.local import LocalBackend, LocalModel
 
         lm = LocalModel.load(model, device=device, fim_format=fim_format)
         backend = LocalBackend(lm, cache=PrefixCache(max_bytes=cache_mb * 2**20), kv_reuse=kv_reuse,
                                fast_path=fast_path)  # warmed up by engine.start() -> backend.start()
     context = None
     if repo and backend is not None and repo_context:
-        from daemon.context import RepoContext
-        from index import IndexOpenError
+        from ghostline.daemon.context import RepoContext
+        from ghostline.index import IndexOpenError
 
         # repository snippets in the prompt (a model needs them; classical completions mine the repo instead)
         if not Path(repo).expanduser().is_dir():

@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from daemon.engine.fim import FimFormat, detect_format, get_format
-from daemon.engine.kvcache import KV, PrefixCache
-from daemon.engine.prompt import PromptBuilder
-from daemon.engine.stopping import check_n_indent, check_stop_strings, check_unit
-from daemon.engine.types import Completion, CompletionRequest, CompletionResult, Job
+from ghostline.daemon.engine.fim import FimFormat, detect_format, get_format
+from ghostline.daemon.engine.kvcache import KV, PrefixCache
+from ghostline.daemon.engine.prompt import PromptBuilder
+from ghostline.daemon.engine.stopping import check_n_indent, check_stop_strings, check_unit
+from ghostline.daemon.engine.types import Completion, CompletionRequest, CompletionResult, Job
 
 log = logging.getLogger("ghostline.daemon.engine")
 

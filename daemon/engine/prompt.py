@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from daemon.engine.fim import ExtraChunk, FimFormat
-from daemon.engine.types import CompletionRequest
+from ghostline.daemon.engine.fim import ExtraChunk, FimFormat
+from ghostline.daemon.engine.types import CompletionRequest
 
 
 @dataclass

@@ -10,10 +10,10 @@ import logging
 import time
 from typing import Any
 
-from daemon.engine.fim import FimFormat, get_format
-from daemon.engine.prompt import PromptBuilder
-from daemon.engine.stopping import check_n_indent, check_unit
-from daemon.engine.types import Completion, CompletionResult, Job
+from ghostline.daemon.engine.fim import FimFormat, get_format
+from ghostline.daemon.engine.prompt import PromptBuilder
+from ghostline.daemon.engine.stopping import check_n_indent, check_unit
+from ghostline.daemon.engine.types import Completion, CompletionResult, Job
 
 log = logging.getLogger("ghostline.daemon.remote")
 

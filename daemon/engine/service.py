@@ -8,8 +8,8 @@ import time
 from collections import deque
 from typing import Any, Protocol
 
-from daemon.engine.classical import ClassicalCompleter
-from daemon.engine.types import Completion, CompletionRequest, CompletionResult, Job
+from ghostline.daemon.engine.classical import ClassicalCompleter
+from ghostline.daemon.engine.types import Completion, CompletionRequest, CompletionResult, Job
 
 
 class Backend(Protocol):
@@ -120,7 +120,7 @@ class Engine:
             self._serve_classical(job)
             return job
         if self.context is not None and req.raw_prompt is None and (req.prefix or req.suffix):
-            from daemon.context import merge_extra
+            from ghostline.daemon.context import merge_extra
 
             # never blocks: the snippets ready for this place in the document (computed in the background)
             repo = self.context.chunks_for(req.filename or req.client_id or "<buffer>", req.prefix + req.suffix,

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from daemon.engine.fim import ExtraChunk
+from ghostline.daemon.engine.fim import ExtraChunk
 
 _ids = itertools.count(1)
 

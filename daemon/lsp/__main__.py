@@ -1,4 +1,4 @@
-"""`python -m daemon.lsp [--url URL] [--token-file PATH]`: the LSP bridge on stdin/stdout."""
+"""`python -m ghostline.daemon.lsp [--url URL] [--token-file PATH]`: the LSP bridge on stdin/stdout."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--url must be an http:// or https:// address, got {a.url!r}")
     if a.retry_s <= 0:
         parser.error("--retry-s must be positive")
-    from daemon.lsp.server import BridgeOptions, configure_logging, run_stdio
+    from ghostline.daemon.lsp.server import BridgeOptions, configure_logging, run_stdio
 
     configure_logging(a.log_level)
 

@@ -28,14 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ghostline.daemon.engine.classical import ClassicalCompleter
+from ghostline.daemon.lsp.documents import UTF16, Document, DocumentStore, _change_parts, code_units
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 from pygls.uris import to_fs_path
-
-from daemon.engine.classical import ClassicalCompleter
-from daemon.lsp.documents import UTF16, Document, DocumentStore, _change_parts, code_units
 
 log = logging.getLogger("ghostline.lsp")
 
@@ -46,7 +45,7 @@ ACCEPT_COMMAND = "ghostline.accepted"
 
 def default_daemon_url() -> str:
     """The running background daemon's address (its pid file), else llama.cpp's default port on loopback."""
-    from daemon.server.process import read_pid
+    from ghostline.daemon.server.process import read_pid
 
     info = read_pid()
     if info and isinstance(info.get("port"), int):
@@ -60,7 +59,7 @@ def default_daemon_url() -> str:
 
 
 def default_token_file() -> Path:
-    from daemon.server.security import token_path
+    from ghostline.daemon.server.security import token_path
 
     return token_path()
 

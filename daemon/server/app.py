@@ -22,12 +22,11 @@ import uuid
 from typing import Any
 
 from aiohttp import web
-
-from daemon.engine.fim import ExtraChunk
-from daemon.engine.service import Engine
-from daemon.engine.types import CompletionRequest, CompletionResult, TokenEvent
-from daemon.server.security import host_allowed
-from daemon.telemetry import EVENTS, Telemetry, record_from
+from ghostline.daemon.engine.fim import ExtraChunk
+from ghostline.daemon.engine.service import Engine
+from ghostline.daemon.engine.types import CompletionRequest, CompletionResult, TokenEvent
+from ghostline.daemon.server.security import host_allowed
+from ghostline.daemon.telemetry import EVENTS, Telemetry, record_from
 
 log = logging.getLogger("ghostline.daemon.server")
 

@@ -38,7 +38,7 @@ def log_path() -> Path:
 
 
 def telemetry_path() -> Path:
-    from daemon.telemetry import FILENAME
+    from ghostline.daemon.telemetry import FILENAME
 
     return state_dir() / FILENAME
 
@@ -82,10 +82,10 @@ class ServeOptions:
 
 def serve(opts: ServeOptions, *, write_pid: bool = False, announce: Any = print) -> None:
     """Load the engine and serve until interrupted. Raises DaemonError for user errors."""
-    from daemon.engine import load_engine
-    from daemon.engine.local import ModelLoadError
-    from daemon.server.app import serve_forever
-    from daemon.server.security import load_or_create_token, token_path
+    from ghostline.daemon.engine import load_engine
+    from ghostline.daemon.engine.local import ModelLoadError
+    from ghostline.daemon.server.app import serve_forever
+    from ghostline.daemon.server.security import load_or_create_token, token_path
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if opts.model and opts.backend:
@@ -105,7 +105,7 @@ def serve(opts: ServeOptions, *, write_pid: bool = False, announce: Any = print)
     token = None if opts.no_auth else load_or_create_token()
     telemetry = None
     if not opts.no_telemetry:
-        from daemon.telemetry import Telemetry
+        from ghostline.daemon.telemetry import Telemetry
 
         telemetry = Telemetry(telemetry_path())
 
@@ -195,7 +195,7 @@ def start(opts: ServeOptions, wait_s: float = 120.0) -> dict[str, Any]:
         raise DaemonError(f"a daemon is already running (pid {st['pid']}, port {st.get('port')})")
     log_path().parent.mkdir(parents=True, exist_ok=True)
     logf = open(log_path(), "ab")
-    cmd = [sys.executable, "-m", "daemon", "serve", "--write-pid", *opts.argv()]
+    cmd = [sys.executable, "-m", "ghostline.daemon", "serve", "--write-pid", *opts.argv()]
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")

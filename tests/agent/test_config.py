@@ -1,7 +1,6 @@
 import pytest
-
-from agent.config import load_config
-from agent.providers.base import ConfigError
+from ghostline.agent.config import load_config
+from ghostline.agent.providers.base import ConfigError
 
 
 def _write(p, text):

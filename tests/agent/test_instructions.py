@@ -1,4 +1,4 @@
-from agent.instructions import MAX_INSTRUCTIONS_BYTES, load_instructions, system_prompt
+from ghostline.agent.instructions import MAX_INSTRUCTIONS_BYTES, load_instructions, system_prompt
 
 
 def test_root_first_then_down_to_cwd_and_user_first(tmp_path):

@@ -4,10 +4,9 @@ import asyncio
 from dataclasses import dataclass
 
 import pytest
-
-from agent import events as ev
-from agent.loop import AgentLoop, Budgets
-from agent.providers.base import (
+from ghostline.agent import events as ev
+from ghostline.agent.loop import AgentLoop, Budgets
+from ghostline.agent.providers.base import (
     ContextLengthError,
     ProviderError,
     StreamRetry,
@@ -15,9 +14,9 @@ from agent.providers.base import (
     TurnComplete,
     TurnUsage,
 )
-from agent.session import Session
-from compaction.transcript import Message, TextBlock, ToolUseBlock
-from tools.base import ToolContext, ToolResult
+from ghostline.agent.session import Session
+from ghostline.compaction.transcript import Message, TextBlock, ToolUseBlock
+from ghostline.tools.base import ToolContext, ToolResult
 
 
 class ScriptedProvider:
@@ -217,7 +216,7 @@ async def test_stream_retry_becomes_an_event(tmp_path):
 
 
 async def test_malformed_arguments_are_an_error_result_and_nothing_runs(tmp_path):
-    from agent.providers.base import RAW_ARGUMENTS_KEY
+    from ghostline.agent.providers.base import RAW_ARGUMENTS_KEY
 
     ran = []
 
@@ -237,8 +236,8 @@ async def test_malformed_arguments_are_an_error_result_and_nothing_runs(tmp_path
 
 
 async def test_repeated_edit_failures_ask_for_a_checked_whole_file_rewrite(tmp_path):
-    from apply import FailureTracker
-    from tools import EditTool, ReadTool, WriteTool
+    from ghostline.apply import FailureTracker
+    from ghostline.tools import EditTool, ReadTool, WriteTool
 
     target = tmp_path / "big.py"
     original = "".join(f"def f{i}():\n    return {i}\n\n" for i in range(60))

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from agent.models import make_provider
-from agent.providers.base import (
+from ghostline.agent.models import make_provider
+from ghostline.agent.providers.base import (
     RAW_ARGUMENTS_KEY,
     ContextLengthError,
     ProviderError,
@@ -18,8 +17,9 @@ from agent.providers.base import (
     TurnComplete,
     malformed_arguments,
 )
-from agent.providers.retry import RetryPolicy
-from compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
+from ghostline.agent.providers.retry import RetryPolicy
+from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
+
 from tests.fakeserver import (
     FakeModelServer,
     context_length,
@@ -512,7 +512,7 @@ def test_fake_server_non_streaming_faults():
 def test_openai_tool_call_deltas_from_unusual_servers():
     from types import SimpleNamespace as NS
 
-    from agent.providers.openai import _accumulate_call
+    from ghostline.agent.providers.openai import _accumulate_call
 
     def tc(index, id=None, name=None, args=None):
         return NS(index=index, id=id, function=NS(name=name, arguments=args))

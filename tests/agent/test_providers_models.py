@@ -7,8 +7,7 @@ import subprocess
 import sys
 
 import pytest
-
-from agent.models import (
+from ghostline.agent.models import (
     DEFAULT_CONTEXT_WINDOW,
     PLACEHOLDER_KEY,
     cost_usd,
@@ -16,9 +15,9 @@ from agent.models import (
     model_info,
     parse_model_spec,
 )
-from agent.providers.base import ConfigError, TurnUsage
-from agent.providers.common import context_length_error
-from agent.providers.retry import RetryPolicy, parse_retry_after
+from ghostline.agent.providers.base import ConfigError, TurnUsage
+from ghostline.agent.providers.common import context_length_error
+from ghostline.agent.providers.retry import RetryPolicy, parse_retry_after
 
 
 @pytest.fixture

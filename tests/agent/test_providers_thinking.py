@@ -1,8 +1,9 @@
 """Adaptive-thinking Anthropic models: signed thinking blocks must go back verbatim within a tool-use exchange."""
 
-from agent.models import make_provider
-from agent.providers.base import ToolSpec, TurnComplete
-from compaction.transcript import Message, ThinkingBlock, ToolResultBlock
+from ghostline.agent.models import make_provider
+from ghostline.agent.providers.base import ToolSpec, TurnComplete
+from ghostline.compaction.transcript import Message, ThinkingBlock, ToolResultBlock
+
 from tests.fakeserver import reply, thinking_signature
 
 TOOLS = [ToolSpec("read", "read a file", {"type": "object", "properties": {"path": {"type": "string"}}})]

@@ -1,7 +1,7 @@
 import io
 
-from agent import events as ev
-from agent.render import TextRenderer, exit_code_for
+from ghostline.agent import events as ev
+from ghostline.agent.render import TextRenderer, exit_code_for
 
 
 def render(events, verbose=False):

@@ -1,5 +1,5 @@
-from agent.session import INTERRUPTED, Session, apply_event, close_dangling_tool_uses, list_sessions
-from compaction.transcript import Message, TextBlock, ToolUseBlock
+from ghostline.agent.session import INTERRUPTED, Session, apply_event, close_dangling_tool_uses, list_sessions
+from ghostline.compaction.transcript import Message, TextBlock, ToolUseBlock
 
 
 def _assistant(*uses):

@@ -28,19 +28,6 @@ def repo(tmp_path: Path, fake_model_env: FakeModelServer, monkeypatch: pytest.Mo
     monkeypatch.setenv("GHOSTLINE_EMBEDDINGS", "off")
     monkeypatch.delenv("GHOSTLINE_MODEL", raising=False)
     monkeypatch.delenv("CI", raising=False)
-    # While the sandbox package's public surface is still landing, make sure the runner finds the policy and
-    # the checkpoints (no-ops once sandbox/__init__.py exports them).
-    import sandbox
-
-    if not hasattr(sandbox, "Policy"):
-        import agent.runner
-        from sandbox.policy import Policy
-
-        monkeypatch.setattr(agent.runner, "_make_policy", lambda cfg, root: Policy.from_config(cfg.permissions))
-    if not hasattr(sandbox, "Checkpoints"):
-        from sandbox.checkpoints import Checkpoints
-
-        monkeypatch.setattr(sandbox, "Checkpoints", Checkpoints, raising=False)
     r = tmp_path / "repo"
     r.mkdir()
     (r / "calc.py").write_text("def add(a, b):\n    return a + b\n")
@@ -50,8 +37,8 @@ def repo(tmp_path: Path, fake_model_env: FakeModelServer, monkeypatch: pytest.Mo
 
 
 def make_app(repo: Path, approval: str = "auto", **kw: Any):
-    from agent.runner import RunOptions
-    from agent.tui.app import GhostlineApp
+    from ghostline.agent.runner import RunOptions
+    from ghostline.agent.tui.app import GhostlineApp
 
     opts = RunOptions(model=MODEL, cwd=repo, approval=approval, sandbox="workspace-write", **kw)
     app = GhostlineApp(opts)
@@ -68,7 +55,7 @@ async def until(pilot, cond, what: str, timeout: float = 20.0) -> None:
 
 
 async def submit(app, pilot, text: str) -> None:
-    from agent.tui.widgets import PromptInput
+    from ghostline.agent.tui.widgets import PromptInput
 
     box = app.query_one(PromptInput)
     box.focus()
@@ -84,13 +71,13 @@ async def run_to_end(app, pilot, text: str) -> None:
 
 
 def lines(app, kind: str | None = None) -> list[str]:
-    from agent.tui.widgets import Line
+    from ghostline.agent.tui.widgets import Line
 
     return [w.plain for w in app.query(Line) if kind is None or w.kind == kind]
 
 
 def tool_views(app):
-    from agent.tui.widgets import ToolCallView
+    from ghostline.agent.tui.widgets import ToolCallView
 
     return list(app.query(ToolCallView))
 
@@ -100,7 +87,7 @@ def session_records(app) -> list[dict[str, Any]]:
 
 
 async def test_task_streams_markdown_and_tool_lines(repo, fake_model_env):
-    from agent.tui.widgets import AssistantView
+    from ghostline.agent.tui.widgets import AssistantView
 
     fake_model_env.enqueue(reply("Let me look at the file first.", [("read", {"path": "calc.py"})]),
                            reply("The `add` function **adds** two numbers.\n\n- a\n- b", chunk_size=5))
@@ -131,7 +118,7 @@ async def test_task_streams_markdown_and_tool_lines(repo, fake_model_env):
 
 
 async def test_approval_modal_allow_applies_the_write(repo, fake_model_env):
-    from agent.tui.approval import ApprovalScreen
+    from ghostline.agent.tui.approval import ApprovalScreen
 
     fake_model_env.enqueue(reply("Writing it.", [("write", {"path": "notes.txt", "content": "hello tui\n"})]),
                            reply("Wrote notes.txt."))
@@ -151,7 +138,7 @@ async def test_approval_modal_allow_applies_the_write(repo, fake_model_env):
 
 
 async def test_approval_modal_deny_tells_the_model(repo, fake_model_env):
-    from agent.tui.approval import ApprovalScreen
+    from ghostline.agent.tui.approval import ApprovalScreen
 
     fake_model_env.enqueue(reply("", [("edit", {"path": "calc.py", "old_string": "a + b", "new_string": "a - b"})]),
                            reply("Understood, I will not change it."))
@@ -182,7 +169,7 @@ async def test_help_unknown_command_sessions_and_new(repo, fake_model_env):
         errors = lines(app, "error")
         assert errors == ["unknown command /frobnicate; /help lists the commands"]
         assert "\n" not in errors[0]
-        from agent.tui.widgets import PromptInput
+        from ghostline.agent.tui.widgets import PromptInput
 
         box = app.query_one(PromptInput)
         box.text = "draft"
@@ -220,7 +207,7 @@ async def test_provider_error_is_shown_and_the_app_survives(repo, fake_model_env
         assert err.startswith("error: ") and app.final.type == "failed"
         assert app.is_running
         await run_to_end(app, pilot, "try again")
-        from agent.tui.widgets import AssistantView
+        from ghostline.agent.tui.widgets import AssistantView
 
         assert [v.text for v in app.query(AssistantView)] == ["Back on my feet."]
         assert app.final.type == "done"
@@ -255,7 +242,7 @@ async def test_ctrl_c_cancels_the_running_command_and_keeps_the_app(repo, fake_m
 
 
 async def test_ctrl_d_on_empty_input_quits(repo, fake_model_env):
-    from agent.tui.widgets import PromptInput
+    from ghostline.agent.tui.widgets import PromptInput
 
     app = make_app(repo)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -302,9 +289,8 @@ def test_agent_help_does_not_import_textual():
 
 def test_tui_command_registers_and_needs_a_terminal(tmp_path):
     import typer
+    from ghostline.agent.commands.tui import register
     from typer.testing import CliRunner
-
-    from agent.commands.tui import register
 
     app = typer.Typer()
     register(app)
@@ -320,8 +306,8 @@ def test_tui_command_registers_and_needs_a_terminal(tmp_path):
 
 
 def test_slash_parsing_and_previews(tmp_path):
-    from agent.tui import slash
-    from agent.tui.preview import preview
+    from ghostline.agent.tui import slash
+    from ghostline.agent.tui.preview import preview
 
     assert slash.parse("/undo 2") == slash.SlashCommand("undo", "2", True)
     assert slash.parse("/EXIT").name == "quit"
@@ -359,7 +345,7 @@ async def test_compact_shows_its_events_and_keeps_the_conversation_going(repo, f
 
 
 async def test_ctrl_c_while_the_modal_is_open_denies_and_cancels(repo, fake_model_env):
-    from agent.tui.approval import ApprovalScreen
+    from ghostline.agent.tui.approval import ApprovalScreen
 
     fake_model_env.enqueue(reply("", [("write", {"path": "x.txt", "content": "x\n"})]))
     app = make_app(repo, approval="ask")
@@ -450,8 +436,8 @@ async def test_resume_shows_the_earlier_conversation(repo, fake_model_env):
 
 
 def test_no_model_is_one_line_and_exit_2(repo, monkeypatch, capsys):
-    from agent.runner import RunOptions
-    from agent.tui import run_tui
+    from ghostline.agent.runner import RunOptions
+    from ghostline.agent.tui import run_tui
 
     monkeypatch.chdir(repo)
     assert run_tui(RunOptions()) == 2

@@ -11,12 +11,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from ghostline.agent import events as ev
+from ghostline.agent.loop import output_tail, verification_feedback
+from ghostline.agent.render import EXIT_CODES, TextRenderer, exit_code_for, result_object
+from ghostline.agent.session import Session, apply_event
+from ghostline.compaction.transcript import Message
 
-from agent import events as ev
-from agent.loop import output_tail, verification_feedback
-from agent.render import EXIT_CODES, TextRenderer, exit_code_for, result_object
-from agent.session import Session, apply_event
-from compaction.transcript import Message
 from tests.agent.test_e2e import AGENT, MODELS, _session_file, _wait_for, agent_env, make_repo, run_agent
 from tests.fakeserver import FakeModelServer, reply
 
@@ -271,9 +271,10 @@ def test_text_renderer_one_line_each():
 
 
 async def test_loop_with_no_extra_attempts_verifies_once(tmp_path):
-    from agent.loop import AgentLoop, Verification
+    from ghostline.agent.loop import AgentLoop, Verification
+    from ghostline.tools.base import ToolContext
+
     from tests.agent.test_loop import EchoTool, ScriptedProvider
-    from tools.base import ToolContext
 
     provider = ScriptedProvider([("done", []), ("never asked", [])])
     ctx = ToolContext(workspace=tmp_path, cwd=tmp_path, sandbox_mode="full-access")

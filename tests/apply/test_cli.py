@@ -4,9 +4,8 @@ import sys
 from pathlib import Path
 
 import typer
+from ghostline.agent.commands.apply import register
 from typer.testing import CliRunner
-
-from agent.commands.apply import register
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,7 +82,7 @@ def test_real_console_script_when_wired(tmp_path):
         pytest.skip("agent apply is not wired into agent/cli.py yet")
     edits = setup(tmp_path)
     edits.write_text(json.dumps({"path": "m.py", "old_string": "x = 1", "new_string": "x = 2"}))
-    p = subprocess.run([sys.executable, "-m", "agent", "apply", str(edits), "--root", str(tmp_path), "--json"],
+    p = subprocess.run([sys.executable, "-m", "ghostline.agent", "apply", str(edits), "--root", str(tmp_path), "--json"],
                        capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["applied"] is True

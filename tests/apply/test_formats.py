@@ -3,8 +3,7 @@
 import json
 
 import pytest
-
-from apply import ParseError, apply_text, detect, parse
+from ghostline.apply import ParseError, apply_text, detect, parse
 
 SRC = '''import os
 

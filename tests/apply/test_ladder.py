@@ -1,9 +1,8 @@
 """Each rung of the ladder, ambiguity, hints, failure messages, the syntax guard."""
 
 import pytest
-
-from apply import apply_blocks, apply_edit
-from apply.core import Block
+from ghostline.apply import apply_blocks, apply_edit
+from ghostline.apply.core import Block
 
 PY = '''import os
 
@@ -254,7 +253,7 @@ def test_dry_run_changes_nothing(py):
 
 
 def test_prefetch_gives_same_verdicts(tmp_path):
-    from apply import prefetch_syntax, syntax
+    from ghostline.apply import prefetch_syntax, syntax
 
     p = tmp_path / "p.py"
     p.write_text(PY)
@@ -268,7 +267,7 @@ def test_prefetch_gives_same_verdicts(tmp_path):
 
 
 def test_internal_error_is_a_refusal_not_a_crash(py, monkeypatch):
-    from apply import ladder
+    from ghostline.apply import ladder
 
     def boom(*a, **k):
         raise RuntimeError("bug")

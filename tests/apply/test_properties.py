@@ -3,10 +3,9 @@ final-newline state."""
 
 import re
 
+from ghostline.apply import apply_edit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from apply import apply_edit
 
 LINES = ["def f(x):", "    return x", "", "x = 1", "    y = x + 1", "\tz = 'q'", "# note", "print(\u201chi\u201d)",
          "  ", "    ...", "if x:", "        pass"]
@@ -88,7 +87,7 @@ def test_refused_is_byte_identical_and_applied_keeps_style(tmp_path, data):
 @SETTINGS
 @given(data=st.data())
 def test_atomic_multi_block_refusal_is_byte_identical(tmp_path, data):
-    from apply import Block, apply_blocks
+    from ghostline.apply import Block, apply_blocks
 
     raw, lines = data.draw(files())
     blocks = []

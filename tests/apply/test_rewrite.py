@@ -1,4 +1,4 @@
-from apply import REWRITE_REQUEST, FailureTracker, check_rewrite
+from ghostline.apply import REWRITE_REQUEST, FailureTracker, check_rewrite
 
 BIG = "".join(f"def f{i}(x):\n    return x + {i}\n\n\n" for i in range(30))
 

@@ -2,9 +2,8 @@ import os
 import stat
 
 import pytest
-
-from apply import apply_edit, write_file
-from apply.textfile import FileFormatError, TextFile, atomic_write_bytes
+from ghostline.apply import apply_edit, write_file
+from ghostline.apply.textfile import FileFormatError, TextFile, atomic_write_bytes
 
 
 def test_crlf_file_keeps_crlf_and_untouched_lines(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from compaction.transcript import Message, TextBlock, ToolResultBlock, ToolUseBlock
+from ghostline.compaction.transcript import Message, TextBlock, ToolResultBlock, ToolUseBlock
 
 SYSTEM = "You are a coding agent."
 TOOLS: list[dict[str, Any]] = [{"name": "bash", "description": "run a command", "input_schema": {"type": "object"}}]

@@ -1,7 +1,7 @@
 import json
 
-from compaction.ledger import Ledger, error_line, parse_test_output
-from compaction.tokens import TokenCounter
+from ghostline.compaction.ledger import Ledger, error_line, parse_test_output
+from ghostline.compaction.tokens import TokenCounter
 
 from .helpers import T
 
@@ -175,7 +175,7 @@ def test_must_keep_facts_survive_a_tiny_budget():
 
 
 def test_carry_forward_keeps_what_the_new_summary_dropped():
-    from compaction.summary import carry_forward
+    from ghostline.compaction.summary import carry_forward
 
     prev = ("[Compacted history]\n## Goal\nX\n## Decisions (and why)\n- D-1: WAL\n- D-2: queue\n"
             "## Constraints and preferences\n- never sudo\n## Next step\nold\n\n## Ledger (recorded)\n- ledger line")

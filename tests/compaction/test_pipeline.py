@@ -1,9 +1,8 @@
 from pathlib import Path
 
 import pytest
-
-from compaction import CompactionConfig, CompactionFailed, Compactor, validate_pairs
-from compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock
+from ghostline.compaction import CompactionConfig, CompactionFailed, Compactor, validate_pairs
+from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock
 
 from .helpers import SYSTEM, TOOLS, T, dump, find_result, find_use, lines
 
@@ -63,7 +62,7 @@ async def test_budget_per_turn_cap(tmp_path):
     t = T()
     t.say("reading")
     t.messages.pop()
-    from compaction.transcript import ToolUseBlock
+    from ghostline.compaction.transcript import ToolUseBlock
     uses = [ToolUseBlock(f"r{i}", "read", {"path": f"f{i}.py"}) for i in range(6)]
     t.messages.append(Message("assistant", uses))
     t.messages.append(Message("user", [ToolResultBlock(f"r{i}", lines(700, f"f{i}")) for i in range(6)]))
@@ -466,7 +465,7 @@ async def test_unknown_limit_infers_a_smaller_window(tmp_path):
 async def test_proactive_auto_compact_above_hard_threshold(tmp_path):
     # the last tool turn alone is above the hard threshold (per-result and per-turn caps switched off), so
     # collapse cannot help: stage 5 must clear even the newest observations (saved to disk, path in the stub)
-    from compaction.transcript import ToolUseBlock
+    from ghostline.compaction.transcript import ToolUseBlock
     t = T("Task.")
     t.bash("ls", "a\nb")
     t.messages.append(Message("assistant", [ToolUseBlock(f"big{i}", "bash", {"command": f"cat p{i}"})

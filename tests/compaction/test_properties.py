@@ -6,12 +6,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ghostline.compaction import CompactionConfig, Compactor, validate_pairs
+from ghostline.compaction.tokens import TokenCounter
+from ghostline.compaction.transcript import Message, TextBlock, ToolResultBlock, ToolUseBlock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from compaction import CompactionConfig, Compactor, validate_pairs
-from compaction.tokens import TokenCounter
-from compaction.transcript import Message, TextBlock, ToolResultBlock, ToolUseBlock
 
 from .helpers import SYSTEM, TOOLS, lines
 

@@ -2,9 +2,8 @@ import subprocess
 import sys
 
 import pytest
-
-from compaction.tokens import Calibration, TokenAccountant, TokenCounter, load_encoding
-from compaction.transcript import Message, TextBlock, ToolResultBlock, ToolUseBlock
+from ghostline.compaction.tokens import Calibration, TokenAccountant, TokenCounter, load_encoding
+from ghostline.compaction.transcript import Message, TextBlock, ToolResultBlock, ToolUseBlock
 
 
 def test_cl100k_loads_offline():

@@ -8,7 +8,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory):
-    from daemon.engine.randomckpt import build_checkpoint
+    from ghostline.daemon.engine.randomckpt import build_checkpoint
 
     return build_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-coder", "tiny", vocab_size=1024,
                             max_positions=1024)
@@ -17,8 +17,7 @@ def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def tiny_lm(tiny_ckpt):
     import torch
-
-    from daemon.engine.local import LocalModel
+    from ghostline.daemon.engine.local import LocalModel
 
     torch.set_num_threads(1)
     return LocalModel.load(tiny_ckpt, device="cpu", fim_format="starcoder")
@@ -26,8 +25,8 @@ def tiny_lm(tiny_ckpt):
 
 @pytest.fixture
 def backend(tiny_lm):
-    from daemon.engine.kvcache import PrefixCache
-    from daemon.engine.local import LocalBackend
+    from ghostline.daemon.engine.kvcache import PrefixCache
+    from ghostline.daemon.engine.local import LocalBackend
 
     be = LocalBackend(tiny_lm, cache=PrefixCache(max_bytes=64 * 2**20), fast_path=False, prefill_chunk=64)
     be.prefill_ms_per_token = 0.1
@@ -46,8 +45,7 @@ def _isolated_dirs(tmp_path, monkeypatch):
 def daemon_cli():
     """A typer app with just the `agent daemon ...` commands (agent/commands/daemon.py)."""
     import typer
-
-    from agent.commands.daemon import register
+    from ghostline.agent.commands.daemon import register
 
     a = typer.Typer()
 

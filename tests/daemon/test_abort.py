@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from daemon.engine.kvcache import PrefixCache
-from daemon.engine.local import LocalBackend, _ForwardAborted, decoder_layers, truncate_cache
-from daemon.engine.types import CompletionRequest, Job
+from ghostline.daemon.engine.kvcache import PrefixCache
+from ghostline.daemon.engine.local import LocalBackend, _ForwardAborted, decoder_layers, truncate_cache
+from ghostline.daemon.engine.types import CompletionRequest, Job
 
 PREFIX = "import os\n\n\ndef load(path):\n    with open(path) as f:\n        data = f.read()\n    return data\n" * 6
 SUFFIX = "\n\n\ndef main():\n    print(load('x'))\n"

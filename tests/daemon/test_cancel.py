@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from daemon.engine.kvcache import PrefixCache
-from daemon.engine.local import LocalBackend
-from daemon.engine.service import Engine
-from daemon.engine.types import Completion, CompletionRequest, CompletionResult, Job, TokenEvent
+from ghostline.daemon.engine.kvcache import PrefixCache
+from ghostline.daemon.engine.local import LocalBackend
+from ghostline.daemon.engine.service import Engine
+from ghostline.daemon.engine.types import Completion, CompletionRequest, CompletionResult, Job, TokenEvent
 
 PREFIX = "import os\n\n\ndef load(path):\n    with open(path) as f:\n        data = f.read()\n    return data"
 SUFFIX = "\n\n\ndef main():\n    print(load('x'))\n"

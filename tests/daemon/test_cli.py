@@ -81,5 +81,5 @@ def test_module_import_is_light():
 @pytest.mark.skipif("daemon" not in (ROOT / "agent" / "cli.py").read_text() if (ROOT / "agent" / "cli.py").exists()
                     else True, reason="agent/cli.py does not wire the daemon commands yet")
 def test_agent_console_script():
-    out = subprocess.run([sys.executable, "-m", "agent", "daemon", "--help"], capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run([sys.executable, "-m", "ghostline.agent", "daemon", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0 and "serve" in out.stdout

@@ -8,11 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from daemon.context import RepoContext, merge_extra, overlap, place_words
-from daemon.engine.fim import ExtraChunk
-from daemon.engine.service import Engine
-from daemon.engine.types import CompletionRequest
+from ghostline.daemon.context import RepoContext, merge_extra, overlap, place_words
+from ghostline.daemon.engine.fim import ExtraChunk
+from ghostline.daemon.engine.service import Engine
+from ghostline.daemon.engine.types import CompletionRequest
 
 BUFFER = textwrap.dedent("""\
     from store.cache import LeaseCache
@@ -133,7 +132,7 @@ async def test_engine_puts_snippets_in_the_prompt_and_typing_reuses_the_kv_cache
 
 
 def test_load_engine_rejects_a_missing_repo(tiny_ckpt, tmp_path: Path) -> None:
-    from daemon.engine import load_engine
+    from ghostline.daemon.engine import load_engine
 
     with pytest.raises(ValueError, match="not a directory"):
         load_engine(str(tiny_ckpt), repo=str(tmp_path / "nope"), device="cpu")

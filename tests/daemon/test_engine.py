@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
-from daemon.engine.classical import ClassicalCompleter
-from daemon.engine.fim import ExtraChunk
-from daemon.engine.local import LocalBackend, LocalModel, ModelLoadError
-from daemon.engine.service import Engine
-from daemon.engine.types import CompletionRequest, CompletionResult, Job, TokenEvent
+from ghostline.daemon.engine.classical import ClassicalCompleter
+from ghostline.daemon.engine.fim import ExtraChunk
+from ghostline.daemon.engine.local import LocalBackend, LocalModel, ModelLoadError
+from ghostline.daemon.engine.service import Engine
+from ghostline.daemon.engine.types import CompletionRequest, CompletionResult, Job, TokenEvent
 
 PREFIX = "import os\n\n\ndef load(path):\n    with open(path) as f:\n        data = f.read()\n    return data"
 SUFFIX = "\n\n\ndef main():\n    print(load('x'))\n"
@@ -61,7 +60,7 @@ async def test_kv_reuse_hit_miss_and_same_output(backend, tiny_lm):
 
 
 async def test_suffix_first_layout_reuses_more(tiny_ckpt):
-    from daemon.engine.kvcache import PrefixCache
+    from ghostline.daemon.engine.kvcache import PrefixCache
 
     lm = LocalModel.load(tiny_ckpt, fim_format="spm")
     be = LocalBackend(lm, cache=PrefixCache(), fast_path=False)
@@ -262,7 +261,7 @@ async def test_concurrent_clients_batched_decode_same_output(tiny_lm):
 
 async def test_cancel_during_prefill_keeps_partial_kv(tiny_lm):
     """A request superseded mid-prefill leaves the prefix it computed in the cache for the next keystroke."""
-    from daemon.engine.kvcache import PrefixCache
+    from ghostline.daemon.engine.kvcache import PrefixCache
 
     be = LocalBackend(tiny_lm, cache=PrefixCache(), fast_path=False, prefill_chunk=32)
     be.prefill_ms_per_token = 0.0  # chunk = prefill_chunk

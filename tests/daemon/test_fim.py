@@ -1,6 +1,5 @@
 import pytest
-
-from daemon.engine.fim import FORMATS, ExtraChunk, detect_format, get_format
+from ghostline.daemon.engine.fim import FORMATS, ExtraChunk, detect_format, get_format
 
 
 def test_starcoder_psm():

@@ -1,4 +1,4 @@
-"""The LSP bridge (`agent daemon lsp` / `python -m daemon.lsp`) driven over stdio as a subprocess by a
+"""The LSP bridge (`agent daemon lsp` / `python -m ghostline.daemon.lsp`) driven over stdio as a subprocess by a
 Content-Length framed JSON-RPC client, against a real daemon HTTP server in-process on an ephemeral port."""
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-
-from daemon.engine.classical import ClassicalCompleter
-from daemon.engine.service import Engine
-from daemon.engine.types import Completion, CompletionResult
-from daemon.lsp.documents import UTF8, UTF16, UTF32, Document, DocumentStore, code_units
-from daemon.server.app import bound_port, create_app, start_server
+from ghostline.daemon.engine.classical import ClassicalCompleter
+from ghostline.daemon.engine.service import Engine
+from ghostline.daemon.engine.types import Completion, CompletionResult
+from ghostline.daemon.lsp.documents import UTF8, UTF16, UTF32, Document, DocumentStore, code_units
+from ghostline.daemon.server.app import bound_port, create_app, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "lsp-test-token"
@@ -42,7 +41,7 @@ class LspClient:
     @classmethod
     async def start(cls, *args: str) -> LspClient:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "daemon.lsp", *args, stdin=asyncio.subprocess.PIPE,
+            sys.executable, "-m", "ghostline.daemon.lsp", *args, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=str(ROOT),
             env={**os.environ, "PYTHONPATH": str(ROOT)})
         return cls(proc)
@@ -331,8 +330,7 @@ async def test_non_bmp_incremental_edits_reach_the_daemon_exactly(client_factory
 async def test_token_sent_and_rest_of_line_not_duplicated(client_factory, classical_daemon, token_file, tmp_path):
     seen: list[str] = []
     from aiohttp import web
-
-    from daemon.server.app import create_app as _create
+    from ghostline.daemon.server.app import create_app as _create
 
     # the same daemon app behind a middleware that records the Authorization header it received
     @web.middleware
@@ -367,9 +365,8 @@ async def test_token_sent_and_rest_of_line_not_duplicated(client_factory, classi
 
 
 def test_reply_replaces_rest_of_line_it_repeats():
+    from ghostline.daemon.lsp.server import InfillRequest, reply_items
     from lsprotocol import types
-
-    from daemon.lsp.server import InfillRequest, reply_items
 
     doc = Document("file:///t.py", "y = f(😀, )  \nz\n")
     off = doc.offset_at(0, 10, UTF16)  # after "😀, "
@@ -499,9 +496,8 @@ async def test_tiny_model_completion_through_lsp(client_factory, backend, token_
 
 def test_selected_completion_item_is_extended_over_its_range():
     """With the completion menu open, the ghost text continues the highlighted item and uses its range."""
+    from ghostline.daemon.lsp.server import build_request, create_server, reply_items
     from lsprotocol import types
-
-    from daemon.lsp.server import build_request, create_server, reply_items
 
     srv = create_server()
     doc = srv.store.open("file:///w/m.py", "s = '😀'\nx = com()\n")

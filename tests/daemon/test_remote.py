@@ -6,11 +6,10 @@ import asyncio
 import json
 
 from aiohttp import web
-
-from daemon.engine.remote import RemoteBackend
-from daemon.engine.service import Engine
-from daemon.engine.types import CompletionRequest, TokenEvent
-from daemon.server.app import bound_port, start_server
+from ghostline.daemon.engine.remote import RemoteBackend
+from ghostline.daemon.engine.service import Engine
+from ghostline.daemon.engine.types import CompletionRequest, TokenEvent
+from ghostline.daemon.server.app import bound_port, start_server
 
 
 async def fake_openai(pieces: list[str], status: int = 200, delay: float = 0.0):

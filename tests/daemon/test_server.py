@@ -12,11 +12,10 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-
-from daemon.engine.classical import ClassicalCompleter
-from daemon.engine.service import Engine
-from daemon.server.app import bound_port, create_app, start_server
-from daemon.server.security import is_loopback_host, load_or_create_token
+from ghostline.daemon.engine.classical import ClassicalCompleter
+from ghostline.daemon.engine.service import Engine
+from ghostline.daemon.server.app import bound_port, create_app, start_server
+from ghostline.daemon.server.security import is_loopback_host, load_or_create_token
 
 TOKEN = "test-token-123"
 PREFIX = "def load(path):\n    with open(path) as f:\n"
@@ -315,8 +314,8 @@ def test_loopback_hosts():
 
 
 def test_allowed_hosts_for_bind_address():
-    from daemon.server.app import allowed_hosts_for
-    from daemon.server.security import host_allowed
+    from ghostline.daemon.server.app import allowed_hosts_for
+    from ghostline.daemon.server.security import host_allowed
 
     assert allowed_hosts_for("127.0.0.1") == set()
     lan = allowed_hosts_for("192.168.1.5")

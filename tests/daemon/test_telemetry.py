@@ -13,12 +13,10 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from typer.testing import CliRunner
-
-from daemon.engine.classical import ClassicalCompleter
-from daemon.engine.service import Engine
-from daemon.server.app import bound_port, create_app, start_server
-from daemon.telemetry import (
+from ghostline.daemon.engine.classical import ClassicalCompleter
+from ghostline.daemon.engine.service import Engine
+from ghostline.daemon.server.app import bound_port, create_app, start_server
+from ghostline.daemon.telemetry import (
     Record,
     Telemetry,
     default_path,
@@ -29,6 +27,8 @@ from daemon.telemetry import (
     percentile,
     prune,
 )
+from typer.testing import CliRunner
+
 from tests.daemon.test_lsp import TOKEN as LSP_TOKEN
 from tests.daemon.test_lsp import HeldBackend, client_factory, rng  # noqa: F401  (client_factory: a fixture)
 from tests.daemon.test_server import llama_vim_fim_body
@@ -303,8 +303,8 @@ async def test_lsp_accept_command_typed_through_and_dismissed(client_factory, tm
 
 
 def test_typed_through_tracking_follows_the_cursor():
-    from daemon.lsp.documents import UTF16, Document
-    from daemon.lsp.server import Shown
+    from ghostline.daemon.lsp.documents import UTF16, Document
+    from ghostline.daemon.lsp.server import Shown
 
     doc = Document("file:///m.py", "x = 1\nre")
     sh = Shown("r", "turn value", len(doc.text))
@@ -364,9 +364,9 @@ def test_stats_command(daemon_cli):
 # ------------------------------------------------------------------------------------------- --no-telemetry
 
 def test_no_telemetry_option(daemon_cli, monkeypatch):
-    import daemon.server.app as server_app
-    from daemon.__main__ import build_parser
-    from daemon.server.process import ServeOptions, serve
+    import ghostline.daemon.server.app as server_app
+    from ghostline.daemon.__main__ import build_parser
+    from ghostline.daemon.server.process import ServeOptions, serve
 
     assert "--no-telemetry" in ServeOptions(no_telemetry=True).argv()
     assert "--no-telemetry" not in ServeOptions().argv()
@@ -397,7 +397,7 @@ def test_background_daemon_records_and_no_telemetry_does_not(daemon_cli):
         r = CliRunner().invoke(daemon_cli, ["daemon", "start", "--port", str(port), *flags])
         assert r.exit_code == 0, r.output
         try:
-            from daemon.server.security import token_path
+            from ghostline.daemon.server.security import token_path
 
             hdr = {"Authorization": f"Bearer {token_path().read_text().strip()}"}
             obj = httpx.post(f"http://127.0.0.1:{port}/infill", json={"input_prefix": f"{SECRET} = 1\nzq_un"},
@@ -416,8 +416,8 @@ def test_background_daemon_records_and_no_telemetry_does_not(daemon_cli):
 
 
 async def test_a_deadline_stand_in_is_recorded_as_its_own_source(backend):
-    from daemon.engine.types import CompletionRequest
-    from daemon.telemetry import record_from
+    from ghostline.daemon.engine.types import CompletionRequest
+    from ghostline.daemon.telemetry import record_from
 
     cl = ClassicalCompleter()
     cl.add_text("deadline_value deadline_value")

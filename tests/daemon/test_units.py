@@ -2,13 +2,12 @@
 
 import numpy as np
 import torch
-
-from daemon.engine.classical import ClassicalCompleter
-from daemon.engine.fim import ExtraChunk, get_format
-from daemon.engine.kvcache import PrefixCache, common_prefix_len
-from daemon.engine.prompt import PromptBuilder
-from daemon.engine.stopping import check_n_indent, check_stop_strings, check_unit
-from daemon.engine.types import CompletionRequest
+from ghostline.daemon.engine.classical import ClassicalCompleter
+from ghostline.daemon.engine.fim import ExtraChunk, get_format
+from ghostline.daemon.engine.kvcache import PrefixCache, common_prefix_len
+from ghostline.daemon.engine.prompt import PromptBuilder
+from ghostline.daemon.engine.stopping import check_n_indent, check_stop_strings, check_unit
+from ghostline.daemon.engine.types import CompletionRequest
 
 # -- stopping --
 

@@ -4,11 +4,10 @@ import json
 import textwrap
 
 import pytest
+from ghostline.index.chunker import CONFIG_SYMBOL_DEPTH, MAX_CONFIG_SYMBOLS, MAX_TOKENS, analyze, line_windows
+from ghostline.index.tokens import approx_tokens, fts_query, identifier_tokens, query_terms, split_identifier
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from index.chunker import CONFIG_SYMBOL_DEPTH, MAX_CONFIG_SYMBOLS, MAX_TOKENS, analyze, line_windows
-from index.tokens import approx_tokens, fts_query, identifier_tokens, query_terms, split_identifier
 
 
 def test_split_identifier_handles_camel_snake_acronyms_digits() -> None:
@@ -156,7 +155,7 @@ def test_other_languages_symbols_and_imports() -> None:
 
 
 def test_code_identifiers_only_for_code_spellings() -> None:
-    from index.tokens import code_identifiers
+    from ghostline.index.tokens import code_identifiers
 
     assert code_identifiers("load_config") == ["load_config"]
     assert code_identifiers("render") == ["render"]  # a lone word is a name
@@ -427,7 +426,7 @@ def test_any_config_text_is_indexed_without_raising(src: str, path: str) -> None
 
 
 def test_config_key_paths_are_found_through_the_index(tmp_path) -> None:
-    from index import RepoIndex
+    from ghostline.index import RepoIndex
 
     (tmp_path / "pyproject.toml").write_text(PYPROJECT)
     (tmp_path / "deploy").mkdir()

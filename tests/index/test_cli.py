@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 import typer
+from ghostline.agent.commands.index import register
 from typer.testing import CliRunner
-
-from agent.commands.index import register
 
 
 @pytest.fixture

@@ -5,9 +5,8 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-
-from index import RepoIndex, rrf
-from index import embed as embed_mod
+from ghostline.index import RepoIndex, rrf
+from ghostline.index import embed as embed_mod
 
 
 def _long_body(name: str, verb: str) -> str:

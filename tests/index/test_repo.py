@@ -9,10 +9,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from index import SCHEMA_VERSION, RepoIndex
-from index import embed as embed_mod
-from index import repo as repo_mod
+from ghostline.index import SCHEMA_VERSION, RepoIndex
+from ghostline.index import embed as embed_mod
+from ghostline.index import repo as repo_mod
 
 
 def write(root: Path, rel: str, text: str) -> Path:
@@ -216,7 +215,7 @@ def test_auto_mode_without_a_model_is_lexical_only_and_says_so(repo: Path, monke
         assert idx.notice is not None and "lexical" in idx.notice
         assert idx.search("load config", k=2, mode="hybrid")[0].path == "pkg/config.py"
         assert idx.status().embeddings.startswith("unavailable")
-    from index import EmbeddingsUnavailable
+    from ghostline.index import EmbeddingsUnavailable
 
     with pytest.raises(EmbeddingsUnavailable):
         RepoIndex.open(repo, embeddings="on")

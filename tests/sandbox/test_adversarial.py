@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
+from ghostline.sandbox import PathDenied, resolve_path, user_config_dir
+from ghostline.sandbox.adversarial import CASES, run_case, unsafe_reason
 
-from sandbox import PathDenied, resolve_path, user_config_dir
-from sandbox.adversarial import CASES, run_case, unsafe_reason
 from tests.sandbox.conftest import confining_levels
 
 pytestmark = pytest.mark.timeout(60)
@@ -78,8 +78,8 @@ def test_path_guard_refuses_reads_outside(ws: Path, path: str) -> None:
 
 
 def test_path_guard_through_the_tools(ws: Path) -> None:
-    tools_paths = pytest.importorskip("tools.paths")
-    from tools.base import ToolContext, ToolError
+    tools_paths = pytest.importorskip("ghostline.tools.paths")
+    from ghostline.tools.base import ToolContext, ToolError
 
     ctx = ToolContext(workspace=ws, cwd=ws)
     with pytest.raises(ToolError):

@@ -6,9 +6,9 @@ import stat
 from pathlib import Path
 
 import pytest
+from ghostline.sandbox import run_command
+from ghostline.sandbox.checkpoints import CheckpointError, Checkpoints, create_worktree
 
-from sandbox import run_command
-from sandbox.checkpoints import CheckpointError, Checkpoints, create_worktree
 from tests.sandbox.conftest import git
 
 
@@ -93,7 +93,7 @@ def test_undo_in_repo_with_uncommitted_changes(repo: Path) -> None:
 
 @pytest.mark.parametrize("level", ["bubblewrap", "landlock", "none"])
 async def test_undo_shell_made_changes_several_turns(repo: Path, level: str) -> None:
-    from sandbox.runner import probe_bubblewrap, probe_landlock
+    from ghostline.sandbox.runner import probe_bubblewrap, probe_landlock
 
     if level != "none" and not (probe_bubblewrap() if level == "bubblewrap" else probe_landlock())[0]:
         pytest.skip(f"{level} not available here")

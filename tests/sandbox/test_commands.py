@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 import typer
+from ghostline.agent.commands.sandbox import register
+from ghostline.sandbox.checkpoints import Checkpoints
+from ghostline.sandbox.store import is_trusted, remember
 from typer.testing import CliRunner
-
-from agent.commands.sandbox import register
-from sandbox.checkpoints import Checkpoints
-from sandbox.store import is_trusted, remember
 
 
 @pytest.fixture

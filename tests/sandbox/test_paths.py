@@ -4,8 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-from sandbox import PathDenied, resolve_path, user_config_dir
+from ghostline.sandbox import PathDenied, resolve_path, user_config_dir
 
 
 @pytest.fixture

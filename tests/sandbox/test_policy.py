@@ -3,9 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from sandbox.policy import Policy, parse_command, suggest_rule
-from sandbox.store import forget, is_trusted, remember, remembered, trust, trusted_dirs, untrust
+from ghostline.sandbox.policy import Policy, parse_command, suggest_rule
+from ghostline.sandbox.store import forget, is_trusted, remember, remembered, trust, trusted_dirs, untrust
 
 
 def names(cmd: str) -> list:

@@ -10,9 +10,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from ghostline.sandbox import SandboxError, detect_level, run_command
+from ghostline.sandbox.runner import check
 
-from sandbox import SandboxError, detect_level, run_command
-from sandbox.runner import check
 from tests.sandbox.conftest import confining_levels
 
 ALL = [*confining_levels(), pytest.param("none", id="none")]
@@ -233,7 +233,7 @@ async def test_common_tools_work_inside(tmp_path: Path, level: str) -> None:
 @pytest.mark.parametrize("level", confining_levels())
 async def test_command_runs_in_its_pids_cgroup(tmp_path: Path, level: str, v1: bool,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from sandbox import runner
+    from ghostline.sandbox import runner
 
     root = runner._cgroup_root()
     if root is None:

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tools.base import Tool, ToolContext, ToolResult
-from tools.registry import run_one
+from ghostline.tools.base import Tool, ToolContext, ToolResult
+from ghostline.tools.registry import run_one
 
 
 @pytest.fixture

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ghostline.tools.base import ToolContext
+from ghostline.tools.bash import BashTool
+
 from tests.tools.conftest import call
-from tools.base import ToolContext
-from tools.bash import BashTool
 
 BASH = BashTool()
 

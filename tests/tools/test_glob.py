@@ -4,11 +4,11 @@ import os
 from pathlib import Path
 
 import pytest
+from ghostline.tools.base import ToolContext
+from ghostline.tools.glob_tool import MAX_FILES, GlobTool
+from ghostline.tools.ignore import expand_braces, gitignore_style_match, glob_regex
 
 from tests.tools.conftest import call
-from tools.base import ToolContext
-from tools.glob_tool import MAX_FILES, GlobTool
-from tools.ignore import expand_braces, gitignore_style_match, glob_regex
 
 GLOB = GlobTool()
 

@@ -4,10 +4,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from ghostline.tools.base import ToolContext
+from ghostline.tools.grep import GrepTool
 
 from tests.tools.conftest import call
-from tools.base import ToolContext
-from tools.grep import GrepTool
 
 HAVE_RG = shutil.which("rg") is not None
 RG = GrepTool(use_rg=True)

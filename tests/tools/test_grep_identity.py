@@ -7,12 +7,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from ghostline.tools.base import ToolContext
+from ghostline.tools.grep import GrepTool
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.tools.conftest import call
-from tools.base import ToolContext
-from tools.grep import GrepTool
 
 pytestmark = pytest.mark.skipif(shutil.which("rg") is None, reason="ripgrep not installed")
 

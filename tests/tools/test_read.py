@@ -5,9 +5,10 @@ import struct
 import zlib
 from pathlib import Path
 
+from ghostline.tools.base import ToolContext
+from ghostline.tools.read import DEFAULT_LIMIT, LINE_CUT, ReadTool, image_size
+
 from tests.tools.conftest import call
-from tools.base import ToolContext
-from tools.read import DEFAULT_LIMIT, LINE_CUT, ReadTool, image_size
 
 READ = ReadTool()
 
@@ -140,8 +141,8 @@ async def test_relative_to_cwd(ws: Path) -> None:
 
 
 async def test_saved_outputs_beside_the_session_are_readable_but_not_writable(tmp_path):
-    from tools import ReadTool, WriteTool
-    from tools.base import ToolContext
+    from ghostline.tools import ReadTool, WriteTool
+    from ghostline.tools.base import ToolContext
 
     ws = tmp_path / "ws"
     ws.mkdir()
@@ -159,6 +160,6 @@ async def test_saved_outputs_beside_the_session_are_readable_but_not_writable(tm
 
 
 async def _run_or_error(tool, args, ctx):
-    from tools.registry import run_tool_calls
+    from ghostline.tools.registry import run_tool_calls
 
     return (await run_tool_calls([("id", tool.name, args)], [tool], ctx))[0]

@@ -5,11 +5,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tools.base import ToolContext, ToolError, ToolResult
-from tools.read import ReadTool
-from tools.registry import default_tools, run_tool_calls, tool_specs, validate_args
-from tools.write import WriteTool
+from ghostline.tools.base import ToolContext, ToolError, ToolResult
+from ghostline.tools.read import ReadTool
+from ghostline.tools.registry import default_tools, run_tool_calls, tool_specs, validate_args
+from ghostline.tools.write import WriteTool
 
 BARRIER_TIMEOUT = 10  # only turns a would-be deadlock into a failure; never reached when calls overlap
 

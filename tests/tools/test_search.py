@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from ghostline.index import embed as embed_mod
+from ghostline.tools import search as search_mod
+from ghostline.tools.base import ToolContext
+from ghostline.tools.search import SearchTool
 
-from index import embed as embed_mod
 from tests.tools.conftest import call
-from tools import search as search_mod
-from tools.base import ToolContext
-from tools.search import SearchTool
 
 
 @pytest.fixture(autouse=True)

@@ -3,11 +3,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ghostline.tools.base import ToolContext
+from ghostline.tools.edit import EditTool
+from ghostline.tools.read import ReadTool
+from ghostline.tools.write import WriteTool
+
 from tests.tools.conftest import call
-from tools.base import ToolContext
-from tools.edit import EditTool
-from tools.read import ReadTool
-from tools.write import WriteTool
 
 READ, WRITE, EDIT = ReadTool(), WriteTool(), EditTool()
 
