@@ -13,9 +13,9 @@ def _report_crash(exc: BaseException) -> None:
 
     where = ""
     try:
-        from ghostline.agent.config import user_data_dir
+        from ghostline.dirs import data_dir
 
-        logs = user_data_dir() / "logs"
+        logs = data_dir() / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         path = logs / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
         path.write_text("".join(traceback.format_exception(exc)))

@@ -10,9 +10,7 @@ from typing import Any
 
 from ghostline.agent.providers.base import ConfigError
 
-# One definition of where Ghostline keeps its files (GHOSTLINE_CONFIG_DIR / GHOSTLINE_DATA_DIR override them);
-# the sandbox needs them too, to protect the config from the agent's own tools. Re-exported for agent/.
-from ghostline.sandbox.paths import user_config_dir, user_data_dir  # noqa: F401
+from ghostline.dirs import config_dir, find_project_root
 
 SANDBOX_MODES = ("read-only", "workspace-write", "full-access")
 APPROVAL_MODES = ("ask", "auto-edit", "auto")
@@ -44,14 +42,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return {}
     except (tomllib.TOMLDecodeError, OSError) as e:
         raise ConfigError(f"cannot read config {path}: {e}") from None
-
-
-def find_project_root(cwd: Path) -> Path:
-    """The nearest ancestor holding .git (or .ghostline), else cwd itself."""
-    for d in (cwd, *cwd.parents):
-        if (d / ".git").exists() or (d / ".ghostline").is_dir():
-            return d
-    return cwd
 
 
 def _project_is_trusted(root: Path) -> bool:
@@ -89,7 +79,7 @@ _LOOSENING_KEYS = ("sandbox", "approval", "network", "permissions")
 
 
 def load_config(cwd: Path, *, user_file: Path | None = None) -> Config:
-    user = _read_toml(user_file or user_config_dir() / "config.toml")
+    user = _read_toml(user_file or config_dir() / "config.toml")
     root = find_project_root(cwd)
     project = _read_toml(root / ".ghostline" / "config.toml")
     warnings: list[str] = []

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from ghostline.agent import events as ev
-from ghostline.agent.config import Config, find_project_root, load_config, user_config_dir, user_data_dir
+from ghostline.agent.config import Config, load_config
 from ghostline.agent.providers.base import ConfigError, Provider
 from ghostline.agent.render import exit_code_for, make_renderer, result_object
 from ghostline.agent.session import Session, list_sessions, sessions_root
+
+from ghostline.dirs import config_dir, data_dir, find_project_root
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -59,7 +61,7 @@ def is_headless() -> bool:
 
 
 def _open_session(opts: RunOptions, cwd: Path) -> Session | None:
-    root = sessions_root(user_data_dir())
+    root = sessions_root(data_dir())
     if opts.resume:
         try:
             return Session.open(root, opts.resume)
@@ -245,7 +247,7 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Any = None) -> Pr
     root = find_project_root(cwd)
     is_git = (root / ".git").exists()
     if session is None:
-        session = Session.create(sessions_root(user_data_dir()), cwd=cwd, model=provider_label(model_spec))
+        session = Session.create(sessions_root(data_dir()), cwd=cwd, model=provider_label(model_spec))
     messages = session.transcript()
 
     from ghostline.agent.instructions import load_instructions, system_prompt
@@ -253,7 +255,7 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Any = None) -> Pr
     from ghostline.tools.base import ToolContext
     from ghostline.tools.registry import default_tools
 
-    instructions = load_instructions(root, cwd, user_config_dir())
+    instructions = load_instructions(root, cwd, config_dir())
     system = system_prompt(root=root, cwd=cwd, instructions=instructions, sandbox=sandbox_mode, is_git=is_git)
     sandbox_report: dict[str, Any] = {"mode": sandbox_mode, "approval": approval, "network": network,
                                       "level": _sandbox_level(sandbox_mode)}
@@ -446,7 +448,7 @@ def _make_failure_tracker() -> Any:
 
 
 def list_sessions_command(*, all_dirs: bool, limit: int, as_json: bool) -> int:
-    infos = list_sessions(sessions_root(user_data_dir()), None if all_dirs else Path.cwd().resolve())[:limit]
+    infos = list_sessions(sessions_root(data_dir()), None if all_dirs else Path.cwd().resolve())[:limit]
     if as_json:
         print(json.dumps([{"id": i.id, "cwd": i.cwd, "model": i.model, "created": i.created, "task": i.task,
                            "status": i.status} for i in infos], indent=2))

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ghostline.dirs import state_dir
+
 log = logging.getLogger("ghostline.daemon.telemetry")
 
 FILENAME = "telemetry.sqlite3"
@@ -83,7 +85,6 @@ _COLUMNS = ("ts", "request_id", "endpoint", "client", "ext", "source", "prompt_t
 
 def default_path() -> Path:
     """The store: beside the daemon's pid and log files (GHOSTLINE_STATE_DIR, else the user state dir)."""
-    from ghostline.daemon.server.process import state_dir
 
     return state_dir() / FILENAME
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ghostline.sandbox.envscrub import is_secret_name, scrub_env
-from ghostline.sandbox.paths import PathDenied, protected_reason, resolve_path, user_config_dir, user_data_dir
+from ghostline.sandbox.paths import PathDenied, protected_reason, resolve_path
 from ghostline.sandbox.runner import CommandResult, SandboxError, check, detect_level, run_command
 from ghostline.sandbox.store import (
     all_remembered,
@@ -86,6 +86,4 @@ __all__ = [
     "trust",
     "trusted_dirs",
     "untrust",
-    "user_config_dir",
-    "user_data_dir",
 ]

@@ -68,12 +68,12 @@ class Checkpoints:
             rel = os.path.relpath(self.workspace, self.root)
             self.pathspec = "." if rel == "." else rel
         else:
-            from ghostline.sandbox.paths import user_data_dir
+            from ghostline.dirs import data_dir
 
             self.shadow = True
             self.root = self.workspace
             h = hashlib.sha256(str(self.workspace).encode()).hexdigest()[:16]
-            self.git_dir = user_data_dir() / "shadow-repos" / f"{self.workspace.name[:40]}-{h}.git"
+            self.git_dir = data_dir() / "shadow-repos" / f"{self.workspace.name[:40]}-{h}.git"
             self.pathspec = "."
             if not (self.git_dir / "HEAD").exists():
                 self.git_dir.mkdir(parents=True, exist_ok=True)

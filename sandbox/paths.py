@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ghostline.dirs import config_dir, data_dir
+
 SANDBOX_MODES = ("read-only", "workspace-write", "full-access")
 
 # Directory names inside a workspace that tools may never write into.
@@ -15,28 +17,10 @@ class PathDenied(Exception):
     """A path the file tools may not use; the message is one clear line for the model and the user."""
 
 
-def user_config_dir() -> Path:
-    env = os.environ.get("GHOSTLINE_CONFIG_DIR")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("ghostline"))
-
-
-def user_data_dir() -> Path:
-    env = os.environ.get("GHOSTLINE_DATA_DIR")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("ghostline"))
-
-
 def protected_dirs() -> list[Path]:
     """Ghostline's own config and data (trust store, approvals): never writable from tools or commands."""
     out = []
-    for d in (user_config_dir(), user_data_dir()):
+    for d in (config_dir(), data_dir()):
         out.append(Path(os.path.realpath(d)))
     return out
 

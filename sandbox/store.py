@@ -9,15 +9,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ghostline.sandbox.paths import user_data_dir
+from ghostline.dirs import data_dir
 
 
 def _approvals_file() -> Path:
-    return user_data_dir() / "approvals.json"
+    return data_dir() / "approvals.json"
 
 
 def _trust_file() -> Path:
-    return user_data_dir() / "trusted.json"
+    return data_dir() / "trusted.json"
 
 
 def _load(path: Path, default: Any) -> Any:

@@ -13,6 +13,8 @@ from typing import Any
 import typer
 from ghostline.agent.commands import fail as _fail
 
+from ghostline.dirs import find_project_root
+
 # `search` embeds new chunks for at most this long before answering; `build` embeds everything.
 SEARCH_EMBED_BUDGET_S = 30.0
 
@@ -39,19 +41,10 @@ def _default_embeddings() -> Embeddings:
     return Embeddings.auto
 
 
-def _find_root(start: Path) -> Path:
-    """The enclosing repository (a directory holding .git or .ghostline), else the directory itself."""
-    start = start.expanduser().resolve()
-    for d in (start, *start.parents):
-        if (d / ".git").exists() or (d / ".ghostline").is_dir():
-            return d
-    return start
-
-
 def _open(root: Path | None, embeddings: Embeddings | None) -> Any:
     from ghostline.index import EmbeddingsUnavailable, IndexOpenError, RepoIndex
 
-    base = root if root is not None else _find_root(Path.cwd())
+    base = root if root is not None else find_project_root(Path.cwd().resolve())
     if not base.is_dir():
         raise _fail(f"not a directory: {base}")
     mode = (embeddings or _default_embeddings()).value

@@ -9,12 +9,7 @@ from pathlib import Path
 import typer
 from ghostline.agent.commands import fail as _fail
 
-
-def _project_root(cwd: Path) -> Path:
-    for d in (cwd, *cwd.parents):
-        if (d / ".git").exists() or (d / ".ghostline").is_dir():
-            return d
-    return cwd
+from ghostline.dirs import find_project_root
 
 
 def register(app: typer.Typer) -> None:
@@ -67,7 +62,7 @@ def register(app: typer.Typer) -> None:
         here = Path(os.path.realpath(cwd or Path.cwd()))
         if not here.is_dir():
             raise _fail(f"--cwd {here} is not a directory", 2)
-        ws = Path(os.path.realpath(workspace)) if workspace else _project_root(here)
+        ws = Path(os.path.realpath(workspace)) if workspace else find_project_root(here)
         line = command[0] if len(command) == 1 else shlex.join(command)
         try:
             res = asyncio.run(run_command(line, cwd=here, workspace=ws, mode=mode, network=network == "on",
@@ -98,7 +93,7 @@ def register(app: typer.Typer) -> None:
 
         if turns < 1:
             raise _fail("--turns must be at least 1", 2)
-        ws = _project_root(Path(os.path.realpath(cwd or Path.cwd())))
+        ws = find_project_root(Path(os.path.realpath(cwd or Path.cwd())))
         cps = Checkpoints(ws)
         try:
             if list_only:
@@ -125,7 +120,7 @@ def register(app: typer.Typer) -> None:
         """List (or --clear) the approvals remembered with "always allow"."""
         from ghostline.sandbox.store import all_remembered, forget, remembered
 
-        ws = _project_root(Path(os.path.realpath(cwd or Path.cwd())))
+        ws = find_project_root(Path(os.path.realpath(cwd or Path.cwd())))
         if clear:
             n = forget(ws)
             typer.echo(f"forgot {n} remembered approval(s) for {ws}")
@@ -161,7 +156,7 @@ def register(app: typer.Typer) -> None:
             for d in dirs:
                 typer.echo(d)
             return
-        target = Path(os.path.realpath(directory)) if directory else _project_root(Path(os.path.realpath(Path.cwd())))
+        target = Path(os.path.realpath(directory)) if directory else find_project_root(Path(os.path.realpath(Path.cwd())))
         if not target.is_dir():
             raise _fail(f"{target} is not a directory", 2)
         if remove:

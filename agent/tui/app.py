@@ -406,10 +406,11 @@ class GhostlineApp(App[int]):
             await self._switch(dataclasses.replace(self.opts, resume=cmd.arg.split()[0], cont=False, task=None))
 
     async def _cmd_sessions(self) -> None:
-        from ghostline.agent.config import user_data_dir
         from ghostline.agent.session import list_sessions, sessions_root
 
-        infos = await asyncio.to_thread(list_sessions, sessions_root(user_data_dir()), self.prepared.cwd)
+        from ghostline.dirs import data_dir
+
+        infos = await asyncio.to_thread(list_sessions, sessions_root(data_dir()), self.prepared.cwd)
         if not infos:
             await self.say("no sessions in this directory")
             return

@@ -15,18 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ghostline.dirs import state_dir
+
 
 class DaemonError(Exception):
     """A user-facing daemon error (one line)."""
-
-
-def state_dir() -> Path:
-    env = os.environ.get("GHOSTLINE_STATE_DIR")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_state_dir("ghostline"))
 
 
 def pid_path() -> Path:

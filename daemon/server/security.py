@@ -9,14 +9,7 @@ import secrets
 import stat
 from pathlib import Path
 
-
-def config_dir() -> Path:
-    env = os.environ.get("GHOSTLINE_CONFIG_DIR")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("ghostline"))
+from ghostline.dirs import config_dir
 
 
 def token_path() -> Path:
