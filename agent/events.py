@@ -60,6 +60,8 @@ class ToolCall(Event):
     id: str
     name: str
     input: dict[str, Any]
+    kind: str = "other"  # read | edit | shell | other: all a front end may know of the tool
+    title: str = ""  # one line for people, from the tool (`bash pytest -q`, `edit src/app.py`)
 
 
 @dataclass
@@ -77,15 +79,20 @@ class Diff(Event):
     type: ClassVar[str] = "diff"
     path: str
     diff: str
+    id: str = ""  # the tool call that made the change
 
 
 @dataclass
 class ApprovalNeeded(Event):
+    """The permission gate asked about a call (or refused it): what was decided, and why."""
+
     type: ClassVar[str] = "approval_needed"
     tool: str
     input: dict[str, Any]
     reason: str
-    decision: str = "pending"  # allowed | denied
+    decision: str = "denied"  # allowed | denied
+    id: str = ""  # the tool call
+    remembered_rule: str | None = None  # "always allow" stored this rule
 
 
 @dataclass
@@ -156,17 +163,3 @@ class Failed(Event):
     subtype: str = "error_during_execution"
     num_turns: int = 0
 
-
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.type: cls
-    for cls in (
-        SessionStarted, UserMessage, TurnStarted, TextDelta, AssistantMessage, ToolCall,
-        ToolResultEvent, Diff, ApprovalNeeded, Compaction, Usage, Retry, VerificationStarted, VerificationResult,
-        Done, Failed,
-    )
-}
-
-
-def event_from_dict(d: dict[str, Any]) -> Event:
-    cls = EVENT_TYPES[d["type"]]
-    return cls(**{k: v for k, v in d.items() if k != "type"})

@@ -1,16 +1,18 @@
 """The ReAct loop: an async generator of typed events. Front ends consume the events and nothing else.
 
-One turn = one model call. Before each call: budgets, then compaction. After the model answers: run its tool
-calls (read-only ones concurrently, writes in order) under the sandbox policy, feed results back, repeat until
-the model ends its turn without tool calls or a budget stops the run.
+One turn = one model call. Before each call: budgets, then compaction. After the model answers, its tool calls go
+through the registry's gate (validation, policy, approval) and run; their results go back; repeat until the model
+ends its turn without tool calls (and any --verify command passes) or a budget stops the run. Every way a run ends
+is a `Stop` carrying its final event.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable
+from typing import Any, Protocol
 
 from ghostline.agent import events as ev
 from ghostline.agent.providers.base import (
@@ -22,80 +24,46 @@ from ghostline.agent.providers.base import (
     ToolSpec,
     TurnComplete,
     TurnUsage,
-    malformed_arguments,
 )
-from ghostline.agent.session import INTERRUPTED, Session, apply_event, close_dangling_tool_uses
+from ghostline.agent.session import INTERRUPTED, apply_event, close_dangling_tool_uses
+from ghostline.agent.verify import (
+    Verification,
+    VerificationError,
+    run_verification,
+    still_failing,
+    verification_feedback,
+)
 from ghostline.compaction import CompactionFailed
-from ghostline.compaction.transcript import Message
-from ghostline.tools.base import REWRITE_PENDING, Tool, ToolContext, ToolResult
+from ghostline.compaction.transcript import Message, ToolUseBlock
+from ghostline.tools.base import ToolContext, ToolResult
+from ghostline.tools.registry import Call, ToolRegistry, Verdict
 
+log = logging.getLogger(__name__)
 MAX_CONTEXT_RETRIES = 3
 
-# --verify: what the model is shown of a failing command's output (its end, where the errors usually are).
-VERIFY_TAIL_BYTES = 4096
-VERIFY_TAIL_LINES = 100
-VERIFY_OUTPUT_LIMIT = 30000  # captured in memory (head + tail); the whole output goes beside the session
-DEFAULT_VERIFY_ATTEMPTS = 2
-DEFAULT_VERIFY_TIMEOUT_S = 600.0
+
+class SessionLog(Protocol):
+    id: str
+
+    def append(self, record: dict[str, Any]) -> None: ...
 
 
-@dataclass
-class Verification:
-    """`agent run --verify CMD`: run CMD when the model says it is done; on failure, send it back to fix."""
+class CompactorLike(Protocol):
+    """compaction.Compactor, as the loop uses it."""
 
-    command: str
-    attempts: int = DEFAULT_VERIFY_ATTEMPTS  # extra attempts after the first failure (0: verify once)
-    timeout_s: float = DEFAULT_VERIFY_TIMEOUT_S
-
-    @property
-    def max_runs(self) -> int:
-        return 1 + self.attempts
-
-
-def output_tail(text: str, max_bytes: int = VERIFY_TAIL_BYTES, max_lines: int = VERIFY_TAIL_LINES
-                ) -> tuple[str, bool]:
-    """The end of a command's output: at most `max_lines` lines and `max_bytes` UTF-8 bytes, starting on a line
-    boundary where possible (a single over-long last line keeps its end). Returns (tail, cut): cut is True when
-    anything but trailing whitespace was left out."""
-    text = text.rstrip()
-    if not text:
-        return "", False
-    lines = text.split("\n")
-    cut = len(lines) > max_lines
-    tail = "\n".join(lines[-max_lines:]) if cut else text
-    raw = tail.encode("utf-8", errors="replace")
-    if len(raw) > max_bytes:
-        cut = True
-        piece = raw[-max_bytes:]
-        # Skip continuation bytes: never start inside a multi-byte character.
-        start = 0
-        while start < len(piece) and (piece[start] & 0xC0) == 0x80:
-            start += 1
-        tail = piece[start:].decode("utf-8", errors="replace")
-        nl = tail.find("\n")
-        if 0 <= nl < len(tail) - 1:
-            tail = tail[nl + 1:]  # drop the partial first line
-    return tail, cut
+    def observe(self, event: dict[str, Any]) -> None: ...
+    def record_usage(self, input_tokens: int) -> None: ...
+    async def prepare(self, system: str, tools: list[dict[str, Any]], messages: list[Message]) -> tuple[Any, Any]: ...
+    async def compact_now(self, system: str, tools: list[dict[str, Any]], messages: list[Message], *,
+                          focus: str | None = None) -> tuple[Any, Any]: ...
+    async def on_context_error(self, system: str, tools: list[dict[str, Any]], messages: list[Message],
+                               limit: int | None) -> tuple[Any, Any]: ...
 
 
-def verification_feedback(r: ev.VerificationResult, max_runs: int, timeout_s: float) -> str:
-    """The user message that sends a failed verification back to the model."""
-    if r.timed_out:
-        how = f"timed out after {timeout_s:g}s and was killed (exit code {r.exit_code})"
-    else:
-        how = f"failed with exit code {r.exit_code}"
-    parts = [f"The verification command `{r.command}` {how} (attempt {r.attempt} of {max_runs})."]
-    if r.output_tail:
-        note = ""
-        if r.tail_cut:
-            note = " (earlier output was cut"
-            note += f"; the full output is in {r.full_output_path})" if r.full_output_path else ")"
-        parts.append(f"The end of its output{note}:\n```\n{r.output_tail}\n```")
-    else:
-        parts.append("It printed nothing.")
-    parts.append("Find and fix the cause of the failure (do not weaken or skip the check), then end your turn; "
-                 "the command runs again when you are done.")
-    return "\n".join(parts)
+class CheckpointsLike(Protocol):
+    """sandbox.Checkpoints, as the loop uses it: a snapshot before a turn changes files makes the turn undoable."""
+
+    def snapshot(self, label: str) -> str | None: ...
 
 
 @dataclass
@@ -128,47 +96,56 @@ class RunStats:
         if cost is not None:
             self.cost_usd = (self.cost_usd or 0.0) + cost
 
+    def add_result(self, kind: str, args: dict[str, Any], r: ToolResult) -> None:
+        """What the run report lists: files a tool changed (from its result) and commands with exit codes."""
+        if not r.is_error:
+            for path in r.meta.get("files_changed") or []:
+                if path not in self.files_changed:
+                    self.files_changed.append(str(path))
+        if kind == "shell" and "exit_code" in r.meta:
+            self.commands.append({"command": args.get("command", ""), "exit_code": r.meta["exit_code"]})
+
+
+class Stop(Exception):  # noqa: N818 - control flow, not an error
+    """Ends the run; carries the final event (Done or Failed)."""
+
+    def __init__(self, event: ev.Done | ev.Failed):
+        super().__init__(event)
+        self.event = event
+
 
 class AgentLoop:
     def __init__(
         self,
         *,
         provider: Provider,
-        tools: list[Tool],
+        registry: ToolRegistry,
         ctx: ToolContext,
         system: str,
-        session: Session | None = None,
+        session: SessionLog | None = None,
         messages: list[Message] | None = None,
         budgets: Budgets | None = None,
-        policy: Any = None,  # sandbox.Policy: evaluate(tool, args, mode=, approval=, workspace=) -> Decision
-        compactor: Any = None,  # compaction.Compactor
-        checkpoints: Any = None,  # sandbox.Checkpoints: snapshot(label) -> ref
-        failure_tracker: Any = None,  # apply.FailureTracker
+        compactor: CompactorLike | None = None,
+        checkpoints: CheckpointsLike | None = None,
         cost_of: Callable[[TurnUsage], float | None] = lambda u: None,
         max_output_tokens: int = 8192,
         verification: Verification | None = None,
     ):
         self.provider = provider
-        self.tools = tools
-        self.tools_by_name = {t.name: t for t in tools}
+        self.registry = registry
         self.ctx = ctx
         self.system = system
         self.session = session
         self.messages: list[Message] = messages if messages is not None else []
         self.budgets = budgets or Budgets()
-        self.policy = policy
         self.compactor = compactor
         self.checkpoints = checkpoints
-        self.failure_tracker = failure_tracker
         self.cost_of = cost_of
         self.max_output_tokens = max_output_tokens
         self.verification = verification
         self.verify_runs = 0  # verification runs started in this run (not counting earlier runs of a session)
         self.verify_last: ev.VerificationResult | None = None
         self.stats = RunStats()
-        self.tool_specs = [ToolSpec(t.name, t.description, t.input_schema) for t in tools]
-        self._tool_dicts = [{"name": s.name, "description": s.description, "input_schema": s.input_schema}
-                            for s in self.tool_specs]
         close_dangling_tool_uses(self.messages)
 
     # -- bookkeeping -------------------------------------------------------------------------------------
@@ -177,124 +154,104 @@ class AgentLoop:
         d = event.to_dict()
         if self.session is not None:
             self.session.append(d)
-        if self.compactor is not None and hasattr(self.compactor, "observe"):
+        if self.compactor is not None:
             self.compactor.observe(d)
         apply_event(self.messages, d)
         return event
 
-    def _budget_stop(self) -> ev.Done | None:
+    def _done(self, subtype: str, text: str | None = None) -> Stop:
+        return Stop(ev.Done(self.last_text() if text is None else text, subtype, self.stats.num_turns))
+
+    def _check_budgets(self) -> None:
         b, s = self.budgets, self.stats
         if b.max_turns is not None and s.num_turns >= b.max_turns:
-            return ev.Done(self._last_text(), "error_max_turns", s.num_turns)
+            raise self._done("error_max_turns")
         if b.max_tokens is not None and s.total_tokens >= b.max_tokens:
-            return ev.Done(self._last_text(), "error_budget", s.num_turns)
+            raise self._done("error_budget")
         if b.max_cost is not None and s.cost_usd is not None and s.cost_usd >= b.max_cost:
-            return ev.Done(self._last_text(), "error_budget", s.num_turns)
-        return None
+            raise self._done("error_budget")
 
-    def _last_text(self) -> str:
+    def last_text(self) -> str:
         for m in reversed(self.messages):
             if m.role == "assistant" and m.text.strip():
                 return m.text.strip()
         return ""
 
+    @property
+    def tool_specs(self) -> list[ToolSpec]:
+        return [ToolSpec(**s) for s in self.registry.specs()]
+
     # -- the loop ----------------------------------------------------------------------------------------
 
     async def run(self, user_text: str | None) -> AsyncIterator[ev.Event]:
-        """Add the user's message (None: continue as is) and drive turns until done, a budget, or an error.
-
-        With a verification, "done" means the model ended its turn with no tool calls *and* the command
-        passed; a failure goes back to the model as a user message while attempts are left."""
+        """Add the user's message (None: continue as is) and drive turns until a Stop."""
         if user_text:
             yield self._emit(ev.UserMessage(user_text))
         # A resumed session whose model had already finished (a run killed mid-verification): verify first.
-        verify_now = (not user_text and self.verification is not None and bool(self.messages)
-                      and self.messages[-1].role == "assistant" and not self.messages[-1].tool_uses)
-        while True:
-            if verify_now:
-                verify_now = False
-                final_text = self._last_text()
-            else:
-                stop = self._budget_stop()
-                if stop is not None:
-                    yield self._emit(stop)
-                    return
-                try:
-                    async for e in self._compact():
+        finished = not user_text and self.verification is not None and self._model_has_finished()
+        try:
+            while True:
+                if not finished:
+                    self._check_budgets()
+                    async for e in self._turn():
                         yield e
-                    complete: TurnComplete | None = None
-                    async for e in self._model_turn():
-                        if isinstance(e, TurnComplete):
-                            complete = e
-                        else:
-                            yield e
-                except (ProviderError, CompactionFailed) as err:
-                    yield self._emit(ev.Failed(str(err), "error_during_execution", self.stats.num_turns))
-                    return
-                assert complete is not None
-                msg = complete.message
-                yield self._emit(ev.AssistantMessage(msg.to_dict()))
-                cost = self.cost_of(complete.usage)
-                self.stats.add_usage(complete.usage, cost)
-                if self.compactor is not None and hasattr(self.compactor, "record_usage"):
-                    self.compactor.record_usage(complete.usage.total_input)
-                yield self._emit(ev.Usage(complete.usage.input_tokens, complete.usage.output_tokens,
-                                          complete.usage.cache_read_input_tokens,
-                                          complete.usage.cache_creation_input_tokens, self.stats.cost_usd))
-                uses = msg.tool_uses
-                if uses:
-                    async for e in self._run_tools(uses):
-                        yield e
+                    finished = self._model_has_finished()
                     continue
-                final_text = msg.text.strip()
-            if self.verification is None:
-                yield self._emit(ev.Done(final_text, "success", self.stats.num_turns))
-                return
-            result: ev.VerificationResult | None = None
-            async for e in self._verify():
+                finished = False
+                async for e in self._verify_or_stop():
+                    yield e
+        except Stop as stop:
+            yield self._emit(stop.event)
+
+    def _model_has_finished(self) -> bool:
+        last = self.messages[-1] if self.messages else None
+        return last is not None and last.role == "assistant" and not last.tool_uses
+
+    async def _turn(self) -> AsyncIterator[ev.Event]:
+        """Compaction, one model call, then its tool calls."""
+        try:
+            async for e in self._compact_before_call():
                 yield e
-                if isinstance(e, ev.Failed):
-                    return
-                if isinstance(e, ev.VerificationResult):
-                    result = e
-            assert result is not None
-            if result.passed:
-                yield self._emit(ev.Done(final_text, "success", self.stats.num_turns))
-                return
-            v = self.verification
-            if self.verify_runs >= v.max_runs:
-                how = "timed out" if result.timed_out else f"exited with code {result.exit_code}"
-                yield self._emit(ev.Done(
-                    f"verification still fails after {self.verify_runs} attempt{'s' * (self.verify_runs != 1)}: "
-                    f"`{v.command}` {how}", "error_verification", self.stats.num_turns))
-                return
-            # Same loop, same budgets: the top of the loop stops here if a budget ran out.
-            yield self._emit(ev.UserMessage(verification_feedback(result, v.max_runs, v.timeout_s)))
+            complete: TurnComplete | None = None
+            async for item in self._model_call():
+                if isinstance(item, TurnComplete):
+                    complete = item
+                else:
+                    yield item
+        except (ProviderError, CompactionFailed) as err:
+            raise Stop(ev.Failed(str(err), "error_during_execution", self.stats.num_turns)) from None
+        assert complete is not None
+        yield self._emit(ev.AssistantMessage(complete.message.to_dict()))
+        u = complete.usage
+        self.stats.add_usage(u, self.cost_of(u))
+        if self.compactor is not None:
+            self.compactor.record_usage(u.total_input)
+        yield self._emit(ev.Usage(u.input_tokens, u.output_tokens, u.cache_read_input_tokens,
+                                  u.cache_creation_input_tokens, self.stats.cost_usd))
+        if complete.message.tool_uses:
+            async for e in self._run_tools(complete.message.tool_uses):
+                yield e
 
-    async def _verify(self) -> AsyncIterator[ev.Event]:
-        """Run the verification command once, through the same sandbox as the bash tool."""
-        from ghostline import sandbox
-
+    async def _verify_or_stop(self) -> AsyncIterator[ev.Event]:
+        """The model says it is done: without --verify that is success; with it, the command decides. A failure
+        goes back to the model as a user message while attempts are left (the budgets still apply)."""
+        final_text = self.last_text()
         v = self.verification
-        assert v is not None
+        if v is None:
+            raise self._done("success", final_text)
         self.verify_runs += 1
         yield self._emit(ev.VerificationStarted(v.command, self.verify_runs, v.max_runs))
         try:
-            res = await sandbox.run_command(
-                v.command, cwd=self.ctx.cwd, workspace=self.ctx.workspace, mode=self.ctx.sandbox_mode,
-                network=self.ctx.network, timeout=v.timeout_s, output_limit=VERIFY_OUTPUT_LIMIT, env=self.ctx.env,
-                output_dir=self.ctx.output_dir,
-            )
-        except sandbox.SandboxError as exc:
-            yield self._emit(ev.Failed(f"the sandbox could not run the verification command: {exc}",
-                                       "error_during_execution", self.stats.num_turns))
-            return
-        tail, cut = output_tail(res.output)
-        passed = res.exit_code == 0 and not res.timed_out
-        self.verify_last = ev.VerificationResult(
-            v.command, self.verify_runs, res.exit_code, passed, res.duration_ms, tail, cut or res.truncated,
-            res.timed_out, res.full_output_path)
-        yield self._emit(self.verify_last)
+            result = await run_verification(v, self.verify_runs, self.ctx)
+        except VerificationError as exc:
+            raise Stop(ev.Failed(str(exc), "error_during_execution", self.stats.num_turns)) from None
+        self.verify_last = result
+        yield self._emit(result)
+        if result.passed:
+            raise self._done("success", final_text)
+        if self.verify_runs >= v.max_runs:
+            raise self._done("error_verification", still_failing(v, self.verify_runs, result))
+        yield self._emit(ev.UserMessage(verification_feedback(result, v.max_runs, v.timeout_s)))
 
     def verification_report(self) -> dict[str, Any] | None:
         """For the result object: None without --verify."""
@@ -306,15 +263,95 @@ class AgentLoop:
                 "attempts": self.verify_runs, "max_attempts": v.max_runs,
                 "last_exit_code": last.exit_code if last else None}
 
+    # -- compaction --------------------------------------------------------------------------------------
+
     async def compact(self, focus: str | None = None) -> AsyncIterator[ev.Event]:
         """/compact [focus]: summarise now; yields Compaction events (none without a compactor)."""
-        if self.compactor is None or not hasattr(self.compactor, "compact_now"):
+        if self.compactor is None:
             return
-        new_messages, cevents = await self.compactor.compact_now(self.system, self._tool_dicts, self.messages,
-                                                                 focus=focus)
-        for c in cevents:
-            yield self._emit(ev.Compaction(c.stage, c.tokens_before, c.tokens_after, c.detail))
-        self._adopt(new_messages, cevents)
+        result = await self.compactor.compact_now(self.system, self.registry.specs(), self.messages, focus=focus)
+        for e in self._adopt(*result):
+            yield e
+
+    async def _compact_before_call(self) -> AsyncIterator[ev.Event]:
+        if self.compactor is None:
+            return
+        result = await self.compactor.prepare(self.system, self.registry.specs(), self.messages)
+        for e in self._adopt(*result):
+            yield e
+
+    def _adopt(self, new_messages: list[Message], stages: list[Any]) -> list[ev.Event]:
+        events = [self._emit(ev.Compaction(c.stage, c.tokens_before, c.tokens_after, c.detail)) for c in stages]
+        if new_messages is not self.messages:
+            self.messages[:] = new_messages
+            # Summaries cost a model call: keep the rebuilt transcript in the session so --resume starts from it.
+            if self.session is not None and any(c.stage in ("collapse", "auto_compact") for c in stages):
+                self.session.append({"type": "transcript_replaced",
+                                     "messages": [m.to_dict() for m in self.messages]})
+        return events
+
+    async def _model_call(self) -> AsyncIterator[ev.Event | TurnComplete]:
+        """One streamed model call; on a context-length error, compact reactively and retry (bounded)."""
+        self.stats.num_turns += 1
+        yield self._emit(ev.TurnStarted(self.stats.num_turns))
+        for failures in range(MAX_CONTEXT_RETRIES + 1):
+            try:
+                async for item in self.provider.stream_turn(self.system, self.messages, self.tool_specs,
+                                                            self.max_output_tokens):
+                    if isinstance(item, StreamText):
+                        yield ev.TextDelta(item.text)  # deltas are not logged: the full message is
+                    elif isinstance(item, StreamRetry):
+                        yield self._emit(ev.Retry(item.attempt, item.delay_s, item.error))
+                    elif isinstance(item, TurnComplete):
+                        yield item
+                return
+            except ContextLengthError as err:
+                if self.compactor is None or failures == MAX_CONTEXT_RETRIES:
+                    raise ProviderError(
+                        f"the conversation no longer fits the model's context window ({err}); "
+                        f"start a new session or raise the window in config") from None
+                result = await self.compactor.on_context_error(self.system, self.registry.specs(), self.messages,
+                                                               err.limit)
+                for e in self._adopt(*result):
+                    yield e
+
+    # -- tools -------------------------------------------------------------------------------------------
+
+    async def _run_tools(self, uses: list[ToolUseBlock]) -> AsyncIterator[ev.Event]:
+        """Every call passes the gate (in order: approvals are asked one at a time), then the admitted ones run."""
+        calls = [Call(u.id, u.name, u.input, u.raw_arguments) for u in uses]
+        for c in calls:
+            yield self._emit(ev.ToolCall(c.id, c.name, c.args, self.registry.kind_of(c.name),
+                                         self.registry.title_of(c.name, c.args)))
+        verdicts: list[Verdict] = []
+        for c in calls:
+            verdict = await self.registry.admit(c, self.ctx)
+            verdicts.append(verdict)
+            if verdict.asked or verdict.refusal is not None and verdict.refusal.meta.get("denied"):
+                yield self._emit(ev.ApprovalNeeded(c.name, c.args, verdict.reason,
+                                                   "allowed" if verdict.allowed else "denied", c.id,
+                                                   verdict.remembered_rule))
+        admitted = [v for v in verdicts if v.allowed]
+        if any(v.tool is not None and v.tool.kind != "read" for v in admitted):
+            await self._checkpoint()
+        outcomes = dict(zip((v.call.id for v in admitted), await self.registry.execute(admitted, self.ctx),
+                            strict=True))
+        for v in verdicts:
+            r = outcomes.get(v.call.id) or v.refusal
+            assert r is not None
+            self.stats.add_result(self.registry.kind_of(v.call.name), v.args, r)
+            if r.meta.get("diff"):
+                yield self._emit(ev.Diff(str(r.meta.get("path", "")), r.meta["diff"], v.call.id))
+            yield self._emit(ev.ToolResultEvent(v.call.id, v.call.name, r.content, r.is_error, _json_safe(r.meta)))
+
+    async def _checkpoint(self) -> None:
+        if self.checkpoints is None:
+            return
+        label = f"{self.session.id if self.session else 'run'}:{self.stats.num_turns}"
+        try:
+            await asyncio.to_thread(self.checkpoints.snapshot, label)
+        except Exception:  # a failed snapshot must not stop the work; undo just has one point less
+            log.debug("checkpoint %s failed", label, exc_info=True)
 
     def settle_interrupted(self) -> list[str]:
         """After run() was cancelled: tool calls left without a result get an 'interrupted' error result
@@ -330,121 +367,6 @@ class AgentLoop:
         for u in missing:
             self._emit(ev.ToolResultEvent(u.id, u.name, INTERRUPTED, True, {"interrupted": True}))
         return [u.id for u in missing]
-
-    async def _compact(self) -> AsyncIterator[ev.Event]:
-        if self.compactor is None:
-            return
-        new_messages, cevents = await self.compactor.prepare(self.system, self._tool_dicts, self.messages)
-        for c in cevents:
-            yield self._emit(ev.Compaction(c.stage, c.tokens_before, c.tokens_after, c.detail))
-        self._adopt(new_messages, cevents)
-
-    def _adopt(self, new_messages: list[Message], cevents: list[Any]) -> None:
-        if new_messages is self.messages:
-            return
-        self.messages[:] = new_messages
-        # Summaries cost a model call: keep the rebuilt transcript in the session so --resume starts from it.
-        if self.session is not None and any(c.stage in ("collapse", "auto_compact") for c in cevents):
-            self.session.append({"type": "transcript_replaced", "messages": [m.to_dict() for m in self.messages]})
-
-    async def _model_turn(self) -> AsyncIterator[Any]:
-        """One model call with streaming; on a context-length error, compact reactively and retry (bounded)."""
-        self.stats.num_turns += 1
-        yield self._emit(ev.TurnStarted(self.stats.num_turns))
-        failures = 0
-        while True:
-            try:
-                async for item in self.provider.stream_turn(self.system, self.messages, self.tool_specs,
-                                                            self.max_output_tokens):
-                    if isinstance(item, StreamText):
-                        yield ev.TextDelta(item.text)  # deltas are not logged: the full message is
-                    elif isinstance(item, StreamRetry):
-                        yield self._emit(ev.Retry(item.attempt, item.delay_s, item.error))
-                    elif isinstance(item, TurnComplete):
-                        yield item
-                return
-            except ContextLengthError as err:
-                failures += 1
-                if self.compactor is None or failures > MAX_CONTEXT_RETRIES:
-                    raise ProviderError(
-                        f"the conversation no longer fits the model's context window ({err}); "
-                        f"start a new session or raise the window in config"
-                    ) from None
-                new_messages, cevents = await self.compactor.on_context_error(
-                    self.system, self._tool_dicts, self.messages, err.limit)
-                for c in cevents:
-                    yield self._emit(ev.Compaction(c.stage, c.tokens_before, c.tokens_after, c.detail))
-                self._adopt(new_messages, cevents)
-
-    async def _decide(self, name: str, args: dict[str, Any]) -> tuple[bool, str]:
-        """Ask the policy; 'ask' goes to the approval callback, or is denied when nobody can answer."""
-        if self.policy is None or name not in self.tools_by_name:
-            return True, ""
-        decision = self.policy.evaluate(name, args, mode=self.ctx.sandbox_mode, approval=self.ctx.approval,
-                                        workspace=self.ctx.workspace)
-        if decision.action == "allow":
-            return True, ""
-        if decision.action == "deny":
-            return False, f"denied by the sandbox policy: {decision.reason}"
-        if self.ctx.approve is None:
-            return False, (f"this action needs the user's approval ({decision.reason}), and none can be given in "
-                           f"a headless run; find another way that needs no approval, or stop and explain")
-        ok = await self.ctx.approve(name, args, decision.reason)
-        return ok, "" if ok else f"the user declined this action ({decision.reason})"
-
-    async def _run_tools(self, uses: list[Any]) -> AsyncIterator[ev.Event]:
-        from ghostline.tools.registry import run_tool_calls
-
-        allowed: list[tuple[str, str, dict[str, Any]]] = []
-        denied: dict[str, str] = {}
-        for u in uses:
-            yield self._emit(ev.ToolCall(u.id, u.name, u.input))
-            bad_args = malformed_arguments(u.input)
-            if bad_args is not None:
-                denied[u.id] = bad_args
-                continue
-            ok, why = await self._decide(u.name, u.input)
-            if ok:
-                allowed.append((u.id, u.name, u.input))
-            else:
-                denied[u.id] = why
-                yield self._emit(ev.ApprovalNeeded(u.name, u.input, why, "denied"))
-        writes = [c for c in allowed if c[1] in self.tools_by_name and not self.tools_by_name[c[1]].read_only]
-        if writes and self.checkpoints is not None:
-            label = f"{self.session.id if self.session else 'run'}:{self.stats.num_turns}"
-            try:
-                await asyncio.to_thread(self.checkpoints.snapshot, label)
-            except Exception:  # a failed snapshot must not stop the work; undo just has one point less
-                pass
-        results: dict[str, ToolResult] = {}
-        if allowed:
-            outs = await run_tool_calls(allowed, self.tools, self.ctx)
-            results = {c[0]: r for c, r in zip(allowed, outs, strict=True)}
-        for u in uses:
-            if u.id in denied:
-                r = ToolResult(denied[u.id], is_error=True,
-                               meta={"malformed": True} if malformed_arguments(u.input) else {"denied": True})
-            else:
-                r = results[u.id]
-                self._track(u.name, u.input, r)
-            if r.meta.get("diff"):
-                yield self._emit(ev.Diff(str(r.meta.get("path", u.input.get("path", ""))), r.meta["diff"]))
-            yield self._emit(ev.ToolResultEvent(u.id, u.name, r.content, r.is_error, _json_safe(r.meta)))
-
-    def _track(self, name: str, args: dict[str, Any], r: ToolResult) -> None:
-        path = r.meta.get("path") or args.get("path")
-        if name in ("write", "edit") and not r.is_error and path:
-            full = os.path.normpath(os.path.join(self.ctx.cwd, str(path)))
-            if full not in self.stats.files_changed:
-                self.stats.files_changed.append(full)
-        if name == "bash" and "exit_code" in r.meta:
-            self.stats.commands.append({"command": args.get("command", ""), "exit_code": r.meta["exit_code"]})
-        if name == "edit" and args.get("path") and self.failure_tracker is not None:
-            full = os.path.realpath(os.path.join(self.ctx.cwd, str(args["path"])))
-            if self.failure_tracker.record(full, not r.is_error):
-                # After repeated failures, ask for the whole file; the write tool checks it for truncation.
-                self.ctx.extras.setdefault(REWRITE_PENDING, set()).add(full)
-                r.content += "\n\n" + self.failure_tracker.message(str(args["path"]))
 
 
 def _json_safe(meta: dict[str, Any]) -> dict[str, Any]:

@@ -58,12 +58,9 @@ def _one_line(value: Any, limit: int = 100) -> str:
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
-def describe_call(name: str, args: dict[str, Any]) -> str:
-    key = {"read": "path", "write": "path", "edit": "path", "bash": "command", "grep": "pattern",
-           "glob": "pattern", "search": "query"}.get(name)
-    if key and key in args:
-        return f"{name} {_one_line(args[key])}"
-    return f"{name} {_one_line(args)}"
+def call_title(e: ev.ToolCall) -> str:
+    """The tool's own one-line title; events from older sessions have none."""
+    return e.title or f"{e.name} {_one_line(e.input)}"
 
 
 class TextRenderer:
@@ -75,6 +72,7 @@ class TextRenderer:
         self.verbose = verbose
         self.styled = self.out.isatty()
         self._mid_line = False
+        self._titles: dict[str, str] = {}  # call id -> title, for lines about a call after its ToolCall
 
     def _style(self, text: str, code: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.styled else text
@@ -102,7 +100,8 @@ class TextRenderer:
             self.out.flush()
             self._mid_line = not e.text.endswith("\n")
         elif isinstance(e, ev.ToolCall):
-            self._line(self._style(f"→ {describe_call(e.name, e.input)}", "36"))
+            self._titles[e.id] = call_title(e)
+            self._line(self._style(f"→ {self._titles[e.id]}", "36"))
         elif isinstance(e, ev.ToolResultEvent):
             if e.is_error:
                 self._line(self._style(f"  ✗ {e.name}: {_one_line(e.content, 160)}", "31"))
@@ -132,7 +131,8 @@ class TextRenderer:
             self._line(self._style(f"[compaction: {e.stage} {e.tokens_before} → {e.tokens_after} tokens]", "2"),
                        self.err)
         elif isinstance(e, ev.ApprovalNeeded) and e.decision == "denied":
-            self._line(self._style(f"  ✗ not allowed: {describe_call(e.tool, e.input)}", "33"), self.err)
+            title = self._titles.get(e.id) or f"{e.tool} {_one_line(e.input)}"
+            self._line(self._style(f"  ✗ not allowed: {title}", "33"), self.err)
         elif isinstance(e, ev.Failed):
             self._line(f"error: {e.error}", self.err)
         elif isinstance(e, ev.Done):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -14,11 +15,27 @@ from typing import Any
 
 from ghostline.agent import events as ev
 from ghostline.agent.config import Config, load_config
-from ghostline.agent.providers.base import ConfigError, Provider
+from ghostline.agent.instructions import load_instructions, system_prompt
+from ghostline.agent.loop import AgentLoop, Budgets
+from ghostline.agent.providers.base import ConfigError, Provider, TurnComplete
 from ghostline.agent.render import exit_code_for, make_renderer, result_object
 from ghostline.agent.session import Session, list_sessions, sessions_root
+from ghostline.agent.verify import DEFAULT_VERIFY_ATTEMPTS, DEFAULT_VERIFY_TIMEOUT_S, Verification
+from ghostline.compaction import CompactionConfig, Compactor
+from ghostline.sandbox import CheckpointError, Checkpoints, Policy, create_worktree, detect_level
+from ghostline.tools import (
+    ApprovalAnswer,
+    ApprovalRequest,
+    Approver,
+    BashTool,
+    ToolContext,
+    ToolRegistry,
+    default_tools,
+)
 
 from ghostline.dirs import config_dir, data_dir, find_project_root
+
+log = logging.getLogger(__name__)
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -76,8 +93,6 @@ def _open_session(opts: RunOptions, cwd: Path) -> Session | None:
 
 
 def _make_summarizer(provider: Provider, max_output_tokens: int):
-    from ghostline.agent.providers.base import TurnComplete
-
     async def summarize(messages: list[Any], system: str = "") -> str:
         text = ""
         async for item in provider.stream_turn(system or "You summarise coding sessions precisely.", messages, [],
@@ -89,29 +104,28 @@ def _make_summarizer(provider: Provider, max_output_tokens: int):
     return summarize
 
 
-def _interactive_approver(root: Path):
-    """Asks on the terminal: y allows once, a allows and remembers the rule for this project, else deny."""
+def terminal_approver() -> Approver:
+    """Asks on the terminal: y allows once, a allows and remembers the suggested rule, anything else denies (a
+    typed sentence goes to the model as the reason)."""
 
-    async def approve(tool: str, args: dict[str, Any], reason: str) -> bool:
-        from ghostline.agent.render import describe_call
-        from ghostline.sandbox import remember, suggest_rule
-
-        rule = suggest_rule(tool, args)
-        prompt = f"\nallow {describe_call(tool, args)}? ({reason}) [y]es / [a]lways `{rule}` / [N]o "
+    async def approve(request: ApprovalRequest) -> ApprovalAnswer:
+        prompt = (f"\nallow {request.title}? ({request.reason}) [y]es / [a]lways `{request.suggested_rule}` / "
+                  f"[N]o (or type why not) ")
 
         def ask() -> str:
             sys.stderr.write(prompt)
             sys.stderr.flush()
             try:
-                return sys.stdin.readline().strip().lower()
+                return sys.stdin.readline().strip()
             except (EOFError, OSError):
                 return ""
 
         answer = await asyncio.to_thread(ask)
-        if answer in ("a", "always"):
-            remember(root, rule)
-            return True
-        return answer in ("y", "yes")
+        if answer.lower() in ("a", "always"):
+            return ApprovalAnswer(True, always=True)
+        if answer.lower() in ("y", "yes"):
+            return ApprovalAnswer(True)
+        return ApprovalAnswer.deny("" if answer.lower() in ("", "n", "no") else answer)
 
     return approve
 
@@ -177,8 +191,6 @@ def _verification(opts: RunOptions) -> Any:
         return None
     if not opts.verify.strip():
         raise UsageError('--verify needs a command, e.g. --verify "pytest -q" (got an empty one)')
-    from ghostline.agent.loop import DEFAULT_VERIFY_ATTEMPTS, DEFAULT_VERIFY_TIMEOUT_S, Verification
-
     attempts = DEFAULT_VERIFY_ATTEMPTS if opts.verify_attempts is None else opts.verify_attempts
     if attempts < 0:
         raise UsageError(f"--verify-attempts must be 0 or more (extra attempts after a failure); got {attempts}")
@@ -194,16 +206,13 @@ def _check_verify_policy(cfg: Config, verification: Any, *, cwd: Path, mode: str
     if verification is None:
         return
     root = find_project_root(cwd)
-    policy = _make_policy(cfg, root)
-    if policy is None:
-        return
-    decision = policy.evaluate("bash", {"command": verification.command}, mode=mode, approval=approval,
-                               workspace=root, cwd=cwd)
+    decision = _make_policy(cfg, root).evaluate(BashTool().action({"command": verification.command}), mode=mode,
+                                                approval=approval, workspace=root, cwd=cwd)
     if decision.action == "deny":
         raise UsageError(f"--verify command refused by the sandbox policy: {decision.reason}")
 
 
-def prepare_run(opts: RunOptions, *, headless: bool, approver: Any = None) -> PreparedRun:
+def prepare_run(opts: RunOptions, *, headless: bool, approver: Approver | None = None) -> PreparedRun:
     """Config → model → tools, policy, compaction, checkpoints → a ready AgentLoop. Raises UsageError/ConfigError."""
     started = time.monotonic()
     verification = _verification(opts)
@@ -234,8 +243,6 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Any = None) -> Pr
         root = find_project_root(cwd)
         if not (root / ".git").exists():
             raise UsageError(f"--worktree needs a git repository; {cwd} is not in one")
-        from ghostline.sandbox import create_worktree
-
         try:
             wt_path, branch = create_worktree(root, opts.worktree or None)
         except Exception as e:  # git refuses: name taken, dirty state it cannot handle...
@@ -250,11 +257,6 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Any = None) -> Pr
         session = Session.create(sessions_root(data_dir()), cwd=cwd, model=provider_label(model_spec))
     messages = session.transcript()
 
-    from ghostline.agent.instructions import load_instructions, system_prompt
-    from ghostline.agent.loop import AgentLoop, Budgets
-    from ghostline.tools.base import ToolContext
-    from ghostline.tools.registry import default_tools
-
     instructions = load_instructions(root, cwd, config_dir())
     system = system_prompt(root=root, cwd=cwd, instructions=instructions, sandbox=sandbox_mode, is_git=is_git)
     sandbox_report: dict[str, Any] = {"mode": sandbox_mode, "approval": approval, "network": network,
@@ -263,17 +265,15 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Any = None) -> Pr
         sandbox_report["worktree"] = worktree_note
 
     max_output = min(cfg.max_output_tokens, info.max_output_tokens)
-    ctx = ToolContext(
-        workspace=root, cwd=cwd, sandbox_mode=sandbox_mode, approval=approval, network=network,
-        approve=approver, output_dir=session.output_dir, on_file_changed=_notify_index,
-    )
+    ctx = ToolContext(workspace=root, cwd=cwd, sandbox_mode=sandbox_mode, approval=approval, network=network,
+                      output_dir=session.output_dir, on_file_changed=_notify_index)
+    registry = ToolRegistry(default_tools(), policy=_make_policy(cfg, root), approver=approver, project_root=root)
     loop = AgentLoop(
-        provider=provider, tools=default_tools(), ctx=ctx, system=system, session=session, messages=messages,
+        provider=provider, registry=registry, ctx=ctx, system=system, session=session, messages=messages,
         budgets=Budgets(opts.max_turns or cfg.max_turns, opts.max_tokens or cfg.max_tokens,
                         opts.max_cost if opts.max_cost is not None else cfg.max_cost),
-        policy=_make_policy(cfg, root),
         compactor=_make_compactor(cfg, info, session, provider, instructions, max_output),
-        checkpoints=_make_checkpoints(root, session.id), failure_tracker=_make_failure_tracker(),
+        checkpoints=_make_checkpoints(root, session.id),
         cost_of=lambda u: cost_usd(u, info), max_output_tokens=max_output, verification=verification,
     )
     return PreparedRun(loop=loop, session=session, cwd=cwd, root=root, is_git=is_git,
@@ -304,10 +304,7 @@ def _run_task(opts: RunOptions) -> int:
     headless = is_headless()
     if not opts.task and not (opts.resume or opts.cont):
         raise UsageError('give a task: agent run "what to do" (or --continue / --resume ID)')
-    run = prepare_run(opts, headless=headless)
-    if not headless:
-        # Built from the run's own root: --resume and --worktree may move it away from the shell's cwd.
-        run.loop.ctx.approve = _interactive_approver(run.root)
+    run = prepare_run(opts, headless=headless, approver=None if headless else terminal_approver())
     session, loop = run.session, run.loop
     renderer = make_renderer(opts.output_format, opts.verbose)
     rep = run.sandbox_report
@@ -395,18 +392,12 @@ def _sandbox_level(mode: str) -> str:
     if mode == "full-access":
         return "none (full-access)"
     try:
-        from ghostline.sandbox import detect_level
-
         return detect_level()
     except Exception:
         return "none"
 
 
-def _make_policy(cfg: Config, root: Path) -> Any:
-    try:
-        from ghostline.sandbox import Policy
-    except ImportError:
-        return None
+def _make_policy(cfg: Config, root: Path) -> Policy:
     try:
         return Policy.from_config(cfg.permissions, workspace=root)
     except ValueError as e:
@@ -414,11 +405,7 @@ def _make_policy(cfg: Config, root: Path) -> Any:
 
 
 def _make_compactor(cfg: Config, info: Any, session: Session, provider: Provider, instructions: str,
-                    reserved_output: int) -> Any:
-    try:
-        from ghostline.compaction import CompactionConfig, Compactor
-    except ImportError:
-        return None
+                    reserved_output: int) -> Compactor:
     try:
         ccfg = CompactionConfig.from_dict(cfg.compaction) if cfg.compaction else CompactionConfig()
     except ValueError as e:
@@ -428,23 +415,12 @@ def _make_compactor(cfg: Config, info: Any, session: Session, provider: Provider
                      instructions=instructions, provider=provider.name)
 
 
-def _make_checkpoints(root: Path, session_id: str) -> Any:
-    try:
-        from ghostline.sandbox import Checkpoints
-    except ImportError:
-        return None
+def _make_checkpoints(root: Path, session_id: str) -> Checkpoints | None:
     try:
         return Checkpoints(root, session=session_id)
-    except Exception:
+    except CheckpointError as e:  # no git here: the run goes on, without undo
+        log.debug("no checkpoints for %s: %s", root, e)
         return None
-
-
-def _make_failure_tracker() -> Any:
-    try:
-        from ghostline.apply import FailureTracker
-    except ImportError:
-        return None
-    return FailureTracker()
 
 
 def list_sessions_command(*, all_dirs: bool, limit: int, as_json: bool) -> int:

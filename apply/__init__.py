@@ -6,7 +6,7 @@ Public surface:
 * :func:`write_file` — whole-file write (the ``write`` tool), atomic, keeps mode/encoding/BOM/line endings.
 * :func:`apply_text` — edits written by a model as text (SEARCH/REPLACE blocks, unified diffs, Codex patches,
   whole files, edit JSON) applied under a root directory; :func:`parse` gives the parsed operations.
-* :func:`check_rewrite`, :class:`FailureTracker`, :data:`REWRITE_REQUEST` — the whole-file-rewrite fallback
+* :func:`check_rewrite`, :class:`RewriteRule`, :data:`REWRITE_REQUEST` — the whole-file-rewrite fallback
   after repeated failures on one file.
 * :func:`prefetch_syntax` — parse a file's text ahead of an edit (e.g. when it is read) so the syntax guard
   of the edit is incremental.
@@ -24,7 +24,7 @@ from ghostline.apply.core import (
     write_file,
 )
 from ghostline.apply.formats import FORMATS, FileOp, ParseError, detect, parse
-from ghostline.apply.rewrite import REWRITE_REQUEST, FailureTracker, check_rewrite
+from ghostline.apply.rewrite import REWRITE_REQUEST, RewriteRule, check_rewrite
 from ghostline.apply.syntax import prefetch as prefetch_syntax
 from ghostline.apply.text import apply_text
 
@@ -33,7 +33,7 @@ __all__ = [
     "REWRITE_REQUEST",
     "ApplyResult",
     "Block",
-    "FailureTracker",
+    "RewriteRule",
     "FileOp",
     "ParseError",
     "apply_blocks",

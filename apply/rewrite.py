@@ -62,28 +62,34 @@ def check_rewrite(old_text: str, new_text: str) -> str | None:
     return None
 
 
-class FailureTracker:
-    """Counts consecutive failed edits per file; the agent loop asks for a rewrite when ``record`` says so."""
+class RewriteRule:
+    """The whole-file fallback, in one place: after `threshold` failed edits of a file in a row, the model is asked
+    for the complete file, and its next write of that file is checked (`check_rewrite`) before it lands.
+
+    One per session; the edit tool reports outcomes, the write tool asks whether a write is such a rewrite."""
 
     def __init__(self, threshold: int = 2) -> None:
         self.threshold = threshold
-        self._counts: dict[str, int] = {}
+        self._failures: dict[str, int] = {}
+        self._pending: set[str] = set()
 
-    def record(self, path: str, ok: bool) -> bool:
-        """Record one edit outcome; True when a whole-file rewrite of ``path`` should be requested."""
+    def edit_failed(self, path: str, shown_as: str) -> str | None:
+        """Count a failed edit of `path` (a real path); the rewrite request for the model once it is due."""
         key = str(path)
-        if ok:
-            self._counts.pop(key, None)
-            return False
-        self._counts[key] = self._counts.get(key, 0) + 1
-        return self._counts[key] >= self.threshold
+        count = self._failures.get(key, 0) + 1
+        self._failures[key] = count
+        if count < self.threshold:
+            return None
+        self._pending.add(key)
+        return REWRITE_REQUEST.format(path=shown_as, count=count)
 
-    def count(self, path: str) -> int:
-        return self._counts.get(str(path), 0)
+    def edit_succeeded(self, path: str) -> None:
+        self._failures.pop(str(path), None)
 
-    def reset(self, path: str) -> None:
-        self._counts.pop(str(path), None)
+    def wants_rewrite(self, path: str) -> bool:
+        """Whether a write of `path` is the rewrite asked for (and must pass `check_rewrite`)."""
+        return str(path) in self._pending
 
-    def message(self, path: str) -> str:
-        """The text to send to the model asking for a whole-file rewrite of ``path``."""
-        return REWRITE_REQUEST.format(path=path, count=max(self.count(path), self.threshold))
+    def rewritten(self, path: str) -> None:
+        self._pending.discard(str(path))
+        self._failures.pop(str(path), None)

@@ -937,7 +937,7 @@ async def loop_mode(args: argparse.Namespace) -> dict[str, Any]:
         from ghostline.agent.providers.anthropic import AnthropicProvider
         from ghostline.agent.providers.base import TurnComplete
         from ghostline.tools.base import ToolContext
-        from ghostline.tools.registry import default_tools
+        from ghostline.tools.registry import ToolRegistry, default_tools
 
         from tests.fakeserver import FakeModelServer
     except Exception as exc:  # noqa: BLE001
@@ -986,7 +986,7 @@ async def loop_mode(args: argparse.Namespace) -> dict[str, Any]:
             comp.prepare = timed
         ctx = ToolContext(workspace=ws, cwd=ws, sandbox_mode="workspace-write", approval="auto",
                           output_dir=tmp / "session" / "tool-outputs")
-        loop = AgentLoop(provider=provider, tools=default_tools(), ctx=ctx, system=system, compactor=comp,
+        loop = AgentLoop(provider=provider, registry=ToolRegistry(default_tools()), ctx=ctx, system=system, compactor=comp,
                          max_output_tokens=max_out)
         stats = {"compactions": 0, "stages": {}, "failed": None, "cache_read": 0, "input_total": 0, "done": 0}
         t_start = time.perf_counter()

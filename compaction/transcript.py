@@ -25,6 +25,9 @@ class ToolUseBlock:
     name: str
     input: dict[str, Any]
     type: Literal["tool_use"] = "tool_use"
+    # The model's arguments when they were not a JSON object (input is then {}): the call never runs, and its
+    # error result shows the model what it sent.
+    raw_arguments: str | None = None
 
 
 @dataclass
@@ -67,16 +70,24 @@ _BLOCK_TYPES: dict[str, type] = {
 }
 
 
+_OLD_RAW_KEY = "__raw_arguments__"
+
+
 def block_to_dict(block: Block) -> dict[str, Any]:
     d = dict(block.__dict__)
     if isinstance(block, ToolResultBlock) and not block.meta:
         d.pop("meta")
+    if isinstance(block, ToolUseBlock) and block.raw_arguments is None:
+        d.pop("raw_arguments")
     return d
 
 
 def block_from_dict(d: dict[str, Any]) -> Block:
     cls = _BLOCK_TYPES[d["type"]]
     kwargs = {k: v for k, v in d.items() if k != "type"}
+    if cls is ToolUseBlock and _OLD_RAW_KEY in kwargs.get("input", {}):  # sessions written before raw_arguments
+        kwargs["raw_arguments"] = str(kwargs["input"][_OLD_RAW_KEY])
+        kwargs["input"] = {}
     return cls(**kwargs)
 
 

@@ -6,8 +6,9 @@ Public surface (the rest of the package is internal):
                       level=None, output_dir=None) -> CommandResult
     resolve_path(path, *, cwd, workspace, write, mode) -> Path           raises PathDenied
     detect_level() -> "bubblewrap" | "landlock" | "none";  check() -> dict
-    Policy.from_config(permissions, level=...).evaluate(tool_name, args, *, mode, approval, workspace)
-        -> Decision(action="allow"|"ask"|"deny", reason);  suggest_rule(tool_name, args) -> str
+    Policy.from_config(permissions, level=...).evaluate(Action(tool, kind, paths, command), *, mode, approval,
+        workspace)
+        -> Decision(action="allow"|"ask"|"deny", reason);  suggest_rule(action) -> str
     remember(project, rule) / remembered(project) / forget(project, rule=None)   ("always allow")
     is_trusted(path) / trust(path) / untrust(path) / trusted_dirs()
     Checkpoints(workspace, session=None): snapshot(label) -> str | None, restore(ref), list(session),
@@ -36,13 +37,14 @@ from ghostline.sandbox.store import (
 
 if TYPE_CHECKING:
     from ghostline.sandbox.checkpoints import Checkpoint, CheckpointError, Checkpoints, create_worktree
-    from ghostline.sandbox.policy import Decision, Policy, parse_command, suggest_rule
+    from ghostline.sandbox.policy import Action, Decision, Policy, parse_command, suggest_rule
 
 _LAZY = {
     "Checkpoint": "ghostline.sandbox.checkpoints",
     "CheckpointError": "ghostline.sandbox.checkpoints",
     "Checkpoints": "ghostline.sandbox.checkpoints",
     "create_worktree": "ghostline.sandbox.checkpoints",
+    "Action": "ghostline.sandbox.policy",
     "Decision": "ghostline.sandbox.policy",
     "Policy": "ghostline.sandbox.policy",
     "parse_command": "ghostline.sandbox.policy",
@@ -64,6 +66,7 @@ __all__ = [
     "CheckpointError",
     "Checkpoints",
     "CommandResult",
+    "Action",
     "Decision",
     "PathDenied",
     "Policy",

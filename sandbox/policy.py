@@ -18,10 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-READ_TOOLS = {"read", "read_file", "grep", "glob", "search", "ls", "list", "view", "web_search"}
-EDIT_TOOLS = {"write", "write_file", "edit", "multi_edit", "multiedit", "apply_patch", "patch", "notebook_edit"}
-SHELL_TOOLS = {"bash", "shell", "run", "exec"}
-
 READ_ONLY_COMMANDS = {
     "ls", "cat", "head", "tail", "wc", "grep", "egrep", "fgrep", "rg", "ag", "pwd", "echo", "printf", "which",
     "type", "file", "stat", "du", "df", "tree", "diff", "cmp", "uniq", "cut", "tr", "nl", "basename", "dirname",
@@ -39,6 +35,19 @@ DOWNLOADERS = {"curl", "wget", "fetch", "aria2c", "nc", "ncat"}
 RC_FILES = (".bashrc", ".bash_profile", ".bash_login", ".profile", ".zshrc", ".zprofile", ".zshenv", ".zlogin",
             ".kshrc", ".cshrc", ".tcshrc", ".config/fish", ".inputrc", "/etc/profile", "/etc/bash.bashrc",
             "/etc/environment", ".pam_environment", ".xprofile", ".xinitrc")
+
+
+@dataclass(frozen=True)
+class Action:
+    """What a tool call would do, as the policy judges it. Tools describe their own calls (`Tool.action`), so
+    the policy never needs to know a tool by its name; the name is only matched against rules.
+
+    kind: read (no side effects), edit (changes the files in `paths`), shell (runs `command`), other."""
+
+    tool: str
+    kind: str = "other"
+    paths: tuple[str, ...] = ()
+    command: str | None = None
 
 
 @dataclass
@@ -387,20 +396,12 @@ def _norm_part(part: Part) -> str:
     return " ".join(w if w is not None else "$?" for w in part.words)
 
 
-def _path_arg(args: dict[str, Any]) -> str | None:
-    for k in ("path", "file_path", "file", "filename", "target"):
-        v = args.get(k)
-        if isinstance(v, str) and v:
-            return v
-    return None
-
-
 class Policy:
     """Evaluate tool calls against rules, remembered approvals and the sandbox/approval modes."""
 
     def __init__(self, allow: list[str] | None = None, ask: list[str] | None = None,
                  deny: list[str] | None = None, *, level: str | None = None,
-                 read_only_tools: set[str] | None = None, remembered: bool = True,
+                 remembered: bool = True,
                  workspace: Path | None = None):
         """level: the OS sandbox layer commands run under (default: detect_level() on first use).
         workspace: the default for evaluate()'s workspace. Bad rule syntax raises ValueError."""
@@ -409,7 +410,6 @@ class Policy:
         self.deny = [Rule.parse(r) for r in (deny or [])]
         self.level = level
         self.workspace = workspace
-        self.read_only_tools = set(read_only_tools or ()) | READ_TOOLS
         self.use_remembered = remembered
 
     @classmethod
@@ -443,9 +443,8 @@ class Policy:
                 continue
         return out
 
-    def evaluate(self, tool_name: str, args: dict[str, Any], *, mode: str, approval: str,
-                 workspace: Path | None = None, cwd: Path | None = None, level: str | None = None) -> Decision:
-        tool = tool_name.lower()
+    def evaluate(self, action: Action, *, mode: str, approval: str, workspace: Path | None = None,
+                 cwd: Path | None = None, level: str | None = None) -> Decision:
         workspace = workspace or self.workspace or Path.cwd()
         cwd = cwd or workspace
         if level is None:
@@ -455,47 +454,35 @@ class Policy:
                 self.level = detect_level()
             level = self.level
         yolo = mode == "full-access" and approval == "auto"
-        remembered = self._remembered_rules(workspace)
-        allow_rules = self.allow + remembered
-
-        if tool in SHELL_TOOLS:
-            return self._evaluate_shell(tool, str(args.get("command", "")), mode=mode, approval=approval,
+        allow_rules = self.allow + self._remembered_rules(workspace)
+        if action.kind == "shell":
+            return self._evaluate_shell(action.tool, action.command or "", mode=mode, approval=approval,
                                         workspace=workspace, cwd=cwd, level=level, yolo=yolo,
                                         allow_rules=allow_rules)
-
-        path = _path_arg(args)
-        for rules, action in ((self.deny, "deny"), (self.ask, "ask")):
-            for r in rules:
-                if r.matches_tool(tool) and (path is None or r.pattern is None or r.matches_path(path, workspace)):
-                    return Decision(action, f"{action} rule '{r.source}'")
-        is_read = tool in self.read_only_tools
-        is_edit = tool in EDIT_TOOLS
-        if is_read:
+        ruled = self._deny_or_ask_rule(action, workspace)
+        if ruled is not None:
+            return ruled
+        if action.kind == "read":
             return Decision("allow", "read-only tool")
-        if mode == "read-only" and is_edit:
+        if mode == "read-only" and action.kind == "edit":
             return Decision("deny", "read-only mode: file changes are not allowed")
         for r in allow_rules:
-            if r.matches_tool(tool) and (path is None or r.matches_path(path, workspace)):
+            if r.matches_tool(action.tool) and _paths_match(r, action.paths, workspace):
                 return Decision("allow", f"allow rule '{r.source}'")
-        if is_edit:
-            inside = path is None or not _outside(path, workspace, cwd)
-            if path is not None:
-                from ghostline.sandbox.paths import protected_reason
-
-                real = Path(os.path.realpath(os.path.join(cwd, os.path.expanduser(path))))
-                pr = protected_reason(real, workspace)
-                if pr:
-                    return Decision("deny", pr)
-            if not inside and mode != "full-access":
-                return Decision("deny", "outside the workspace")
-            if yolo:
-                return Decision("allow", "full-access + auto")
-            if approval in ("auto", "auto-edit") and inside:
-                return Decision("allow", f"{approval}: edits in the workspace")
-            return Decision("ask", "file change needs approval" if inside else "file change outside the workspace")
+        if action.kind == "edit":
+            return _evaluate_edit(action.paths, mode=mode, approval=approval, workspace=workspace, cwd=cwd,
+                                  yolo=yolo)
         if yolo or approval == "auto":
             return Decision("allow", "auto")
-        return Decision("ask", f"{tool_name} needs approval")
+        return Decision("ask", f"{action.tool} needs approval")
+
+    def _deny_or_ask_rule(self, action: Action, workspace: Path) -> Decision | None:
+        for rules, verdict in ((self.deny, "deny"), (self.ask, "ask")):
+            for r in rules:
+                if r.matches_tool(action.tool) and (r.pattern is None or _paths_match(r, action.paths, workspace,
+                                                                                    every=False)):
+                    return Decision(verdict, f"{verdict} rule '{r.source}'")
+        return None
 
     def _evaluate_shell(self, tool: str, command: str, *, mode: str, approval: str, workspace: Path, cwd: Path,
                         level: str, yolo: bool, allow_rules: list[Rule]) -> Decision:
@@ -545,15 +532,43 @@ class Policy:
         return Decision("ask", "command is not known to be read-only")
 
 
-def suggest_rule(tool_name: str, args: dict[str, Any]) -> str:
+def _paths_match(rule: Rule, paths: tuple[str, ...], workspace: Path, *, every: bool = True) -> bool:
+    """A rule's pattern against the paths a call touches: an allow rule must cover every path, a deny/ask rule
+    fires on any. A rule without a pattern, or a call without paths, matches."""
+    if rule.pattern is None or not paths:
+        return True
+    hits = (rule.matches_path(p, workspace) for p in paths)
+    return all(hits) if every else any(hits)
+
+
+def _evaluate_edit(paths: tuple[str, ...], *, mode: str, approval: str, workspace: Path, cwd: Path,
+                   yolo: bool) -> Decision:
+    from ghostline.sandbox.paths import protected_reason
+
+    for path in paths:
+        real = Path(os.path.realpath(os.path.join(cwd, os.path.expanduser(path))))
+        why = protected_reason(real, workspace)
+        if why:
+            return Decision("deny", why)
+    inside = not any(_outside(p, workspace, cwd) for p in paths)
+    if not inside and mode != "full-access":
+        return Decision("deny", "outside the workspace")
+    if yolo:
+        return Decision("allow", "full-access + auto")
+    if approval in ("auto", "auto-edit") and inside:
+        return Decision("allow", f"{approval}: edits in the workspace")
+    return Decision("ask", "file change needs approval" if inside else "file change outside the workspace")
+
+
+def suggest_rule(action: Action) -> str:
     """The rule an "always allow this" answer would remember (e.g. `bash: npm run test *`)."""
-    tool = tool_name.lower()
-    if tool in SHELL_TOOLS:
-        parsed = parse_command(str(args.get("command", "")))
-        if parsed.error or not parsed.parts or parsed.parts[0].words[:1] == [None]:
-            return f"{tool}: {args.get('command', '')}"
-        w = [x for x in parsed.parts[0].words if x is not None]
-        keep = w[:3] if len(w) > 1 and w[0] in ("npm", "pnpm", "yarn", "cargo", "go", "make", "uv", "poetry") \
-            else w[:2] if len(w) > 1 and not w[1].startswith("-") else w[:1]
-        return f"{tool}: {' '.join(keep)} *"
-    return tool
+    if action.kind != "shell":
+        return action.tool
+    command = action.command or ""
+    parsed = parse_command(command)
+    if parsed.error or not parsed.parts or parsed.parts[0].words[:1] == [None]:
+        return f"{action.tool}: {command}"
+    w = [x for x in parsed.parts[0].words if x is not None]
+    keep = w[:3] if len(w) > 1 and w[0] in ("npm", "pnpm", "yarn", "cargo", "go", "make", "uv", "poetry") \
+        else w[:2] if len(w) > 1 and not w[1].startswith("-") else w[:1]
+    return f"{action.tool}: {' '.join(keep)} *"

@@ -1,22 +1,23 @@
-"""Model-facing tools: read, write, edit, bash, grep, glob (and search, from tools.search).
+"""Model-facing tools: read, write, edit, bash, grep, glob, search; and the registry, the gate their calls pass.
 
 Public surface:
-    Tool, ToolResult, ToolContext, FileState, FileSnapshot, ToolError      (tools.base)
-    default_tools() -> list[Tool]; tool_specs(tools) -> list[dict]
-    await run_tool_calls(calls: [(id, name, args)], tools, ctx, *, gate=None) -> list[ToolResult]
-    validate_args(schema, args) -> (args | None, error | None)
-    ReadTool, WriteTool, EditTool, BashTool, GrepTool, GlobTool
+    Tool (protocol), BaseTool, ToolKind, ToolResult, ToolContext, ToolError, Preview, FileState   (tools.base)
+    ToolRegistry(tools, policy=, approver=): specs(), kind_of(name), admit(call, ctx) -> Verdict,
+        execute(verdicts, ctx) -> [ToolResult];  Call, Verdict, ApprovalRequest, ApprovalAnswer, Approver
+    default_tools() -> list[Tool]
 """
 
 from __future__ import annotations
 
 from ghostline.tools.base import (
-    ApprovalCallback,
+    BaseTool,
     FileSnapshot,
     FileState,
+    Preview,
     Tool,
     ToolContext,
     ToolError,
+    ToolKind,
     ToolResult,
 )
 from ghostline.tools.bash import BashTool
@@ -24,27 +25,38 @@ from ghostline.tools.edit import EditTool
 from ghostline.tools.glob_tool import GlobTool
 from ghostline.tools.grep import GrepTool
 from ghostline.tools.read import ReadTool
-from ghostline.tools.registry import Gate, default_tools, run_one, run_tool_calls, tool_specs, validate_args
+from ghostline.tools.registry import (
+    ApprovalAnswer,
+    ApprovalRequest,
+    Approver,
+    Call,
+    ToolRegistry,
+    Verdict,
+    default_tools,
+)
 from ghostline.tools.write import WriteTool
 
 __all__ = [
-    "ApprovalCallback",
+    "ApprovalAnswer",
+    "ApprovalRequest",
+    "Approver",
+    "BaseTool",
     "BashTool",
+    "Call",
     "EditTool",
     "FileSnapshot",
     "FileState",
-    "Gate",
     "GlobTool",
     "GrepTool",
+    "Preview",
     "ReadTool",
     "Tool",
     "ToolContext",
     "ToolError",
+    "ToolKind",
+    "ToolRegistry",
     "ToolResult",
+    "Verdict",
     "WriteTool",
     "default_tools",
-    "run_one",
-    "run_tool_calls",
-    "tool_specs",
-    "validate_args",
 ]

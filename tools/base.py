@@ -1,11 +1,16 @@
-"""The tool contract: a name, a JSON schema, a read-only flag and an async `run`."""
+"""The tool contract: a name, a JSON schema, a kind, and an async `run`; plus what the gate and front ends ask of
+a call (its action for the policy, a title, an approval preview)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Callable, Literal, Protocol
+
+from ghostline.apply.rewrite import RewriteRule
+from ghostline.sandbox.policy import Action
 
 
 class ToolError(Exception):
@@ -44,12 +49,17 @@ class FileState:
         self.seen.pop(str(path), None)
 
 
-# ctx.extras key: real paths whose next `write` is a whole-file rewrite the loop requested after failed edits.
-REWRITE_PENDING = "rewrite_pending"
+ToolKind = Literal["read", "edit", "shell", "other"]
+"""What a tool does, which is all the rest of Ghostline may know of it: read (no side effects: runs concurrently,
+needs no approval), edit (changes files), shell (runs commands), other (anything else, e.g. an MCP tool)."""
 
 
-# Asked before an action that the policy says needs approval. Returns True to allow.
-ApprovalCallback = Callable[[str, dict[str, Any], str], Awaitable[bool]]
+@dataclass(frozen=True)
+class Preview:
+    """What an approval prompt shows of a call before it runs: a unified diff, a command, or text."""
+
+    kind: Literal["diff", "command", "text"]
+    text: str
 
 
 @dataclass
@@ -58,20 +68,75 @@ class ToolContext:
     cwd: Path  # where relative paths resolve (real path, inside or equal to workspace)
     file_state: FileState = field(default_factory=FileState)
     sandbox_mode: str = "workspace-write"  # read-only | workspace-write | full-access
-    approval: str = "auto"  # ask | auto-edit | auto
+    approval: str = "auto"  # ask | auto-edit | auto (the gate reads it per call: front ends may switch it)
     network: bool = False
-    approve: ApprovalCallback | None = None  # None: headless, anything needing approval is denied
     output_dir: Path | None = None  # where full outputs of large results are kept (beside the session)
     env: dict[str, str] | None = None  # extra environment for commands (already scrubbed)
     # Called with every path a tool changed, so the index and checkpoints can follow.
     on_file_changed: Callable[[Path], None] | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    # The whole-file fallback after repeated failed edits (the edit tool counts, the write tool checks).
+    rewrites: RewriteRule = field(default_factory=RewriteRule)
 
 
 class Tool(Protocol):
+    """A model-facing tool. Everything outside the tool's own module knows it only through these members."""
+
     name: str
     description: str
     input_schema: dict[str, Any]
-    read_only: bool
+    kind: ToolKind
+
+    def action(self, args: dict[str, Any]) -> Action:
+        """What the call would do, for the permission policy (its kind, the paths or the command)."""
+        ...
+
+    def title(self, args: dict[str, Any]) -> str:
+        """One line for people: `bash pytest -q`, `edit src/app.py`."""
+        ...
+
+    def preview(self, args: dict[str, Any], ctx: ToolContext) -> Preview | None:
+        """What an approval prompt shows before the call runs (None: the arguments)."""
+        ...
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult: ...
+
+
+def _string_arg(args: dict[str, Any], key: str | None) -> str | None:
+    value = args.get(key) if key else None
+    return value if isinstance(value, str) and value else None
+
+
+def one_line(value: Any, limit: int = 100) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class BaseTool:
+    """Defaults for the `Tool` protocol; a tool overrides what its arguments say more precisely.
+
+    `subject_key` names the argument a person recognises a call by (a path, a command, a pattern: the title);
+    `path_key` the file or directory a read or edit call touches (what the policy judges)."""
+
+    name: str = ""
+    description: str = ""
+    input_schema: dict[str, Any] = {}
+    kind: ToolKind = "other"
+    subject_key: str | None = None
+    path_key: str | None = None
+
+    def action(self, args: dict[str, Any]) -> Action:
+        path = _string_arg(args, self.path_key)
+        return Action(self.name, self.kind, paths=(path,) if path is not None else ())
+
+    def title(self, args: dict[str, Any]) -> str:
+        subject = _string_arg(args, self.subject_key)
+        if subject is not None:
+            return f"{self.name} {one_line(subject)}"
+        return f"{self.name} {one_line(args)}" if args else self.name
+
+    def preview(self, args: dict[str, Any], ctx: ToolContext) -> Preview | None:
+        return None
+
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        raise NotImplementedError

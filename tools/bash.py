@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ghostline.tools.base import ToolContext, ToolError, ToolResult
+from ghostline.sandbox.policy import Action
+from ghostline.tools.base import BaseTool, Preview, ToolContext, ToolError, ToolKind, ToolResult
 
 from ghostline import sandbox
 
@@ -13,9 +14,10 @@ MAX_TIMEOUT_S = 600.0
 OUTPUT_LIMIT = 30000
 
 
-class BashTool:
+class BashTool(BaseTool):
     name = "bash"
-    read_only = False
+    kind: ToolKind = "shell"
+    subject_key = "command"
     description = (
         "Run a command with `bash -c` in the working directory and return its output (stdout and stderr "
         "interleaved) and exit code. Each call starts a fresh shell: `cd` and variables do not carry over "
@@ -34,6 +36,12 @@ class BashTool:
         "required": ["command"],
         "additionalProperties": False,
     }
+
+    def action(self, args: dict[str, Any]) -> Action:
+        return Action(self.name, self.kind, command=str(args.get("command", "")))
+
+    def preview(self, args: dict[str, Any], ctx: ToolContext) -> Preview | None:
+        return Preview("command", str(args.get("command", "")))
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         command: str = args["command"]

@@ -6,17 +6,20 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from ghostline.tools.base import ToolContext, ToolError, ToolResult
+from ghostline.tools.base import BaseTool, Preview, ToolContext, ToolError, ToolKind, ToolResult
 from ghostline.tools.paths import display, record, require_fresh, resolve
+from ghostline.tools.preview import read_for_preview, requested_change, unified_diff
 
 from ghostline import apply
 
 DIFF_IN_CONTENT = 4000
 
 
-class EditTool:
+class EditTool(BaseTool):
     name = "edit"
-    read_only = False
+    kind: ToolKind = "edit"
+    subject_key = "path"
+    path_key = "path"
     description = (
         "Replace text in a file. `old_string` must match the file's current text exactly (including "
         "indentation and whitespace) and be unique in the file: include enough surrounding lines to make "
@@ -37,6 +40,14 @@ class EditTool:
         "additionalProperties": False,
     }
 
+    def preview(self, args: dict[str, Any], ctx: ToolContext) -> Preview | None:
+        name, old, new = args["path"], args["old_string"], args["new_string"]
+        before = read_for_preview(ctx.cwd / Path(name).expanduser())
+        if before is None or not old or old not in before:
+            return Preview("diff", requested_change(name, old, new))
+        after = before.replace(old, new) if args.get("replace_all") else before.replace(old, new, 1)
+        return Preview("diff", unified_diff(before, after, name))
+
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         given: str = args["path"]
         old: str = args["old_string"]
@@ -45,7 +56,15 @@ class EditTool:
         if old == new:
             raise ToolError("old_string and new_string are identical; nothing to change")
         path = resolve(ctx, given, write=True)
-        return await asyncio.to_thread(_edit, ctx, path, given, old, new, replace_all)
+        try:
+            result = await asyncio.to_thread(_edit, ctx, path, given, old, new, replace_all)
+        except ToolError as exc:
+            request = ctx.rewrites.edit_failed(str(path), given)
+            if request is None:
+                raise
+            raise ToolError(f"{exc}\n\n{request}") from None
+        ctx.rewrites.edit_succeeded(str(path))
+        return result
 
 
 def _edit(ctx: ToolContext, path: Path, given: str, old: str, new: str, replace_all: bool) -> ToolResult:

@@ -7,16 +7,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ghostline.tools.base import ToolContext, ToolError, ToolResult
+from ghostline.tools.base import BaseTool, ToolContext, ToolError, ToolKind, ToolResult
 from ghostline.tools.ignore import glob_regex, literal_prefix, walk_files
 from ghostline.tools.paths import display, resolve
 
 MAX_FILES = 100
 
 
-class GlobTool:
+class GlobTool(BaseTool):
     name = "glob"
-    read_only = True
+    kind: ToolKind = "read"
+    subject_key = "pattern"
+    path_key = "path"
     description = (
         "Find files by path pattern. `*` and `?` match within one path component, `**` matches any "
         "number of directories, `{a,b}` alternatives: `**/*.py`, `src/**/*.{ts,tsx}`, `*.md` (top level "

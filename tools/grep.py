@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ghostline.tools.base import ToolContext, ToolError, ToolResult
+from ghostline.tools.base import BaseTool, ToolContext, ToolError, ToolKind, ToolResult
 from ghostline.tools.ignore import gitignore_style_match, walk_files
 from ghostline.tools.paths import display, resolve
 
@@ -42,9 +42,11 @@ def _sort_key(path: str) -> tuple[str, ...]:
     return tuple(Path(path).parts)
 
 
-class GrepTool:
+class GrepTool(BaseTool):
     name = "grep"
-    read_only = True
+    kind: ToolKind = "read"
+    subject_key = "pattern"
+    path_key = "path"
     description = (
         "Search file contents with a regular expression (ripgrep syntax; Python `re` when ripgrep is "
         "absent). Output lines are `path:line:text` for matches and `path-line-text` for context lines, "

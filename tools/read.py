@@ -11,7 +11,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from ghostline.tools.base import FileSnapshot, ToolContext, ToolError, ToolResult
+from ghostline.tools.base import BaseTool, FileSnapshot, ToolContext, ToolError, ToolKind, ToolResult
 from ghostline.tools.paths import display, resolve
 
 DEFAULT_LIMIT = 2000
@@ -21,9 +21,11 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 IMAGE_EXTS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".gif": "GIF", ".webp": "WebP"}
 
 
-class ReadTool:
+class ReadTool(BaseTool):
     name = "read"
-    read_only = True
+    kind: ToolKind = "read"
+    subject_key = "path"
+    path_key = "path"
     description = (
         "Read a text file. Returns its lines numbered like `cat -n` (number, tab, text); the numbers are "
         "not part of the file. `offset`: first line to show (1-based, default 1); `limit`: how many lines "

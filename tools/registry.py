@@ -1,18 +1,254 @@
-"""The tool registry: the default tool set, specs for providers, and running one message's tool calls."""
+"""The tool registry, and the one gate every tool call passes.
+
+`admit` decides whether a call may run: its arguments are checked against the tool's JSON schema, then the
+permission policy judges the tool's own description of the call (`Tool.action`), and whatever the policy wants
+asked goes to the front end's approver. `execute` runs the admitted calls of one assistant message (read-only
+ones concurrently, the others alone and in order). The loop drives turns and never re-checks any of this.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
 
-from ghostline.tools.base import Tool, ToolContext, ToolError, ToolResult
+from ghostline.sandbox.policy import Action, Decision
+from ghostline.sandbox.store import remember
+from ghostline.tools.base import Preview, Tool, ToolContext, ToolError, ToolKind, ToolResult
+from ghostline.tools.schema import SchemaCheck
 
 log = logging.getLogger(__name__)
 
-# Asked before each call runs; returns None to allow, or the reason the call is refused (sent to the model).
-Gate = Callable[[Tool, dict[str, Any]], Awaitable[str | None]]
+
+class PolicyLike(Protocol):
+    def evaluate(self, action: Action, *, mode: str, approval: str, workspace: Path | None = None,
+                 cwd: Path | None = None) -> Decision: ...
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """A call the policy wants a person to allow: what the front end shows, and the rule "always" would add."""
+
+    call_id: str
+    tool: str
+    kind: ToolKind
+    args: dict[str, Any]
+    title: str
+    reason: str
+    suggested_rule: str
+    preview: Preview | None = None
+
+
+@dataclass(frozen=True)
+class ApprovalAnswer:
+    allow: bool
+    always: bool = False  # remember `suggested_rule` for this project (only with allow)
+    message: str = ""  # a denial's reason, passed to the model
+
+    @classmethod
+    def deny(cls, message: str = "") -> ApprovalAnswer:
+        return cls(False, message=message)
+
+
+Approver = Callable[[ApprovalRequest], Awaitable[ApprovalAnswer]]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One tool call of an assistant message. `raw_arguments` is set when the model's arguments did not parse."""
+
+    id: str
+    name: str
+    args: dict[str, Any]
+    raw_arguments: str | None = None
+
+
+@dataclass
+class Verdict:
+    """The gate's answer for one call: run it with `args` (normalised), or `refusal` is its error result.
+    `asked` tells whether a person (or the headless rule that nobody can) decided."""
+
+    call: Call
+    tool: Tool | None
+    args: dict[str, Any] = field(default_factory=dict)
+    refusal: ToolResult | None = None
+    reason: str = ""
+    asked: bool = False
+    remembered_rule: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.refusal is None
+
+
+def _refuse(call: Call, tool: Tool | None, content: str, meta: dict[str, Any], **kw: Any) -> Verdict:
+    return Verdict(call, tool, refusal=ToolResult(content, is_error=True, meta=meta), reason=content, **kw)
+
+
+def _raw_arguments_error(raw: str) -> str:
+    shown = raw if len(raw) <= 2000 else raw[:2000] + "..."
+    return f"error: the tool call arguments were not a valid JSON object; nothing was run. Raw arguments: {shown}"
+
+
+class ToolRegistry:
+    """The tools of a session, and the gate (validation, policy, approval) their calls pass."""
+
+    def __init__(self, tools: Sequence[Tool], *, policy: PolicyLike | None = None,
+                 approver: Approver | None = None, project_root: Path | None = None) -> None:
+        self._tools: dict[str, Tool] = {}
+        self._schemas: dict[str, SchemaCheck] = {}
+        for t in tools:
+            self.add(t)
+        self.policy = policy
+        self.approver = approver  # None: headless — whatever needs approval is denied, and the model told why
+        self.project_root = project_root  # where "always allow" rules are remembered (default: ctx.workspace)
+
+    # -- the tools ---------------------------------------------------------------------------------------
+
+    def add(self, tool: Tool) -> None:
+        self._tools[tool.name] = tool
+        self._schemas[tool.name] = SchemaCheck(tool.input_schema)
+
+    def remove(self, name: str) -> None:
+        self._tools.pop(name, None)
+        self._schemas.pop(name, None)
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    @property
+    def tools(self) -> list[Tool]:
+        return list(self._tools.values())
+
+    def kind_of(self, name: str) -> ToolKind:
+        tool = self._tools.get(name)
+        return tool.kind if tool is not None else "other"
+
+    def title_of(self, name: str, args: dict[str, Any]) -> str:
+        tool = self._tools.get(name)
+        return tool.title(args) if tool is not None else name
+
+    def specs(self) -> list[dict[str, Any]]:
+        """`{"name", "description", "input_schema"}` per tool, in order; providers translate these."""
+        return [{"name": t.name, "description": t.description, "input_schema": t.input_schema}
+                for t in self._tools.values()]
+
+    # -- the gate ----------------------------------------------------------------------------------------
+
+    async def admit(self, call: Call, ctx: ToolContext) -> Verdict:
+        """Whether `call` may run. Never raises (but cancellation): a refusal is an error result for the model."""
+        tool = self._tools.get(call.name)
+        if tool is None:
+            known = ", ".join(self._tools) or "none"
+            return _refuse(call, None, f"Unknown tool {call.name!r}; available tools: {known}", {"unknown": True})
+        if call.raw_arguments is not None:
+            return _refuse(call, tool, _raw_arguments_error(call.raw_arguments), {"malformed": True})
+        args, err = self._schemas[call.name].check(call.args)
+        if err is not None:
+            return _refuse(call, tool, f"Invalid arguments for {tool.name}: {err}", {"invalid_args": True})
+        return await self._judge(call, tool, args, ctx)
+
+    async def _judge(self, call: Call, tool: Tool, args: dict[str, Any], ctx: ToolContext) -> Verdict:
+        if self.policy is None:
+            return Verdict(call, tool, args)
+        action = tool.action(args)
+        decision = self.policy.evaluate(action, mode=ctx.sandbox_mode, approval=ctx.approval,
+                                        workspace=ctx.workspace, cwd=ctx.cwd)
+        if decision.action == "allow":
+            return Verdict(call, tool, args, reason=decision.reason)
+        if decision.action == "deny":
+            return _refuse(call, tool, f"denied by the sandbox policy: {decision.reason}", {"denied": True})
+        return await self._ask(call, tool, args, action, decision.reason, ctx)
+
+    async def _ask(self, call: Call, tool: Tool, args: dict[str, Any], action: Action, reason: str,
+                   ctx: ToolContext) -> Verdict:
+        if self.approver is None:
+            return _refuse(call, tool, (
+                f"this action needs the user's approval ({reason}), and none can be given in a headless run; "
+                f"find another way that needs no approval, or stop and explain"), {"denied": True}, asked=True)
+        from ghostline.sandbox.policy import suggest_rule
+
+        request = ApprovalRequest(call.id, tool.name, tool.kind, args, tool.title(args), reason,
+                                  suggest_rule(action), _safe_preview(tool, args, ctx))
+        answer = await self.approver(request)
+        if not answer.allow:
+            why = f"the user declined this action ({reason})"
+            if answer.message.strip():
+                why += f"; they said: {answer.message.strip()}"
+            return _refuse(call, tool, why, {"denied": True}, asked=True)
+        rule = None
+        if answer.always:
+            rule = request.suggested_rule
+            remember(self.project_root or ctx.workspace, rule)
+        return Verdict(call, tool, args, reason=reason, asked=True, remembered_rule=rule)
+
+    # -- running -----------------------------------------------------------------------------------------
+
+    async def run(self, calls: Sequence[Call], ctx: ToolContext) -> list[ToolResult]:
+        """Admit and run the calls of one message without reporting the gate's decisions (for callers that
+        need no events)."""
+        verdicts = [await self.admit(c, ctx) for c in calls]
+        admitted = [v for v in verdicts if v.allowed]
+        ran = iter(await self.execute(admitted, ctx))
+        return [next(ran) if v.allowed else v.refusal for v in verdicts]  # type: ignore[misc]
+
+    async def execute(self, admitted: Sequence[Verdict], ctx: ToolContext) -> list[ToolResult]:
+        """Run admitted calls; results in call order. Consecutive read-only calls run concurrently; any other
+        call runs alone, after everything before it and before anything after it."""
+        results: list[ToolResult | None] = [None] * len(admitted)
+        batch: list[int] = []
+
+        async def flush() -> None:
+            outs = await asyncio.gather(*(run_one(admitted[i], ctx) for i in batch))
+            for i, out in zip(batch, outs, strict=True):
+                results[i] = out
+            batch.clear()
+
+        for i, verdict in enumerate(admitted):
+            if verdict.tool is not None and verdict.tool.kind == "read":
+                batch.append(i)
+                continue
+            await flush()
+            results[i] = await run_one(verdict, ctx)
+        await flush()
+        return [r if r is not None else ToolResult("tool call was not run", is_error=True) for r in results]
+
+
+def _safe_preview(tool: Tool, args: dict[str, Any], ctx: ToolContext) -> Preview | None:
+    try:
+        return tool.preview(args, ctx)
+    except Exception:  # a preview is a courtesy: the prompt falls back to the arguments
+        log.debug("preview of %s failed", tool.name, exc_info=True)
+        return None
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+async def run_one(verdict: Verdict, ctx: ToolContext) -> ToolResult:
+    """Run one admitted call. Never raises (except cancellation): every failure is an error result."""
+    if verdict.refusal is not None or verdict.tool is None:
+        return verdict.refusal or ToolResult("tool call was not run", is_error=True)
+    tool = verdict.tool
+    try:
+        result = await tool.run(verdict.args, ctx)
+    except ToolError as exc:
+        # Deliberate messages for the model: kept as written (apply's errors quote the closest region).
+        return ToolResult(str(exc).strip() or f"{tool.name} failed", is_error=True)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # a bug or an unexpected OS error: the model gets one line, the log the traceback
+        log.debug("tool %s (call %s) raised", tool.name, verdict.call.id, exc_info=True)
+        msg = _one_line(str(exc))
+        return ToolResult(f"{tool.name} failed: {type(exc).__name__}" + (f": {msg}" if msg else ""), is_error=True)
+    if not isinstance(result, ToolResult):
+        return ToolResult(f"{tool.name} returned no result", is_error=True)
+    return result
 
 
 def default_tools() -> list[Tool]:
@@ -26,159 +262,3 @@ def default_tools() -> list[Tool]:
     from ghostline.tools.write import WriteTool
 
     return [ReadTool(), WriteTool(), EditTool(), BashTool(), GrepTool(), GlobTool(), SearchTool()]
-
-
-def tool_specs(tools: Sequence[Tool]) -> list[dict[str, Any]]:
-    """`{"name", "description", "input_schema"}` per tool, in order; providers translate these."""
-    return [{"name": t.name, "description": t.description, "input_schema": t.input_schema} for t in tools]
-
-
-# --- argument validation ---------------------------------------------------------------------------
-
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list,),
-    "object": (dict,),
-    "null": (type(None),),
-}
-
-
-def _type_ok(value: Any, expected: str | list[str]) -> bool:
-    names = [expected] if isinstance(expected, str) else list(expected)
-    for name in names:
-        if name in ("integer", "number") and isinstance(value, bool):
-            continue
-        if name == "integer" and isinstance(value, float) and value.is_integer():
-            return True
-        py = _JSON_TYPES.get(name)
-        if py is None or isinstance(value, py):
-            return True
-    return False
-
-
-def validate_args(schema: dict[str, Any], args: Any) -> tuple[dict[str, Any] | None, str | None]:
-    """Check arguments against a tool's (flat, object) JSON schema: required keys, property types, enums,
-    minimums, unknown keys when `additionalProperties` is false. Returns (normalised args, None) or
-    (None, one-line error for the model). Integral floats for integers become ints."""
-    if not isinstance(args, dict):
-        return None, f"arguments must be a JSON object, got {type(args).__name__}"
-    props: dict[str, Any] = schema.get("properties", {})
-    missing = [k for k in schema.get("required", []) if k not in args or args[k] is None]
-    if missing:
-        return None, "missing required argument" + ("s" if len(missing) > 1 else "") + ": " + ", ".join(missing)
-    if schema.get("additionalProperties") is False:
-        unknown = [k for k in args if k not in props]
-        if unknown:
-            return None, (
-                f"unknown argument{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
-                f"(expected: {', '.join(props)})"
-            )
-    out: dict[str, Any] = {}
-    for key, value in args.items():
-        spec = props.get(key)
-        if spec is None:
-            out[key] = value
-            continue
-        if value is None and key not in schema.get("required", []):
-            continue  # an optional argument sent as null means "not given"
-        expected = spec.get("type")
-        if expected is not None and not _type_ok(value, expected):
-            return None, f"argument {key!r} must be of type {expected}, got {_json_type(value)}"
-        if expected == "integer" and isinstance(value, float):
-            value = int(value)
-        if "enum" in spec and value not in spec["enum"]:
-            return None, f"argument {key!r} must be one of {', '.join(map(repr, spec['enum']))}"
-        if "minimum" in spec and isinstance(value, int | float) and value < spec["minimum"]:
-            return None, f"argument {key!r} must be >= {spec['minimum']}"
-        if "maximum" in spec and isinstance(value, int | float) and value > spec["maximum"]:
-            return None, f"argument {key!r} must be <= {spec['maximum']}"
-        out[key] = value
-    return out, None
-
-
-def _json_type(value: Any) -> str:
-    for name, py in _JSON_TYPES.items():
-        if name in ("integer", "number") and isinstance(value, bool):
-            continue
-        if isinstance(value, py):
-            return name
-    return type(value).__name__
-
-
-# --- running calls ---------------------------------------------------------------------------------
-
-
-def _one_line(text: str, limit: int = 500) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-async def run_one(tool: Tool, call_id: str, args: Any, ctx: ToolContext, gate: Gate | None = None) -> ToolResult:
-    """Validate and run one call. Never raises (except cancellation): every failure is an error result."""
-    clean, err = validate_args(tool.input_schema, args)
-    if err is not None:
-        return ToolResult(f"Invalid arguments for {tool.name}: {err}", is_error=True, meta={"invalid_args": True})
-    assert clean is not None
-    try:
-        if gate is not None:
-            reason = await gate(tool, clean)
-            if reason is not None:
-                return ToolResult(reason, is_error=True, meta={"denied": True})
-        result = await tool.run(clean, ctx)
-    except ToolError as exc:
-        # Deliberate messages for the model: kept as written (apply's errors quote the closest region).
-        return ToolResult(str(exc).strip() or f"{tool.name} failed", is_error=True)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:  # a bug or an unexpected OS error: the model gets one line, the log the traceback
-        log.debug("tool %s (call %s) raised", tool.name, call_id, exc_info=True)
-        msg = _one_line(str(exc))
-        return ToolResult(
-            f"{tool.name} failed: {type(exc).__name__}" + (f": {msg}" if msg else ""), is_error=True
-        )
-    if not isinstance(result, ToolResult):
-        return ToolResult(f"{tool.name} returned no result", is_error=True)
-    return result
-
-
-async def run_tool_calls(
-    calls: Sequence[tuple[str, str, Any]],
-    tools: Sequence[Tool],
-    ctx: ToolContext,
-    *,
-    gate: Gate | None = None,
-) -> list[ToolResult]:
-    """Run the tool calls of one assistant message; results come back in call order.
-
-    Consecutive read-only calls run concurrently; any other call runs alone, after everything before
-    it has finished and before anything after it starts. An unknown tool or invalid arguments give an
-    error result; so does any exception inside a tool (cancellation propagates).
-    """
-    by_name = {t.name: t for t in tools}
-    results: list[ToolResult | None] = [None] * len(calls)
-    batch: list[tuple[int, Tool, str, Any]] = []
-
-    async def flush() -> None:
-        if not batch:
-            return
-        outs = await asyncio.gather(*(run_one(t, cid, a, ctx, gate) for _, t, cid, a in batch))
-        for (i, *_), out in zip(batch, outs, strict=True):
-            results[i] = out
-        batch.clear()
-
-    for i, (call_id, name, args) in enumerate(calls):
-        tool = by_name.get(name)
-        if tool is None:
-            known = ", ".join(by_name) or "none"
-            results[i] = ToolResult(f"Unknown tool {name!r}; available tools: {known}", is_error=True)
-            continue
-        if tool.read_only:
-            batch.append((i, tool, call_id, args))
-            continue
-        await flush()
-        results[i] = await run_one(tool, call_id, args, ctx, gate)
-    await flush()
-    return [r if r is not None else ToolResult("tool call was not run", is_error=True) for r in results]

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ghostline.tools.base import ToolContext, ToolError, ToolResult
+from ghostline.tools.base import BaseTool, ToolContext, ToolError, ToolKind, ToolResult
 
 DEFAULT_RESULTS = 8
 MAX_RESULTS = 30
@@ -53,9 +53,10 @@ def notify_file_changed(path: str | os.PathLike[str]) -> None:
             idx.invalidate([full])
 
 
-class SearchTool:
+class SearchTool(BaseTool):
     name = "search"
-    read_only = True
+    kind: ToolKind = "read"
+    subject_key = "query"
     description = (
         "Search the repository's code by meaning or by identifier: a natural-language question "
         "(\"where are retries with backoff handled\") or names (`parse_config`, `HttpClient.send`). "

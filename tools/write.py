@@ -6,15 +6,18 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from ghostline.tools.base import REWRITE_PENDING, ToolContext, ToolError, ToolResult
+from ghostline.tools.base import BaseTool, Preview, ToolContext, ToolError, ToolKind, ToolResult
 from ghostline.tools.paths import display, record, require_fresh, resolve
+from ghostline.tools.preview import read_for_preview, unified_diff
 
 from ghostline import apply
 
 
-class WriteTool:
+class WriteTool(BaseTool):
     name = "write"
-    read_only = False
+    kind: ToolKind = "edit"
+    subject_key = "path"
+    path_key = "path"
     description = (
         "Create a file, or replace the whole content of one. Parent directories are created. To overwrite "
         "an existing file you must have read it with `read` in this session, and it must not have changed "
@@ -30,6 +33,13 @@ class WriteTool:
         "additionalProperties": False,
     }
 
+    def preview(self, args: dict[str, Any], ctx: ToolContext) -> Preview | None:
+        target = ctx.cwd / Path(args["path"]).expanduser()
+        before = read_for_preview(target) if target.exists() else ""
+        if before is None:
+            return None
+        return Preview("diff", unified_diff(before, args["content"], args["path"]))
+
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         given: str = args["path"]
         content: str = args["content"]
@@ -44,14 +54,13 @@ def _write(ctx: ToolContext, path: Path, given: str, content: str) -> ToolResult
     existed = path.exists()
     if existed:
         require_fresh(ctx, path, given, "overwrite it")
-    # A rewrite the loop asked for after repeated failed edits is checked for truncation and elisions.
-    pending: set[str] = ctx.extras.setdefault(REWRITE_PENDING, set())
-    rewrite = existed and str(path) in pending
+    # The rewrite asked for after repeated failed edits is checked for truncation and elisions.
+    rewrite = existed and ctx.rewrites.wants_rewrite(str(path))
     result = apply.write_file(path, content, display=name, check_truncation=rewrite)
     if not result.applied:
         raise ToolError(result.error or f"could not write {given}")
     record(ctx, path)
-    pending.discard(str(path))
+    ctx.rewrites.rewritten(str(path))
     lines = content.count("\n") + (1 if content and not content.endswith("\n") else 0)
     if existed:
         added = sum(1 for ln in result.diff.splitlines() if ln.startswith("+") and not ln.startswith("+++"))
@@ -63,5 +72,6 @@ def _write(ctx: ToolContext, path: Path, given: str, content: str) -> ToolResult
         summary = f"Created {name} ({lines} lines)."
     return ToolResult(
         summary,
-        meta={"path": str(path), "diff": result.diff, "created": not existed, "files_changed": [str(path)]},
+        meta={"path": str(path), "diff": result.diff, "created": not existed, "action": "write",
+              "files_changed": [str(path)]},
     )

@@ -5,7 +5,6 @@ any SDK.
 """
 
 from ghostline.agent.providers.base import (
-    RAW_ARGUMENTS_KEY,
     ConfigError,
     ContextLengthError,
     Provider,
@@ -16,12 +15,10 @@ from ghostline.agent.providers.base import (
     ToolSpec,
     TurnComplete,
     TurnUsage,
-    malformed_arguments,
 )
 from ghostline.agent.providers.retry import RetryPolicy
 
 __all__ = [
-    "RAW_ARGUMENTS_KEY",
     "ConfigError",
     "ContextLengthError",
     "Provider",
@@ -33,5 +30,4 @@ __all__ = [
     "ToolSpec",
     "TurnComplete",
     "TurnUsage",
-    "malformed_arguments",
 ]

@@ -24,9 +24,8 @@ from ghostline.agent.providers.common import (
     context_length_error,
     flatten_tool_blocks,
     has_tool_blocks,
-    parse_tool_arguments,
     summary_text,
-    wire_tool_input,
+    tool_use_from_json,
 )
 from ghostline.agent.providers.retry import (
     Failure,
@@ -56,7 +55,7 @@ def _block_to_wire(block: Any) -> dict[str, Any] | None:
     if isinstance(block, SummaryBlock):
         return {"type": "text", "text": summary_text(block)}
     if isinstance(block, ToolUseBlock):
-        return {"type": "tool_use", "id": block.id, "name": block.name, "input": wire_tool_input(block.input)}
+        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
     if isinstance(block, ToolResultBlock):
         wire: dict[str, Any] = {
             "type": "tool_result",
@@ -248,8 +247,10 @@ class AnthropicProvider(RetryingSDKProvider):
                 content.append(ThinkingBlock(data=b["data"]))
             else:
                 raw = b["json"]
-                tool_input = parse_tool_arguments(raw) if raw.strip() else dict(b["input"] or {})
-                content.append(ToolUseBlock(id=b["id"], name=b["name"], input=tool_input))
+                if raw.strip():
+                    content.append(tool_use_from_json(b["id"], b["name"], raw))
+                else:
+                    content.append(ToolUseBlock(id=b["id"], name=b["name"], input=dict(b["input"] or {})))
         message = Message(role="assistant", content=content)
         reason = _stop_reason(stop_reason, bool(message.tool_uses))
         yield TurnComplete(message=message, usage=usage, stop_reason=reason)

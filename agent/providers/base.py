@@ -86,18 +86,3 @@ class Provider(Protocol):
         """Yield StreamText/StreamRetry items, then exactly one TurnComplete. Retries internally;
         raises ContextLengthError or ProviderError when it gives up."""
         ...
-
-
-# A tool call whose arguments were not valid JSON (a model slip, or a ReAct action that did not parse) keeps the
-# raw text under this key as its whole `input`. The loop must not run the tool: it answers with an error result
-# (see `malformed_arguments`) so the model can correct itself.
-RAW_ARGUMENTS_KEY = "__raw_arguments__"
-
-
-def malformed_arguments(input: dict[str, Any]) -> str | None:
-    """The error message to send back for a tool call with unparseable arguments, or None if they are fine."""
-    if RAW_ARGUMENTS_KEY not in input:
-        return None
-    raw = str(input[RAW_ARGUMENTS_KEY])
-    shown = raw if len(raw) <= 2000 else raw[:2000] + "..."
-    return f"error: the tool call arguments were not a valid JSON object; nothing was run. Raw arguments: {shown}"

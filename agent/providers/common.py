@@ -7,7 +7,7 @@ import re
 import uuid
 from typing import Any
 
-from ghostline.agent.providers.base import RAW_ARGUMENTS_KEY, ContextLengthError
+from ghostline.agent.providers.base import ContextLengthError
 from ghostline.compaction.transcript import (
     Message,
     SummaryBlock,
@@ -26,23 +26,18 @@ def new_tool_id(prefix: str = "call") -> str:
     return f"{prefix}_{uuid.uuid4().hex[:24]}"
 
 
-def parse_tool_arguments(raw: str | None) -> dict[str, Any]:
-    """JSON object text -> dict. Anything else keeps the raw text under RAW_ARGUMENTS_KEY (an error result)."""
+def tool_use_from_json(call_id: str, name: str, raw: str | None) -> ToolUseBlock:
+    """A tool call from its streamed JSON arguments. Text that is not a JSON object is kept as `raw_arguments`
+    with an empty input: the gate answers it with an error result, and every server accepts `{}` back."""
     if raw is None or not raw.strip():
-        return {}
+        return ToolUseBlock(call_id, name, {})
     try:
         value = json.loads(raw)
     except ValueError:
-        return {RAW_ARGUMENTS_KEY: raw}
+        value = None
     if not isinstance(value, dict):
-        return {RAW_ARGUMENTS_KEY: raw}
-    return value
-
-
-def wire_tool_input(input: dict[str, Any]) -> dict[str, Any]:
-    """The input to send back for a past tool call: a call whose arguments did not parse is sent as {}
-    (its error result carries the raw text), so every server accepts the transcript."""
-    return {} if RAW_ARGUMENTS_KEY in input else input
+        return ToolUseBlock(call_id, name, {}, raw_arguments=raw)
+    return ToolUseBlock(call_id, name, value)
 
 
 _LIMIT_PATTERNS = [
@@ -105,7 +100,7 @@ def flatten_tool_blocks(messages: list[Message]) -> list[Message]:
         for b in m.content:
             if isinstance(b, ToolUseBlock):
                 names[b.id] = b.name
-                args = json.dumps(wire_tool_input(b.input), ensure_ascii=False)
+                args = json.dumps(b.input, ensure_ascii=False)
                 blocks.append(TextBlock(f"[tool call {b.name} {args}]"))
             elif isinstance(b, ToolResultBlock):
                 label = "error from" if b.is_error else "result of"

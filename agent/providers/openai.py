@@ -23,9 +23,8 @@ from ghostline.agent.providers.common import (
     flatten_tool_blocks,
     has_tool_blocks,
     new_tool_id,
-    parse_tool_arguments,
     summary_text,
-    wire_tool_input,
+    tool_use_from_json,
 )
 from ghostline.agent.providers.retry import (
     Failure,
@@ -62,7 +61,7 @@ def messages_to_wire(system: str, messages: list[Message]) -> list[dict[str, Any
                         {
                             "id": b.id,
                             "type": "function",
-                            "function": {"name": b.name, "arguments": json.dumps(wire_tool_input(b.input))},
+                            "function": {"name": b.name, "arguments": json.dumps(b.input)},
                         }
                     )
             if not texts and not calls:
@@ -190,11 +189,7 @@ class OpenAIProvider(RetryingSDKProvider):
         for c in calls:
             if not c["name"]:
                 continue
-            content.append(
-                ToolUseBlock(
-                    id=c["id"] or new_tool_id(), name=c["name"], input=parse_tool_arguments(c["args"])
-                )
-            )
+            content.append(tool_use_from_json(c["id"] or new_tool_id(), c["name"], c["args"]))
         message = Message(role="assistant", content=content)
         if usage is None:  # a server without stream_options support: estimate so budgets still work
             usage = TurnUsage(

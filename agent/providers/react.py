@@ -17,8 +17,8 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ghostline.agent.providers.base import RAW_ARGUMENTS_KEY, StreamItem, StreamText, ToolSpec, TurnComplete
-from ghostline.agent.providers.common import new_tool_id, summary_text, wire_tool_input
+from ghostline.agent.providers.base import StreamItem, StreamText, ToolSpec, TurnComplete
+from ghostline.agent.providers.common import new_tool_id, summary_text
 from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
 
 OBSERVATION = "Observation:"
@@ -59,7 +59,7 @@ def react_system_prompt(system: str, tools: list[ToolSpec]) -> str:
 
 def _action_text(block: ToolUseBlock) -> str:
     return "Action: " + json.dumps(
-        {"tool": block.name, "input": wire_tool_input(block.input)}, ensure_ascii=False
+        {"tool": block.name, "input": block.input}, ensure_ascii=False
     )
 
 
@@ -129,7 +129,8 @@ def _bad_action(raw: str) -> ToolUseBlock:
     return ToolUseBlock(
         id=new_tool_id("react"),
         name=m.group(1) if m else "invalid_action",
-        input={RAW_ARGUMENTS_KEY: raw.strip()},
+        input={},
+        raw_arguments=raw.strip(),
     )
 
 

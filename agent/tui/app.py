@@ -19,10 +19,12 @@ from typing import Any
 
 from ghostline.agent import events as ev
 from ghostline.agent.providers.base import ConfigError
+from ghostline.agent.render import call_title
 from ghostline.agent.runner import RunOptions, UsageError, finish_run, prepare_run
 from ghostline.agent.tui import slash
 from ghostline.agent.tui.approval import ApprovalScreen
 from ghostline.agent.tui.widgets import AssistantView, Line, PromptInput, ToolCallView, format_usage
+from ghostline.tools import ApprovalAnswer, ApprovalRequest
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -184,7 +186,7 @@ class GhostlineApp(App[int]):
                     else:
                         await self._show(Markdown(b.text, classes="replayed"))
                 elif kind == "tool_use":
-                    view = ToolCallView(b.id, b.name, b.input)
+                    view = ToolCallView(b.id, b.name, b.input, self.prepared.loop.registry.title_of(b.name, b.input))
                     await self._show(view)
                     r = results.get(b.id)
                     if r is not None:
@@ -220,7 +222,7 @@ class GhostlineApp(App[int]):
                     await view.finish()
         elif isinstance(e, ev.ToolCall):
             await self._end_assistant()
-            view = ToolCallView(e.id, e.name, e.input)
+            view = ToolCallView(e.id, e.name, e.input, call_title(e))
             self._tool_views[e.id] = view
             self._last_tool_view = view
             await self._show(view)
@@ -263,14 +265,14 @@ class GhostlineApp(App[int]):
 
     # -- approval --------------------------------------------------------------------------------------
 
-    async def approve(self, tool: str, args: dict[str, Any], reason: str) -> bool:
-        """The loop's approval callback: show the modal and wait for y / n."""
-        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        screen = ApprovalScreen(tool, args, reason, self.prepared.cwd)
+    async def approve(self, request: ApprovalRequest) -> ApprovalAnswer:
+        """The gate's approver: show the modal and wait for the answer."""
+        fut: asyncio.Future[ApprovalAnswer] = asyncio.get_running_loop().create_future()
+        screen = ApprovalScreen(request)
 
-        def answered(result: bool | None) -> None:
+        def answered(result: ApprovalAnswer | None) -> None:
             if not fut.done():
-                fut.set_result(bool(result))
+                fut.set_result(result or ApprovalAnswer.deny())
 
         self._approval = screen
         try:

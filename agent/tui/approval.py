@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+import json
 
-from ghostline.agent.render import describe_call
-from ghostline.agent.tui.preview import preview
+from ghostline.tools import ApprovalAnswer, ApprovalRequest
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
@@ -16,8 +14,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 
-class ApprovalScreen(ModalScreen[bool]):
-    """Dismisses with True (allow once) or False (deny)."""
+class ApprovalScreen(ModalScreen[ApprovalAnswer]):
+    """Dismisses with the answer: allow once, or deny."""
 
     DEFAULT_CSS = """
     ApprovalScreen { align: center middle; }
@@ -36,16 +34,17 @@ class ApprovalScreen(ModalScreen[bool]):
         Binding("escape", "deny", "Deny", show=False),
     ]
 
-    def __init__(self, tool: str, args: dict[str, Any], reason: str, cwd: Path) -> None:
+    def __init__(self, request: ApprovalRequest) -> None:
         super().__init__()
-        self.tool = tool
-        self.args = args
-        self.reason = reason
-        self.kind, self.preview_text = preview(tool, args, cwd)
+        self.request = request
+        self.reason = request.reason
+        preview = request.preview
+        self.kind = preview.kind if preview else "text"
+        self.preview_text = preview.text if preview else json.dumps(request.args, indent=2, ensure_ascii=False)
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(Text(f"Allow {describe_call(self.tool, self.args)}?"), id="title")
+            yield Static(Text(f"Allow {self.request.title}?"), id="title")
             yield Static(Text(f"Needs approval: {self.reason}"), id="reason")
             with VerticalScroll():
                 if self.kind == "diff":
@@ -64,10 +63,10 @@ class ApprovalScreen(ModalScreen[bool]):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        self.dismiss(event.button.id == "allow")
+        self.dismiss(ApprovalAnswer(event.button.id == "allow"))
 
     def action_allow(self) -> None:
-        self.dismiss(True)
+        self.dismiss(ApprovalAnswer(True))
 
     def action_deny(self) -> None:
-        self.dismiss(False)
+        self.dismiss(ApprovalAnswer.deny())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ghostline.agent.render import describe_call
 from rich.syntax import Syntax
 from rich.text import Text
 from textual import events
@@ -88,10 +87,11 @@ class ToolCallView(Collapsible):
     ToolCallView .output { color: $text-muted; }
     """
 
-    def __init__(self, call_id: str, name: str, args: dict[str, Any]) -> None:
+    def __init__(self, call_id: str, name: str, args: dict[str, Any], title: str = "") -> None:
         self.call_id = call_id
         self.tool_name = name
         self.args = args
+        self.call_title = title or name
         self.status = "running"
         self.summary = ""
         self.output = ""
@@ -102,7 +102,7 @@ class ToolCallView(Collapsible):
         self._retitle()
 
     def headline(self) -> str:
-        line = f"{STATUS_ICON[self.status]} {describe_call(self.tool_name, self.args)}"
+        line = f"{STATUS_ICON[self.status]} {self.call_title}"
         return f"{line}  — {self.summary}" if self.summary else line
 
     def _retitle(self) -> None:

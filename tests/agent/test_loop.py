@@ -16,7 +16,9 @@ from ghostline.agent.providers.base import (
 )
 from ghostline.agent.session import Session
 from ghostline.compaction.transcript import Message, TextBlock, ToolUseBlock
-from ghostline.tools.base import ToolContext, ToolResult
+from ghostline.sandbox.policy import Decision
+from ghostline.tools.base import BaseTool, ToolContext, ToolResult
+from ghostline.tools.registry import ToolRegistry
 
 
 class ScriptedProvider:
@@ -36,15 +38,16 @@ class ScriptedProvider:
         if text:
             yield StreamText(text)
         yield TurnComplete(Message("assistant", ([TextBlock(text)] if text else []) +
-                                   [ToolUseBlock(f"t{len(self.seen)}_{i}", n, a) for i, (n, a) in enumerate(uses)]),
+                                   [u if isinstance(u, ToolUseBlock) else ToolUseBlock(f"t{len(self.seen)}_{i}", *u)
+                                    for i, u in enumerate(uses)]),
                            TurnUsage(input_tokens=100, output_tokens=10), "tool_use" if uses else "end_turn")
 
 
 @dataclass
-class EchoTool:
+class EchoTool(BaseTool):
     name: str = "echo"
     description: str = "echo"
-    read_only: bool = True
+    kind: str = "read"
     input_schema: dict = None
     barrier: asyncio.Barrier | None = None
 
@@ -58,10 +61,10 @@ class EchoTool:
 
 
 @dataclass
-class BoomTool:
+class BoomTool(BaseTool):
     name: str = "boom"
     description: str = "always fails"
-    read_only: bool = False
+    kind: str = "other"
     input_schema: dict = None
 
     def __post_init__(self):
@@ -71,11 +74,22 @@ class BoomTool:
         raise RuntimeError("disk on fire")
 
 
+class QuietCompactor:
+    """The parts of compaction.Compactor's interface a test compactor does not care about."""
+
+    def observe(self, event):
+        pass
+
+    def record_usage(self, input_tokens):
+        pass
+
+
 def _loop(tmp_path, turns, **kw):
     provider = ScriptedProvider(turns)
     ctx = ToolContext(workspace=tmp_path, cwd=tmp_path)
     tools = kw.pop("tools", [EchoTool(), BoomTool()])
-    return provider, AgentLoop(provider=provider, tools=tools, ctx=ctx, system="sys", **kw)
+    registry = ToolRegistry(tools, policy=kw.pop("policy", None))
+    return provider, AgentLoop(provider=provider, registry=registry, ctx=ctx, system="sys", **kw)
 
 
 async def _collect(loop, text="do it"):
@@ -134,7 +148,7 @@ async def test_provider_failure_is_a_failed_event(tmp_path):
 
 
 async def test_context_error_compacts_and_retries(tmp_path):
-    class Compactor:
+    class Compactor(QuietCompactor):
         calls = 0
 
         async def prepare(self, system, tools, messages):
@@ -156,7 +170,7 @@ async def test_context_error_compacts_and_retries(tmp_path):
 
 
 async def test_repeated_context_errors_fail_cleanly(tmp_path):
-    class Compactor:
+    class Compactor(QuietCompactor):
         async def prepare(self, system, tools, messages):
             return messages, []
 
@@ -170,9 +184,8 @@ async def test_repeated_context_errors_fail_cleanly(tmp_path):
 
 async def test_headless_denies_what_needs_approval(tmp_path):
     class AskForBoom:
-        def evaluate(self, tool, args, *, mode, approval, workspace):
-            action = "ask" if tool == "boom" else "allow"
-            return type("D", (), {"action": action, "reason": "writes outside"})()
+        def evaluate(self, action, *, mode, approval, workspace, cwd):
+            return Decision("ask" if action.tool == "boom" else "allow", "writes outside")
 
     provider, loop = _loop(tmp_path, [("", [("boom", {}), ("echo", {"text": "y"})]), ("ok", [])],
                            policy=AskForBoom())
@@ -207,7 +220,8 @@ async def test_stream_retry_becomes_an_event(tmp_path):
                 yield item
 
     provider = Flaky([("whole answer", [])])
-    loop = AgentLoop(provider=provider, tools=[], ctx=ToolContext(workspace=tmp_path, cwd=tmp_path), system="s")
+    loop = AgentLoop(provider=provider, registry=ToolRegistry([]), ctx=ToolContext(workspace=tmp_path, cwd=tmp_path),
+                     system="s")
     events = await _collect(loop)
     assert any(isinstance(e, ev.Retry) for e in events)
     assert events[-1].result == "whole answer"
@@ -216,8 +230,6 @@ async def test_stream_retry_becomes_an_event(tmp_path):
 
 
 async def test_malformed_arguments_are_an_error_result_and_nothing_runs(tmp_path):
-    from ghostline.agent.providers.base import RAW_ARGUMENTS_KEY
-
     ran = []
 
     @dataclass
@@ -226,7 +238,7 @@ async def test_malformed_arguments_are_an_error_result_and_nothing_runs(tmp_path
             ran.append(args)
             return ToolResult("ran")
 
-    provider, loop = _loop(tmp_path, [("", [("echo", {RAW_ARGUMENTS_KEY: '{"text": "unterminated'})]), ("ok", [])],
+    provider, loop = _loop(tmp_path, [("", [ToolUseBlock("t1", "echo", {}, raw_arguments='{"text": "unterminated')]), ("ok", [])],
                            tools=[Recorder()])
     events = await _collect(loop)
     result = next(e for e in events if isinstance(e, ev.ToolResultEvent))
@@ -236,7 +248,6 @@ async def test_malformed_arguments_are_an_error_result_and_nothing_runs(tmp_path
 
 
 async def test_repeated_edit_failures_ask_for_a_checked_whole_file_rewrite(tmp_path):
-    from ghostline.apply import FailureTracker
     from ghostline.tools import EditTool, ReadTool, WriteTool
 
     target = tmp_path / "big.py"
@@ -252,7 +263,7 @@ async def test_repeated_edit_failures_ask_for_a_checked_whole_file_rewrite(tmp_p
         ("", [("write", {"path": "big.py", "content": truncated})]),
         ("", [("write", {"path": "big.py", "content": full})]),
         ("rewritten", []),
-    ], tools=[ReadTool(), EditTool(), WriteTool()], failure_tracker=FailureTracker())
+    ], tools=[ReadTool(), EditTool(), WriteTool()])
     events = await _collect(loop)
     results = [e for e in events if isinstance(e, ev.ToolResultEvent)]
     assert results[1].is_error and "complete new content" not in results[1].content

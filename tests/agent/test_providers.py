@@ -8,14 +8,12 @@ import json
 import pytest
 from ghostline.agent.models import make_provider
 from ghostline.agent.providers.base import (
-    RAW_ARGUMENTS_KEY,
     ContextLengthError,
     ProviderError,
     StreamRetry,
     StreamText,
     ToolSpec,
     TurnComplete,
-    malformed_arguments,
 )
 from ghostline.agent.providers.retry import RetryPolicy
 from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
@@ -361,15 +359,14 @@ async def test_openai_malformed_arguments_keep_raw_string(h):
     p = h.make("openai")
     done = final(await turn(p))
     bad, ok = done.message.tool_uses
-    assert bad.input == {RAW_ARGUMENTS_KEY: '{"path": "a.py"'} and ok.input == {"path": "b.py"}
-    err = malformed_arguments(bad.input)
-    assert err and '{"path": "a.py"' in err and malformed_arguments(ok.input) is None
+    assert bad.input == {} and bad.raw_arguments == '{"path": "a.py"'
+    assert ok.input == {"path": "b.py"} and ok.raw_arguments is None
     # the transcript with that call goes back to the server as valid JSON
     history = [
         Message.user("hi"),
         done.message,
         Message(
-            role="user", content=[ToolResultBlock("bad1", err, is_error=True), ToolResultBlock("ok1", "b")]
+            role="user", content=[ToolResultBlock("bad1", "error: not a JSON object", is_error=True), ToolResultBlock("ok1", "b")]
         ),
     ]
     final(await turn(p, messages=history))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from ghostline.agent.models import make_provider
-from ghostline.agent.providers.base import RAW_ARGUMENTS_KEY, StreamRetry, StreamText, ToolSpec, TurnComplete
+from ghostline.agent.providers.base import StreamRetry, StreamText, ToolSpec, TurnComplete
 from ghostline.agent.providers.react import ReactProvider, parse_reply, to_text_transcript
 from ghostline.agent.providers.retry import RetryPolicy
 from ghostline.compaction.transcript import Message, TextBlock, ToolResultBlock, ToolUseBlock
@@ -53,9 +53,9 @@ def test_parse_alternative_keys_and_fenced_json_without_label():
 
 def test_parse_malformed_action_becomes_error_call():
     _, calls = parse_reply('Action: {"tool": "read", "input": {"path": "a.py"')
-    assert len(calls) == 1 and calls[0].name == "read" and RAW_ARGUMENTS_KEY in calls[0].input
+    assert len(calls) == 1 and calls[0].name == "read" and calls[0].raw_arguments
     _, calls = parse_reply("Action: read the file a.py")
-    assert calls[0].name == "invalid_action" and calls[0].input[RAW_ARGUMENTS_KEY] == "read the file a.py"
+    assert calls[0].name == "invalid_action" and calls[0].raw_arguments == "read the file a.py"
 
 
 def test_parse_final_answer():

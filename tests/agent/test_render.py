@@ -16,7 +16,7 @@ DIFF = "--- a/m.py\n+++ b/m.py\n@@ -1 +1 @@\n-a\n+b\n"
 
 
 def test_text_streams_and_ends_lines_once():
-    out, _ = render([ev.TextDelta("Hel"), ev.TextDelta("lo"), ev.ToolCall("1", "bash", {"command": "ls -la"}),
+    out, _ = render([ev.TextDelta("Hel"), ev.TextDelta("lo"), ev.ToolCall("1", "bash", {"command": "ls -la"}, "shell", "bash ls -la"),
                      ev.TextDelta("Done."), ev.Done("Done.")])
     assert out == "Hello\n→ bash ls -la\nDone.\n"
 

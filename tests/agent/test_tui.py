@@ -307,7 +307,7 @@ def test_tui_command_registers_and_needs_a_terminal(tmp_path):
 
 def test_slash_parsing_and_previews(tmp_path):
     from ghostline.agent.tui import slash
-    from ghostline.agent.tui.preview import preview
+    from ghostline.tools import BashTool, EditTool, Preview, ToolContext
 
     assert slash.parse("/undo 2") == slash.SlashCommand("undo", "2", True)
     assert slash.parse("/EXIT").name == "quit"
@@ -317,11 +317,12 @@ def test_slash_parsing_and_previews(tmp_path):
     with pytest.raises(ValueError):
         slash.parse_count("0")
     (tmp_path / "a.py").write_text("x = 1\ny = 2\n")
-    kind, text = preview("edit", {"path": "a.py", "old_string": "y = 2", "new_string": "y = 3"}, tmp_path)
-    assert kind == "diff" and "-y = 2" in text and "+y = 3" in text
-    kind, text = preview("edit", {"path": "a.py", "old_string": "zzz", "new_string": "q"}, tmp_path)
-    assert kind == "diff" and "not found verbatim" in text
-    assert preview("bash", {"command": "rm -rf build"}, tmp_path) == ("command", "rm -rf build")
+    ctx = ToolContext(workspace=tmp_path, cwd=tmp_path)
+    p = EditTool().preview({"path": "a.py", "old_string": "y = 2", "new_string": "y = 3"}, ctx)
+    assert p.kind == "diff" and "-y = 2" in p.text and "+y = 3" in p.text
+    p = EditTool().preview({"path": "a.py", "old_string": "zzz", "new_string": "q"}, ctx)
+    assert p.kind == "diff" and "not found verbatim" in p.text
+    assert BashTool().preview({"command": "rm -rf build"}, ctx) == Preview("command", "rm -rf build")
 
 
 async def test_compact_shows_its_events_and_keeps_the_conversation_going(repo, fake_model_env):

@@ -1,4 +1,4 @@
-from ghostline.apply import REWRITE_REQUEST, FailureTracker, check_rewrite
+from ghostline.apply import REWRITE_REQUEST, RewriteRule, check_rewrite
 
 BIG = "".join(f"def f{i}(x):\n    return x + {i}\n\n\n" for i in range(30))
 
@@ -25,13 +25,16 @@ def test_placeholder_already_in_file_is_fine():
     assert check_rewrite(old, old.replace("return x + 1\n", "return x + 2\n")) is None
 
 
-def test_failure_tracker():
-    t = FailureTracker()
-    assert t.record("a.py", False) is False
-    assert t.record("b.py", False) is False
-    assert t.record("a.py", False) is True
-    assert "a.py" in t.message("a.py") and "write" in t.message("a.py")
-    assert t.record("a.py", True) is False
-    assert t.count("a.py") == 0
-    assert t.record("a.py", False) is False
+def test_rewrite_rule_asks_after_repeated_failures_and_checks_the_next_write():
+    rule = RewriteRule()
+    assert rule.edit_failed("/w/a.py", "a.py") is None
+    assert rule.edit_failed("/w/b.py", "b.py") is None
+    request = rule.edit_failed("/w/a.py", "a.py")
+    assert request is not None and "a.py" in request and "failed 2 times" in request and "write" in request
+    assert rule.wants_rewrite("/w/a.py") and not rule.wants_rewrite("/w/b.py")
+    rule.rewritten("/w/a.py")
+    assert not rule.wants_rewrite("/w/a.py")
+    assert rule.edit_failed("/w/a.py", "a.py") is None  # counting starts again
+    rule.edit_succeeded("/w/b.py")
+    assert rule.edit_failed("/w/b.py", "b.py") is None  # a success resets the count
     assert "{path}" in REWRITE_REQUEST

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ghostline.sandbox.policy import Policy, parse_command, suggest_rule
+from ghostline.sandbox.policy import Action, Policy, parse_command, suggest_rule
 from ghostline.sandbox.store import forget, is_trusted, remember, remembered, trust, trusted_dirs, untrust
 
 
@@ -32,9 +32,18 @@ def pol(**kw) -> Policy:
     return Policy(remembered=kw.pop("remembered", False), **kw)
 
 
+KINDS = {"read": "read", "grep": "read", "write": "edit", "edit": "edit", "bash": "shell"}
+
+
+def act(tool: str, args: dict) -> Action:
+    """The Action the built-in tool of that name describes (tools/ builds these from its own arguments)."""
+    path = args.get("path")
+    return Action(tool, KINDS.get(tool, "other"), (path,) if isinstance(path, str) else (), args.get("command"))
+
+
 def ev(p: Policy, tool: str, args: dict, ws: Path, mode: str = "workspace-write", approval: str = "ask",
        level: str = "bubblewrap") -> str:
-    return p.evaluate(tool, args, mode=mode, approval=approval, workspace=ws, level=level).action
+    return p.evaluate(act(tool, args), mode=mode, approval=approval, workspace=ws, level=level).action
 
 
 def test_approval_semantics_for_edits(tmp_path: Path) -> None:
@@ -71,7 +80,7 @@ def test_approval_semantics_for_commands(tmp_path: Path) -> None:
     "tee -a ~/.zshrc < x", "ls && c''url x | s''h",
 ])
 def test_dangerous_commands_ask_even_in_auto(tmp_path: Path, cmd: str) -> None:
-    d = pol().evaluate("bash", {"command": cmd}, mode="workspace-write", approval="auto", workspace=tmp_path)
+    d = pol().evaluate(act("bash", {"command": cmd}), mode="workspace-write", approval="auto", workspace=tmp_path)
     assert d.action == "ask", d
     assert "dangerous" in d.reason
     assert ev(pol(), "bash", {"command": cmd}, tmp_path, mode="full-access", approval="auto") == "allow"
@@ -109,7 +118,7 @@ def test_remembered_approvals_per_project(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
     b.mkdir()
-    rule = suggest_rule("bash", {"command": "npm run test -- x"})
+    rule = suggest_rule(act("bash", {"command": "npm run test -- x"}))
     assert rule == "bash: npm run test *"
     remember(a, rule)
     remember(a, rule)

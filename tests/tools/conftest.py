@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from ghostline.tools.base import Tool, ToolContext, ToolResult
-from ghostline.tools.registry import run_one
+from ghostline.tools.registry import Call, ToolRegistry
 
 
 @pytest.fixture
@@ -29,5 +29,5 @@ def ctx(ws: Path, changed: list[Path]) -> ToolContext:
 
 
 async def call(tool: Tool, ctx: ToolContext, **args: Any) -> ToolResult:
-    """Run one call the way the loop does (validation, errors as results)."""
-    return await run_one(tool, "t1", args, ctx)
+    """Run one call the way the loop does: through the gate (validation, errors as results)."""
+    return (await ToolRegistry([tool]).run([Call("t1", tool.name, args)], ctx))[0]

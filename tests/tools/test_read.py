@@ -160,6 +160,6 @@ async def test_saved_outputs_beside_the_session_are_readable_but_not_writable(tm
 
 
 async def _run_or_error(tool, args, ctx):
-    from ghostline.tools.registry import run_tool_calls
+    from ghostline.tools.registry import Call, ToolRegistry
 
-    return (await run_tool_calls([("id", tool.name, args)], [tool], ctx))[0]
+    return (await ToolRegistry([tool]).run([Call("id", tool.name, args)], ctx))[0]

@@ -30,7 +30,7 @@ def _populate(ws: Path) -> None:
 
 def test_schema_and_flags() -> None:
     tool = SearchTool()
-    assert tool.name == "search" and tool.read_only is True
+    assert tool.name == "search" and tool.kind == "read"
     assert tool.input_schema["required"] == ["query"]
     assert set(tool.input_schema["properties"]) == {"query", "max_results"}
 
