@@ -11,6 +11,7 @@ from typing import Any
 from ghostline.agent.providers.base import ConfigError
 
 from ghostline.dirs import config_dir, find_project_root
+from ghostline.sandbox.store import is_trusted
 
 SANDBOX_MODES = ("read-only", "workspace-write", "full-access")
 APPROVAL_MODES = ("ask", "auto-edit", "auto")
@@ -44,17 +45,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config {path}: {e}") from None
 
 
-def _project_is_trusted(root: Path) -> bool:
-    try:
-        from ghostline.sandbox import is_trusted
-    except ImportError:
-        return False
-    try:
-        return bool(is_trusted(root))
-    except Exception:
-        return False
-
-
 def _tighter(kind: tuple[str, ...], a: str | None, b: str | None) -> str | None:
     """The stricter of two modes (earlier in `kind` is stricter)."""
     if a is None:
@@ -83,7 +73,7 @@ def load_config(cwd: Path, *, user_file: Path | None = None) -> Config:
     root = find_project_root(cwd)
     project = _read_toml(root / ".ghostline" / "config.toml")
     warnings: list[str] = []
-    if project and not _project_is_trusted(root):
+    if project and not is_trusted(root):
         restricted = {k: project.pop(k) for k in _LOOSENING_KEYS if k in project}
         # A stricter sandbox/approval from an untrusted project is still honoured.
         if "sandbox" in restricted and restricted["sandbox"] in SANDBOX_MODES:
