@@ -10,13 +10,15 @@ simple command they run (`&&`, `||`, `;`, `|`, newlines, `$(...)`, backticks, `b
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ghostline.sandbox import store
+from ghostline.sandbox.rules import Rule
 
 READ_TOOLS = {"read", "read_file", "grep", "glob", "search", "ls", "list", "view", "web_search"}
 EDIT_TOOLS = {"write", "write_file", "edit", "multi_edit", "multiedit", "apply_patch", "patch", "notebook_edit"}
@@ -338,51 +340,6 @@ def dangerous_reason(parsed: Parsed, workspace: Path, cwd: Path) -> str | None:
     return None
 
 
-# --- rules ----------------------------------------------------------------------------------------------------
-_RULE_RE = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:\((.*)\)|:\s*(.*))?\s*$", re.S)
-
-
-@dataclass
-class Rule:
-    tool: str
-    pattern: str | None
-    source: str = ""
-
-    @classmethod
-    def parse(cls, text: str) -> Rule:
-        m = _RULE_RE.match(text)
-        if not m:
-            raise ValueError(f"bad permission rule {text!r} (expected 'tool' or 'tool: pattern')")
-        pat = m.group(2) if m.group(2) is not None else m.group(3)
-        pat = pat.strip() if pat else None
-        return cls(tool=m.group(1).lower(), pattern=pat or None, source=text)
-
-    def matches_tool(self, tool: str) -> bool:
-        return self.tool in ("*", tool.lower())
-
-    def matches_command(self, part_text: str) -> bool:
-        if self.pattern is None:
-            return True
-        pat = self.pattern
-        if fnmatch.fnmatchcase(part_text, pat):
-            return True
-        if pat.endswith(" *") and part_text == pat[:-2]:
-            return True
-        if pat.endswith(":*") and (part_text == pat[:-2] or part_text.startswith(pat[:-2] + " ")):
-            return True
-        return False
-
-    def matches_path(self, path: str, workspace: Path) -> bool:
-        if self.pattern is None:
-            return True
-        cands = [path]
-        try:
-            cands.append(str(Path(os.path.realpath(path)).relative_to(os.path.realpath(workspace))))
-        except ValueError:
-            pass
-        return any(fnmatch.fnmatchcase(c, self.pattern) for c in cands)
-
-
 def _norm_part(part: Part) -> str:
     return " ".join(w if w is not None else "$?" for w in part.words)
 
@@ -433,10 +390,8 @@ class Policy:
     def _remembered_rules(self, workspace: Path) -> list[Rule]:
         if not self.use_remembered:
             return []
-        from ghostline.sandbox.store import remembered
-
         out = []
-        for r in remembered(workspace):
+        for r in store.remembered(workspace):
             try:
                 out.append(Rule.parse(r))
             except ValueError:
