@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from ghostline.agent.providers.base import ConfigError
+from ghostline.sandbox.modes import SANDBOX_MODES, SandboxMode
 
 from ghostline.dirs import config_dir, find_project_root
 
-SANDBOX_MODES = ("read-only", "workspace-write", "full-access")
 APPROVAL_MODES = ("ask", "auto-edit", "auto")
 
 
@@ -21,7 +21,7 @@ class Config:
     model: str | None = None
     base_url: str | None = None
     approval: str | None = None  # None: decided by interactive/headless
-    sandbox: str = "workspace-write"
+    sandbox: SandboxMode = "workspace-write"
     network: bool = False
     max_turns: int | None = None
     max_tokens: int | None = None

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ghostline.sandbox.envscrub import scrub_env
-from ghostline.sandbox.paths import PROTECTED_NAMES, SANDBOX_MODES, protected_dirs
+from ghostline.sandbox.modes import SANDBOX_LEVELS, SANDBOX_MODES
+from ghostline.sandbox.paths import PROTECTED_NAMES, protected_dirs
 
-LEVELS = ("bubblewrap", "landlock", "none")
 FULL_OUTPUT_CAP = 64 * 1024 * 1024  # bytes kept on disk for a truncated output
 
 # Credentials a sandboxed command has no business reading (hidden under bubblewrap).
@@ -124,13 +124,13 @@ def forced_level() -> str | None:
     v = os.environ.get("GHOSTLINE_SANDBOX", "").strip().lower()
     aliases = {"bwrap": "bubblewrap", "plain": "none", "off": "none"}
     v = aliases.get(v, v)
-    return v if v in LEVELS else None
+    return v if v in SANDBOX_LEVELS else None
 
 
 def detect_level() -> str:
     """The strongest layer that works here ("bubblewrap" | "landlock" | "none"), or the one forced by
     GHOSTLINE_SANDBOX (a forced layer that does not work falls to the next weaker one that does)."""
-    order = list(LEVELS)
+    order = list(SANDBOX_LEVELS)
     forced = forced_level()
     if forced:
         order = order[order.index(forced):]
@@ -593,7 +593,7 @@ async def run_command(command: str, *, cwd: Path, workspace: Path, mode: str, ne
         raise SandboxError(f"working directory {cwd} does not exist")
     if level is None:
         level = detect_level()
-    elif level not in LEVELS:
+    elif level not in SANDBOX_LEVELS:
         raise SandboxError(f"unknown sandbox level {level!r}")
     if mode == "full-access":
         level = "none"
