@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ghostline.sandbox.runner import check, probe_bubblewrap, probe_landlock
+
 SECRET = "sk-adversarial-" + "9f3c1e"
 
 
@@ -310,9 +312,7 @@ Env.mark_num = property(lambda self: str(int(self.mark[:6], 16)).rjust(8, "0")) 
 def unsafe_reason(case: Case) -> str | None:
     """Why a case must not run on this machine (it would harm the machine, not the sandbox), or None."""
     if case.name == "fork-bomb" and os.geteuid() == 0:
-        from ghostline.sandbox.runner import _cgroup_root
-
-        if _cgroup_root() is None:
+        if not check()["pids_cgroup"]:
             return ("running as root without a writable pids cgroup: RLIMIT_NPROC does not bind root, so a "
                     "fork bomb would exhaust the machine's pids until the timeout")
     return None
@@ -355,7 +355,5 @@ def run_case(case: Case, level: str, base: Path, *, argv: list[str] | None = Non
 
 def available_levels() -> dict[str, str | None]:
     """Each confining layer -> None when it works here, else why not."""
-    from ghostline.sandbox.runner import probe_bubblewrap, probe_landlock
-
     bw, ll = probe_bubblewrap(), probe_landlock()
     return {"bubblewrap": None if bw[0] else bw[1], "landlock": None if ll[0] else ll[1]}
