@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from ghostline.sandbox import SandboxError, detect_level, run_command
+from ghostline.sandbox import SandboxError, cgroups, detect_level, run_command
 from ghostline.sandbox.runner import check
 
 from tests.sandbox.conftest import confining_levels
@@ -228,18 +228,15 @@ async def test_common_tools_work_inside(tmp_path: Path, level: str) -> None:
     assert "mp-ok" in r.output and "git-ok" in r.output
 
 
-
 @pytest.mark.parametrize("v1", [True, False], ids=["v1-tasks", "cgroup-procs"])
 @pytest.mark.parametrize("level", confining_levels())
 async def test_command_runs_in_its_pids_cgroup(tmp_path: Path, level: str, v1: bool,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from ghostline.sandbox import runner
-
-    root = runner._cgroup_root()
+    root = cgroups.pids_root()
     if root is None:
         pytest.skip("no writable pids cgroup here (not root, or no pids controller)")
     if not v1:  # the cgroup v2 way (cgroup.procs; for Landlock, written by the parent while the trampoline waits)
-        monkeypatch.setattr(runner, "_cgroup_v1", lambda d: False)
+        monkeypatch.setattr(cgroups, "is_v1", lambda d: False)
     marker = uuid.uuid4().hex
     task = asyncio.ensure_future(run(f"sleep 5; echo {marker}", tmp_path, level))
     try:
