@@ -46,10 +46,12 @@ class SandboxError(Exception):
 
 # --- layer detection ------------------------------------------------------------------------------------
 _probe_cache: dict[str, tuple[bool, str]] = {}
+_PROBE_ARGV = [SHELL, "-c", "exit 0"]  # what every command runs, by absolute path: no PATH lookup
 
 
 def _bwrap_path() -> str | None:
-    return shutil.which("bwrap")
+    # The system's bin dirs too: a command's PATH may be empty or odd, and the layers must not depend on it.
+    return shutil.which("bwrap") or shutil.which("bwrap", path=os.defpath)
 
 
 def probe_bubblewrap() -> tuple[bool, str]:
@@ -64,7 +66,7 @@ def probe_bubblewrap() -> tuple[bool, str]:
             p = subprocess.run(
                 [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
                  "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
-                 "--cap-drop", "ALL", "--", "true"],
+                 "--cap-drop", "ALL", "--", *_PROBE_ARGV],
                 stdin=subprocess.DEVNULL, capture_output=True, timeout=10,
             )
             if p.returncode == 0:
@@ -110,7 +112,7 @@ def probe_landlock() -> tuple[bool, str]:
 
 
 def _probe_trampoline() -> tuple[bool, str]:
-    spec = {"argv": ["true"], "landlock": {"ro": ["/"], "rw": [], "net": False}, "seccomp": {"net": False}}
+    spec = {"argv": _PROBE_ARGV, "landlock": {"ro": ["/"], "rw": [], "net": False}, "seccomp": {"net": False}}
     try:
         p = subprocess.run(_trampoline_argv(spec), stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired) as e:

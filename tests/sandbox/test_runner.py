@@ -4,6 +4,8 @@ import asyncio
 import contextlib
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -265,3 +267,19 @@ def _cmdline(pid: int) -> bytes:
             return f.read()
     except OSError:
         return b""
+
+
+def _detected_level(path: str | None, forced: str | None) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("PATH", "GHOSTLINE_SANDBOX")}
+    env.update({"PATH": path} if path is not None else {})
+    env.update({"GHOSTLINE_SANDBOX": forced} if forced else {})
+    code = "from ghostline.sandbox import detect_level; print(detect_level())"
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
+
+
+@pytest.mark.parametrize("forced", [None, "landlock"])
+def test_layer_detection_does_not_depend_on_path(forced: str | None) -> None:
+    # Each probe runs its own layer; forcing Landlock probes it even where bubblewrap works.
+    assert _detected_level("", forced) == _detected_level(os.environ.get("PATH"), forced)
