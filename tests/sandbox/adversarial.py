@@ -337,7 +337,9 @@ def run_case(case: Case, level: str, base: Path, *, argv: list[str] | None = Non
         child_env.update({"HOME": str(env.home), "ANTHROPIC_API_KEY": SECRET, "MY_SERVICE_TOKEN": SECRET,
                           "GHOSTLINE_SANDBOX": level, "GHOSTLINE_CONFIG_DIR": str(base / "cfg"),
                           "GHOSTLINE_DATA_DIR": str(base / "data"), **extra})
-        cmd = [*(argv or agent_argv()), "sandbox", "run", "--mode", "workspace-write", "--network",
+        # The plain baseline must say so: `sandbox run` refuses to run a confined mode unconfined otherwise.
+        plain = ["--level", "none"] if level == "none" else []
+        cmd = [*(argv or agent_argv()), "sandbox", "run", *plain, "--mode", "workspace-write", "--network",
                "on" if case.network else "off", "--cwd", str(env.ws), "--workspace", str(env.ws),
                "--timeout", str(case.timeout), "--output-limit", "30000", "--", case.command(env)]
         p = subprocess.run(cmd, env=child_env, stdin=subprocess.DEVNULL, capture_output=True,
