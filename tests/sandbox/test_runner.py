@@ -283,3 +283,20 @@ def _detected_level(path: str | None, forced: str | None) -> str:
 def test_layer_detection_does_not_depend_on_path(forced: str | None) -> None:
     # Each probe runs its own layer; forcing Landlock probes it even where bubblewrap works.
     assert _detected_level("", forced) == _detected_level(os.environ.get("PATH"), forced)
+
+
+def test_cgroups_of_dead_processes_are_swept() -> None:
+    root = cgroups.pids_root()
+    if root is None:
+        pytest.skip("no writable pids cgroup here (not root, or no pids controller)")
+    gone = subprocess.run(["/bin/sh", "-c", "echo $$"], capture_output=True, text=True).stdout.strip()
+    stale, ours = Path(root, f"{gone}-{uuid.uuid4().hex[:8]}"), Path(root, f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    stale.mkdir()
+    ours.mkdir()
+    try:
+        cgroups._sweep_stale(root)
+        assert not stale.exists() and ours.exists()
+    finally:
+        for d in (stale, ours):
+            with contextlib.suppress(OSError):
+                d.rmdir()
