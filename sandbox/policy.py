@@ -127,52 +127,62 @@ def parse_command(command: str, _depth: int = 0) -> Parsed:
         return out
 
     def visit(node) -> None:
-        t = node.type
-        if t == "function_definition":
+        if node.type == "function_definition":
             out.defines_functions = True
-        if t == "file_redirect":
-            op = ""
-            dest = None
-            for c in node.children:
-                if not c.is_named:
-                    op += c.text.decode()
-            d = node.child_by_field_name("destination")
-            if d is not None and ">" in op and "&" not in op.replace("&>", ""):
-                dest = _static_word(d)
-                out.redirects.append(dest)
-            elif d is not None and op in ("&>", "&>>", ">|"):
-                out.redirects.append(_static_word(d))
-        if t == "command":
-            words: list[str | None] = []
-            dyn_name = False
-            assigns = False
-            for c in node.children:
-                if c.type == "variable_assignment":
-                    assigns = True
-                    continue
-                if c.type in ("file_redirect", "herestring_redirect"):
-                    continue
-                if c.type == "command_name":
-                    w = _static_word(c)
-                    dyn_name = w is None
-                    words.append(w)
-                elif c.is_named:
-                    words.append(_static_word(c))
-            part = Part(words=words, text=node.text.decode("utf-8", errors="replace"), dynamic_name=dyn_name,
-                        assigns=assigns)
+        elif node.type == "file_redirect":
+            writes, target = _write_target(node)
+            if writes:
+                out.redirects.append(target)
+        elif node.type == "command":
+            part = _command_part(node)
             out.parts.append(part)
             for inner in _unwrap(part):
-                sub = parse_command(inner, _depth + 1)
-                if sub.error:
-                    out.error = sub.error
-                out.parts.extend(sub.parts)
-                out.redirects.extend(sub.redirects)
-                out.defines_functions |= sub.defines_functions
+                _merge(out, parse_command(inner, _depth + 1))
         for c in node.children:
             visit(c)
 
     visit(root)
     return out
+
+
+def _write_target(redirect) -> tuple[bool, str | None]:
+    """Whether a file_redirect node writes a file (> >> &> >|, not >&2), and its target (None: dynamic)."""
+    op = "".join(c.text.decode() for c in redirect.children if not c.is_named)
+    dest = redirect.child_by_field_name("destination")
+    if dest is None:
+        return False, None
+    if (">" in op and "&" not in op.replace("&>", "")) or op in ("&>", "&>>", ">|"):
+        return True, _static_word(dest)
+    return False, None
+
+
+def _command_part(command) -> Part:
+    words: list[str | None] = []
+    dyn_name = False
+    assigns = False
+    for c in command.children:
+        if c.type == "variable_assignment":
+            assigns = True
+            continue
+        if c.type in ("file_redirect", "herestring_redirect"):
+            continue
+        if c.type == "command_name":
+            w = _static_word(c)
+            dyn_name = w is None
+            words.append(w)
+        elif c.is_named:
+            words.append(_static_word(c))
+    return Part(words=words, text=command.text.decode("utf-8", errors="replace"), dynamic_name=dyn_name,
+                assigns=assigns)
+
+
+def _merge(out: Parsed, sub: Parsed) -> None:
+    """Add what a command hidden in another one's arguments (`bash -c X`, ...) runs."""
+    if sub.error:
+        out.error = sub.error
+    out.parts.extend(sub.parts)
+    out.redirects.extend(sub.redirects)
+    out.defines_functions |= sub.defines_functions
 
 
 def _unwrap(part: Part) -> list[str]:
