@@ -60,7 +60,7 @@ def probe_bubblewrap() -> tuple[bool, str]:
         return _probe_cache["bubblewrap"]
     exe = _bwrap_path()
     if not exe:
-        res = (False, "bwrap not found on PATH")
+        res = (False, "bwrap not found (PATH, then the system bin dirs)")
     else:
         try:
             p = subprocess.run(
