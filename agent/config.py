@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from ghostline.agent.providers.base import ConfigError
-
-from ghostline.dirs import config_dir, find_project_root
+from ghostline.sandbox.modes import SANDBOX_MODES, SandboxMode
 from ghostline.sandbox.store import is_trusted
 
-SANDBOX_MODES = ("read-only", "workspace-write", "full-access")
+from ghostline.dirs import config_dir, find_project_root
+
 APPROVAL_MODES = ("ask", "auto-edit", "auto")
 
 
@@ -22,7 +22,7 @@ class Config:
     model: str | None = None
     base_url: str | None = None
     approval: str | None = None  # None: decided by interactive/headless
-    sandbox: str = "workspace-write"
+    sandbox: SandboxMode = "workspace-write"
     network: bool = False
     max_turns: int | None = None
     max_tokens: int | None = None

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ghostline.sandbox.adversarial import CASES, available_levels, run_case, unsafe_reason  # noqa: E402
+from tests.sandbox.adversarial import CASES, available_levels, run_case, unsafe_reason  # noqa: E402
 
 
 def main() -> int:

@@ -6,59 +6,60 @@ Public surface (the rest of the package is internal):
                       level=None, output_dir=None) -> CommandResult
     resolve_path(path, *, cwd, workspace, write, mode) -> Path           raises PathDenied
     detect_level() -> "bubblewrap" | "landlock" | "none";  check() -> dict
+    SandboxMode / SANDBOX_MODES, SandboxLevel / SANDBOX_LEVELS            (Literal types and their values)
     Policy.from_config(permissions, level=...).evaluate(Action(tool, kind, paths, command), *, mode, approval,
-        workspace)
-        -> Decision(action="allow"|"ask"|"deny", reason);  suggest_rule(action) -> str
+        workspace) -> Decision(action="allow"|"ask"|"deny", reason);  suggest_rule(action) -> str
     remember(project, rule) / remembered(project) / forget(project, rule=None)   ("always allow")
     is_trusted(path) / trust(path) / untrust(path) / trusted_dirs()
     Checkpoints(workspace, session=None): snapshot(label) -> str | None, restore(ref), list(session),
         undo(session=None, turns=1);  create_worktree(repo, name) -> (path, branch)
 
-Heavy modules (tree-sitter, GitPython) load on first use, never at import.
+Every name loads on first use: importing the package (or `ghostline.sandbox.modes` for a CLI option's choices)
+costs nothing; asyncio, tree-sitter and GitPython come with the modules that need them.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
-
-from ghostline.sandbox.envscrub import is_secret_name, scrub_env
-from ghostline.sandbox.paths import PathDenied, protected_reason, resolve_path
-from ghostline.sandbox.runner import CommandResult, SandboxError, check, detect_level, run_command
-from ghostline.sandbox.store import (
-    all_remembered,
-    forget,
-    is_trusted,
-    remember,
-    remembered,
-    trust,
-    trusted_dirs,
-    untrust,
-)
 
 if TYPE_CHECKING:
     from ghostline.sandbox.checkpoints import Checkpoint, CheckpointError, Checkpoints, create_worktree
+    from ghostline.sandbox.envscrub import is_secret_name, scrub_env
+    from ghostline.sandbox.modes import SANDBOX_LEVELS, SANDBOX_MODES, SandboxLevel, SandboxMode
+    from ghostline.sandbox.paths import PathDenied, protected_reason, resolve_path
     from ghostline.sandbox.policy import Action, Decision, Policy, parse_command, suggest_rule
+    from ghostline.sandbox.runner import CommandResult, SandboxError, check, detect_level, run_command
+    from ghostline.sandbox.store import (
+        all_remembered,
+        forget,
+        is_trusted,
+        remember,
+        remembered,
+        trust,
+        trusted_dirs,
+        untrust,
+    )
 
-_LAZY = {
-    "Checkpoint": "ghostline.sandbox.checkpoints",
-    "CheckpointError": "ghostline.sandbox.checkpoints",
-    "Checkpoints": "ghostline.sandbox.checkpoints",
-    "create_worktree": "ghostline.sandbox.checkpoints",
-    "Action": "ghostline.sandbox.policy",
-    "Decision": "ghostline.sandbox.policy",
-    "Policy": "ghostline.sandbox.policy",
-    "parse_command": "ghostline.sandbox.policy",
-    "suggest_rule": "ghostline.sandbox.policy",
+_MODULE_OF = {
+    **dict.fromkeys(("Checkpoint", "CheckpointError", "Checkpoints", "create_worktree"), "checkpoints"),
+    **dict.fromkeys(("is_secret_name", "scrub_env"), "envscrub"),
+    **dict.fromkeys(("SANDBOX_LEVELS", "SANDBOX_MODES", "SandboxLevel", "SandboxMode"), "modes"),
+    **dict.fromkeys(("PathDenied", "protected_reason", "resolve_path"), "paths"),
+    **dict.fromkeys(("Action", "Decision", "Policy", "parse_command", "suggest_rule"), "policy"),
+    **dict.fromkeys(("CommandResult", "SandboxError", "check", "detect_level", "run_command"), "runner"),
+    **dict.fromkeys(("all_remembered", "forget", "is_trusted", "remember", "remembered", "trust", "trusted_dirs",
+                     "untrust"), "store"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    mod = _LAZY.get(name)
+    mod = _MODULE_OF.get(name)
     if mod is None:
-        raise AttributeError(f"module 'sandbox' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(mod), name)
+        raise AttributeError(f"module 'ghostline.sandbox' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"ghostline.sandbox.{mod}"), name)
+    globals()[name] = value  # bound once, as an import at the top would have done
+    return value
 
 
 __all__ = [
@@ -70,7 +71,11 @@ __all__ = [
     "Decision",
     "PathDenied",
     "Policy",
+    "SANDBOX_LEVELS",
+    "SANDBOX_MODES",
     "SandboxError",
+    "SandboxLevel",
+    "SandboxMode",
     "all_remembered",
     "check",
     "create_worktree",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ghostline.dirs import config_dir, data_dir
+from ghostline.sandbox.modes import SANDBOX_MODES, SandboxMode
 
-SANDBOX_MODES = ("read-only", "workspace-write", "full-access")
+from ghostline.dirs import config_dir, data_dir
 
 # Directory names inside a workspace that tools may never write into.
 PROTECTED_NAMES = (".git", ".ghostline")
@@ -54,7 +54,8 @@ def protected_reason(real: Path, workspace: Path) -> str | None:
     return None
 
 
-def resolve_path(path: str, *, cwd: Path, workspace: Path, write: bool, mode: str = "workspace-write") -> Path:
+def resolve_path(path: str, *, cwd: Path, workspace: Path, write: bool,
+                 mode: SandboxMode = "workspace-write") -> Path:
     """Resolve `path` (relative to `cwd`) to a real path the file tools may use, or raise PathDenied.
 
     Symlinks, `..`, `/proc/self/root` and friends are resolved before the check, so none of them

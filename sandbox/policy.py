@@ -10,13 +10,15 @@ simple command they run (`&&`, `||`, `;`, `|`, newlines, `$(...)`, backticks, `b
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ghostline.sandbox import store
+from ghostline.sandbox.rules import Rule
 
 READ_ONLY_COMMANDS = {
     "ls", "cat", "head", "tail", "wc", "grep", "egrep", "fgrep", "rg", "ag", "pwd", "echo", "printf", "which",
@@ -134,52 +136,62 @@ def parse_command(command: str, _depth: int = 0) -> Parsed:
         return out
 
     def visit(node) -> None:
-        t = node.type
-        if t == "function_definition":
+        if node.type == "function_definition":
             out.defines_functions = True
-        if t == "file_redirect":
-            op = ""
-            dest = None
-            for c in node.children:
-                if not c.is_named:
-                    op += c.text.decode()
-            d = node.child_by_field_name("destination")
-            if d is not None and ">" in op and "&" not in op.replace("&>", ""):
-                dest = _static_word(d)
-                out.redirects.append(dest)
-            elif d is not None and op in ("&>", "&>>", ">|"):
-                out.redirects.append(_static_word(d))
-        if t == "command":
-            words: list[str | None] = []
-            dyn_name = False
-            assigns = False
-            for c in node.children:
-                if c.type == "variable_assignment":
-                    assigns = True
-                    continue
-                if c.type in ("file_redirect", "herestring_redirect"):
-                    continue
-                if c.type == "command_name":
-                    w = _static_word(c)
-                    dyn_name = w is None
-                    words.append(w)
-                elif c.is_named:
-                    words.append(_static_word(c))
-            part = Part(words=words, text=node.text.decode("utf-8", errors="replace"), dynamic_name=dyn_name,
-                        assigns=assigns)
+        elif node.type == "file_redirect":
+            writes, target = _write_target(node)
+            if writes:
+                out.redirects.append(target)
+        elif node.type == "command":
+            part = _command_part(node)
             out.parts.append(part)
             for inner in _unwrap(part):
-                sub = parse_command(inner, _depth + 1)
-                if sub.error:
-                    out.error = sub.error
-                out.parts.extend(sub.parts)
-                out.redirects.extend(sub.redirects)
-                out.defines_functions |= sub.defines_functions
+                _merge(out, parse_command(inner, _depth + 1))
         for c in node.children:
             visit(c)
 
     visit(root)
     return out
+
+
+def _write_target(redirect) -> tuple[bool, str | None]:
+    """Whether a file_redirect node writes a file (> >> &> >|, not >&2), and its target (None: dynamic)."""
+    op = "".join(c.text.decode() for c in redirect.children if not c.is_named)
+    dest = redirect.child_by_field_name("destination")
+    if dest is None:
+        return False, None
+    if (">" in op and "&" not in op.replace("&>", "")) or op in ("&>", "&>>", ">|"):
+        return True, _static_word(dest)
+    return False, None
+
+
+def _command_part(command) -> Part:
+    words: list[str | None] = []
+    dyn_name = False
+    assigns = False
+    for c in command.children:
+        if c.type == "variable_assignment":
+            assigns = True
+            continue
+        if c.type in ("file_redirect", "herestring_redirect"):
+            continue
+        if c.type == "command_name":
+            w = _static_word(c)
+            dyn_name = w is None
+            words.append(w)
+        elif c.is_named:
+            words.append(_static_word(c))
+    return Part(words=words, text=command.text.decode("utf-8", errors="replace"), dynamic_name=dyn_name,
+                assigns=assigns)
+
+
+def _merge(out: Parsed, sub: Parsed) -> None:
+    """Add what a command hidden in another one's arguments (`bash -c X`, ...) runs."""
+    if sub.error:
+        out.error = sub.error
+    out.parts.extend(sub.parts)
+    out.redirects.extend(sub.redirects)
+    out.defines_functions |= sub.defines_functions
 
 
 def _unwrap(part: Part) -> list[str]:
@@ -347,51 +359,6 @@ def dangerous_reason(parsed: Parsed, workspace: Path, cwd: Path) -> str | None:
     return None
 
 
-# --- rules ----------------------------------------------------------------------------------------------------
-_RULE_RE = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:\((.*)\)|:\s*(.*))?\s*$", re.S)
-
-
-@dataclass
-class Rule:
-    tool: str
-    pattern: str | None
-    source: str = ""
-
-    @classmethod
-    def parse(cls, text: str) -> Rule:
-        m = _RULE_RE.match(text)
-        if not m:
-            raise ValueError(f"bad permission rule {text!r} (expected 'tool' or 'tool: pattern')")
-        pat = m.group(2) if m.group(2) is not None else m.group(3)
-        pat = pat.strip() if pat else None
-        return cls(tool=m.group(1).lower(), pattern=pat or None, source=text)
-
-    def matches_tool(self, tool: str) -> bool:
-        return self.tool in ("*", tool.lower())
-
-    def matches_command(self, part_text: str) -> bool:
-        if self.pattern is None:
-            return True
-        pat = self.pattern
-        if fnmatch.fnmatchcase(part_text, pat):
-            return True
-        if pat.endswith(" *") and part_text == pat[:-2]:
-            return True
-        if pat.endswith(":*") and (part_text == pat[:-2] or part_text.startswith(pat[:-2] + " ")):
-            return True
-        return False
-
-    def matches_path(self, path: str, workspace: Path) -> bool:
-        if self.pattern is None:
-            return True
-        cands = [path]
-        try:
-            cands.append(str(Path(os.path.realpath(path)).relative_to(os.path.realpath(workspace))))
-        except ValueError:
-            pass
-        return any(fnmatch.fnmatchcase(c, self.pattern) for c in cands)
-
-
 def _norm_part(part: Part) -> str:
     return " ".join(w if w is not None else "$?" for w in part.words)
 
@@ -433,10 +400,8 @@ class Policy:
     def _remembered_rules(self, workspace: Path) -> list[Rule]:
         if not self.use_remembered:
             return []
-        from ghostline.sandbox.store import remembered
-
         out = []
-        for r in remembered(workspace):
+        for r in store.remembered(workspace):
             try:
                 out.append(Rule.parse(r))
             except ValueError:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import math
 import os
@@ -13,15 +12,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from ghostline.sandbox import cgroups
+from ghostline.sandbox.capture import OutputCapture
 from ghostline.sandbox.envscrub import scrub_env
-from ghostline.sandbox.paths import PROTECTED_NAMES, SANDBOX_MODES, protected_dirs
+from ghostline.sandbox.modes import SANDBOX_LEVELS, SANDBOX_MODES, SandboxLevel, SandboxMode
+from ghostline.sandbox.paths import PROTECTED_NAMES, protected_dirs
 
-LEVELS = ("bubblewrap", "landlock", "none")
-FULL_OUTPUT_CAP = 64 * 1024 * 1024  # bytes kept on disk for a truncated output
+SHELL = "/bin/bash"  # what runs a command, at every layer (an absolute path: PATH is the command's business)
 
 # Credentials a sandboxed command has no business reading (hidden under bubblewrap).
 HIDDEN_HOME_ENTRIES = (".ssh", ".aws", ".gnupg", ".netrc", ".git-credentials", ".pypirc", ".npmrc", ".docker",
@@ -45,10 +46,12 @@ class SandboxError(Exception):
 
 # --- layer detection ------------------------------------------------------------------------------------
 _probe_cache: dict[str, tuple[bool, str]] = {}
+_PROBE_ARGV = [SHELL, "-c", "exit 0"]  # what every command runs, by absolute path: no PATH lookup
 
 
 def _bwrap_path() -> str | None:
-    return shutil.which("bwrap")
+    # The system's bin dirs too: a command's PATH may be empty or odd, and the layers must not depend on it.
+    return shutil.which("bwrap") or shutil.which("bwrap", path=os.defpath)
 
 
 def probe_bubblewrap() -> tuple[bool, str]:
@@ -57,13 +60,13 @@ def probe_bubblewrap() -> tuple[bool, str]:
         return _probe_cache["bubblewrap"]
     exe = _bwrap_path()
     if not exe:
-        res = (False, "bwrap not found on PATH")
+        res = (False, "bwrap not found (PATH, then the system bin dirs)")
     else:
         try:
             p = subprocess.run(
                 [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
                  "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
-                 "--cap-drop", "ALL", "--", "true"],
+                 "--cap-drop", "ALL", "--", *_PROBE_ARGV],
                 stdin=subprocess.DEVNULL, capture_output=True, timeout=10,
             )
             if p.returncode == 0:
@@ -109,7 +112,7 @@ def probe_landlock() -> tuple[bool, str]:
 
 
 def _probe_trampoline() -> tuple[bool, str]:
-    spec = {"argv": ["true"], "landlock": {"ro": ["/"], "rw": [], "net": False}, "seccomp": {"net": False}}
+    spec = {"argv": _PROBE_ARGV, "landlock": {"ro": ["/"], "rw": [], "net": False}, "seccomp": {"net": False}}
     try:
         p = subprocess.run(_trampoline_argv(spec), stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -124,13 +127,13 @@ def forced_level() -> str | None:
     v = os.environ.get("GHOSTLINE_SANDBOX", "").strip().lower()
     aliases = {"bwrap": "bubblewrap", "plain": "none", "off": "none"}
     v = aliases.get(v, v)
-    return v if v in LEVELS else None
+    return v if v in SANDBOX_LEVELS else None
 
 
 def detect_level() -> str:
     """The strongest layer that works here ("bubblewrap" | "landlock" | "none"), or the one forced by
     GHOSTLINE_SANDBOX (a forced layer that does not work falls to the next weaker one that does)."""
-    order = list(LEVELS)
+    order = list(SANDBOX_LEVELS)
     forced = forced_level()
     if forced:
         order = order[order.index(forced):]
@@ -156,7 +159,7 @@ def check() -> dict:
         "forced": forced_level(),
         "level": detect_level(),
         "seccomp": sys.platform == "linux" and os.uname().machine in ("x86_64", "aarch64"),
-        "pids_cgroup": _cgroup_root() is not None,
+        "pids_cgroup": cgroups.pids_root() is not None,
     }
 
 
@@ -198,98 +201,6 @@ def _marshal_hex(obj: object) -> str:
     import marshal
 
     return marshal.dumps(obj).hex()
-
-
-# --- pids cgroup (root only; bounds fork bombs, which RLIMIT_NPROC does not do for root) -------------------
-_cg_root: list[str | None] = []
-
-
-def _cgroup_root() -> str | None:
-    if _cg_root:
-        return _cg_root[0]
-    found = None
-    if sys.platform == "linux" and os.geteuid() == 0:
-        for base in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup"):
-            if os.path.exists(os.path.join(base, "cgroup.procs")) and (
-                    base.endswith("pids") or "pids" in _read(os.path.join(base, "cgroup.subtree_control"))):
-                d = os.path.join(base, "ghostline")
-                try:
-                    os.makedirs(d, exist_ok=True)
-                    if base.endswith("/cgroup"):
-                        with open(os.path.join(d, "cgroup.subtree_control"), "w") as f:
-                            f.write("+pids")
-                    found = d
-                    break
-                except OSError:
-                    continue
-    _cg_root.append(found)
-    return found
-
-
-def _read(p: str) -> str:
-    try:
-        with open(p) as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-_cg_pool: list[str] = []  # idle per-command cgroups, reused (creating and removing one costs milliseconds)
-
-
-def _make_cgroup(max_pids: int) -> str | None:
-    root = _cgroup_root()
-    if not root:
-        return None
-    while _cg_pool:
-        d = _cg_pool.pop()
-        if os.path.isdir(d) and not _read(os.path.join(d, "cgroup.procs")).split():
-            return d
-    d = os.path.join(root, f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        os.mkdir(d)
-        with open(os.path.join(d, "pids.max"), "w") as f:
-            f.write(str(max_pids))
-        return d
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.rmdir(d)
-        return None
-
-
-def _cgroup_v1(d: str) -> bool:
-    """A v1 cgroup (it has a `tasks` file: a thread can join alone, without the kernel's global lock)."""
-    return os.path.exists(os.path.join(d, "tasks"))
-
-
-def _kill_cgroup(d: str | None) -> None:
-    if not d:
-        return
-    for p in _read(os.path.join(d, "cgroup.procs")).split():
-        with contextlib.suppress(OSError, ValueError):
-            os.kill(int(p), signal.SIGKILL)
-
-
-def _remove_cgroup(d: str | None) -> None:
-    """Kill what is left in a command's cgroup and return it to the pool (removed at exit)."""
-    if not d:
-        return
-    _kill_cgroup(d)
-    if len(_cg_pool) < 8:
-        _cg_pool.append(d)
-    else:
-        with contextlib.suppress(OSError):
-            os.rmdir(d)
-
-
-def _drain_pool() -> None:
-    for d in _cg_pool:
-        with contextlib.suppress(OSError):
-            os.rmdir(d)
-    _cg_pool.clear()
-
-
-atexit.register(_drain_pool)
 
 
 # --- building the command line ----------------------------------------------------------------------------
@@ -370,7 +281,7 @@ def _bwrap_argv(exe: str, command: str, *, cwd: Path, workspace: Path, mode: str
     if network:
         a += ["--share-net"]
     a += ["--die-with-parent", "--new-session", "--cap-drop", "ALL", "--setenv", "TMPDIR", "/tmp",
-          "--chdir", str(cwd), "--", "/bin/bash", "-c", command]
+          "--chdir", str(cwd), "--", SHELL, "-c", command]
     return a
 
 
@@ -396,7 +307,7 @@ def _with_limits(argv: list[str], rl: dict[str, int], cgroup: str | None):
         pre.append("--")
         # Joining through cgroup.procs waits for an RCU grace period (~10 ms); v1's `tasks` takes "0" (the
         # caller's thread alone: here the shell's only one) without that wait.
-        if cgroup and _cgroup_v1(cgroup):
+        if cgroup and cgroups.is_v1(cgroup):
             pre = ["/bin/sh", "-c", 'echo 0 > "$0" 2>/dev/null; exec "$@"', os.path.join(cgroup, "tasks"), *pre]
         elif cgroup:
             pre = ["/bin/sh", "-c", 'echo $$ > "$0" 2>/dev/null; exec "$@"', os.path.join(cgroup, "cgroup.procs"), *pre]
@@ -420,7 +331,7 @@ def _tramp_spec(command: str, *, cwd: Path, workspace: Path, mode: str, network:
     import resource
 
     rlimits = {getattr(resource, name): value for name, value in _rlimits(timeout).items()}
-    spec: dict = {"argv": ["/bin/bash", "-c", command], "cwd": str(cwd), "rlimits": rlimits}
+    spec: dict = {"argv": [SHELL, "-c", command], "cwd": str(cwd), "rlimits": rlimits}
     if level == "landlock":
         rw = [tmpdir]
         if mode == "workspace-write":
@@ -441,67 +352,90 @@ def _tramp_spec(command: str, *, cwd: Path, workspace: Path, mode: str, network:
     return spec
 
 
-# --- output capture -------------------------------------------------------------------------------------------
-class _Capture:
-    def __init__(self, limit: int, output_dir: Path | None):
-        self.limit = max(limit, 200)
-        self.head_cap = self.limit // 2
-        self.tail_cap = self.limit - self.head_cap
-        self.head = bytearray()
-        self.tail = bytearray()
-        self.total = 0
-        self.output_dir = output_dir
-        self.spill: object | None = None
-        self.spill_path: str | None = None
-        self.spilled = 0
-
-    def feed(self, data: bytes) -> None:
-        self.total += len(data)
-        if self.spill is None and self.total > self.limit:
-            self._open_spill()
-        if self.spill is not None:
-            if self.spilled < FULL_OUTPUT_CAP:
-                chunk = data[: FULL_OUTPUT_CAP - self.spilled]
-                self.spill.write(chunk)  # type: ignore[attr-defined]
-                self.spilled += len(chunk)
-        room = self.head_cap - len(self.head)
-        if room > 0:
-            self.head += data[:room]
-            data = data[room:]
-        if data:
-            self.tail += data
-            if len(self.tail) > self.tail_cap * 2:
-                del self.tail[: len(self.tail) - self.tail_cap]
-
-    def _open_spill(self) -> None:
-        d = self.output_dir or Path(tempfile.gettempdir()) / "ghostline-outputs"
-        try:
-            d.mkdir(parents=True, exist_ok=True)
-            fd, path = tempfile.mkstemp(prefix="cmd-", suffix=".log", dir=d)
-            self.spill = os.fdopen(fd, "wb")
-            self.spill_path = path
-            self.spill.write(bytes(self.head) + bytes(self.tail))  # type: ignore[attr-defined]
-            self.spilled = len(self.head) + len(self.tail)
-        except OSError:
-            self.spill = None
-            self.spill_path = None
-
-    def finish(self) -> tuple[str, bool, str | None]:
-        if self.spill is not None:
-            with contextlib.suppress(OSError):
-                self.spill.close()  # type: ignore[attr-defined]
-        if self.total <= self.limit:
-            return (bytes(self.head) + bytes(self.tail)).decode("utf-8", errors="replace"), False, None
-        tail = bytes(self.tail[-self.tail_cap:])
-        omitted = self.total - len(self.head) - len(tail)
-        where = f"; full output in {self.spill_path}" if self.spill_path else ""
-        marker = f"\n\n... [{omitted} bytes of output omitted{where}] ...\n\n"
-        text = (bytes(self.head).decode("utf-8", errors="replace") + marker
-                + tail.decode("utf-8", errors="replace"))
-        return text, True, self.spill_path
-
-
 # --- run ------------------------------------------------------------------------------------------------------
+@dataclass
+class _Launch:
+    """One command ready to start: its command line, and what it holds until it ends (see cleanup)."""
+
+    argv: list[str]
+    env: dict[str, str]
+    level: str  # the layer, or "none-direct": a plain process group (no subreaper off Linux)
+    preexec: Callable[[], None] | None = None
+    tmpdir: str = ""  # the command's private temp dir ("" under bubblewrap, which mounts a fresh /tmp)
+    created: list[str] = field(default_factory=list)  # protected dirs made for it, removed when still empty
+    cgroup: str | None = None
+    sync_r: int = -1  # cgroup v2: the trampoline waits on sync_r until cgroups.attach writes the go to sync_w
+    sync_w: int = -1
+
+    def cleanup(self) -> None:
+        cgroups.release(self.cgroup)  # kills anything still in it
+        if self.tmpdir:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+        for d in self.created:
+            with contextlib.suppress(OSError):
+                os.rmdir(d)  # only if still empty (and no other command holds it)
+
+
+def _checked(mode: str, cwd: Path, workspace: Path, level: str | None) -> tuple[Path, Path, str]:
+    """(workspace, cwd) resolved and the layer to use, or SandboxError. full-access always runs plain."""
+    if mode not in SANDBOX_MODES:
+        raise SandboxError(f"unknown sandbox mode {mode!r} (expected one of {', '.join(SANDBOX_MODES)})")
+    workspace = Path(os.path.realpath(workspace))
+    cwd = Path(os.path.realpath(cwd))
+    if not cwd.is_dir():
+        raise SandboxError(f"working directory {cwd} does not exist")
+    if level is not None and level not in SANDBOX_LEVELS:
+        raise SandboxError(f"unknown sandbox level {level!r}")
+    if mode == "full-access":
+        return workspace, cwd, "none"
+    if level == "bubblewrap" and not probe_bubblewrap()[0]:
+        raise SandboxError(f"bubblewrap does not work here: {probe_bubblewrap()[1]}")
+    return workspace, cwd, level or detect_level()
+
+
+def _prepare(command: str, *, cwd: Path, workspace: Path, mode: str, network: bool, timeout: float, level: str,
+             env: dict | None) -> _Launch:
+    child_env = scrub_env(extra=env)
+    child_env["GHOSTLINE_SANDBOX_LEVEL"] = level
+    child_env.pop("GHOSTLINE_SANDBOX", None)
+    launch = _Launch(argv=[], env=child_env, level=level)
+    if level != "bubblewrap":
+        launch.tmpdir = child_env["TMPDIR"] = tempfile.mkdtemp(prefix="ghostline-cmd-")
+    if mode == "workspace-write" and level != "none":
+        # Protected dirs must exist before the sandbox is built, so the command cannot create them.
+        launch.created = _ensure_protected(workspace)
+    launch.cgroup = cgroups.acquire(4096) if level != "none" else None
+    try:
+        _set_command_line(launch, command, cwd=cwd, workspace=workspace, mode=mode, network=network,
+                          timeout=timeout)
+    except BaseException:
+        _close_fds(launch.sync_r, launch.sync_w)
+        launch.cleanup()
+        raise
+    return launch
+
+
+def _set_command_line(launch: _Launch, command: str, *, cwd: Path, workspace: Path, mode: str, network: bool,
+                      timeout: float) -> None:
+    if launch.level == "bubblewrap":
+        argv = _bwrap_argv(probe_bubblewrap()[1], command, cwd=cwd, workspace=workspace, mode=mode,
+                           network=network, tmpdir=launch.tmpdir)
+        launch.argv, launch.preexec = _with_limits(argv, _rlimits(timeout), launch.cgroup)
+    elif sys.platform != "linux":
+        # No prctl (subreaper) elsewhere: a plain process group, killed as a whole.
+        launch.argv, launch.preexec = _with_limits([SHELL, "-c", command], _rlimits(timeout), None)
+        launch.level = "none-direct"
+    else:
+        spec = _tramp_spec(command, cwd=cwd, workspace=workspace, mode=mode, network=network, level=launch.level,
+                           tmpdir=launch.tmpdir, timeout=timeout)
+        if launch.cgroup and cgroups.is_v1(launch.cgroup):
+            spec["cgroup"] = launch.cgroup  # v1: the command's process joins it, cheaply (see the trampoline)
+        elif launch.cgroup:  # v2: joined by cgroups.attach while the trampoline starts
+            launch.sync_r, launch.sync_w = os.pipe()  # not inherited but for pass_fds
+            spec["cgroup_sync"] = launch.sync_r
+        launch.argv = _trampoline_argv(spec)
+
+
 def _kill_group(pid: int) -> None:
     with contextlib.suppress(OSError):
         os.killpg(pid, signal.SIGKILL)
@@ -515,20 +449,52 @@ def _close_transport(proc: asyncio.subprocess.Process) -> None:
             tr.close()
 
 
-def _attach_cgroup(cgroup: str, pid: int, go_fd: int) -> None:
-    """Move the waiting trampoline `pid` into the v2 `cgroup`, then let it fork the command (which inherits it).
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
-    Runs in a thread while the trampoline's interpreter starts: joining a cgroup through cgroup.procs waits for
-    an RCU grace period (~10 ms, the largest single cost of a sandboxed command), which would otherwise be paid
-    in series. (Under v1 the command's own thread joins through `tasks`, which needs no grace period.)
-    Best effort, as before: the command runs (bounded by rlimits) when the cgroup cannot be joined."""
+
+async def _spawn(launch: _Launch, cwd: Path) -> asyncio.subprocess.Process:
+    """Start the command. When this fails or is cancelled, nothing it started is left and launch is cleaned up."""
+    spawn = asyncio.ensure_future(asyncio.create_subprocess_exec(
+        *launch.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=str(cwd),
+        env=launch.env, start_new_session=True, preexec_fn=launch.preexec,
+        pass_fds=(launch.sync_r,) if launch.sync_r >= 0 else (),
+    ))
     try:
-        with contextlib.suppress(OSError), open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
-            f.write(str(pid))
-        with contextlib.suppress(OSError):
-            os.write(go_fd, b"1")
-    finally:
-        os.close(go_fd)
+        return await asyncio.shield(spawn)
+    except asyncio.CancelledError:
+        # Cancelled while starting: let the start finish, then kill what it started (a trampoline that finds
+        # sync_w closed without a go never runs the command).
+        _close_fds(launch.sync_w)  # sync_r only once the start is over: it may still be passed to the child
+        try:
+            proc = await spawn
+        except BaseException:
+            launch.cleanup()
+            raise
+        finally:
+            _close_fds(launch.sync_r)
+        await _stop(proc, launch.level, launch.cgroup)
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(proc.wait(), 2)
+        _close_transport(proc)
+        launch.cleanup()
+        raise
+    except BaseException:
+        _close_fds(launch.sync_r, launch.sync_w)
+        launch.cleanup()
+        raise
+
+
+def _start_attach(launch: _Launch, proc: asyncio.subprocess.Process) -> asyncio.Future | None:
+    """Under cgroup v2, move the started trampoline into the command's cgroup in a thread (see cgroups.attach)."""
+    if launch.sync_w < 0:
+        return None
+    os.close(launch.sync_r)
+    assert launch.cgroup is not None
+    return asyncio.ensure_future(asyncio.to_thread(cgroups.attach, launch.cgroup, proc.pid, launch.sync_w))
 
 
 async def _join_attach(attach: asyncio.Future | None) -> None:
@@ -537,22 +503,6 @@ async def _join_attach(attach: asyncio.Future | None) -> None:
     if attach is not None and not attach.done():
         with contextlib.suppress(BaseException):
             await asyncio.shield(attach)
-
-
-def _close_fds(*fds: int) -> None:
-    for fd in fds:
-        if fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-
-def _cleanup(cgroup: str | None, tmpdir: str, created: list[str]) -> None:
-    _remove_cgroup(cgroup)  # kills anything still in it
-    if tmpdir:
-        shutil.rmtree(tmpdir, ignore_errors=True)
-    for d in created:
-        with contextlib.suppress(OSError):
-            os.rmdir(d)  # only if still empty (and no other command holds it)
 
 
 async def _stop(proc: asyncio.subprocess.Process, level: str, cgroup: str | None = None,
@@ -565,7 +515,7 @@ async def _stop(proc: asyncio.subprocess.Process, level: str, cgroup: str | None
     if level in ("bubblewrap", "none-direct"):
         # Killing bwrap kills the sandbox's pid namespace (--die-with-parent), setsid children included.
         _kill_group(proc.pid)
-        _kill_cgroup(cgroup)
+        cgroups.kill_all(cgroup)
     else:
         # The trampoline kills the whole tree, re-parented setsid children included, then exits.
         with contextlib.suppress(OSError):
@@ -577,141 +527,56 @@ async def _stop(proc: asyncio.subprocess.Process, level: str, cgroup: str | None
         _kill_group(proc.pid)
 
 
-async def run_command(command: str, *, cwd: Path, workspace: Path, mode: str, network: bool, timeout: float,
-                      output_limit: int = 30000, env: dict | None = None, level: str | None = None,
-                      output_dir: Path | None = None) -> CommandResult:
-    """Run `bash -c command` confined to `workspace` per `mode`, as the bash tool does.
-
-    level: force a layer ("bubblewrap" | "landlock" | "none"); default: detect_level(). full-access
-    always runs plain. Cancelling the awaiting task kills the command and everything it started.
-    """
-    if mode not in SANDBOX_MODES:
-        raise SandboxError(f"unknown sandbox mode {mode!r} (expected one of {', '.join(SANDBOX_MODES)})")
-    workspace = Path(os.path.realpath(workspace))
-    cwd = Path(os.path.realpath(cwd))
-    if not cwd.is_dir():
-        raise SandboxError(f"working directory {cwd} does not exist")
-    if level is None:
-        level = detect_level()
-    elif level not in LEVELS:
-        raise SandboxError(f"unknown sandbox level {level!r}")
-    if mode == "full-access":
-        level = "none"
-
-    child_env = scrub_env(extra=env)
-    child_env["GHOSTLINE_SANDBOX_LEVEL"] = level
-    child_env.pop("GHOSTLINE_SANDBOX", None)
-    # bubblewrap gives the command a fresh /tmp; the other layers get a private temp dir.
-    tmpdir = "" if level == "bubblewrap" else tempfile.mkdtemp(prefix="ghostline-cmd-")
-    # Protected dirs must exist before the sandbox is built, so the command cannot create them.
-    created = _ensure_protected(workspace) if mode == "workspace-write" and level != "none" else []
-    cgroup = _make_cgroup(4096) if level != "none" else None
-    sync_r = sync_w = -1
-    if level == "bubblewrap":
-        ok, exe = probe_bubblewrap()
-        if not ok:
-            raise SandboxError(f"bubblewrap does not work here: {exe}")
-        argv = _bwrap_argv(exe, command, cwd=cwd, workspace=workspace, mode=mode, network=network, tmpdir=tmpdir)
-        argv, preexec = _with_limits(argv, _rlimits(timeout), cgroup)
-    elif sys.platform != "linux":
-        # No prctl (subreaper) elsewhere: a plain process group, killed as a whole.
-        child_env["TMPDIR"] = tmpdir
-        argv, preexec = _with_limits(["/bin/bash", "-c", command], _rlimits(timeout), None)
-        level = "none-direct"
-    else:
-        child_env["TMPDIR"] = tmpdir
-        spec = _tramp_spec(command, cwd=cwd, workspace=workspace, mode=mode, network=network, level=level,
-                           tmpdir=tmpdir, timeout=timeout)
-        if cgroup and _cgroup_v1(cgroup):
-            spec["cgroup"] = cgroup  # v1: the command's process joins it, cheaply (see the trampoline)
-        elif cgroup:  # v2: joined by _attach_cgroup while the trampoline starts; it waits on sync_r for the go
-            sync_r, sync_w = os.pipe()  # not inherited but for pass_fds
-            spec["cgroup_sync"] = sync_r
-        argv = _trampoline_argv(spec)
-        preexec = None  # type: ignore[assignment]
-
-    cap = _Capture(output_limit, output_dir)
-    start = time.monotonic()
-    timed_out = False
-    spawn = asyncio.ensure_future(asyncio.create_subprocess_exec(
-        *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=str(cwd),
-        env=child_env, start_new_session=True, preexec_fn=preexec, pass_fds=(sync_r,) if sync_r >= 0 else (),
-    ))
-    try:
-        proc = await asyncio.shield(spawn)
-    except asyncio.CancelledError:
-        # Cancelled while starting: let the start finish, then kill what it started (a trampoline that finds
-        # sync_w closed without a go never runs the command).
-        _close_fds(sync_w)  # sync_r only once the start is over: it may still be passed to the child
+async def _read_until_eof(stdout: asyncio.StreamReader, cap: OutputCapture, deadline: float) -> bool:
+    """Feed the output to `cap` until it closes (True) or the deadline passes (False)."""
+    while (remaining := deadline - time.monotonic()) > 0:
         try:
-            proc = await spawn
-        except BaseException:
-            _cleanup(cgroup, tmpdir, created)
-            raise
-        finally:
-            _close_fds(sync_r)
-        await _stop(proc, level, cgroup)
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(proc.wait(), 2)
-        _close_transport(proc)
-        _cleanup(cgroup, tmpdir, created)
-        raise
-    except BaseException:
-        _close_fds(sync_r, sync_w)
-        _cleanup(cgroup, tmpdir, created)
-        raise
-    attach: asyncio.Future | None = None
-    if sync_w >= 0:
-        os.close(sync_r)
-        assert cgroup is not None
-        attach = asyncio.ensure_future(asyncio.to_thread(_attach_cgroup, cgroup, proc.pid, sync_w))  # closes sync_w
-    try:
-        assert proc.stdout is not None
-        deadline = start + max(timeout, 0.001)
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                timed_out = True
-                break
-            try:
-                data = await asyncio.wait_for(proc.stdout.read(65536), remaining)
-            except TimeoutError:
-                timed_out = True
-                break
-            if not data:
-                break
-            cap.feed(data)
-        if not timed_out:
-            # Output closed; the command may still run (it closed its stdout): wait out the deadline.
-            try:
-                await asyncio.wait_for(proc.wait(), max(deadline - time.monotonic(), 0.001))
-            except TimeoutError:
-                timed_out = True
-        if timed_out:
-            await _stop(proc, level, cgroup, attach)
-            # Drain what is left without blocking forever on a pipe held by a stray process.
-            with contextlib.suppress(TimeoutError):
-                while True:
-                    data = await asyncio.wait_for(proc.stdout.read(65536), 0.5)
-                    if not data:
-                        break
-                    cap.feed(data)
-        try:
-            rc = await asyncio.wait_for(proc.wait(), 5)
+            data = await asyncio.wait_for(stdout.read(65536), remaining)
         except TimeoutError:
-            _kill_group(proc.pid)
-            rc = await proc.wait()
-    except BaseException:
-        # Cancellation (Ctrl-C) or any error: nothing started by the command survives.
-        await _stop(proc, level, cgroup, attach)
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(proc.wait(), 2)
-        raise
-    finally:
-        if proc.returncode is not None:
-            _kill_group(proc.pid)
-        _close_transport(proc)
-        _cleanup(cgroup, tmpdir, created)
+            return False
+        if not data:
+            return True
+        cap.feed(data)
+    return False
+
+
+async def _exits_by(proc: asyncio.subprocess.Process, deadline: float) -> bool:
+    try:
+        await asyncio.wait_for(proc.wait(), max(deadline - time.monotonic(), 0.001))
+    except TimeoutError:
+        return False
+    return True
+
+
+async def _drain(stdout: asyncio.StreamReader, cap: OutputCapture) -> None:
+    """What is left of the output of a stopped command, without blocking forever on a pipe a stray process holds."""
+    with contextlib.suppress(TimeoutError):
+        while data := await asyncio.wait_for(stdout.read(65536), 0.5):
+            cap.feed(data)
+
+
+async def _exit_status(proc: asyncio.subprocess.Process) -> int:
+    try:
+        return await asyncio.wait_for(proc.wait(), 5)
+    except TimeoutError:
+        _kill_group(proc.pid)
+        return await proc.wait()
+
+
+async def _collect(proc: asyncio.subprocess.Process, launch: _Launch, attach: asyncio.Future | None,
+                   cap: OutputCapture, deadline: float) -> tuple[int, bool]:
+    """Capture the output until the command ends or the deadline passes: (exit status, timed out)."""
+    assert proc.stdout is not None
+    # Output closed does not mean the command is over (it may have closed its stdout): wait out the deadline.
+    timed_out = not (await _read_until_eof(proc.stdout, cap, deadline) and await _exits_by(proc, deadline))
+    if timed_out:
+        await _stop(proc, launch.level, launch.cgroup, attach)
+        await _drain(proc.stdout, cap)
+    return await _exit_status(proc), timed_out
+
+
+def _result(cap: OutputCapture, rc: int, *, timed_out: bool, timeout: float, start: float,
+            level: str) -> CommandResult:
     output, truncated, full = cap.finish()
     if timed_out:
         output += f"\n[command timed out after {timeout:g}s and was killed]"
@@ -721,3 +586,34 @@ async def run_command(command: str, *, cwd: Path, workspace: Path, mode: str, ne
     return CommandResult(exit_code=rc, output=output, truncated=truncated, timed_out=timed_out,
                          duration_ms=int((time.monotonic() - start) * 1000), full_output_path=full,
                          level="none" if level == "none-direct" else level)
+
+
+async def run_command(command: str, *, cwd: Path, workspace: Path, mode: SandboxMode, network: bool,
+                      timeout: float, output_limit: int = 30000, env: dict | None = None,
+                      level: SandboxLevel | None = None, output_dir: Path | None = None) -> CommandResult:
+    """Run `bash -c command` confined to `workspace` per `mode`, as the bash tool does.
+
+    level: force a layer ("bubblewrap" | "landlock" | "none"); default: detect_level(). full-access
+    always runs plain. Cancelling the awaiting task kills the command and everything it started.
+    """
+    workspace, cwd, layer = _checked(mode, cwd, workspace, level)
+    launch = _prepare(command, cwd=cwd, workspace=workspace, mode=mode, network=network, timeout=timeout,
+                      level=layer, env=env)
+    cap = OutputCapture(output_limit, output_dir)
+    start = time.monotonic()
+    proc = await _spawn(launch, cwd)
+    attach = _start_attach(launch, proc)
+    try:
+        rc, timed_out = await _collect(proc, launch, attach, cap, start + max(timeout, 0.001))
+    except BaseException:
+        # Cancellation (Ctrl-C) or any error: nothing started by the command survives.
+        await _stop(proc, launch.level, launch.cgroup, attach)
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(proc.wait(), 2)
+        raise
+    finally:
+        if proc.returncode is not None:
+            _kill_group(proc.pid)
+        _close_transport(proc)
+        launch.cleanup()
+    return _result(cap, rc, timed_out=timed_out, timeout=timeout, start=start, level=launch.level)

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ghostline.sandbox.rules import Rule
+
 from ghostline.dirs import data_dir
 
 
@@ -51,8 +53,6 @@ def _key(project: Path) -> str:
 # --- remembered approvals ---------------------------------------------------------------------------------
 def remember(project: Path, rule: str) -> None:
     """Remember "always allow `rule`" for this project (rule syntax as in config: `bash: npm test *`)."""
-    from ghostline.sandbox.policy import Rule
-
     Rule.parse(rule)  # validate
     data = _load(_approvals_file(), {})
     entries = data.setdefault(_key(project), [])

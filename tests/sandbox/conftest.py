@@ -17,7 +17,7 @@ def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def confining_levels() -> list:
     """bubblewrap and landlock as pytest params, skipped (with the reason) where the layer is absent."""
-    from ghostline.sandbox.adversarial import available_levels
+    from tests.sandbox.adversarial import available_levels
 
     out = []
     for level, why in available_levels().items():

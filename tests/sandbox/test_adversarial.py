@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from ghostline.sandbox import PathDenied, resolve_path
-from ghostline.sandbox.adversarial import CASES, run_case, unsafe_reason
 
 from ghostline.dirs import config_dir as user_config_dir
+from tests.sandbox.adversarial import CASES, run_case, unsafe_reason
 from tests.sandbox.conftest import confining_levels
 
 pytestmark = pytest.mark.timeout(60)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import typer
 from ghostline.agent.commands.sandbox import register
+from ghostline.sandbox import detect_level
 from ghostline.sandbox.checkpoints import Checkpoints
 from ghostline.sandbox.store import is_trusted, remember
 from typer.testing import CliRunner
@@ -29,6 +30,11 @@ def app() -> typer.Typer:
 runner = CliRunner()
 
 
+def layer_args() -> list[str]:
+    """Where no OS layer works, `sandbox run` refuses the confined modes unless told `--level none`."""
+    return ["--level", "none"] if detect_level() == "none" else []
+
+
 def test_sandbox_check(app: typer.Typer) -> None:
     r = runner.invoke(app, ["sandbox", "check"])
     assert r.exit_code == 0
@@ -39,14 +45,31 @@ def test_sandbox_check(app: typer.Typer) -> None:
 
 
 def test_sandbox_run_exit_code_and_errors(app: typer.Typer, tmp_path: Path) -> None:
-    r = runner.invoke(app, ["sandbox", "run", "--cwd", str(tmp_path), "--", "sh", "-c", "echo hi; exit 7"])
+    run = ["sandbox", "run", *layer_args(), "--cwd", str(tmp_path)]
+    r = runner.invoke(app, [*run, "--", "sh", "-c", "echo hi; exit 7"])
     assert r.exit_code == 7 and "hi" in r.output
-    r = runner.invoke(app, ["sandbox", "run", "--cwd", str(tmp_path), "--", "echo a | tr a b"])
+    r = runner.invoke(app, [*run, "--", "echo a | tr a b"])
     assert r.exit_code == 0 and r.output.strip() == "b"
     r = runner.invoke(app, ["sandbox", "run", "--mode", "nope", "--", "true"])
     assert r.exit_code == 2 and "--mode" in r.output
     r = runner.invoke(app, ["sandbox", "run", "--cwd", str(tmp_path / "missing"), "--", "true"])
     assert r.exit_code == 2
+
+
+def test_sandbox_run_fails_closed_without_a_layer(app: typer.Typer, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GHOSTLINE_SANDBOX", "none")  # as where no OS layer works
+    run = ["sandbox", "run", "--cwd", str(tmp_path)]
+    for mode in ("workspace-write", "read-only"):
+        r = runner.invoke(app, [*run, "--mode", mode, "--", "touch made"])
+        assert r.exit_code == 2, r.output
+        assert r.output.count("\n") == 1 and "refusing to run the command unconfined" in r.output
+        assert "--level none" in r.output and not (tmp_path / "made").exists()
+    r = runner.invoke(app, [*run, "--level", "none", "--", "touch made"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "made").exists()
+    r = runner.invoke(app, [*run, "--mode", "full-access", "--", "echo plain"])
+    assert r.exit_code == 0 and r.output == "plain\n"
 
 
 def test_undo_command(app: typer.Typer, tmp_path: Path) -> None:
@@ -85,8 +108,8 @@ def test_real_console_script(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("agent")
     if not exe.exists():
         pytest.skip("the console script is not installed beside this interpreter")
-    p = subprocess.run([str(exe), "sandbox", "run", "--cwd", str(tmp_path), "--", "echo ok > f; exit 5"],
-                       capture_output=True, text=True, env=dict(os.environ), timeout=60)
+    p = subprocess.run([str(exe), "sandbox", "run", *layer_args(), "--cwd", str(tmp_path), "--",
+                        "echo ok > f; exit 5"], capture_output=True, text=True, env=dict(os.environ), timeout=60)
     assert p.returncode == 5 and (tmp_path / "f").read_text() == "ok\n"
     p = subprocess.run([str(exe), "sandbox", "check"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and "level in force" in p.stdout
@@ -101,7 +124,7 @@ def test_ctrl_c_kills_the_command_tree(tmp_path: Path) -> None:
     if not exe.exists():
         pytest.skip("the console script is not installed beside this interpreter")
     mark = str(400000 + uuid.uuid4().int % 99999)
-    p = subprocess.Popen([str(exe), "sandbox", "run", "--cwd", str(tmp_path), "--",
+    p = subprocess.Popen([str(exe), "sandbox", "run", *layer_args(), "--cwd", str(tmp_path), "--",
                           f"setsid sleep {mark} & sleep {mark}1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     def alive() -> list[str]:

@@ -4,13 +4,15 @@ import asyncio
 import contextlib
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from ghostline.sandbox import SandboxError, detect_level, run_command
+from ghostline.sandbox import SandboxError, cgroups, detect_level, run_command
 from ghostline.sandbox.runner import check
 
 from tests.sandbox.conftest import confining_levels
@@ -228,18 +230,15 @@ async def test_common_tools_work_inside(tmp_path: Path, level: str) -> None:
     assert "mp-ok" in r.output and "git-ok" in r.output
 
 
-
 @pytest.mark.parametrize("v1", [True, False], ids=["v1-tasks", "cgroup-procs"])
 @pytest.mark.parametrize("level", confining_levels())
 async def test_command_runs_in_its_pids_cgroup(tmp_path: Path, level: str, v1: bool,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from ghostline.sandbox import runner
-
-    root = runner._cgroup_root()
+    root = cgroups.pids_root()
     if root is None:
         pytest.skip("no writable pids cgroup here (not root, or no pids controller)")
     if not v1:  # the cgroup v2 way (cgroup.procs; for Landlock, written by the parent while the trampoline waits)
-        monkeypatch.setattr(runner, "_cgroup_v1", lambda d: False)
+        monkeypatch.setattr(cgroups, "is_v1", lambda d: False)
     marker = uuid.uuid4().hex
     task = asyncio.ensure_future(run(f"sleep 5; echo {marker}", tmp_path, level))
     try:
@@ -268,3 +267,36 @@ def _cmdline(pid: int) -> bytes:
             return f.read()
     except OSError:
         return b""
+
+
+def _detected_level(path: str | None, forced: str | None) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("PATH", "GHOSTLINE_SANDBOX")}
+    env.update({"PATH": path} if path is not None else {})
+    env.update({"GHOSTLINE_SANDBOX": forced} if forced else {})
+    code = "from ghostline.sandbox import detect_level; print(detect_level())"
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
+
+
+@pytest.mark.parametrize("forced", [None, "landlock"])
+def test_layer_detection_does_not_depend_on_path(forced: str | None) -> None:
+    # Each probe runs its own layer; forcing Landlock probes it even where bubblewrap works.
+    assert _detected_level("", forced) == _detected_level(os.environ.get("PATH"), forced)
+
+
+def test_cgroups_of_dead_processes_are_swept() -> None:
+    root = cgroups.pids_root()
+    if root is None:
+        pytest.skip("no writable pids cgroup here (not root, or no pids controller)")
+    gone = subprocess.run(["/bin/sh", "-c", "echo $$"], capture_output=True, text=True).stdout.strip()
+    stale, ours = Path(root, f"{gone}-{uuid.uuid4().hex[:8]}"), Path(root, f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    stale.mkdir()
+    ours.mkdir()
+    try:
+        cgroups._sweep_stale(root)
+        assert not stale.exists() and ours.exists()
+    finally:
+        for d in (stale, ours):
+            with contextlib.suppress(OSError):
+                d.rmdir()

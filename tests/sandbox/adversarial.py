@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ghostline.sandbox.runner import check, probe_bubblewrap, probe_landlock
+
 SECRET = "sk-adversarial-" + "9f3c1e"
 
 
@@ -310,9 +312,7 @@ Env.mark_num = property(lambda self: str(int(self.mark[:6], 16)).rjust(8, "0")) 
 def unsafe_reason(case: Case) -> str | None:
     """Why a case must not run on this machine (it would harm the machine, not the sandbox), or None."""
     if case.name == "fork-bomb" and os.geteuid() == 0:
-        from ghostline.sandbox.runner import _cgroup_root
-
-        if _cgroup_root() is None:
+        if not check()["pids_cgroup"]:
             return ("running as root without a writable pids cgroup: RLIMIT_NPROC does not bind root, so a "
                     "fork bomb would exhaust the machine's pids until the timeout")
     return None
@@ -337,7 +337,9 @@ def run_case(case: Case, level: str, base: Path, *, argv: list[str] | None = Non
         child_env.update({"HOME": str(env.home), "ANTHROPIC_API_KEY": SECRET, "MY_SERVICE_TOKEN": SECRET,
                           "GHOSTLINE_SANDBOX": level, "GHOSTLINE_CONFIG_DIR": str(base / "cfg"),
                           "GHOSTLINE_DATA_DIR": str(base / "data"), **extra})
-        cmd = [*(argv or agent_argv()), "sandbox", "run", "--mode", "workspace-write", "--network",
+        # The plain baseline must say so: `sandbox run` refuses to run a confined mode unconfined otherwise.
+        plain = ["--level", "none"] if level == "none" else []
+        cmd = [*(argv or agent_argv()), "sandbox", "run", *plain, "--mode", "workspace-write", "--network",
                "on" if case.network else "off", "--cwd", str(env.ws), "--workspace", str(env.ws),
                "--timeout", str(case.timeout), "--output-limit", "30000", "--", case.command(env)]
         p = subprocess.run(cmd, env=child_env, stdin=subprocess.DEVNULL, capture_output=True,
@@ -355,7 +357,5 @@ def run_case(case: Case, level: str, base: Path, *, argv: list[str] | None = Non
 
 def available_levels() -> dict[str, str | None]:
     """Each confining layer -> None when it works here, else why not."""
-    from ghostline.sandbox.runner import probe_bubblewrap, probe_landlock
-
     bw, ll = probe_bubblewrap(), probe_landlock()
     return {"bubblewrap": None if bw[0] else bw[1], "landlock": None if ll[0] else ll[1]}

@@ -1,0 +1,58 @@
+"""Permission rules: `tool` or `tool: pattern` (also `tool(pattern)`), as written in config and remembered.
+
+For shell tools the pattern is a glob over one simple command (`npm run test *`, where a trailing ` *` also
+matches no arguments, and `git diff:*` a prefix); for file tools a glob over the path (relative to the
+workspace, or absolute). Shared by the policy (which evaluates rules) and the store (which validates the
+rules it remembers).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+_RULE_RE = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:\((.*)\)|:\s*(.*))?\s*$", re.S)
+
+
+@dataclass
+class Rule:
+    tool: str
+    pattern: str | None
+    source: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> Rule:
+        m = _RULE_RE.match(text)
+        if not m:
+            raise ValueError(f"bad permission rule {text!r} (expected 'tool' or 'tool: pattern')")
+        pat = m.group(2) if m.group(2) is not None else m.group(3)
+        pat = pat.strip() if pat else None
+        return cls(tool=m.group(1).lower(), pattern=pat or None, source=text)
+
+    def matches_tool(self, tool: str) -> bool:
+        return self.tool in ("*", tool.lower())
+
+    def matches_command(self, part_text: str) -> bool:
+        if self.pattern is None:
+            return True
+        pat = self.pattern
+        if fnmatch.fnmatchcase(part_text, pat):
+            return True
+        if pat.endswith(" *") and part_text == pat[:-2]:
+            return True
+        if pat.endswith(":*") and (part_text == pat[:-2] or part_text.startswith(pat[:-2] + " ")):
+            return True
+        return False
+
+    def matches_path(self, path: str, workspace: Path) -> bool:
+        if self.pattern is None:
+            return True
+        cands = [path]
+        try:
+            cands.append(str(Path(os.path.realpath(path)).relative_to(os.path.realpath(workspace))))
+        except ValueError:
+            pass
+        return any(fnmatch.fnmatchcase(c, self.pattern) for c in cands)
