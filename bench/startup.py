@@ -41,7 +41,7 @@ def time_cmd(cmd: list[str], runs: int) -> list[float]:
 def heavy_imports(args: list[str]) -> list[str]:
     code = (
         f"import sys; sys.argv=['agent', *{args!r}]\n"
-        "from agent.__main__ import main\n"
+        "from ghostline.agent.__main__ import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         f"print('\\n'.join(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)"
     )

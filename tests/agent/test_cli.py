@@ -24,7 +24,7 @@ def run_agent(args, tmp_path, env_extra=None, cwd=None, timeout=60):
 def test_startup_imports_nothing_heavy(args):
     code = (
         f"import sys; sys.argv = ['agent', *{args!r}]\n"
-        "from agent.__main__ import main\n"
+        "from ghostline.agent.__main__ import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         f"bad = [m for m in {HEAVY!r} if m in sys.modules]\n"
         "assert not bad, bad\n"

@@ -279,7 +279,7 @@ async def test_undo_restores_the_last_turn(repo, fake_model_env):
 
 
 def test_agent_help_does_not_import_textual():
-    code = ("import sys; from typer.testing import CliRunner; from agent.cli import app; "
+    code = ("import sys; from typer.testing import CliRunner; from ghostline.agent.cli import app; "
             "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output; "
             "assert 'tui' in r.output; print('textual' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

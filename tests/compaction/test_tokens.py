@@ -24,7 +24,7 @@ def test_fallback_is_chars_over_four():
 
 def test_fallback_when_no_encoding_loads():
     code = ("import os; os.environ['GHOSTLINE_NO_TIKTOKEN']='1'\n"
-            "from compaction.tokens import TokenCounter\n"
+            "from ghostline.compaction.tokens import TokenCounter\n"
             "c = TokenCounter(); print(c.encoding_name, c.count('x' * 400))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["chars/4", "100"]
