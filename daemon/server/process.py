@@ -76,7 +76,7 @@ class ServeOptions:
 def serve(opts: ServeOptions, *, write_pid: bool = False, announce: Any = print) -> None:
     """Load the engine and serve until interrupted. Raises DaemonError for user errors."""
     from ghostline.daemon.engine import load_engine
-    from ghostline.daemon.engine.local import ModelLoadError
+    from ghostline.daemon.engine.model import ModelLoadError
     from ghostline.daemon.server.app import serve_forever
     from ghostline.daemon.server.security import load_or_create_token, token_path
 

@@ -29,7 +29,7 @@ def backend(tiny_lm):
     from ghostline.daemon.engine.local import LocalBackend
 
     be = LocalBackend(tiny_lm, cache=PrefixCache(max_bytes=64 * 2**20), fast_path=False, prefill_chunk=64)
-    be.prefill_ms_per_token = 0.1
+    be.runner.prefill_ms_per_token = 0.1
     be.start(warmup=False)
     yield be
     be.stop()
