@@ -15,11 +15,11 @@ import httpx
 import pytest
 from ghostline.daemon.engine.classical import ClassicalCompleter
 from ghostline.daemon.engine.service import Engine
+from ghostline.daemon.paths import telemetry_path, token_path
 from ghostline.daemon.server.app import bound_port, create_app, start_server
 from ghostline.daemon.telemetry import (
     Record,
     Telemetry,
-    default_path,
     extension,
     load_stats,
     open_store,
@@ -330,7 +330,7 @@ def test_stats_command(daemon_cli):
     r = CliRunner().invoke(daemon_cli, ["daemon", "stats"])
     assert r.exit_code == 1 and "no telemetry recorded yet" in r.output and "Traceback" not in r.output
     assert len(r.output.strip().splitlines()) == 1
-    tel = Telemetry(default_path())
+    tel = Telemetry(telemetry_path())
     now = time.time()
     tel.record(Record("m1", "/infill", source="model", prompt_tokens=100, reused_tokens=80, queue_ms=1,
                       prompt_ms=10, predict_ms=30, ttft_ms=12, total_ms=45, chars_shown=8))
@@ -381,8 +381,8 @@ def test_no_telemetry_option(daemon_cli, monkeypatch):
     monkeypatch.setattr(server_app, "serve_forever", fake_serve_forever)
     serve(ServeOptions(no_auth=True, no_telemetry=True), announce=lambda m: None)
     serve(ServeOptions(no_auth=True), announce=lambda m: None)
-    assert seen[0] is None and isinstance(seen[1], Telemetry) and seen[1].path == default_path()
-    assert not default_path().exists()  # the fake server never started the writer
+    assert seen[0] is None and isinstance(seen[1], Telemetry) and seen[1].path == telemetry_path()
+    assert not telemetry_path().exists()  # the fake server never started the writer
 
 
 def test_background_daemon_records_and_no_telemetry_does_not(daemon_cli):
@@ -397,8 +397,6 @@ def test_background_daemon_records_and_no_telemetry_does_not(daemon_cli):
         r = CliRunner().invoke(daemon_cli, ["daemon", "start", "--port", str(port), *flags])
         assert r.exit_code == 0, r.output
         try:
-            from ghostline.daemon.server.security import token_path
-
             hdr = {"Authorization": f"Bearer {token_path().read_text().strip()}"}
             obj = httpx.post(f"http://127.0.0.1:{port}/infill", json={"input_prefix": f"{SECRET} = 1\nzq_un"},
                              headers=hdr).json()
@@ -407,7 +405,7 @@ def test_background_daemon_records_and_no_telemetry_does_not(daemon_cli):
             assert CliRunner().invoke(daemon_cli, ["daemon", "stop"]).exit_code == 0
 
     roundtrip("--no-telemetry")
-    assert not default_path().exists()
+    assert not telemetry_path().exists()
     assert CliRunner().invoke(daemon_cli, ["daemon", "stats"]).exit_code == 1
     roundtrip()
     r = CliRunner().invoke(daemon_cli, ["daemon", "stats"])
