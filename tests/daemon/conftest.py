@@ -8,7 +8,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory):
-    from ghostline.daemon.engine.randomckpt import build_checkpoint
+    from tests.support.randomckpt import build_checkpoint
 
     return build_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-coder", "tiny", vocab_size=1024,
                             max_positions=1024)
