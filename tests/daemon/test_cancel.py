@@ -75,13 +75,20 @@ async def test_cancel_and_finish_race_deliver_exactly_once():
     for _ in range(50):
         job = Job(CompletionRequest())
         results: list[CompletionResult] = []
-        job._future.add_done_callback(lambda f, out=results: out.append(f.result()))
+        delivered = asyncio.Event()
+
+        def on_answer(f: asyncio.Future[CompletionResult], out: list[CompletionResult] = results,
+                      answered: asyncio.Event = delivered) -> None:
+            out.append(f.result())
+            answered.set()
+
+        job._future.add_done_callback(on_answer)
         t = threading.Thread(target=job.finish, args=(CompletionResult([Completion("w", [], "eos")]),))
         t.start()
         job.cancel()
         t.join()
         await job.result()
-        await asyncio.sleep(0)
+        await delivered.wait()
         assert len(results) == 1 and job._queue.qsize() == 1 and job.dropped
 
 
