@@ -297,8 +297,9 @@ def main() -> int:
     import torch
     from ghostline.daemon.engine.kvcache import PrefixCache
     from ghostline.daemon.engine.local import LocalBackend, LocalModel
-    from ghostline.daemon.engine.randomckpt import build_checkpoint
     from ghostline.daemon.engine.service import Engine
+
+    from tests.support.randomckpt import build_checkpoint
 
     if a.gpu and not torch.cuda.is_available():
         print("error: --gpu needs CUDA (torch.cuda.is_available() is False)", file=sys.stderr)

@@ -29,11 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ghostline.dirs import state_dir
+from ghostline.daemon.paths import telemetry_path
 
 log = logging.getLogger("ghostline.daemon.telemetry")
 
-FILENAME = "telemetry.sqlite3"
 SCHEMA_VERSION = 1
 EVENTS = ("accepted", "typed_through", "dismissed")
 _EXT = re.compile(r"^\.[A-Za-z0-9_+-]{1,15}$")
@@ -81,12 +80,6 @@ CREATE INDEX IF NOT EXISTS feedback_ts ON feedback (ts);
 _COLUMNS = ("ts", "request_id", "endpoint", "client", "ext", "source", "prompt_tokens", "reused_tokens",
             "predicted_tokens", "queue_ms", "prompt_ms", "predict_ms", "ttft_ms", "total_ms", "chars_shown",
             "cancelled", "cancel_reason", "error", "warmup")
-
-
-def default_path() -> Path:
-    """The store: beside the daemon's pid and log files (GHOSTLINE_STATE_DIR, else the user state dir)."""
-
-    return state_dir() / FILENAME
 
 
 @dataclass
@@ -384,7 +377,7 @@ def percentile(xs: list[float], q: float) -> float:
 def load_stats(path: Path | str | None = None, since_s: float | None = 7 * 86400.0,
                now: float | None = None) -> dict[str, Any]:
     """Aggregate the store (read while the daemon runs or not). Raises NoStore when the file does not exist."""
-    p = Path(path) if path is not None else default_path()
+    p = Path(path) if path is not None else telemetry_path()
     if not p.is_file():
         raise NoStore(f"no telemetry recorded yet ({p} does not exist; the daemon writes it while serving "
                       "unless started with --no-telemetry)")

@@ -39,10 +39,6 @@ class FimFormat:
     # cache reuses everything up to the cursor.
     spm_variant: str = ""
 
-    def special_tokens(self) -> list[str]:
-        toks = [self.prefix_tok, self.suffix_tok, self.middle_tok, self.repo_name_tok, self.file_sep_tok]
-        return [t for t in toks if t]
-
     def render_context(self, extra: list[ExtraChunk], repo_name: str = "", filename: str = "") -> str:
         """The stable, repository-level head of the prompt (before the FIM markers)."""
         out: list[str] = []

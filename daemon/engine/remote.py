@@ -13,7 +13,7 @@ from typing import Any
 from ghostline.daemon.engine.fim import FimFormat, get_format
 from ghostline.daemon.engine.prompt import PromptBuilder
 from ghostline.daemon.engine.stopping import check_n_indent, check_unit
-from ghostline.daemon.engine.types import Completion, CompletionResult, Job
+from ghostline.daemon.engine.types import Completion, CompletionRequest, CompletionResult, Job
 
 log = logging.getLogger("ghostline.daemon.remote")
 
@@ -69,15 +69,43 @@ class RemoteBackend:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, job: Job) -> None:
-        import httpx
-
         req = job.request
         self.counters["requests"] += 1
+        client = self._http()
+        built = self.builder.build(req, n_ctx=self.n_ctx)
+        body = self._body(req, built.text)
+        t0 = time.perf_counter()
+        stream = _Stream(body["n"])
+        res = CompletionResult([], model=self.name, source="remote", n_ctx=self.n_ctx, truncated=built.truncated)
+        try:
+            await self._stream(client, body, job, stream)
+        except asyncio.CancelledError:
+            job.cancel()
+        except Exception as e:  # network errors become a result with an error, never a crash
+            self.counters["errors"] += 1
+            res.error = f"remote backend: {e}"
+        t1 = time.perf_counter()
+        res.completions = stream.completions(job.cancelled)
+        res.cancelled = job.cancelled
+        if job.cancelled:
+            self.counters["cancelled"] += 1
+        first_at = stream.first_at or t1
+        res.prompt_ms = (first_at - t0) * 1e3
+        res.predicted_ms = (t1 - first_at) * 1e3
+        res.ttft_ms = (first_at - job.submitted_at) * 1e3
+        job.finish(res)
+
+    def _http(self) -> Any:
+        import httpx
+
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s, connect=5.0))
-        built = self.builder.build(req, n_ctx=self.n_ctx)
+        return self._client
+
+    def _body(self, req: CompletionRequest, prompt: str) -> dict[str, Any]:
+        """The /v1/completions request: the FIM prompt as plain text, streamed."""
         body: dict[str, Any] = {
-            "prompt": built.text,
+            "prompt": prompt,
             "max_tokens": req.n_predict if req.n_predict >= 0 else 256,
             "temperature": req.temperature,
             "stream": True,
@@ -92,65 +120,67 @@ class RemoteBackend:
             body["stop"] = stops[:4] if "api.openai.com" in self.base_url else stops
         if req.top_k > 0:
             body["top_k"] = req.top_k  # vLLM/SGLang/llama.cpp accept it as an extra field
+        return body
+
+    async def _stream(self, client: Any, body: dict[str, Any], job: Job, stream: _Stream) -> None:
+        """Read the server's SSE reply into `stream` (streaming each piece to the job) until it ends, the job is
+        cancelled, or every candidate reached the end of its line/block."""
+        req = job.request
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        t0 = time.perf_counter()
-        n = body["n"]
-        texts = [""] * n
-        finish = ["none"] * n
-        res = CompletionResult([], model=self.name, source="remote", n_ctx=self.n_ctx, truncated=built.truncated)
-        first_at = 0.0
-        try:
-            async with self._client.stream("POST", f"{self.base_url}/v1/completions", json=body,
-                                           headers=headers) as resp:
-                if resp.status_code != 200:
-                    text = (await resp.aread()).decode("utf-8", "replace")[:200]
-                    raise RuntimeError(f"remote server answered {resp.status_code}: {text}")
-                async for line in resp.aiter_lines():
-                    if job.cancelled:
-                        break
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        break
-                    obj = json.loads(data)
-                    for ch in obj.get("choices", []):
-                        i = int(ch.get("index", 0))
-                        if i >= n:
-                            continue
-                        piece = ch.get("text") or ""
-                        if piece:
-                            if not first_at:
-                                first_at = time.perf_counter()
-                            texts[i] += piece
-                            job.emit(i, piece)
-                        if ch.get("finish_reason"):
-                            finish[i] = "eos" if ch["finish_reason"] == "stop" else "limit"
-                    if req.n_indent > 0 or req.stop_at_unit:
-                        cur = req.prefix.rsplit("\n", 1)[-1]
-                        done = True
-                        for i in range(n):
-                            d = check_n_indent(texts[i], req.n_indent)
-                            if not d.stop and req.stop_at_unit:
-                                d = check_unit(cur, texts[i])
-                            if d.stop:
-                                texts[i] = texts[i][: d.keep]
-                                finish[i] = "limit"
-                            else:
-                                done = False
-                        if done:
-                            break
-        except asyncio.CancelledError:
-            job.cancel()
-        except Exception as e:  # network errors become a result with an error, never a crash
-            self.counters["errors"] += 1
-            res.error = f"remote backend: {e}"
-        t1 = time.perf_counter()
-        res.completions = [Completion(t, [], "cancelled" if job.cancelled else f) for t, f in zip(texts, finish, strict=True)]
-        res.cancelled = job.cancelled
-        if job.cancelled:
-            self.counters["cancelled"] += 1
-        res.prompt_ms = ((first_at or t1) - t0) * 1e3
-        res.predicted_ms = (t1 - (first_at or t1)) * 1e3
-        res.ttft_ms = ((first_at or t1) - job.submitted_at) * 1e3
-        job.finish(res)
+        async with client.stream("POST", f"{self.base_url}/v1/completions", json=body, headers=headers) as resp:
+            if resp.status_code != 200:
+                text = (await resp.aread()).decode("utf-8", "replace")[:200]
+                raise RuntimeError(f"remote server answered {resp.status_code}: {text}")
+            async for line in resp.aiter_lines():
+                if job.cancelled:
+                    break
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                stream.take(json.loads(data), job)
+                if (req.n_indent > 0 or req.stop_at_unit) and stream.cut_units(req):
+                    break
+
+
+class _Stream:
+    """The candidates' text as it streams in, and how each one ended."""
+
+    def __init__(self, n: int):
+        self.texts = [""] * n
+        self.finish = ["none"] * n
+        self.first_at = 0.0
+
+    def take(self, obj: dict[str, Any], job: Job) -> None:
+        """One SSE chunk: append (and stream to the job) each choice's text."""
+        for ch in obj.get("choices", []):
+            i = int(ch.get("index", 0))
+            if i >= len(self.texts):
+                continue
+            piece = ch.get("text") or ""
+            if piece:
+                if not self.first_at:
+                    self.first_at = time.perf_counter()
+                self.texts[i] += piece
+                job.emit(i, piece)
+            if ch.get("finish_reason"):
+                self.finish[i] = "eos" if ch["finish_reason"] == "stop" else "limit"
+
+    def cut_units(self, req: CompletionRequest) -> bool:
+        """Cut each candidate at the end of its unit (n_indent, the line/block); True when all of them ended."""
+        cur = req.prefix.rsplit("\n", 1)[-1]
+        done = True
+        for i, text in enumerate(self.texts):
+            d = check_n_indent(text, req.n_indent)
+            if not d.stop and req.stop_at_unit:
+                d = check_unit(cur, text)
+            if d.stop:
+                self.texts[i] = text[: d.keep]
+                self.finish[i] = "limit"
+            else:
+                done = False
+        return done
+
+    def completions(self, cancelled: bool) -> list[Completion]:
+        return [Completion(t, [], "cancelled" if cancelled else f) for t, f in zip(self.texts, self.finish, strict=True)]

@@ -86,9 +86,6 @@ class Engine:
         if self.context is not None:
             await asyncio.to_thread(self.context.stop)
 
-    def active_jobs(self) -> int:
-        return len(self._jobs)
-
     def running_for(self, client_id: str) -> Job | None:
         """The client's unanswered job, which its next request will supersede (cancel)."""
         job = self._by_client.get(client_id) if client_id else None

@@ -11,9 +11,7 @@ from ghostline.daemon.lsp.server import (
            BridgeOptions,
            create_server,
            default_daemon_url,
-           default_token_file,
            run_stdio,
 )
 
-__all__ = ["BridgeOptions", "Document", "DocumentStore", "create_server", "default_daemon_url",
-           "default_token_file", "run_stdio"]
+__all__ = ["BridgeOptions", "Document", "DocumentStore", "create_server", "default_daemon_url", "run_stdio"]

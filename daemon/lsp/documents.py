@@ -104,9 +104,6 @@ class Document:
         s, e = self.line_bounds(line)
         return line, code_units(self.text[s : min(offset, e)], encoding)
 
-    def line_end_character(self, line: int, encoding: str = UTF16) -> int:
-        return code_units(self.line_text(line), encoding)
-
     # -- edits --
     def apply_change(self, change: object, encoding: str = UTF16) -> None:
         """One TextDocumentContentChangeEvent: {range, text} (incremental) or {text} (the whole document).

@@ -30,6 +30,7 @@ from typing import Any
 
 from ghostline.daemon.engine.classical import ClassicalCompleter
 from ghostline.daemon.lsp.documents import UTF16, Document, DocumentStore, _change_parts, code_units
+from ghostline.daemon.paths import token_path
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
@@ -56,12 +57,6 @@ def default_daemon_url() -> str:
             host = f"[{host}]"
         return f"http://{host}:{info['port']}"
     return DEFAULT_URL
-
-
-def default_token_file() -> Path:
-    from ghostline.daemon.server.security import token_path
-
-    return token_path()
 
 
 def read_token(path: Path | None) -> str:
@@ -171,7 +166,7 @@ class GhostlineLanguageServer(LanguageServer):
         return self._url
 
     def token_file(self) -> Path:
-        return self.options.token_file or default_token_file()
+        return self.options.token_file or token_path()
 
     def token(self) -> str:
         """The bearer token (read again after each failure: the daemon may have been started since)."""

@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 from ghostline.daemon.engine.fim import ExtraChunk
 from ghostline.daemon.engine.service import Engine
-from ghostline.daemon.engine.types import CompletionRequest, CompletionResult, TokenEvent
+from ghostline.daemon.engine.types import CompletionRequest, CompletionResult, Job, TokenEvent
 from ghostline.daemon.server.security import host_allowed
 from ghostline.daemon.telemetry import EVENTS, Telemetry, record_from
 
@@ -37,6 +37,8 @@ TELEMETRY_KEY: web.AppKey[Telemetry | None] = web.AppKey("telemetry")
 # request id -> why it was cancelled ("superseded" | "explicit" | "disconnect"), set just before the cancel and
 # taken when its telemetry row is written
 CANCEL_REASONS_KEY: web.AppKey[dict[str, str]] = web.AppKey("cancel_reasons", dict)
+# one future per job whose telemetry row is not queued yet, set when it is (shutdown waits for them)
+UNRECORDED_KEY: web.AppKey[set[asyncio.Future[None]]] = web.AppKey("unrecorded", set)
 
 
 def dumps(obj: Any) -> str:
@@ -277,20 +279,30 @@ def _submit(request: web.Request, req: CompletionRequest, endpoint: str) -> Any:
             app[CANCEL_REASONS_KEY][old.id] = "superseded"
     job = engine.submit(req)
     if tel is not None:
-        reasons = app[CANCEL_REASONS_KEY]
+        _record_when_answered(app, tel, job, req, endpoint)
+    return job
 
-        def _record(fut: asyncio.Future[CompletionResult]) -> None:
-            reason = reasons.pop(job.id, "")
-            if fut.cancelled() or fut.exception() is not None:
-                return
-            try:
+
+def _record_when_answered(app: web.Application, tel: Telemetry, job: Job, req: CompletionRequest,
+                          endpoint: str) -> None:
+    """The job's telemetry row, queued once it is answered (or cancelled)."""
+    reasons = app[CANCEL_REASONS_KEY]
+    queued: asyncio.Future[None] = job.loop.create_future()
+    app[UNRECORDED_KEY].add(queued)
+
+    def _record(fut: asyncio.Future[CompletionResult]) -> None:
+        reason = reasons.pop(job.id, "")
+        try:
+            if not fut.cancelled() and fut.exception() is None:
                 tel.record(record_from(endpoint, req, fut.result(),
                                        (time.perf_counter() - job.submitted_at) * 1e3, reason))
-            except Exception:  # telemetry never breaks serving
-                log.debug("telemetry record failed", exc_info=True)
+        except Exception:  # telemetry never breaks serving
+            log.debug("telemetry record failed", exc_info=True)
+        finally:
+            app[UNRECORDED_KEY].discard(queued)
+            queued.set_result(None)
 
-        job.add_done_callback(_record)
-    return job
+    job.add_done_callback(_record)
 
 
 def _abandon(request: web.Request, job: Any) -> None:
@@ -647,6 +659,7 @@ def create_app(engine: Engine, *, token: str | None, allowed_hosts: set[str] | N
     app[ENGINE_KEY] = engine
     app[TELEMETRY_KEY] = telemetry
     app[CANCEL_REASONS_KEY] = {}
+    app[UNRECORDED_KEY] = set()
     app[SETTINGS_KEY] = {"token": token or "", "allowed_hosts": frozenset(h.lower() for h in (allowed_hosts or ())),
                          "max_body": max_body, "model_path": model_path, "version": version}
     app.router.add_get("/health", health)
@@ -671,8 +684,11 @@ def create_app(engine: Engine, *, token: str | None, allowed_hosts: set[str] | N
         telemetry.start()
 
         async def _close_telemetry(_app: web.Application) -> None:
-            for _ in range(3):  # let the rows of the jobs aclose() cancelled reach the queue
-                await asyncio.sleep(0)
+            # the answers of the jobs engine.aclose() cancelled are on their way through the loop: their rows
+            # go in before the writer closes
+            unrecorded = list(app[UNRECORDED_KEY])
+            if unrecorded:
+                await asyncio.wait(unrecorded, timeout=5.0)
             await asyncio.to_thread(telemetry.close)
 
         app.on_cleanup.append(_close_telemetry)

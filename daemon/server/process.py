@@ -15,25 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ghostline.dirs import state_dir
+from ghostline.daemon.paths import log_path, pid_path, telemetry_path, token_path
 
 
 class DaemonError(Exception):
     """A user-facing daemon error (one line)."""
-
-
-def pid_path() -> Path:
-    return state_dir() / "daemon.pid"
-
-
-def log_path() -> Path:
-    return state_dir() / "daemon.log"
-
-
-def telemetry_path() -> Path:
-    from ghostline.daemon.telemetry import FILENAME
-
-    return state_dir() / FILENAME
 
 
 @dataclass
@@ -76,9 +62,9 @@ class ServeOptions:
 def serve(opts: ServeOptions, *, write_pid: bool = False, announce: Any = print) -> None:
     """Load the engine and serve until interrupted. Raises DaemonError for user errors."""
     from ghostline.daemon.engine import load_engine
-    from ghostline.daemon.engine.local import ModelLoadError
+    from ghostline.daemon.engine.model import ModelLoadError
     from ghostline.daemon.server.app import serve_forever
-    from ghostline.daemon.server.security import load_or_create_token, token_path
+    from ghostline.daemon.server.security import load_or_create_token
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if opts.model and opts.backend:

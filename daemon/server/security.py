@@ -9,11 +9,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from ghostline.dirs import config_dir
-
-
-def token_path() -> Path:
-    return config_dir() / "daemon-token"
+from ghostline.daemon.paths import token_path
 
 
 def load_or_create_token(path: Path | None = None) -> str:

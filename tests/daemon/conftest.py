@@ -8,7 +8,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory):
-    from ghostline.daemon.engine.randomckpt import build_checkpoint
+    from tests.support.randomckpt import build_checkpoint
 
     return build_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-coder", "tiny", vocab_size=1024,
                             max_positions=1024)
@@ -29,7 +29,7 @@ def backend(tiny_lm):
     from ghostline.daemon.engine.local import LocalBackend
 
     be = LocalBackend(tiny_lm, cache=PrefixCache(max_bytes=64 * 2**20), fast_path=False, prefill_chunk=64)
-    be.prefill_ms_per_token = 0.1
+    be.runner.prefill_ms_per_token = 0.1
     be.start(warmup=False)
     yield be
     be.stop()

@@ -75,13 +75,20 @@ async def test_cancel_and_finish_race_deliver_exactly_once():
     for _ in range(50):
         job = Job(CompletionRequest())
         results: list[CompletionResult] = []
-        job._future.add_done_callback(lambda f, out=results: out.append(f.result()))
+        delivered = asyncio.Event()
+
+        def on_answer(f: asyncio.Future[CompletionResult], out: list[CompletionResult] = results,
+                      answered: asyncio.Event = delivered) -> None:
+            out.append(f.result())
+            answered.set()
+
+        job._future.add_done_callback(on_answer)
         t = threading.Thread(target=job.finish, args=(CompletionResult([Completion("w", [], "eos")]),))
         t.start()
         job.cancel()
         t.join()
         await job.result()
-        await asyncio.sleep(0)
+        await delivered.wait()
         assert len(results) == 1 and job._queue.qsize() == 1 and job.dropped
 
 
@@ -133,7 +140,7 @@ async def test_cancel_releases_without_waiting_for_the_forward_in_flight(tiny_lm
             assert not fwd.gate.is_set() and not a.dropped  # the worker has not let go yet
             assert a.released_at >= a.cancel_requested_at > 0
             assert list(eng.cancel_latencies_ms) and not list(eng.drop_latencies_ms)
-            assert eng.active_jobs() == 1  # only the new request; the old one's seat is free
+            assert eng.metrics()["active_requests"] == 1  # only the new request; the old one's seat is free
             fwd.gate.set()
             assert await asyncio.to_thread(a.wait_dropped, 30)
             rb = await b.result()

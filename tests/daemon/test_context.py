@@ -4,7 +4,7 @@ computed off the hot path and held while the place stays the same, so typing kee
 from __future__ import annotations
 
 import textwrap
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -49,9 +49,28 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
+class WatchedStats(dict):
+    """RepoContext.stats that wakes a waiting test whenever a figure changes. The worker counts a computation
+    after storing its snippets, under the context's lock: once the count is seen, chunks_for serves them."""
+
+    def __init__(self, *a, **kw):  # type: ignore[no-untyped-def]
+        super().__init__(*a, **kw)
+        self.changed = threading.Condition()
+
+    def __setitem__(self, key: str, value: int) -> None:
+        super().__setitem__(key, value)
+        with self.changed:
+            self.changed.notify_all()
+
+
+def watched(c: RepoContext) -> RepoContext:
+    c.stats = WatchedStats(c.stats)
+    return c
+
+
 @pytest.fixture
 def ctx(repo: Path):
-    c = RepoContext.open(repo, k=3)
+    c = watched(RepoContext.open(repo, k=3))
     c.start(watch=False)
     c.index.refresh(embed=False)
     yield c
@@ -59,10 +78,10 @@ def ctx(repo: Path):
 
 
 def wait_computed(c: RepoContext, n: int, timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while c.stats["computed"] < n:
-        assert time.monotonic() < end, c.stats
-        time.sleep(0.01)
+    stats = c.stats
+    assert isinstance(stats, WatchedStats)
+    with stats.changed:
+        assert stats.changed.wait_for(lambda: stats["computed"] >= n, timeout), dict(stats)
 
 
 def test_snippets_are_computed_off_the_hot_path_and_held_while_typing(ctx: RepoContext) -> None:
@@ -110,7 +129,7 @@ def test_merge_extra_puts_repository_chunks_first_and_skips_what_the_editor_send
 
 
 async def test_engine_puts_snippets_in_the_prompt_and_typing_reuses_the_kv_cache(backend, repo: Path) -> None:
-    ctx = RepoContext.open(repo, k=3)
+    ctx = watched(RepoContext.open(repo, k=3))
     ctx.start(watch=False)
     ctx.index.refresh(embed=False)
     engine = Engine(backend, context=ctx)

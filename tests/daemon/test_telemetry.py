@@ -15,11 +15,11 @@ import httpx
 import pytest
 from ghostline.daemon.engine.classical import ClassicalCompleter
 from ghostline.daemon.engine.service import Engine
+from ghostline.daemon.paths import telemetry_path, token_path
 from ghostline.daemon.server.app import bound_port, create_app, start_server
 from ghostline.daemon.telemetry import (
     Record,
     Telemetry,
-    default_path,
     extension,
     load_stats,
     open_store,
@@ -46,26 +46,50 @@ def rows(path: Path, where: str = "1") -> list[sqlite3.Row]:
         conn.close()
 
 
-async def wait_for(pred, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    t0 = time.monotonic()
-    while not pred():
-        assert time.monotonic() - t0 < timeout, "condition not reached"
-        await asyncio.sleep(0.01)
+class WatchedTelemetry(Telemetry):
+    """Telemetry that wakes the test whenever a row or an outcome is queued (from the server's event loop, the
+    test's own), and whenever its writer has written some: the test waits for the counters instead of polling."""
+
+    def __init__(self, *a, **kw):  # type: ignore[no-untyped-def]
+        super().__init__(*a, **kw)
+        self._queued = asyncio.Event()
+
+    def record(self, rec: Record) -> bool:
+        try:
+            return super().record(rec)
+        finally:
+            self._queued.set()
+
+    def feedback(self, request_id: str, event: str, chars: int = 0) -> bool:
+        try:
+            return super().feedback(request_id, event, chars)
+        finally:
+            self._queued.set()
+
+    async def until(self, pred, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+        async def _wait() -> None:
+            while not pred():
+                self._queued.clear()
+                await self._queued.wait()
+
+        await asyncio.wait_for(_wait(), timeout)
+
+    def wait_written(self, n: int, timeout: float = 10.0) -> bool:
+        """Until the writer has written n rows, without waking it (the writer notifies after every batch)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.counters["written"] >= n, timeout)
 
 
 # --------------------------------------------------------------------------------------------------- the store
 
 def test_writes_are_batched_and_bounded(tmp_path):
     db = tmp_path / "t.sqlite3"
-    tel = Telemetry(db, flush_s=60.0, batch=3, max_pending=4)
+    tel = WatchedTelemetry(db, flush_s=60.0, batch=3, max_pending=4)
     tel.start()
     assert tel.record(Record("r1", "/infill")) and tel.record(Record("r2", "/infill"))
     assert tel.counters["written"] == 0  # below the batch size and long before the flush interval: queued only
     tel.record(Record("r3", "/infill"))  # the batch is full: the writer wakes
-    t0 = time.monotonic()
-    while tel.counters["written"] < 3:
-        assert time.monotonic() - t0 < 10
-        time.sleep(0.01)
+    assert tel.wait_written(3)
     assert [r["request_id"] for r in rows(db)] == ["r1", "r2", "r3"]
     # a writer that cannot keep up: the queue is bounded, the overflow dropped and counted, never blocking
     tel.batch = 100
@@ -114,7 +138,7 @@ async def daemon(tmp_path):
     """A daemon with telemetry: the held backend (jobs answered or cancelled by the test), classical fallback."""
     be = HeldBackend()
     eng = Engine(be, ClassicalCompleter())  # type: ignore[arg-type]
-    tel = Telemetry(tmp_path / "state" / "telemetry.sqlite3", flush_s=0.05)
+    tel = WatchedTelemetry(tmp_path / "state" / "telemetry.sqlite3", flush_s=0.05)
     runner = await start_server(create_app(eng, token=TOKEN, telemetry=tel), "127.0.0.1", 0)
     url = f"http://127.0.0.1:{bound_port(runner)}"
     async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10) as c:
@@ -163,7 +187,7 @@ async def test_rows_for_infill_and_ghost_including_cancelled(daemon):
     # a client that hangs up: its job is cancelled, the row says why
     with pytest.raises(httpx.ReadTimeout):
         await d.client.post("/infill", json={"input_prefix": "y = "}, timeout=0.3)
-    await wait_for(lambda: d.tel.counters["recorded"] >= 6)
+    await d.tel.until(lambda: d.tel.counters["recorded"] >= 6)
     d.tel.flush()
     got = {r["request_id"]: r for r in rows(d.db)}
     first = got[obj["id"]]
@@ -187,7 +211,7 @@ async def test_rows_for_infill_and_ghost_including_cancelled(daemon):
 async def test_openai_and_classical_rows(tmp_path):
     cl = ClassicalCompleter()
     cl.add_text("serialize_payload serialize_payload")
-    tel = Telemetry(tmp_path / "t.sqlite3", flush_s=0.05)
+    tel = WatchedTelemetry(tmp_path / "t.sqlite3", flush_s=0.05)
     runner = await start_server(create_app(Engine(None, cl), token=TOKEN, telemetry=tel), "127.0.0.1", 0)
     try:
         url = f"http://127.0.0.1:{bound_port(runner)}"
@@ -196,7 +220,7 @@ async def test_openai_and_classical_rows(tmp_path):
             s = await c.post("/infill", json={"input_prefix": "x = ", "prompt": "serialize_p", "stream": True})
             w = (await c.post("/infill", json={"input_extra": [{"text": "a = 1\n"}], "n_predict": 0})).json()
             metrics = (await c.get("/metrics")).text
-        await wait_for(lambda: tel.counters["recorded"] >= 3)
+        await tel.until(lambda: tel.counters["recorded"] >= 3)
         tel.flush()
         got = {r["request_id"]: r for r in rows(tel.path)}
         assert got[o["id"]]["endpoint"] == "/v1/completions" and got[o["id"]]["source"] == "classical"
@@ -249,7 +273,7 @@ async def test_feedback_without_telemetry_is_not_recorded():
 # ----------------------------------------------------------------------------------------------- the LSP bridge
 
 async def test_lsp_accept_command_typed_through_and_dismissed(client_factory, tmp_path):  # noqa: F811
-    tel = Telemetry(tmp_path / "t.sqlite3", flush_s=0.05)
+    tel = WatchedTelemetry(tmp_path / "t.sqlite3", flush_s=0.05)
     runner = await start_server(create_app(Engine(None, ClassicalCompleter()), token=LSP_TOKEN, telemetry=tel),
                                 "127.0.0.1", 0)
     tf = tmp_path / "token"
@@ -282,8 +306,8 @@ async def test_lsp_accept_command_typed_through_and_dismissed(client_factory, tm
         c.change(uri, 4, [{"range": rng(1, 4, 1, 4), "text": "a_beta"}])
         await c.call("workspace/executeCommand", {"command": "ghostline.accepted",
                                                   "arguments": item3["command"]["arguments"]})
-        await wait_for(lambda: tel.counters["accepted"] >= 1 and tel.counters["dismissed"] >= 1
-                       and tel.counters["typed_through"] >= 1)
+        await tel.until(lambda: tel.counters["accepted"] >= 1 and tel.counters["dismissed"] >= 1
+                        and tel.counters["typed_through"] >= 1)
         # a completion still shown when the editor shuts the server down is settled then (dismissed)
         uri2 = (tmp_path / "n.py").as_uri()
         c.open(uri2, "gamma_delta = 2\nga")
@@ -291,7 +315,7 @@ async def test_lsp_accept_command_typed_through_and_dismissed(client_factory, tm
             "textDocument": {"uri": uri2}, "position": {"line": 1, "character": 2}, "context": {"triggerKind": 2}})
         rid4 = item4["command"]["arguments"][0]
         assert await c.shutdown() == 0
-        await wait_for(lambda: tel.counters["dismissed"] >= 2)
+        await tel.until(lambda: tel.counters["dismissed"] >= 2)
         tel.flush()
         got = {r["request_id"]: (r["outcome"], r["outcome_chars"]) for r in rows(tel.path)}
         assert got[rid1] == ("typed_through", 2)
@@ -330,7 +354,7 @@ def test_stats_command(daemon_cli):
     r = CliRunner().invoke(daemon_cli, ["daemon", "stats"])
     assert r.exit_code == 1 and "no telemetry recorded yet" in r.output and "Traceback" not in r.output
     assert len(r.output.strip().splitlines()) == 1
-    tel = Telemetry(default_path())
+    tel = Telemetry(telemetry_path())
     now = time.time()
     tel.record(Record("m1", "/infill", source="model", prompt_tokens=100, reused_tokens=80, queue_ms=1,
                       prompt_ms=10, predict_ms=30, ttft_ms=12, total_ms=45, chars_shown=8))
@@ -381,8 +405,8 @@ def test_no_telemetry_option(daemon_cli, monkeypatch):
     monkeypatch.setattr(server_app, "serve_forever", fake_serve_forever)
     serve(ServeOptions(no_auth=True, no_telemetry=True), announce=lambda m: None)
     serve(ServeOptions(no_auth=True), announce=lambda m: None)
-    assert seen[0] is None and isinstance(seen[1], Telemetry) and seen[1].path == default_path()
-    assert not default_path().exists()  # the fake server never started the writer
+    assert seen[0] is None and isinstance(seen[1], Telemetry) and seen[1].path == telemetry_path()
+    assert not telemetry_path().exists()  # the fake server never started the writer
 
 
 def test_background_daemon_records_and_no_telemetry_does_not(daemon_cli):
@@ -397,8 +421,6 @@ def test_background_daemon_records_and_no_telemetry_does_not(daemon_cli):
         r = CliRunner().invoke(daemon_cli, ["daemon", "start", "--port", str(port), *flags])
         assert r.exit_code == 0, r.output
         try:
-            from ghostline.daemon.server.security import token_path
-
             hdr = {"Authorization": f"Bearer {token_path().read_text().strip()}"}
             obj = httpx.post(f"http://127.0.0.1:{port}/infill", json={"input_prefix": f"{SECRET} = 1\nzq_un"},
                              headers=hdr).json()
@@ -407,7 +429,7 @@ def test_background_daemon_records_and_no_telemetry_does_not(daemon_cli):
             assert CliRunner().invoke(daemon_cli, ["daemon", "stop"]).exit_code == 0
 
     roundtrip("--no-telemetry")
-    assert not default_path().exists()
+    assert not telemetry_path().exists()
     assert CliRunner().invoke(daemon_cli, ["daemon", "stats"]).exit_code == 1
     roundtrip()
     r = CliRunner().invoke(daemon_cli, ["daemon", "stats"])
