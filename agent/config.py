@@ -9,19 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from ghostline.agent.providers.base import ConfigError
-from ghostline.sandbox.modes import SANDBOX_MODES, SandboxMode
+from ghostline.sandbox.modes import APPROVAL_MODES, SANDBOX_MODES, ApprovalMode, SandboxMode
 from ghostline.sandbox.store import is_trusted
 
 from ghostline.dirs import config_dir, find_project_root
-
-APPROVAL_MODES = ("ask", "auto-edit", "auto")
 
 
 @dataclass
 class Config:
     model: str | None = None
     base_url: str | None = None
-    approval: str | None = None  # None: decided by interactive/headless
+    approval: ApprovalMode | None = None  # None: decided by interactive/headless
     sandbox: SandboxMode = "workspace-write"
     network: bool = False
     max_turns: int | None = None

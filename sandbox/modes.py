@@ -11,3 +11,7 @@ SANDBOX_MODES: tuple[SandboxMode, ...] = get_args(SandboxMode)
 # The OS layer a command runs under. Strongest first: detection falls from one to the next.
 SandboxLevel = Literal["bubblewrap", "landlock", "none"]
 SANDBOX_LEVELS: tuple[SandboxLevel, ...] = get_args(SandboxLevel)
+
+# Who decides when the policy would ask. Tightest first (config picks the tighter of user and project).
+ApprovalMode = Literal["ask", "auto-edit", "auto"]
+APPROVAL_MODES: tuple[ApprovalMode, ...] = get_args(ApprovalMode)

@@ -1,32 +1,16 @@
-"""`agent run` and `agent sessions`."""
+"""`agent run` and `agent sessions`; the options `agent run`, `agent tui` and bare `agent` share."""
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 import typer
+from ghostline.sandbox.modes import ApprovalMode, SandboxMode
 
+OutputFormat = Literal["text", "json", "stream-json"]
 
-class OutputFormat(StrEnum):
-    text = "text"
-    json = "json"
-    stream_json = "stream-json"
-
-
-class Approval(StrEnum):
-    ask = "ask"
-    auto_edit = "auto-edit"
-    auto = "auto"
-
-
-class SandboxMode(StrEnum):
-    read_only = "read-only"
-    workspace_write = "workspace-write"
-    full_access = "full-access"
-
-
-# Options shared by `agent run` and `agent tui` (typer reads these as metadata; one definition serves both).
+# Options shared by `agent run`, `agent tui` and bare `agent` (typer reads these as metadata; one definition each).
 MODEL_OPT = typer.Option(None, "--model", "-m", help="PROVIDER:NAME, e.g. anthropic:claude-sonnet-5-5, "
                          "openai:gpt-4.1 (also GHOSTLINE_MODEL or `model` in config).")
 BASE_URL_OPT = typer.Option(None, "--base-url", help="Base URL of the provider's API (e.g. an OpenAI-compatible "
@@ -45,60 +29,65 @@ CONTINUE_OPT = typer.Option(False, "--continue", "-c", help="Continue the latest
 WORKTREE_OPT = typer.Option(None, "--worktree", help="Work in a new git worktree on a new branch "
                             "(--worktree or --worktree=NAME).")
 CWD_OPT = typer.Option(None, "--cwd", help="Work in this directory instead of the current one.")
+OUTPUT_FORMAT_OPT = typer.Option("text", "--output-format", "-o", help="text (streamed), json (one result "
+                                 "object) or stream-json (one event per line).")
+VERBOSE_OPT = typer.Option(False, "--verbose", "-v", help="Show tool output and diffs.")
+VERIFY_OPT = typer.Option(None, "--verify", help="A command that must pass (exit 0) before the run counts as done, "
+                          "e.g. \"pytest -q\". Run in the sandbox when the model ends its turn; a failure goes back "
+                          "to the model to fix (exit 5 if it still fails).")
+VERIFY_ATTEMPTS_OPT = typer.Option(None, "--verify-attempts", help="Extra attempts after the first failed "
+                                   "verification (default 2; 0: verify once).")
+VERIFY_TIMEOUT_OPT = typer.Option(None, "--verify-timeout", help="Seconds per verification run before it is "
+                                  "killed (default 600).")
+
+
+def run(
+    task: str = typer.Argument(None, help="What the agent should do. Omit with --continue/--resume to go on."),
+    model: str = MODEL_OPT,
+    base_url: str = BASE_URL_OPT,
+    output_format: OutputFormat = OUTPUT_FORMAT_OPT,
+    max_turns: int = MAX_TURNS_OPT,
+    max_tokens: int = MAX_TOKENS_OPT,
+    max_cost: float = MAX_COST_OPT,
+    approval: ApprovalMode = APPROVAL_OPT,
+    sandbox: SandboxMode = SANDBOX_OPT,
+    network: bool = NETWORK_OPT,
+    resume: str = RESUME_OPT,
+    cont: bool = CONTINUE_OPT,
+    worktree: str = WORKTREE_OPT,
+    cwd: Path = CWD_OPT,
+    verbose: bool = VERBOSE_OPT,
+    verify: str = VERIFY_OPT,
+    verify_attempts: int = VERIFY_ATTEMPTS_OPT,
+    verify_timeout: float = VERIFY_TIMEOUT_OPT,
+) -> None:
+    """Run the agent on a task until it is done or a budget stops it.
+
+    Exit codes: 0 done; 1 failed during execution; 2 usage or configuration error; 3 stopped at --max-turns;
+    4 stopped at --max-tokens or --max-cost; 5 the --verify command still fails after its attempts;
+    130 interrupted (the session is saved).
+    """
+    from ghostline.agent.runner import RunOptions, run_task
+
+    raise typer.Exit(run_task(RunOptions(
+        task=task, model=model, base_url=base_url, output_format=output_format, max_turns=max_turns,
+        max_tokens=max_tokens, max_cost=max_cost, approval=approval, sandbox=sandbox, network=network,
+        resume=resume, cont=cont, worktree=worktree, cwd=cwd, verbose=verbose, verify=verify,
+        verify_attempts=verify_attempts, verify_timeout=verify_timeout,
+    )))
+
+
+def sessions(
+    all_dirs: bool = typer.Option(False, "--all", "-a", help="Sessions from every directory, not just this one."),
+    limit: int = typer.Option(20, "--limit", "-n", min=1),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List saved sessions, newest first."""
+    from ghostline.agent.runner import list_sessions_command
+
+    raise typer.Exit(list_sessions_command(all_dirs=all_dirs, limit=limit, as_json=as_json))
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("run")
-    def run(
-        task: str = typer.Argument(None, help="What the agent should do. Omit with --continue/--resume to go on."),
-        model: str = MODEL_OPT,
-        base_url: str = BASE_URL_OPT,
-        output_format: OutputFormat = typer.Option(OutputFormat.text, "--output-format", "-o",
-                                                   help="text (streamed), json (one result object) or "
-                                                   "stream-json (one event per line)."),
-        max_turns: int = MAX_TURNS_OPT,
-        max_tokens: int = MAX_TOKENS_OPT,
-        max_cost: float = MAX_COST_OPT,
-        approval: Approval = APPROVAL_OPT,
-        sandbox: SandboxMode = SANDBOX_OPT,
-        network: bool = NETWORK_OPT,
-        resume: str = RESUME_OPT,
-        cont: bool = CONTINUE_OPT,
-        worktree: str = WORKTREE_OPT,
-        cwd: Path = CWD_OPT,
-        verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tool output and diffs."),
-        verify: str = typer.Option(None, "--verify", help="A command that must pass (exit 0) before the run "
-                                   "counts as done, e.g. \"pytest -q\". Run in the sandbox when the model ends "
-                                   "its turn; a failure goes back to the model to fix (exit 5 if it still fails)."),
-        verify_attempts: int = typer.Option(None, "--verify-attempts", help="Extra attempts after the first "
-                                            "failed verification (default 2; 0: verify once)."),
-        verify_timeout: float = typer.Option(None, "--verify-timeout", help="Seconds per verification run "
-                                             "before it is killed (default 600)."),
-    ) -> None:
-        """Run the agent on a task until it is done or a budget stops it.
-
-        Exit codes: 0 done; 1 failed during execution; 2 usage or configuration error; 3 stopped at --max-turns;
-        4 stopped at --max-tokens or --max-cost; 5 the --verify command still fails after its attempts;
-        130 interrupted (the session is saved).
-        """
-        from ghostline.agent.runner import RunOptions, run_task
-
-        code = run_task(RunOptions(
-            task=task, model=model, base_url=base_url, output_format=output_format.value,
-            max_turns=max_turns, max_tokens=max_tokens, max_cost=max_cost,
-            approval=approval.value if approval else None, sandbox=sandbox.value if sandbox else None,
-            network=network, resume=resume, cont=cont, worktree=worktree, cwd=cwd, verbose=verbose,
-            verify=verify, verify_attempts=verify_attempts, verify_timeout=verify_timeout,
-        ))
-        raise typer.Exit(code)
-
-    @app.command("sessions")
-    def sessions(
-        all_dirs: bool = typer.Option(False, "--all", "-a", help="Sessions from every directory, not just this one."),
-        limit: int = typer.Option(20, "--limit", "-n", min=1),
-        as_json: bool = typer.Option(False, "--json"),
-    ) -> None:
-        """List saved sessions, newest first."""
-        from ghostline.agent.runner import list_sessions_command
-
-        raise typer.Exit(list_sessions_command(all_dirs=all_dirs, limit=limit, as_json=as_json))
+    app.command("run")(run)
+    app.command("sessions")(sessions)

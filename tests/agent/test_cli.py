@@ -67,3 +67,13 @@ def test_bad_flag_value_exits_2(tmp_path):
 def test_sessions_empty(tmp_path):
     r = run_agent(["sessions"], tmp_path)
     assert r.returncode == 0 and "no sessions" in r.stdout
+
+
+def test_bare_agent_takes_the_tui_options(tmp_path):
+    # Without a terminal bare `agent` prints its help; the TUI's options are accepted (and listed) there.
+    r = run_agent(["--model", "anthropic:claude-sonnet-5-5", "--approval", "auto-edit"], tmp_path)
+    assert r.returncode == 0 and "--model" in r.stdout and "--sandbox" in r.stdout
+    r = run_agent(["--sandbox", "nope"], tmp_path)
+    assert r.returncode == 2 and "'nope' is not one of" in r.stderr
+    r = run_agent(["--model", "x", "run", "task"], tmp_path)
+    assert r.returncode == 2 and "put --model after the command: agent run --model" in r.stderr
