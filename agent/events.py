@@ -65,6 +65,39 @@ class ToolCall(Event):
 
 
 @dataclass
+class ToolOutput(Event):
+    """Live output of a running call (a command's output as it arrives). Not logged: the result carries it all."""
+
+    type: ClassVar[str] = "tool_output"
+    id: str
+    text: str
+
+
+@dataclass
+class ContextNote(Event):
+    """Something the model is told that the user did not type as a message (after /undo: which files changed).
+    It enters the transcript as user text."""
+
+    type: ClassVar[str] = "context_note"
+    text: str
+    kind: str = "note"
+
+
+@dataclass
+class ShellRun(Event):
+    """A command the user ran with `!command`: shown like a tool call, and its output goes to the model as user
+    text (the model did not call a tool, so there is no tool result to pair)."""
+
+    type: ClassVar[str] = "shell_run"
+    id: str
+    command: str
+    exit_code: int
+    output: str
+    duration_ms: int = 0
+    timed_out: bool = False
+
+
+@dataclass
 class ToolResultEvent(Event):
     type: ClassVar[str] = "tool_result"
     id: str

@@ -9,6 +9,8 @@ is a `Stop` carrying its final event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from ghostline.agent.providers.base import (
     TurnUsage,
 )
 from ghostline.agent.session import INTERRUPTED, apply_event, close_dangling_tool_uses
+from ghostline.agent.shell import run_user_shell
 from ghostline.agent.verify import (
     Verification,
     VerificationError,
@@ -51,8 +54,11 @@ class SessionLog(Protocol):
 class CompactorLike(Protocol):
     """compaction.Compactor, as the loop uses it."""
 
+    effective_window: int
+
     def observe(self, event: dict[str, Any]) -> None: ...
     def record_usage(self, input_tokens: int) -> None: ...
+    def estimate(self, system: str, tools: list[dict[str, Any]], messages: list[Message]) -> int: ...
     async def prepare(self, system: str, tools: list[dict[str, Any]], messages: list[Message]) -> tuple[Any, Any]: ...
     async def compact_now(self, system: str, tools: list[dict[str, Any]], messages: list[Message], *,
                           focus: str | None = None) -> tuple[Any, Any]: ...
@@ -64,6 +70,23 @@ class CheckpointsLike(Protocol):
     """sandbox.Checkpoints, as the loop uses it: a snapshot before a turn changes files makes the turn undoable."""
 
     def snapshot(self, label: str) -> str | None: ...
+    def undo(self, session: str | None = None, turns: int = 1) -> tuple[Any, list[str]]: ...
+
+
+@dataclass(frozen=True)
+class ContextUsage:
+    """How full the model's context is, by the same count compaction acts on."""
+
+    tokens: int
+    window: int
+
+    @property
+    def fraction(self) -> float:
+        return self.tokens / self.window if self.window else 0.0
+
+
+class UndoError(Exception):
+    """Nothing to undo, or no checkpoints here: one line for the user."""
 
 
 @dataclass
@@ -334,8 +357,13 @@ class AgentLoop:
         admitted = [v for v in verdicts if v.allowed]
         if any(v.tool is not None and v.tool.kind != "read" for v in admitted):
             await self._checkpoint()
-        outcomes = dict(zip((v.call.id for v in admitted), await self.registry.execute(admitted, self.ctx),
-                            strict=True))
+        live: asyncio.Queue[ev.Event] = asyncio.Queue()
+        ctx = dataclasses.replace(self.ctx, on_progress=lambda call_id, text: live.put_nowait(
+            ev.ToolOutput(call_id, text)))
+        task = asyncio.ensure_future(self.registry.execute(admitted, ctx))
+        async for e in _drain(task, live):
+            yield e
+        outcomes = dict(zip((v.call.id for v in admitted), task.result(), strict=True))
         for v in verdicts:
             r = outcomes.get(v.call.id) or v.refusal
             assert r is not None
@@ -353,6 +381,56 @@ class AgentLoop:
         except Exception:  # a failed snapshot must not stop the work; undo just has one point less
             log.debug("checkpoint %s failed", label, exc_info=True)
 
+    # -- what front ends may ask of the loop between turns ------------------------------------------------
+
+    def mark_interrupted(self) -> list[str]:
+        """After run() was cancelled: settle the calls left without a result and log the interruption."""
+        closed = self.settle_interrupted()
+        if self.session is not None:
+            self.session.append({"type": "interrupted"})
+        return closed
+
+    def context_usage(self) -> ContextUsage | None:
+        """Tokens the next request would carry, and the window compaction works within (None: no compactor)."""
+        if self.compactor is None:
+            return None
+        tokens = self.compactor.estimate(self.system, self.registry.specs(), self.messages)
+        return ContextUsage(tokens, self.compactor.effective_window)
+
+    def set_approval_mode(self, mode: str) -> None:
+        self.ctx.approval = mode
+
+    def set_provider(self, provider: Provider, *, cost_of: Callable[[TurnUsage], float | None],
+                     max_output_tokens: int) -> None:
+        """/model: later turns go to another model; the transcript is provider-neutral."""
+        self.provider = provider
+        self.cost_of = cost_of
+        self.max_output_tokens = max_output_tokens
+
+    async def undo(self, turns: int = 1) -> ev.ContextNote:
+        """Restore the files as they were before the last `turns` turns that changed them; the model is told."""
+        if self.checkpoints is None:
+            raise UndoError("checkpoints are not available here (not a git repository, or git is missing)")
+        session_id = self.session.id if self.session is not None else None
+        try:
+            checkpoint, changed = await asyncio.to_thread(self.checkpoints.undo, session_id, turns)
+        except Exception as exc:  # CheckpointError and git failures: one line
+            raise UndoError(str(exc)) from None
+        files = ", ".join(changed[:10]) + (f" and {len(changed) - 10} more" if len(changed) > 10 else "")
+        text = (f"[The user ran /undo: {len(changed)} file(s) restored to their state before {checkpoint.label}"
+                f"{': ' + files if changed else ''}. Re-read files before editing them.]")
+        return self._emit(ev.ContextNote(text, "undo"))  # type: ignore[return-value]
+
+    async def shell(self, command: str) -> AsyncIterator[ev.Event]:
+        """`!command`: run it in the sandbox; its live output, then its result (which the model will read)."""
+        call_id = f"shell-{len(self.messages)}-{self.stats.num_turns}"
+        live: asyncio.Queue[ev.Event] = asyncio.Queue()
+        task = asyncio.ensure_future(run_user_shell(command, call_id, self.ctx,
+                                                    lambda text: live.put_nowait(ev.ToolOutput(call_id, text))))
+        async for e in _drain(task, live):
+            yield e
+        yield self._emit(task.result())
+
     def settle_interrupted(self) -> list[str]:
         """After run() was cancelled: tool calls left without a result get an 'interrupted' error result
         (logged like any result, so transcript, session and ledger agree). Returns the ids closed."""
@@ -367,6 +445,26 @@ class AgentLoop:
         for u in missing:
             self._emit(ev.ToolResultEvent(u.id, u.name, INTERRUPTED, True, {"interrupted": True}))
         return [u.id for u in missing]
+
+
+async def _drain(task: asyncio.Future[Any], live: asyncio.Queue[ev.Event]) -> AsyncIterator[ev.Event]:
+    """Yield what `task` reports on `live` while it runs (and what is left after). Cancelling the consumer
+    cancels the task, so Ctrl-C still kills a running command."""
+    try:
+        while not task.done():
+            get = asyncio.ensure_future(live.get())
+            await asyncio.wait({task, get}, return_when=asyncio.FIRST_COMPLETED)
+            if get.done():
+                yield get.result()
+            else:
+                get.cancel()
+        while not live.empty():
+            yield live.get_nowait()
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
 
 
 def _json_safe(meta: dict[str, Any]) -> dict[str, Any]:

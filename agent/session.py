@@ -23,10 +23,7 @@ def apply_event(messages: list[Message], event: dict[str, Any]) -> None:
     """Fold one event into the transcript (only the events that carry transcript content do anything)."""
     kind = event.get("type")
     if kind == "user_message":
-        if messages and messages[-1].role == "user":
-            messages[-1].content.append(TextBlock(event["text"]))
-        else:
-            messages.append(Message.user(event["text"]))
+        _add_user_text(messages, event["text"])
     elif kind == "assistant_message":
         messages.append(Message.from_dict(event["message"]))
     elif kind == "tool_result":
@@ -35,10 +32,28 @@ def apply_event(messages: list[Message], event: dict[str, Any]) -> None:
             messages[-1].content.append(block)
         else:
             messages.append(Message(role="user", content=[block]))
+    elif kind == "context_note":
+        _add_user_text(messages, event["text"])
+    elif kind == "shell_run":
+        _add_user_text(messages, shell_run_text(event))
     elif kind == "transcript_replaced":
         messages[:] = [Message.from_dict(m) for m in event["messages"]]
     # Every other event (turn_started, usage, verification_started/_result, done, ...) carries no transcript
     # content: what a failed verification tells the model is its own user_message event.
+
+
+def _add_user_text(messages: list[Message], text: str) -> None:
+    if messages and messages[-1].role == "user":
+        messages[-1].content.append(TextBlock(text))
+    else:
+        messages.append(Message.user(text))
+
+
+def shell_run_text(event: dict[str, Any]) -> str:
+    """What the model reads of a `!command` the user ran."""
+    how = "timed out and was killed" if event.get("timed_out") else f"exited with code {event['exit_code']}"
+    output = str(event.get("output") or "").rstrip() or "(no output)"
+    return f"[The user ran `{event['command']}` in the shell; it {how}. Its output:]\n```\n{output}\n```"
 
 
 def close_dangling_tool_uses(messages: list[Message]) -> list[str]:

@@ -3,9 +3,11 @@ whole of it (up to FULL_OUTPUT_CAP) spilled to a file the model can read."""
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -15,8 +17,11 @@ FULL_OUTPUT_CAP = 64 * 1024 * 1024  # bytes kept on disk for a truncated output
 class OutputCapture:
     """Fed the output as it comes; finish() gives (text for the model, truncated, path of the full output)."""
 
-    def __init__(self, limit: int, output_dir: Path | None):
+    def __init__(self, limit: int, output_dir: Path | None, on_output: Callable[[str], None] | None = None):
         self.limit = max(limit, 200)
+        # Live output for front ends (a running command's tail), decoded as it comes (never split a character).
+        self.on_output = on_output
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.head_cap = self.limit // 2
         self.tail_cap = self.limit - self.head_cap
         self.head = bytearray()
@@ -28,6 +33,10 @@ class OutputCapture:
         self.spilled = 0
 
     def feed(self, data: bytes) -> None:
+        if self.on_output is not None and data:
+            text = self._decoder.decode(data)
+            if text:
+                self.on_output(text)
         self.total += len(data)
         if self.spill is None and self.total > self.limit:
             self._open_spill()

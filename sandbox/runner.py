@@ -590,8 +590,11 @@ def _result(cap: OutputCapture, rc: int, *, timed_out: bool, timeout: float, sta
 
 async def run_command(command: str, *, cwd: Path, workspace: Path, mode: SandboxMode, network: bool,
                       timeout: float, output_limit: int = 30000, env: dict | None = None,
-                      level: SandboxLevel | None = None, output_dir: Path | None = None) -> CommandResult:
+                      level: SandboxLevel | None = None, output_dir: Path | None = None,
+                      on_output: Callable[[str], None] | None = None) -> CommandResult:
     """Run `bash -c command` confined to `workspace` per `mode`, as the bash tool does.
+
+    on_output: called with the output as it arrives (for a live view; the result still has it all).
 
     level: force a layer ("bubblewrap" | "landlock" | "none"); default: detect_level(). full-access
     always runs plain. Cancelling the awaiting task kills the command and everything it started.
@@ -599,7 +602,7 @@ async def run_command(command: str, *, cwd: Path, workspace: Path, mode: Sandbox
     workspace, cwd, layer = _checked(mode, cwd, workspace, level)
     launch = _prepare(command, cwd=cwd, workspace=workspace, mode=mode, network=network, timeout=timeout,
                       level=layer, env=env)
-    cap = OutputCapture(output_limit, output_dir)
+    cap = OutputCapture(output_limit, output_dir, on_output)
     start = time.monotonic()
     proc = await _spawn(launch, cwd)
     attach = _start_attach(launch, proc)

@@ -76,6 +76,10 @@ class ToolContext:
     on_file_changed: Callable[[Path], None] | None = None
     # The whole-file fallback after repeated failed edits (the edit tool counts, the write tool checks).
     rewrites: RewriteRule = field(default_factory=RewriteRule)
+    # Live output of a running call (a command's output as it comes), for front ends. The registry gives each
+    # call its own context with `progress` bound to the call; a front end sets `on_progress(call_id, text)`.
+    on_progress: Callable[[str, str], None] | None = None
+    progress: Callable[[str], None] | None = None
 
 
 class Tool(Protocol):

@@ -60,6 +60,7 @@ class BashTool(BaseTool):
                 output_limit=OUTPUT_LIMIT,
                 env=ctx.env,
                 output_dir=ctx.output_dir,
+                on_output=ctx.progress,
             )
         except sandbox.SandboxError as exc:
             raise ToolError(f"the sandbox could not run the command: {exc}") from None

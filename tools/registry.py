@@ -9,6 +9,7 @@ ones concurrently, the others alone and in order). The loop drives turns and nev
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -230,11 +231,20 @@ def _one_line(text: str, limit: int = 500) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+def _call_context(ctx: ToolContext, call_id: str) -> ToolContext:
+    """The context one call runs with: its live output goes to the front end under its own id."""
+    report = ctx.on_progress
+    if report is None:
+        return ctx
+    return dataclasses.replace(ctx, progress=lambda text: report(call_id, text))
+
+
 async def run_one(verdict: Verdict, ctx: ToolContext) -> ToolResult:
     """Run one admitted call. Never raises (except cancellation): every failure is an error result."""
     if verdict.refusal is not None or verdict.tool is None:
         return verdict.refusal or ToolResult("tool call was not run", is_error=True)
     tool = verdict.tool
+    ctx = _call_context(ctx, verdict.call.id)
     try:
         result = await tool.run(verdict.args, ctx)
     except ToolError as exc:

@@ -272,3 +272,30 @@ async def test_repeated_edit_failures_ask_for_a_checked_whole_file_rewrite(tmp_p
     assert target.read_text() != truncated
     assert not results[4].is_error and target.read_text() == full
     assert events[-1].subtype == "success"
+
+
+async def test_a_running_command_streams_its_output_and_the_user_can_run_one_too(tmp_path):
+    from ghostline.tools import BashTool
+
+    provider, loop = _loop(tmp_path, [("", [("bash", {"command": "echo one; echo two"})]), ("done", [])],
+                           tools=[BashTool()])
+    loop.ctx.sandbox_mode = "full-access"
+    events = await _collect(loop)
+    call_id = next(e.id for e in events if isinstance(e, ev.ToolCall))
+    live = "".join(e.text for e in events if isinstance(e, ev.ToolOutput) and e.id == call_id)
+    assert live == "one\ntwo\n"
+    result = next(e for e in events if isinstance(e, ev.ToolResultEvent))
+    assert events.index(result) > max(i for i, e in enumerate(events) if isinstance(e, ev.ToolOutput))
+    shell = [e async for e in loop.shell("echo from-user; exit 3")]
+    assert [e.type for e in shell][-1] == "shell_run" and shell[-1].exit_code == 3
+    assert "".join(e.text for e in shell if isinstance(e, ev.ToolOutput)) == "from-user\n"
+    # the model reads it with the next message
+    assert "from-user" in loop.messages[-1].text and "exited with code 3" in loop.messages[-1].text
+
+
+async def test_undo_without_checkpoints_is_one_clear_error(tmp_path):
+    from ghostline.agent.loop import UndoError
+
+    _, loop = _loop(tmp_path, [])
+    with pytest.raises(UndoError, match="checkpoints are not available"):
+        await loop.undo(1)
