@@ -97,13 +97,20 @@ class Session:
         self.path = root / f"{session_id}.jsonl"
         self.dir = root / session_id  # large outputs and other files kept beside the log
         self._fh = None
+        self._pending_meta: dict[str, Any] | None = None
 
     @classmethod
     def create(cls, root: Path, *, cwd: Path, model: str) -> Session:
-        root.mkdir(parents=True, exist_ok=True)
+        """A new session. Its file appears with the first record appended after the meta, so a TUI opened and
+        closed without a message leaves nothing behind."""
         s = cls(root, new_session_id())
-        s.append({"type": "session_meta", "id": s.id, "cwd": str(cwd), "model": model, "created": time.time()})
+        s._pending_meta = {"type": "session_meta", "id": s.id, "cwd": str(cwd), "model": model,
+                           "created": time.time()}
         return s
+
+    @property
+    def exists(self) -> bool:
+        return self._pending_meta is None and self.path.is_file()
 
     @classmethod
     def open(cls, root: Path, session_id: str) -> Session:
@@ -118,7 +125,11 @@ class Session:
 
     def append(self, record: dict[str, Any]) -> None:
         if self._fh is None:
+            self.root.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held for the session's life
+        if self._pending_meta is not None:
+            meta, self._pending_meta = self._pending_meta, None
+            self.append(meta)
         self._fh.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
         self._fh.flush()  # one write per event: a SIGKILL loses at most the event being written
 
@@ -128,6 +139,8 @@ class Session:
             self._fh = None
 
     def records(self) -> Iterator[dict[str, Any]]:
+        if not self.path.is_file():
+            return
         with open(self.path, encoding="utf-8") as f:
             for line in f:
                 line = line.strip()
@@ -139,6 +152,8 @@ class Session:
                     continue  # a line torn by a kill mid-write
 
     def meta(self) -> dict[str, Any]:
+        if self._pending_meta is not None:
+            return dict(self._pending_meta)
         for r in self.records():
             if r.get("type") == "session_meta":
                 return r
@@ -146,10 +161,47 @@ class Session:
 
     def transcript(self) -> list[Message]:
         messages: list[Message] = []
+        if self._pending_meta is not None:
+            return messages
         for r in self.records():
             apply_event(messages, r)
         close_dangling_tool_uses(messages)
         return messages
+
+
+@dataclass
+class SessionTotals:
+    """What a session has cost so far, over every run of it (the TUI shows these; they survive a resume)."""
+
+    turns: int = 0
+    input_tokens: int = 0  # all input, cached included
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+
+    def add_usage(self, event: dict[str, Any], run_cost_before: float | None) -> None:
+        self.cached_tokens += int(event.get("cache_read_input_tokens") or 0)
+        self.input_tokens += (int(event.get("input_tokens") or 0) + int(event.get("cache_read_input_tokens") or 0)
+                              + int(event.get("cache_creation_input_tokens") or 0))
+        self.output_tokens += int(event.get("output_tokens") or 0)
+        run_cost = event.get("cost_usd")
+        if run_cost is not None:  # cumulative within a run: add what this turn added
+            self.cost_usd = (self.cost_usd or 0.0) + float(run_cost) - (run_cost_before or 0.0)
+
+
+def session_totals(records: Iterator[dict[str, Any]]) -> SessionTotals:
+    totals = SessionTotals()
+    run_cost: float | None = None
+    for r in records:
+        kind = r.get("type")
+        if kind == "session_started":
+            run_cost = None  # a new run: its usage events count cost from zero again
+        elif kind == "turn_started":
+            totals.turns += 1
+        elif kind == "usage":
+            totals.add_usage(r, run_cost)
+            run_cost = r.get("cost_usd", run_cost)
+    return totals
 
 
 def sessions_root(data_dir: Path) -> Path:

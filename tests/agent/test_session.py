@@ -1,4 +1,11 @@
-from ghostline.agent.session import INTERRUPTED, Session, apply_event, close_dangling_tool_uses, list_sessions
+from ghostline.agent.session import (
+    INTERRUPTED,
+    Session,
+    apply_event,
+    close_dangling_tool_uses,
+    list_sessions,
+    session_totals,
+)
 from ghostline.compaction.transcript import Message, TextBlock, ToolUseBlock
 
 
@@ -60,6 +67,8 @@ def test_list_sessions_newest_first_and_by_directory(tmp_path):
     s1.append({"type": "done", "result": "ok", "subtype": "success", "num_turns": 1})
     s2 = Session.create(root, cwd=b, model="m")
     s3 = Session.create(root, cwd=a, model="m")
+    for s in (s2, s3):
+        s.append({"type": "session_started"})
     for s in (s1, s2, s3):
         s.close()
     ids = [i.id for i in list_sessions(root, a)]
@@ -67,3 +76,26 @@ def test_list_sessions_newest_first_and_by_directory(tmp_path):
     info = {i.id: i for i in list_sessions(root)}
     assert info[s1.id].task == "first task" and info[s1.id].status == "success"
     assert info[s2.id].status == "incomplete"
+
+
+def test_a_session_file_appears_with_its_first_record(tmp_path):
+    root = tmp_path / "sessions"
+    s = Session.create(root, cwd=tmp_path, model="m")
+    assert not s.exists and list_sessions(root) == [] and s.meta()["model"] == "m" and s.transcript() == []
+    s.append({"type": "user_message", "text": "hi"})
+    s.close()
+    assert s.exists and [i.id for i in list_sessions(root)] == [s.id]
+    assert [r["type"] for r in s.records()] == ["session_meta", "user_message"]
+
+
+def test_totals_add_up_over_every_run_of_a_session():
+    records = [
+        {"type": "session_started"}, {"type": "turn_started"},
+        {"type": "usage", "input_tokens": 10, "cache_read_input_tokens": 90, "output_tokens": 5, "cost_usd": 0.5},
+        {"type": "turn_started"}, {"type": "usage", "input_tokens": 1, "output_tokens": 1, "cost_usd": 0.75},
+        {"type": "session_started"}, {"type": "turn_started"},
+        {"type": "usage", "input_tokens": 2, "output_tokens": 2, "cost_usd": 0.25},
+    ]
+    t = session_totals(iter(records))
+    assert (t.turns, t.input_tokens, t.cached_tokens, t.output_tokens) == (3, 103, 90, 8)
+    assert abs(t.cost_usd - 1.0) < 1e-9
