@@ -409,6 +409,21 @@ def reachable_text(ctx: str, store_root: Path | None, follow_index: bool = True)
     return "\n".join(out)
 
 
+def fresh_dir(prefix: str) -> Path:
+    """An empty directory with a predictable name (`<tmp>/<prefix>00`, or the next free number). Its path is in
+    the context (saved outputs, the ledger file), so a random temporary name would change the token counts from
+    one run to the next; two-digit numbers all count the same."""
+    base = Path(tempfile.gettempdir())
+    for n in range(100):
+        d = base / f"{prefix}{n:02d}"
+        try:
+            d.mkdir()
+            return d
+        except FileExistsError:
+            continue
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
 def age_bucket(age: int) -> str:
     return "last50" if age < 50 else ("50-150" if age < 150 else "150+")
 
@@ -544,7 +559,7 @@ async def stage_timing(counter: TokenCounter, n_turns: int = 200, reps: int = 15
     # choose the window so the raw transcript is at ~66% fill: budget, snip and microcompact all run
     window = int(raw / 0.66) + 4000
     cfg = CompactionConfig()
-    tmp = Path(tempfile.mkdtemp(prefix="gl-ceval-"))
+    tmp = fresh_dir("gl-ceval-")
     times, steady = [], []
     stages: dict[str, int] = {}
     try:
@@ -579,7 +594,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         script = Script(args.turns, seed=args.seed, scale=window / 32000)
         results = []
         for name in ("ghostline", "naive", "none"):
-            tmp = Path(tempfile.mkdtemp(prefix="gl-ceval-"))
+            tmp = fresh_dir("gl-ceval-")
             summ = TimedSummarizer(ScriptedSummarizer(window, counter))
             if name == "ghostline":
                 strat: Any = Compactor(args.config, window=window, reserved_output=reserved, store_dir=tmp,
@@ -594,7 +609,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 shutil.rmtree(tmp, ignore_errors=True)
             results.append(r)
         # window mismatch: configured bigger than the server's real window; the compactor must adopt it
-        tmp = Path(tempfile.mkdtemp(prefix="gl-ceval-"))
+        tmp = fresh_dir("gl-ceval-")
         try:
             summ = TimedSummarizer(ScriptedSummarizer(window, counter))
             c = Compactor(args.config, window=int(window * 1.5), reserved_output=reserved, store_dir=tmp,
@@ -866,7 +881,9 @@ class LoopModel:
             return reply(text="Done with this part.")
         spec = turns[self.pos]
         self.pos += 1
-        return reply(text=spec["text"], tool_calls=[spec["call"]])
+        name, inp = spec["call"]
+        # a fixed id (the server's would be random): ids are in the context, so they must count the same every run
+        return reply(text=spec["text"], tool_calls=[(name, inp, f"toolu_{self.segment:02d}{self.pos:04d}")])
 
     def next_segment(self) -> None:
         self.segment += 1
@@ -949,7 +966,7 @@ async def loop_mode(args: argparse.Namespace) -> dict[str, Any]:
     system = SYSTEM + "\n\n" + AGENT_MD
     results = []
     for name in args.loop_strategies.split(","):
-        tmp = Path(tempfile.mkdtemp(prefix="gl-cloop-"))
+        tmp = fresh_dir("gl-cloop-")
         ws = tmp / "ws"
         ws.mkdir()
         script = LoopScript(args.turns, ws, seed=args.seed, scale=window / 32000)
