@@ -42,7 +42,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ghostline.compaction import CompactionConfig, Compactor, TokenCounter, validate_pairs  # noqa: E402
+from ghostline.compaction import (  # noqa: E402
+    CompactionConfig,
+    Compactor,
+    ContextOverflow,
+    TokenCounter,
+    validate_pairs,
+)
 from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock  # noqa: E402
 
 SYSTEM = ("You are Ghostline, a coding agent. Use the tools to read, edit and test code in the workspace. "
@@ -66,12 +72,8 @@ TOOLS = [
 ]
 
 
-class ContextLengthError(Exception):
-    """What a provider raises when the request is too long (matched by class name, like the real one)."""
-
-    def __init__(self, message: str, limit: int | None = None):
-        super().__init__(message)
-        self.limit = limit
+class ContextLengthError(ContextOverflow):
+    """What a provider raises when the request is too long (a ContextOverflow, like the real one)."""
 
 
 # -- the scripted session ------------------------------------------------------------------------------------
@@ -924,7 +926,7 @@ class LoopNaive:
                 s = await self.summarize([Message.user("Summarise this session.\n" + text[-n_items:])])
                 break
             except Exception as exc:  # noqa: BLE001
-                if type(exc).__name__ != "ContextLengthError":
+                if not isinstance(exc, ContextOverflow):
                     break
                 n_items //= 2
         self.compactions += 1

@@ -1,10 +1,11 @@
 """Token accounting, the provider-neutral transcript, and the five-stage compaction pipeline.
 
 Public surface: `Compactor` (the pipeline the loop calls), `CompactionConfig`, `CompactionEvent`,
-`CompactionFailed`, `Ledger`, `TokenCounter`/`TokenAccountant`, and the transcript types. See
+`CompactionFailed`, `ContextOverflow` (the base of a provider's context-length error), `Ledger`, `TokenCounter`/`TokenAccountant`, and the transcript types. See
 `compaction.pipeline` for the API in full.
 """
 
+from ghostline.compaction.errors import ContextOverflow
 from ghostline.compaction.ledger import Ledger, parse_test_output
 from ghostline.compaction.pipeline import (
     CompactionConfig,
@@ -24,7 +25,7 @@ from ghostline.compaction.transcript import (
 )
 
 __all__ = [
-    "Block", "Calibration", "CompactionConfig", "CompactionEvent", "CompactionFailed", "Compactor", "Ledger",
+    "Block", "Calibration", "CompactionConfig", "CompactionEvent", "CompactionFailed", "Compactor", "ContextOverflow", "Ledger",
     "Message", "SummaryBlock", "TextBlock", "TokenAccountant", "TokenCounter", "ToolResultBlock", "ToolUseBlock",
     "parse_test_output", "validate_pairs",
 ]

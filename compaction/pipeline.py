@@ -12,9 +12,9 @@ Public API (all the loop needs)::
 
 `events` are `CompactionEvent(stage, tokens_before, tokens_after, detail)`; stages are ``budget``, ``snip``,
 ``microcompact``, ``collapse`` and ``auto_compact``. `tools` are plain dicts (name, description, input_schema).
-`summarize(prompt_messages) -> str` is an async callable that asks the model; an exception whose class (or a
-base) is named ``ContextLengthError`` (or that `is_overflow` accepts) means the summary prompt was too long:
-the oldest items are dropped and it retries; after `max_summary_attempts` failures `CompactionFailed` is raised.
+`summarize(prompt_messages) -> str` is an async callable that asks the model; a `ContextOverflow` (or an
+exception that `is_overflow` accepts) means the summary prompt was too long: the oldest items are dropped and it
+retries; after `max_summary_attempts` failures `CompactionFailed` is raised.
 Without a summariser, collapse writes a deterministic summary from the ledger.
 
 Stages (thresholds are fractions of the effective window = window − reserved output):
@@ -50,6 +50,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+from ghostline.compaction.errors import ContextOverflow
 from ghostline.compaction.ledger import (
     EDIT_TOOLS,
     READ_TOOLS,
@@ -209,10 +210,6 @@ def _fingerprint(messages: list[Message]) -> int:
             else:
                 parts.append((m.role, b.type, getattr(b, "text", "")))
     return hash(tuple(parts))
-
-
-def _is_overflow_error(exc: BaseException) -> bool:
-    return any(c.__name__ == "ContextLengthError" for c in type(exc).__mro__)
 
 
 class _Index:
@@ -429,7 +426,7 @@ class Compactor:
     def _overflowed(self, exc: BaseException) -> bool:
         if self.is_overflow is not None and self.is_overflow(exc):
             return True
-        return _is_overflow_error(exc)
+        return isinstance(exc, ContextOverflow)
 
 
 class _Run:

@@ -5,6 +5,7 @@ from ghostline.compaction import (
     CompactionConfig,
     CompactionFailed,
     Compactor,
+    ContextOverflow,
     validate_pairs,
 )
 from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock
@@ -284,7 +285,7 @@ class FakeModel:
         return self.reply
 
 
-class ContextLengthError(Exception):
+class ContextLengthError(ContextOverflow):
     pass
 
 
@@ -383,6 +384,14 @@ async def test_caller_flagged_overflow(tmp_path, comp):
              is_overflow=lambda e: isinstance(e, RuntimeError))
     with pytest.raises(CompactionFailed):
         await c.prepare(SYSTEM, TOOLS, long_session().messages)
+
+
+async def test_an_overflow_is_known_by_its_class_not_its_name(tmp_path, comp):
+    lookalike = type("ContextLengthError", (Exception,), {})  # not a ContextOverflow
+    model = FakeModel(exc=lookalike)
+    c = comp(window=200_000, reserved=8_000, config=collapse_cfg(), summarize=model)
+    out, evs = await c.prepare(SYSTEM, TOOLS, long_session().messages)
+    assert len(model.prompts) == 1 and "summariser failed: ContextLengthError" in evs[-1].detail
 
 
 async def test_other_summariser_errors_fall_back_to_the_ledger(tmp_path, comp):
