@@ -72,6 +72,11 @@ TOOLS = [
 ]
 
 
+# The kinds the agent's tool registry gives these tools (the agent passes the registry's own lookup).
+TOOL_KINDS = {"read": "read", "grep": "read", "glob": "read", "search": "read", "edit": "edit", "write": "edit",
+              "bash": "shell"}
+
+
 class ContextLengthError(ContextOverflow):
     """What a provider raises when the request is too long (a ContextOverflow, like the real one)."""
 
@@ -145,7 +150,7 @@ class Script:
             for it in items:
                 self.facts.append(Fact("todo", it["id"], t))
             use = ToolUseBlock(uid, "todo", {"todos": items})
-            res = ToolResultBlock(uid, "todo list updated (4 items)")
+            res = ToolResultBlock(uid, "todo list updated (4 items)", False, {"todos": items})
         elif t % 17 == 9:
             # a failed approach: a command that fails with a distinctive error
             cmd = f"make migrate-{t} ENV=staging"
@@ -201,7 +206,7 @@ class Script:
             content = "\n".join(self._lines(int(150 * self.scale), "#"))
             use = ToolUseBlock(uid, "write", {"path": path, "content": content})
             res = ToolResultBlock(uid, f"Wrote {path} ({content.count(chr(10)) + 1} lines)", False,
-                                  {"path": path, "sha256": _h("w", path, t)})
+                                  {"path": path, "sha256": _h("w", path, t), "action": "write"})
         else:
             pat = r.choice(["Router(", "legacy_entry", "tenant_id", "def route"])
             lines = [f"{self.files[r.randrange(len(self.files))]}:{r.randint(1, 400)}: {x}"
@@ -566,7 +571,8 @@ async def stage_timing(counter: TokenCounter, n_turns: int = 200, reps: int = 15
     stages: dict[str, int] = {}
     try:
         for i in range(reps):
-            c = Compactor(cfg, window=window, reserved_output=4000, store_dir=tmp / f"r{i}", counter=counter)
+            c = Compactor(cfg, window=window, reserved_output=4000, store_dir=tmp / f"r{i}", counter=counter,
+                          kind_of=TOOL_KINDS.get)
             t0 = time.perf_counter()
             out, evs = await c.prepare(SYSTEM, TOOLS, msgs)
             times.append((time.perf_counter() - t0) * 1000)
@@ -591,6 +597,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     counter = TokenCounter()
     windows = [int(w) for w in args.windows.split(",")]
     out: dict[str, Any] = {"turns": args.turns, "encoding": counter.encoding_name, "runs": []}
+    print(f"token counter: {counter.method}")
     for window in windows:
         reserved = max(2048, window // 8)
         script = Script(args.turns, seed=args.seed, scale=window / 32000)
@@ -600,7 +607,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             summ = TimedSummarizer(ScriptedSummarizer(window, counter))
             if name == "ghostline":
                 strat: Any = Compactor(args.config, window=window, reserved_output=reserved, store_dir=tmp,
-                                       summarize=summ, instructions=AGENT_MD, counter=counter)
+                                       summarize=summ, instructions=AGENT_MD, counter=counter,
+                                       kind_of=TOOL_KINDS.get)
             elif name == "naive":
                 strat = NaiveCompactor(window, reserved, summ, counter)
             else:
@@ -615,7 +623,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         try:
             summ = TimedSummarizer(ScriptedSummarizer(window, counter))
             c = Compactor(args.config, window=int(window * 1.5), reserved_output=reserved, store_dir=tmp,
-                          summarize=summ, instructions=AGENT_MD, counter=counter)
+                          summarize=summ, instructions=AGENT_MD, counter=counter, kind_of=TOOL_KINDS.get)
             r = await drive("ghostline (window 1.5x too big)", script, window, reserved, c, counter, tmp,
                             real_window=window)
             r.stage_events["adopted_window"] = c.window
@@ -948,6 +956,11 @@ class LoopNaive:
             self.factor = n / self.last
 
 
+def registry_kinds(tools: list[Any]) -> Any:
+    """The tools' own kinds where they declare one, else the bench's table."""
+    return {t.name: getattr(t, "kind", TOOL_KINDS.get(t.name, "other")) for t in tools}.get
+
+
 async def loop_mode(args: argparse.Namespace) -> dict[str, Any]:
     """Drive agent/loop.py against tests/fakeserver.py (Anthropic wire protocol, real SDK, real tools)."""
     try:
@@ -984,9 +997,11 @@ async def loop_mode(args: argparse.Namespace) -> dict[str, Any]:
                     text = item.message.text
             return text
 
+        tools = default_tools()
         if name == "ghostline":
             comp: Any = Compactor(args.config, window=window, reserved_output=max_out, store_dir=tmp / "session",
-                                  summarize=summarize, instructions=AGENT_MD, provider="anthropic")
+                                  summarize=summarize, instructions=AGENT_MD, provider="anthropic",
+                                  kind_of=registry_kinds(tools))
         elif name == "naive":
             comp = LoopNaive(window, max_out, summarize)
         else:
@@ -1005,7 +1020,7 @@ async def loop_mode(args: argparse.Namespace) -> dict[str, Any]:
             comp.prepare = timed
         ctx = ToolContext(workspace=ws, cwd=ws, sandbox_mode="workspace-write", approval="auto",
                           output_dir=tmp / "session" / "tool-outputs")
-        loop = AgentLoop(provider=provider, tools=default_tools(), ctx=ctx, system=system, compactor=comp,
+        loop = AgentLoop(provider=provider, tools=tools, ctx=ctx, system=system, compactor=comp,
                          max_output_tokens=max_out)
         stats = {"compactions": 0, "stages": {}, "failed": None, "cache_read": 0, "input_total": 0, "done": 0}
         t_start = time.perf_counter()

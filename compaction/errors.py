@@ -1,4 +1,4 @@
-"""The exceptions compaction recognises."""
+"""The exceptions compaction raises and recognises."""
 
 from __future__ import annotations
 
@@ -12,3 +12,7 @@ class ContextOverflow(Exception):
     def __init__(self, message: str = "", limit: int | None = None):
         super().__init__(message)
         self.limit = limit
+
+
+class CompactionFailed(RuntimeError):
+    """Compaction could not bring the conversation under the window (the message says what to do)."""

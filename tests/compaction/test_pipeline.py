@@ -10,15 +10,16 @@ from ghostline.compaction import (
 )
 from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock
 
-from .helpers import SYSTEM, TOOLS, T, dump, find_result, find_use, lines
+from .helpers import KIND_OF, SYSTEM, TOOLS, T, dump, find_result, find_use, lines
 
 
 @pytest.fixture
 def comp(tmp_path, counter):
-    """Builds a Compactor with the pinned counter."""
+    """Builds a Compactor with the pinned counter and the test tools' kinds."""
 
     def make(window: int = 20_000, reserved: int = 2_000, store: Path | None = None, **kw) -> Compactor:
         cfg = kw.pop("config", None) or CompactionConfig()
+        kw.setdefault("kind_of", KIND_OF)
         return Compactor(cfg, window=window, reserved_output=reserved, store_dir=store or tmp_path / "s",
                          counter=counter, **kw)
 
@@ -152,7 +153,8 @@ async def test_snip_stops_once_under_target(tmp_path, comp):
 def micro_session() -> tuple[T, dict]:
     t = T("Refactor. Constraint: keep the API stable.")
     ids = {}
-    ids["todo"] = t.call("todo", {"todos": [{"id": "T-1", "content": "x"}]}, "todo list: T-1 pending")
+    todos = [{"id": "T-1", "content": "x"}]
+    ids["todo"] = t.call("todo", {"todos": todos}, "todo list: T-1 pending", meta={"todos": todos})
     ids["read_edited"] = t.read("src/edited.py", 200)
     ids["old_test"] = t.bash("pytest -q", lines(400, "test") + "\nE   KeyError: 'k1'\n1 failed, 9 passed in 1s",
                              code=1, user="Also do not rename public functions.")

@@ -11,7 +11,7 @@ from ghostline.compaction.transcript import Message, TextBlock, ToolResultBlock,
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .helpers import SYSTEM, TOOLS, lines
+from .helpers import KIND_OF, SYSTEM, TOOLS, lines
 
 step = st.tuples(
     st.sampled_from(["read", "bash", "edit", "write", "todo", "grep"]),
@@ -39,6 +39,10 @@ def build(steps) -> list[Message]:
             uses.append(ToolUseBlock(uid, name, inp))
             out = "" if n_lines == 0 else lines(n_lines, f"{name}{v}")
             meta = {"exit_code": 1 if err else 0} if name == "bash" else {"path": inp.get("path", "")}
+            if name == "write":
+                meta.update(action="write", files_changed=[inp["path"]])
+            if name == "todo":
+                meta["todos"] = inp["todos"]
             results.append(ToolResultBlock(uid, out, err and name != "bash", meta))
         msgs.append(Message("assistant", [TextBlock(f"step {n}")] + uses))
         if user:
@@ -51,7 +55,8 @@ CONFIGS = [CompactionConfig(), CompactionConfig(keep_tool_turns=15, recent_max_f
 
 
 async def run_prepare(msgs, window, store, counter, cfg=0):
-    c = Compactor(CONFIGS[cfg], window=window, reserved_output=window // 8, store_dir=store, counter=counter)
+    c = Compactor(CONFIGS[cfg], window=window, reserved_output=window // 8, store_dir=store, counter=counter,
+                  kind_of=KIND_OF)
     out, evs = await c.prepare(SYSTEM, TOOLS, msgs)
     return c, out, evs
 
@@ -94,7 +99,7 @@ def test_package_does_not_import_agent():
 
 
 async def test_observed_events_feed_the_ledger(tmp_path, counter):
-    c = Compactor(window=100_000, reserved_output=4_000, store_dir=tmp_path, counter=counter)
+    c = Compactor(window=100_000, reserved_output=4_000, store_dir=tmp_path, counter=counter, kind_of=KIND_OF)
     c.observe({"type": "user_message", "text": "Please keep Python 3.11 support."})
     c.observe({"type": "tool_call", "id": "x1", "name": "bash", "input": {"command": "make deploy"}})
     c.observe({"type": "tool_result", "id": "x1", "name": "bash", "content": "error: no credentials",
