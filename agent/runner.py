@@ -272,7 +272,7 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Approver | None =
         provider=provider, registry=registry, ctx=ctx, system=system, session=session, messages=messages,
         budgets=Budgets(opts.max_turns or cfg.max_turns, opts.max_tokens or cfg.max_tokens,
                         opts.max_cost if opts.max_cost is not None else cfg.max_cost),
-        compactor=_make_compactor(cfg, info, session, provider, instructions, max_output),
+        compactor=_make_compactor(cfg, info, session, provider, instructions, max_output, registry),
         checkpoints=_make_checkpoints(root, session.id),
         cost_of=lambda u: cost_usd(u, info), max_output_tokens=max_output, verification=verification,
     )
@@ -405,14 +405,14 @@ def _make_policy(cfg: Config, root: Path) -> Policy:
 
 
 def _make_compactor(cfg: Config, info: Any, session: Session, provider: Provider, instructions: str,
-                    reserved_output: int) -> Compactor:
+                    reserved_output: int, registry: ToolRegistry) -> Compactor:
     try:
         ccfg = CompactionConfig.from_dict(cfg.compaction) if cfg.compaction else CompactionConfig()
     except ValueError as e:
         raise ConfigError(f"[compaction] in config: {e}") from None
     return Compactor(ccfg, window=info.context_window, reserved_output=reserved_output,
                      store_dir=session.dir, summarize=_make_summarizer(provider, 4096),
-                     instructions=instructions, provider=provider.name)
+                     instructions=instructions, provider=provider.name, kind_of=registry.kind_of)
 
 
 def _make_checkpoints(root: Path, session_id: str) -> Checkpoints | None:

@@ -42,7 +42,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ghostline.compaction import CompactionConfig, Compactor, TokenCounter, validate_pairs  # noqa: E402
+from ghostline.compaction import (  # noqa: E402
+    CompactionConfig,
+    Compactor,
+    ContextOverflow,
+    TokenCounter,
+    validate_pairs,
+)
 from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock  # noqa: E402
 
 SYSTEM = ("You are Ghostline, a coding agent. Use the tools to read, edit and test code in the workspace. "
@@ -66,12 +72,13 @@ TOOLS = [
 ]
 
 
-class ContextLengthError(Exception):
-    """What a provider raises when the request is too long (matched by class name, like the real one)."""
+# The kinds the agent's tool registry gives these tools (the agent passes the registry's own lookup).
+TOOL_KINDS = {"read": "read", "grep": "read", "glob": "read", "search": "read", "edit": "edit", "write": "edit",
+              "bash": "shell"}
 
-    def __init__(self, message: str, limit: int | None = None):
-        super().__init__(message)
-        self.limit = limit
+
+class ContextLengthError(ContextOverflow):
+    """What a provider raises when the request is too long (a ContextOverflow, like the real one)."""
 
 
 # -- the scripted session ------------------------------------------------------------------------------------
@@ -143,7 +150,7 @@ class Script:
             for it in items:
                 self.facts.append(Fact("todo", it["id"], t))
             use = ToolUseBlock(uid, "todo", {"todos": items})
-            res = ToolResultBlock(uid, "todo list updated (4 items)")
+            res = ToolResultBlock(uid, "todo list updated (4 items)", False, {"todos": items})
         elif t % 17 == 9:
             # a failed approach: a command that fails with a distinctive error
             cmd = f"make migrate-{t} ENV=staging"
@@ -199,7 +206,7 @@ class Script:
             content = "\n".join(self._lines(int(150 * self.scale), "#"))
             use = ToolUseBlock(uid, "write", {"path": path, "content": content})
             res = ToolResultBlock(uid, f"Wrote {path} ({content.count(chr(10)) + 1} lines)", False,
-                                  {"path": path, "sha256": _h("w", path, t)})
+                                  {"path": path, "sha256": _h("w", path, t), "action": "write"})
         else:
             pat = r.choice(["Router(", "legacy_entry", "tenant_id", "def route"])
             lines = [f"{self.files[r.randrange(len(self.files))]}:{r.randint(1, 400)}: {x}"
@@ -409,6 +416,21 @@ def reachable_text(ctx: str, store_root: Path | None, follow_index: bool = True)
     return "\n".join(out)
 
 
+def fresh_dir(prefix: str) -> Path:
+    """An empty directory with a predictable name (`<tmp>/<prefix>00`, or the next free number). Its path is in
+    the context (saved outputs, the ledger file), so a random temporary name would change the token counts from
+    one run to the next; two-digit numbers all count the same."""
+    base = Path(tempfile.gettempdir())
+    for n in range(100):
+        d = base / f"{prefix}{n:02d}"
+        try:
+            d.mkdir()
+            return d
+        except FileExistsError:
+            continue
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
 def age_bucket(age: int) -> str:
     return "last50" if age < 50 else ("50-150" if age < 150 else "150+")
 
@@ -544,12 +566,13 @@ async def stage_timing(counter: TokenCounter, n_turns: int = 200, reps: int = 15
     # choose the window so the raw transcript is at ~66% fill: budget, snip and microcompact all run
     window = int(raw / 0.66) + 4000
     cfg = CompactionConfig()
-    tmp = Path(tempfile.mkdtemp(prefix="gl-ceval-"))
+    tmp = fresh_dir("gl-ceval-")
     times, steady = [], []
     stages: dict[str, int] = {}
     try:
         for i in range(reps):
-            c = Compactor(cfg, window=window, reserved_output=4000, store_dir=tmp / f"r{i}", counter=counter)
+            c = Compactor(cfg, window=window, reserved_output=4000, store_dir=tmp / f"r{i}", counter=counter,
+                          kind_of=TOOL_KINDS.get)
             t0 = time.perf_counter()
             out, evs = await c.prepare(SYSTEM, TOOLS, msgs)
             times.append((time.perf_counter() - t0) * 1000)
@@ -574,16 +597,18 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     counter = TokenCounter()
     windows = [int(w) for w in args.windows.split(",")]
     out: dict[str, Any] = {"turns": args.turns, "encoding": counter.encoding_name, "runs": []}
+    print(f"token counter: {counter.method}")
     for window in windows:
         reserved = max(2048, window // 8)
         script = Script(args.turns, seed=args.seed, scale=window / 32000)
         results = []
         for name in ("ghostline", "naive", "none"):
-            tmp = Path(tempfile.mkdtemp(prefix="gl-ceval-"))
+            tmp = fresh_dir("gl-ceval-")
             summ = TimedSummarizer(ScriptedSummarizer(window, counter))
             if name == "ghostline":
                 strat: Any = Compactor(args.config, window=window, reserved_output=reserved, store_dir=tmp,
-                                       summarize=summ, instructions=AGENT_MD, counter=counter)
+                                       summarize=summ, instructions=AGENT_MD, counter=counter,
+                                       kind_of=TOOL_KINDS.get)
             elif name == "naive":
                 strat = NaiveCompactor(window, reserved, summ, counter)
             else:
@@ -594,11 +619,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 shutil.rmtree(tmp, ignore_errors=True)
             results.append(r)
         # window mismatch: configured bigger than the server's real window; the compactor must adopt it
-        tmp = Path(tempfile.mkdtemp(prefix="gl-ceval-"))
+        tmp = fresh_dir("gl-ceval-")
         try:
             summ = TimedSummarizer(ScriptedSummarizer(window, counter))
             c = Compactor(args.config, window=int(window * 1.5), reserved_output=reserved, store_dir=tmp,
-                          summarize=summ, instructions=AGENT_MD, counter=counter)
+                          summarize=summ, instructions=AGENT_MD, counter=counter, kind_of=TOOL_KINDS.get)
             r = await drive("ghostline (window 1.5x too big)", script, window, reserved, c, counter, tmp,
                             real_window=window)
             r.stage_events["adopted_window"] = c.window
@@ -866,7 +891,9 @@ class LoopModel:
             return reply(text="Done with this part.")
         spec = turns[self.pos]
         self.pos += 1
-        return reply(text=spec["text"], tool_calls=[spec["call"]])
+        name, inp = spec["call"]
+        # a fixed id (the server's would be random): ids are in the context, so they must count the same every run
+        return reply(text=spec["text"], tool_calls=[(name, inp, f"toolu_{self.segment:02d}{self.pos:04d}")])
 
     def next_segment(self) -> None:
         self.segment += 1
@@ -907,7 +934,7 @@ class LoopNaive:
                 s = await self.summarize([Message.user("Summarise this session.\n" + text[-n_items:])])
                 break
             except Exception as exc:  # noqa: BLE001
-                if type(exc).__name__ != "ContextLengthError":
+                if not isinstance(exc, ContextOverflow):
                     break
                 n_items //= 2
         self.compactions += 1
@@ -949,7 +976,7 @@ async def loop_mode(args: argparse.Namespace) -> dict[str, Any]:
     system = SYSTEM + "\n\n" + AGENT_MD
     results = []
     for name in args.loop_strategies.split(","):
-        tmp = Path(tempfile.mkdtemp(prefix="gl-cloop-"))
+        tmp = fresh_dir("gl-cloop-")
         ws = tmp / "ws"
         ws.mkdir()
         script = LoopScript(args.turns, ws, seed=args.seed, scale=window / 32000)
@@ -965,9 +992,11 @@ async def loop_mode(args: argparse.Namespace) -> dict[str, Any]:
                     text = item.message.text
             return text
 
+        registry = ToolRegistry(default_tools())
         if name == "ghostline":
             comp: Any = Compactor(args.config, window=window, reserved_output=max_out, store_dir=tmp / "session",
-                                  summarize=summarize, instructions=AGENT_MD, provider="anthropic")
+                                  summarize=summarize, instructions=AGENT_MD, provider="anthropic",
+                                  kind_of=registry.kind_of)
         elif name == "naive":
             comp = LoopNaive(window, max_out, summarize)
         else:
@@ -986,7 +1015,7 @@ async def loop_mode(args: argparse.Namespace) -> dict[str, Any]:
             comp.prepare = timed
         ctx = ToolContext(workspace=ws, cwd=ws, sandbox_mode="workspace-write", approval="auto",
                           output_dir=tmp / "session" / "tool-outputs")
-        loop = AgentLoop(provider=provider, registry=ToolRegistry(default_tools()), ctx=ctx, system=system, compactor=comp,
+        loop = AgentLoop(provider=provider, registry=registry, ctx=ctx, system=system, compactor=comp,
                          max_output_tokens=max_out)
         stats = {"compactions": 0, "stages": {}, "failed": None, "cache_read": 0, "input_total": 0, "done": 0}
         t_start = time.perf_counter()

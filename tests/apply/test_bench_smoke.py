@@ -5,6 +5,10 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # a benchmark smoke run: deselect locally with -m "not slow"
+
 ROOT = Path(__file__).resolve().parents[2]
 
 V1 = '''import os

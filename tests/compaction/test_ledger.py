@@ -1,9 +1,10 @@
 import json
 
-from ghostline.compaction.ledger import Ledger, error_line, parse_test_output
-from ghostline.compaction.tokens import TokenCounter
+from ghostline.compaction.ledger import Ledger
+from ghostline.compaction.testruns import parse_test_output
+from ghostline.compaction.toolcalls import error_line
 
-from .helpers import T
+from .helpers import KIND_OF, T
 
 PYTEST_OUT = """....F..
 =================================== FAILURES ===================================
@@ -78,13 +79,14 @@ def make_session() -> T:
            user="Also: keep the public API stable.")
     t.call("write", {"path": "src/new.py", "content": "x = 1\n"}, "Wrote src/new.py", meta={"path": "src/new.py"})
     t.call("bash", {"command": "rm -rf build"}, "the user declined this action (destructive)", is_error=True)
-    t.call("todo", {"todos": [{"id": "T-1", "content": "port router", "status": "done"},
-                              {"id": "T-2", "content": "fix tests", "status": "pending"}]}, "ok")
+    todos = [{"id": "T-1", "content": "port router", "status": "done"},
+             {"id": "T-2", "content": "fix tests", "status": "pending"}]
+    t.call("todo", {"todos": todos}, "ok", meta={"todos": todos})
     return t
 
 
 def test_ledger_from_events():
-    led = Ledger()
+    led = Ledger(kind_of=KIND_OF)
     for e in _events_for(make_session()):
         led.observe(e)
     assert [m["text"] for m in led.user_messages] == ["Port the router. Never touch migrations/.",
@@ -108,20 +110,20 @@ def test_ledger_from_events():
 
 def test_transcript_ingest_dedupes_with_events():
     t = make_session()
-    led = Ledger()
+    led = Ledger(kind_of=KIND_OF)
     for e in _events_for(t):
         led.observe(e)
     snapshot = json.dumps(led.to_dict(), sort_keys=True)
     led.ingest(t.messages)  # the same calls again, from the transcript
     assert json.dumps(led.to_dict(), sort_keys=True) == snapshot
-    led2 = Ledger()
+    led2 = Ledger(kind_of=KIND_OF)
     led2.ingest(t.messages)  # the transcript alone gives the same facts
     assert led2.files_modified == led.files_modified
     assert [f["what"] for f in led2.failures] == [f["what"] for f in led.failures]
 
 
 def test_denied_call_from_event_and_result_is_recorded_once():
-    led = Ledger()
+    led = Ledger(kind_of=KIND_OF)
     led.observe({"type": "turn_started", "turn": 3})
     led.observe({"type": "tool_call", "id": "d1", "name": "bash", "input": {"command": "rm -rf build"}})
     led.observe({"type": "approval_needed", "tool": "bash", "input": {"command": "rm -rf build"},
@@ -132,7 +134,7 @@ def test_denied_call_from_event_and_result_is_recorded_once():
 
 
 def test_approval_denied_event():
-    led = Ledger()
+    led = Ledger(kind_of=KIND_OF)
     led.observe({"type": "approval_needed", "tool": "bash", "input": {"command": "curl x | sh"},
                  "reason": "network", "decision": "denied"})
     led.observe({"type": "approval_needed", "tool": "bash", "input": {"command": "ls"}, "reason": "x",
@@ -141,20 +143,20 @@ def test_approval_denied_event():
 
 
 def test_serialisation_roundtrip():
-    led = Ledger()
+    led = Ledger(kind_of=KIND_OF)
     led.ingest(make_session().messages)
-    again = Ledger.from_dict(json.loads(led.to_json()))
+    again = Ledger.from_dict(json.loads(led.to_json()), kind_of=KIND_OF)
     assert again.to_dict() == led.to_dict()
     again.ingest(make_session().messages)  # seen ids survive the round trip
     assert again.to_dict() == led.to_dict()
 
 
-def test_render_has_the_facts_and_respects_the_budget():
-    led = Ledger()
+def test_render_has_the_facts_and_respects_the_budget(counter):
+    led = Ledger(kind_of=KIND_OF)
     led.ingest(make_session().messages)
     for i in range(300):
         led.commands.append({"id": f"x{i}", "command": f"echo {i} " + "pad " * 20, "exit_code": 0, "turn": i})
-    c = TokenCounter()
+    c = counter
     text = led.render(c.count, 600, full_path="/tmp/s/ledger.json")
     assert "Never touch migrations/." in text and "keep the public API stable" in text
     assert "src/new.py" in text and "src/router.py" in text
@@ -167,10 +169,10 @@ def test_render_has_the_facts_and_respects_the_budget():
     assert "echo 0 " in big
 
 
-def test_must_keep_facts_survive_a_tiny_budget():
-    led = Ledger()
+def test_must_keep_facts_survive_a_tiny_budget(counter):
+    led = Ledger(kind_of=KIND_OF)
     led.ingest(make_session().messages)
-    text = led.render(TokenCounter().count, 50)
+    text = led.render(counter.count, 50)
     assert "Never touch migrations/." in text and "src/new.py" in text and "make migrate" in text
 
 
@@ -187,3 +189,39 @@ def test_carry_forward_keeps_what_the_new_summary_dropped():
     assert "old" not in out.split("## Next step")[1]  # only decisions / constraints / errors are carried
     assert "ledger line" not in out
     assert carry_forward("", new) == new
+
+
+def test_without_kinds_no_tool_is_a_read_or_a_command():
+    led = Ledger()  # no kind_of: every tool is "other", whatever its name
+    led.ingest(make_session().messages)
+    assert led.files_read == [] and led.commands == [] and led.tests == []
+    assert led.files_modified == []  # the session's edits report no files_changed
+    t = T()
+    t.n = 100  # new call ids
+    t.call("apply_patch", {"patch": "..."}, "Applied", meta={"files_changed": ["a.py", "b.py"]})
+    led.ingest(t.messages)
+    assert led.files_modified == ["a.py", "b.py"]  # what a result says it changed counts for any kind
+
+
+def test_kinds_not_names_decide():
+    kinds = {"view_file": "read", "patch_file": "edit", "run_it": "shell"}.get
+    t = T()
+    t.call("view_file", {"file": "src/a.py"}, "x = 1", meta={"path": "src/a.py"})
+    t.call("patch_file", {"file": "src/b.py"}, "patched", meta={"files_changed": ["src/b.py"]})
+    t.call("run_it", {"command": "pytest -q"}, PYTEST_Q, meta={"exit_code": 0})
+    t.call("grep", {"path": "src", "pattern": "x"}, "src/a.py:1: x = 1")  # a search names no file it read
+    led = Ledger(kind_of=kinds)
+    led.ingest(t.messages)
+    assert led.files_read == ["src/a.py"] and led.files_modified == ["src/b.py"]
+    assert [c["command"] for c in led.commands] == ["pytest -q"] and led.tests[0]["passed"] == 4
+    assert "src" not in led.files
+
+
+def test_todo_list_comes_from_result_meta():
+    t = T()
+    t.call("plan", {"steps": ["a"]}, "ok", meta={"todos": [{"content": "write tests", "status": "pending"}]})
+    t.call("todo", {"todos": [{"content": "ignored: not reported by the result"}]}, "ok")
+    led = Ledger(kind_of=KIND_OF)
+    led.ingest(t.messages)
+    assert led.todos == {"turn": 0, "items": [{"content": "write tests", "status": "pending"}]}
+    assert "content=write tests status=pending" in led.render()

@@ -1,15 +1,29 @@
 from pathlib import Path
 
 import pytest
-from ghostline.compaction import CompactionConfig, CompactionFailed, Compactor, validate_pairs
+from ghostline.compaction import (
+    CompactionConfig,
+    CompactionFailed,
+    Compactor,
+    ContextOverflow,
+    validate_pairs,
+)
 from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock
 
-from .helpers import SYSTEM, TOOLS, T, dump, find_result, find_use, lines
+from .helpers import KIND_OF, SYSTEM, TOOLS, T, dump, find_result, find_use, lines
 
 
-def comp(tmp_path: Path, window: int = 20_000, reserved: int = 2_000, **kw) -> Compactor:
-    cfg = kw.pop("config", None) or CompactionConfig()
-    return Compactor(cfg, window=window, reserved_output=reserved, store_dir=tmp_path / "s", **kw)
+@pytest.fixture
+def comp(tmp_path, counter):
+    """Builds a Compactor with the pinned counter and the test tools' kinds."""
+
+    def make(window: int = 20_000, reserved: int = 2_000, store: Path | None = None, **kw) -> Compactor:
+        cfg = kw.pop("config", None) or CompactionConfig()
+        kw.setdefault("kind_of", KIND_OF)
+        return Compactor(cfg, window=window, reserved_output=reserved, store_dir=store or tmp_path / "s",
+                         counter=counter, **kw)
+
+    return make
 
 
 def fill(c: Compactor, msgs: list[Message]) -> float:
@@ -39,11 +53,11 @@ def test_budgets_scale_with_the_window():
 
 # -- stage 1: budget ------------------------------------------------------------------------------------
 
-async def test_budget_cuts_an_oversized_result_and_keeps_it_on_disk(tmp_path):
+async def test_budget_cuts_an_oversized_result_and_keeps_it_on_disk(tmp_path, comp):
     t = T()
     big = lines(3000, "out") + "\nE   ValueError: the end"
     uid = t.bash("make build", big, code=2)
-    c = comp(tmp_path, window=200_000)
+    c = comp(window=200_000)
     out, evs = await c.prepare(SYSTEM, TOOLS, t.messages)
     assert [e.stage for e in evs] == ["budget"]
     assert evs[0].tokens_after < evs[0].tokens_before
@@ -58,7 +72,7 @@ async def test_budget_cuts_an_oversized_result_and_keeps_it_on_disk(tmp_path):
     assert again is out and evs2 == []
 
 
-async def test_budget_per_turn_cap(tmp_path):
+async def test_budget_per_turn_cap(tmp_path, comp):
     t = T()
     t.say("reading")
     t.messages.pop()
@@ -66,7 +80,7 @@ async def test_budget_per_turn_cap(tmp_path):
     uses = [ToolUseBlock(f"r{i}", "read", {"path": f"f{i}.py"}) for i in range(6)]
     t.messages.append(Message("assistant", uses))
     t.messages.append(Message("user", [ToolResultBlock(f"r{i}", lines(700, f"f{i}")) for i in range(6)]))
-    c = comp(tmp_path, window=100_000, reserved=4_000)
+    c = comp(window=100_000, reserved=4_000)
     per = c.counter.count(lines(700, "f0"))
     assert per < c.config.result_cap(c.effective_window)  # each is under the per-result cap...
     assert 6 * per > c.config.turn_cap(c.effective_window)  # ...but not the turn
@@ -90,19 +104,19 @@ def snip_session() -> tuple[T, dict]:
     return t, ids
 
 
-async def test_snip_runs_only_above_its_threshold(tmp_path):
+async def test_snip_runs_only_above_its_threshold(tmp_path, comp):
     t, _ = snip_session()
-    c = comp(tmp_path, window=200_000)
+    c = comp(window=200_000)
     out, evs = await c.prepare(SYSTEM, TOOLS, t.messages)
     assert out is t.messages and evs == []
 
 
-async def test_snip_drops_empty_and_denied_and_stubs_superseded_reads(tmp_path):
+async def test_snip_drops_empty_and_denied_and_stubs_superseded_reads(tmp_path, comp):
     t, ids = snip_session()
     # a window where the transcript sits between snip_at and micro_at
-    c = comp(tmp_path, window=20_000, reserved=0)
+    c = comp(window=20_000, reserved=0)
     f = fill(c, t.messages)
-    c = comp(tmp_path, window=int(c.effective_window * f / 0.55), reserved=0,
+    c = comp(window=int(c.effective_window * f / 0.55), reserved=0,
              config=CompactionConfig(snip_target=0.2, result_cap_fraction=1.0, turn_cap_fraction=1.0))
     assert 0.5 < fill(c, t.messages) < 0.6
     out, evs = await c.prepare(SYSTEM, TOOLS, t.messages)
@@ -119,13 +133,13 @@ async def test_snip_drops_empty_and_denied_and_stubs_superseded_reads(tmp_path):
     assert not validate_pairs(out)
 
 
-async def test_snip_stops_once_under_target(tmp_path):
+async def test_snip_stops_once_under_target(tmp_path, comp):
     t = T()
     for _ in range(6):
         t.read("src/a.py", 300)
-    c0 = comp(tmp_path, window=20_000, reserved=0)
+    c0 = comp(window=20_000, reserved=0)
     f = fill(c0, t.messages)
-    c = comp(tmp_path, window=int(20_000 * f / 0.55), reserved=0,  # fill 0.55, snip target 0.45
+    c = comp(window=int(20_000 * f / 0.55), reserved=0,  # fill 0.55, snip target 0.45
              config=CompactionConfig(result_cap_fraction=1.0, turn_cap_fraction=1.0))
     out, evs = await c.prepare(SYSTEM, TOOLS, t.messages)
     stubs = [b for m in out for b in m.tool_results if b.content.startswith("[superseded")]
@@ -139,7 +153,8 @@ async def test_snip_stops_once_under_target(tmp_path):
 def micro_session() -> tuple[T, dict]:
     t = T("Refactor. Constraint: keep the API stable.")
     ids = {}
-    ids["todo"] = t.call("todo", {"todos": [{"id": "T-1", "content": "x"}]}, "todo list: T-1 pending")
+    todos = [{"id": "T-1", "content": "x"}]
+    ids["todo"] = t.call("todo", {"todos": todos}, "todo list: T-1 pending", meta={"todos": todos})
     ids["read_edited"] = t.read("src/edited.py", 200)
     ids["old_test"] = t.bash("pytest -q", lines(400, "test") + "\nE   KeyError: 'k1'\n1 failed, 9 passed in 1s",
                              code=1, user="Also do not rename public functions.")
@@ -149,13 +164,13 @@ def micro_session() -> tuple[T, dict]:
     return t, ids
 
 
-async def test_microcompact_clears_old_observations_and_keeps_what_matters(tmp_path):
+async def test_microcompact_clears_old_observations_and_keeps_what_matters(tmp_path, comp):
     t, ids = micro_session()
-    c0 = comp(tmp_path, window=20_000, reserved=0)
+    c0 = comp(window=20_000, reserved=0)
     f = fill(c0, t.messages)
     cfg = CompactionConfig(snip_at=0.9, micro_at=0.9, collapse_at=0.95, hard_at=0.99, micro_target=0.6,
                            result_cap_fraction=1.0, turn_cap_fraction=1.0)
-    c = comp(tmp_path, window=int(20_000 * f / 0.92), reserved=0, config=cfg)
+    c = comp(window=int(20_000 * f / 0.92), reserved=0, config=cfg)
     out, evs = await c.prepare(SYSTEM, TOOLS, t.messages)
     assert [e.stage for e in evs] == ["microcompact"]
     stub = find_result(out, ids["old_test"]).content
@@ -176,54 +191,54 @@ async def test_microcompact_clears_old_observations_and_keeps_what_matters(tmp_p
     assert again is out and evs2 == []
 
 
-async def test_microcompact_clears_protected_reads_only_as_a_last_resort(tmp_path):
+async def test_microcompact_clears_protected_reads_only_as_a_last_resort(tmp_path, comp):
     t, ids = micro_session()
-    c0 = comp(tmp_path, window=20_000, reserved=0)
+    c0 = comp(window=20_000, reserved=0)
     f = fill(c0, t.messages)
     cfg = CompactionConfig(snip_at=0.9, micro_at=0.9, collapse_at=0.95, hard_at=0.99, micro_target=0.05,
                            result_cap_fraction=1.0, turn_cap_fraction=1.0)
-    c = comp(tmp_path, window=int(20_000 * f / 0.92), reserved=0, config=cfg)
+    c = comp(window=int(20_000 * f / 0.92), reserved=0, config=cfg)
     out, evs = await c.prepare(SYSTEM, TOOLS, t.messages)
     assert find_result(out, ids["read_edited"]).content.startswith("[cleared: read src/edited.py")
     assert find_result(out, ids["todo"]).content == "todo list: T-1 pending"
     assert find_result(out, ids["build4"]).content.startswith("b4 00000")
 
 
-async def test_microcompact_reaches_into_recent_turns_only_as_a_last_resort(tmp_path):
+async def test_microcompact_reaches_into_recent_turns_only_as_a_last_resort(tmp_path, comp):
     t = T("Task.")
     ids = [t.bash(f"make s{i}", lines(300, f"s{i}")) for i in range(4)]
-    c0 = comp(tmp_path, window=20_000, reserved=0)
+    c0 = comp(window=20_000, reserved=0)
     f = fill(c0, t.messages)
     cfg = CompactionConfig(snip_at=0.9, micro_at=0.9, collapse_at=0.99, hard_at=0.99, micro_target=0.3,
                            result_cap_fraction=1.0, turn_cap_fraction=1.0, keep_tool_turns=3)
-    c = comp(tmp_path, window=int(20_000 * f / 0.92), reserved=0, config=cfg)
+    c = comp(window=int(20_000 * f / 0.92), reserved=0, config=cfg)
     out, evs = await c.prepare(SYSTEM, TOOLS, t.messages)
     assert [e.stage for e in evs] == ["microcompact"] and "kept the last 1 tool turn(s)" in evs[0].detail
     assert [find_result(out, i).content.startswith("[cleared:") for i in ids] == [True, True, True, False]
     cfg2 = CompactionConfig(**{**cfg.__dict__, "micro_min_keep": 3})
-    out2, evs2 = await comp(tmp_path, window=int(20_000 * f / 0.92), reserved=0, config=cfg2).prepare(
+    out2, evs2 = await comp(window=int(20_000 * f / 0.92), reserved=0, config=cfg2).prepare(
         SYSTEM, TOOLS, t.messages)
     assert [find_result(out2, i).content.startswith("[cleared:") for i in ids] == [True, False, False, False]
 
 
-async def test_microcompact_not_below_its_threshold(tmp_path):
+async def test_microcompact_not_below_its_threshold(tmp_path, comp):
     t, _ = micro_session()
-    c0 = comp(tmp_path, window=20_000, reserved=0)
+    c0 = comp(window=20_000, reserved=0)
     f = fill(c0, t.messages)
     cfg = CompactionConfig(snip_at=0.9, micro_at=0.9, collapse_at=0.95, hard_at=0.99, result_cap_fraction=1.0,
                            turn_cap_fraction=1.0)
-    c = comp(tmp_path, window=int(20_000 * f / 0.85), reserved=0, config=cfg)
+    c = comp(window=int(20_000 * f / 0.85), reserved=0, config=cfg)
     out, evs = await c.prepare(SYSTEM, TOOLS, t.messages)
     assert evs == [] and out is t.messages
 
 
-async def test_calibration_moves_the_thresholds(tmp_path):
+async def test_calibration_moves_the_thresholds(tmp_path, comp):
     t, _ = micro_session()
-    c0 = comp(tmp_path, window=20_000, reserved=0)
+    c0 = comp(window=20_000, reserved=0)
     f = fill(c0, t.messages)
     cfg = CompactionConfig(snip_at=0.9, micro_at=0.9, collapse_at=0.95, hard_at=0.99, result_cap_fraction=1.0,
                            turn_cap_fraction=1.0)
-    c = comp(tmp_path, window=int(20_000 * f / 0.8), reserved=0, config=cfg)
+    c = comp(window=int(20_000 * f / 0.8), reserved=0, config=cfg)
     assert (await c.prepare(SYSTEM, TOOLS, t.messages))[1] == []
     c.record_usage(int(c.accountant.last_raw_estimate * 1.15))  # the provider counts 15% more
     out, evs = await c.prepare(SYSTEM, TOOLS, t.messages)
@@ -232,13 +247,13 @@ async def test_calibration_moves_the_thresholds(tmp_path):
 
 # -- stages in order ---------------------------------------------------------------------------------
 
-async def test_stages_run_cheapest_first(tmp_path):
+async def test_stages_run_cheapest_first(tmp_path, comp):
     t = T("Build the thing. Constraint: never use sudo.")
     for i in range(30):
         t.read(f"src/m{i % 3}.py", 150)
         t.bash(f"pytest -q tests/t{i}.py", lines(200, f"t{i}") + f"\nE   AssertionError: case {i}", code=1)
     t.bash("make big", lines(6000, "huge"), code=0)
-    c = comp(tmp_path, window=40_000, reserved=4_000, config=CompactionConfig(keep_tool_turns=30,
+    c = comp(window=40_000, reserved=4_000, config=CompactionConfig(keep_tool_turns=30,
                                                                                   micro_min_keep=30))
     out, evs = await c.prepare(SYSTEM, TOOLS, t.messages)
     order = ["budget", "snip", "microcompact", "collapse", "auto_compact"]
@@ -272,7 +287,7 @@ class FakeModel:
         return self.reply
 
 
-class ContextLengthError(Exception):
+class ContextLengthError(ContextOverflow):
     pass
 
 
@@ -298,10 +313,10 @@ def collapse_cfg(**kw) -> CompactionConfig:
     return CompactionConfig(**base)
 
 
-async def test_collapse_merges_model_summary_with_the_ledger(tmp_path):
+async def test_collapse_merges_model_summary_with_the_ledger(tmp_path, comp):
     t = long_session()
     model = FakeModel()
-    c = comp(tmp_path, window=200_000, reserved=8_000, config=collapse_cfg(), summarize=model)
+    c = comp(window=200_000, reserved=8_000, config=collapse_cfg(), summarize=model)
     out, evs = await c.prepare(SYSTEM, TOOLS, t.messages)
     assert [e.stage for e in evs] == ["collapse"]
     assert len(model.prompts) == 1
@@ -324,19 +339,19 @@ async def test_collapse_merges_model_summary_with_the_ledger(tmp_path):
     assert (tmp_path / "s" / "ledger.json").exists()
 
 
-async def test_a_forgetful_summariser_cannot_lose_facts(tmp_path):
+async def test_a_forgetful_summariser_cannot_lose_facts(tmp_path, comp):
     t = long_session()
-    c = comp(tmp_path, window=200_000, reserved=8_000, config=collapse_cfg(), summarize=FakeModel(reply="Nothing."))
+    c = comp(window=200_000, reserved=8_000, config=collapse_cfg(), summarize=FakeModel(reply="Nothing."))
     out, _ = await c.prepare(SYSTEM, TOOLS, t.messages)
     summary = out[0].content[-1].text
     assert "never touch migrations/" in summary and "pid 4242" in summary and "src/legacy.py" in summary
 
 
-async def test_collapse_without_summariser_is_deterministic(tmp_path):
+async def test_collapse_without_summariser_is_deterministic(tmp_path, comp):
     t = long_session()
     outs = []
     for i in range(2):
-        c = Compactor(collapse_cfg(), window=200_000, reserved_output=8_000, store_dir=tmp_path / f"s{i}")
+        c = comp(window=200_000, reserved=8_000, config=collapse_cfg(), store=tmp_path / f"s{i}")
         out, evs = await c.prepare(SYSTEM, TOOLS, t.messages)
         assert [e.stage for e in evs] == ["collapse"] and "deterministic" in evs[0].detail
         outs.append(dump(out))
@@ -345,10 +360,10 @@ async def test_collapse_without_summariser_is_deterministic(tmp_path):
     assert "## Goal" in outs[0][0]["content"][-1]["text"]
 
 
-async def test_summary_overflow_drops_oldest_and_retries(tmp_path):
+async def test_summary_overflow_drops_oldest_and_retries(tmp_path, comp):
     t = long_session()
     model = FakeModel(overflow_times=2)
-    c = comp(tmp_path, window=200_000, reserved=8_000, config=collapse_cfg(), summarize=model)
+    c = comp(window=200_000, reserved=8_000, config=collapse_cfg(), summarize=model)
     out, evs = await c.prepare(SYSTEM, TOOLS, t.messages)
     assert len(model.prompts) == 3
     sizes = [c.counter.messages_tokens(p) for p in model.prompts]
@@ -356,48 +371,56 @@ async def test_summary_overflow_drops_oldest_and_retries(tmp_path):
     assert "Use WAL because speed." in out[0].content[-1].text
 
 
-async def test_summary_overflow_gives_up_after_three(tmp_path):
+async def test_summary_overflow_gives_up_after_three(tmp_path, comp):
     t = long_session()
     model = FakeModel(overflow_times=99)
-    c = comp(tmp_path, window=200_000, reserved=8_000, config=collapse_cfg(), summarize=model)
+    c = comp(window=200_000, reserved=8_000, config=collapse_cfg(), summarize=model)
     with pytest.raises(CompactionFailed, match="overflowed the context window 3 times"):
         await c.prepare(SYSTEM, TOOLS, t.messages)
     assert len(model.prompts) == 3
 
 
-async def test_caller_flagged_overflow(tmp_path):
+async def test_caller_flagged_overflow(tmp_path, comp):
     model = FakeModel(exc=RuntimeError)
-    c = comp(tmp_path, window=200_000, reserved=8_000, config=collapse_cfg(), summarize=model,
+    c = comp(window=200_000, reserved=8_000, config=collapse_cfg(), summarize=model,
              is_overflow=lambda e: isinstance(e, RuntimeError))
     with pytest.raises(CompactionFailed):
         await c.prepare(SYSTEM, TOOLS, long_session().messages)
 
 
-async def test_other_summariser_errors_fall_back_to_the_ledger(tmp_path):
+async def test_an_overflow_is_known_by_its_class_not_its_name(tmp_path, comp):
+    lookalike = type("ContextLengthError", (Exception,), {})  # not a ContextOverflow
+    model = FakeModel(exc=lookalike)
+    c = comp(window=200_000, reserved=8_000, config=collapse_cfg(), summarize=model)
+    out, evs = await c.prepare(SYSTEM, TOOLS, long_session().messages)
+    assert len(model.prompts) == 1 and "summariser failed: ContextLengthError" in evs[-1].detail
+
+
+async def test_other_summariser_errors_fall_back_to_the_ledger(tmp_path, comp):
     model = FakeModel(exc=OSError)
-    c = comp(tmp_path, window=200_000, reserved=8_000, config=collapse_cfg(), summarize=model)
+    c = comp(window=200_000, reserved=8_000, config=collapse_cfg(), summarize=model)
     out, evs = await c.prepare(SYSTEM, TOOLS, long_session().messages)
     assert "summariser failed: OSError" in evs[-1].detail
     assert "never touch migrations/" in out[0].content[-1].text
 
 
-async def test_instructions_reinjected_unless_in_system(tmp_path):
+async def test_instructions_reinjected_unless_in_system(tmp_path, comp):
     agent_md = "# AGENT.md\nAlways run make lint. MARKER-991"
     t = long_session()
     t.messages[0] = Message("user", [TextBlock(agent_md), TextBlock(t.messages[0].text)])
-    c = comp(tmp_path, window=200_000, reserved=8_000, config=collapse_cfg(), instructions=agent_md)
+    c = comp(window=200_000, reserved=8_000, config=collapse_cfg(), instructions=agent_md)
     out, _ = await c.prepare(SYSTEM, TOOLS, t.messages)
     assert out[0].content[0] == TextBlock(agent_md)
     assert "MARKER-991" not in out[0].content[-1].text.split("User messages")[1]  # not a "user message"
-    c2 = comp(tmp_path, window=200_000, reserved=8_000, config=collapse_cfg(), instructions=agent_md)
+    c2 = comp(window=200_000, reserved=8_000, config=collapse_cfg(), instructions=agent_md)
     out2, _ = await c2.prepare(SYSTEM + "\n" + agent_md, TOOLS, long_session().messages)
     assert not any("MARKER-991" in b.text for b in out2[0].content)
 
 
-async def test_recollapse_carries_the_previous_summary(tmp_path):
+async def test_recollapse_carries_the_previous_summary(tmp_path, comp):
     t = long_session()
     model = FakeModel()
-    c = comp(tmp_path, window=200_000, reserved=8_000, config=collapse_cfg(), summarize=model)
+    c = comp(window=200_000, reserved=8_000, config=collapse_cfg(), summarize=model)
     out, _ = await c.prepare(SYSTEM, TOOLS, t.messages)
     more = T()
     more.messages = list(out)
@@ -411,10 +434,10 @@ async def test_recollapse_carries_the_previous_summary(tmp_path):
     assert sum(isinstance(b, SummaryBlock) for m in out2 for b in m.content) == 1
 
 
-async def test_compact_now_with_focus(tmp_path):
+async def test_compact_now_with_focus(tmp_path, comp):
     t = long_session(8)
     model = FakeModel()
-    c = comp(tmp_path, window=200_000, reserved=4_000, config=collapse_cfg(recent_min_tokens=500,
+    c = comp(window=200_000, reserved=4_000, config=collapse_cfg(recent_min_tokens=500,
                                                                            recent_max_fraction=0.01),
              summarize=model)
     out, evs = await c.compact_now(SYSTEM, TOOLS, t.messages, focus="the router API")
@@ -425,9 +448,9 @@ async def test_compact_now_with_focus(tmp_path):
 
 # -- stage 5: auto-compact -----------------------------------------------------------------------------
 
-async def test_on_context_error_adopts_the_window_and_shrinks(tmp_path):
+async def test_on_context_error_adopts_the_window_and_shrinks(tmp_path, comp):
     t = long_session()
-    c = comp(tmp_path, window=200_000, reserved=8_000, summarize=FakeModel())
+    c = comp(window=200_000, reserved=8_000, summarize=FakeModel())
     out, evs = await c.prepare(SYSTEM, TOOLS, t.messages)
     before = c.estimate(SYSTEM, TOOLS, out)
     out2, evs2 = await c.on_context_error(SYSTEM, TOOLS, out, limit=30_000)
@@ -438,9 +461,9 @@ async def test_on_context_error_adopts_the_window_and_shrinks(tmp_path):
     assert not validate_pairs(out2)
 
 
-async def test_on_context_error_is_bounded(tmp_path):
+async def test_on_context_error_is_bounded(tmp_path, comp):
     t = long_session()
-    c = comp(tmp_path, window=60_000, reserved=4_000, summarize=FakeModel())
+    c = comp(window=60_000, reserved=4_000, summarize=FakeModel())
     msgs = t.messages
     sizes = []
     for _ in range(3):
@@ -454,15 +477,15 @@ async def test_on_context_error_is_bounded(tmp_path):
     await c.on_context_error(SYSTEM, TOOLS, msgs, None)
 
 
-async def test_unknown_limit_infers_a_smaller_window(tmp_path):
+async def test_unknown_limit_infers_a_smaller_window(tmp_path, comp):
     t = long_session(10)
-    c = comp(tmp_path, window=200_000, reserved=4_000)
+    c = comp(window=200_000, reserved=4_000)
     est = c.estimate(SYSTEM, TOOLS, t.messages)
     await c.on_context_error(SYSTEM, TOOLS, t.messages, None)
     assert c.window < est + 4_000
 
 
-async def test_proactive_auto_compact_above_hard_threshold(tmp_path):
+async def test_proactive_auto_compact_above_hard_threshold(tmp_path, comp):
     # the last tool turn alone is above the hard threshold (per-result and per-turn caps switched off), so
     # collapse cannot help: stage 5 must clear even the newest observations (saved to disk, path in the stub)
     from ghostline.compaction.transcript import ToolUseBlock
@@ -473,9 +496,9 @@ async def test_proactive_auto_compact_above_hard_threshold(tmp_path):
     t.messages.append(Message("user", [ToolResultBlock(f"big{i}", lines(350, f"p{i}"), False, {"exit_code": 0})
                                        for i in range(3)]))
     cfg = CompactionConfig(result_cap_fraction=1.0, turn_cap_fraction=1.0)
-    c0 = comp(tmp_path, window=20_000, reserved=0)
+    c0 = comp(window=20_000, reserved=0)
     f = fill(c0, t.messages)
-    c = comp(tmp_path, window=int(20_000 * f / 0.95), reserved=0, config=cfg)
+    c = comp(window=int(20_000 * f / 0.95), reserved=0, config=cfg)
     out, evs = await c.prepare(SYSTEM, TOOLS, t.messages)
     assert "auto_compact" in [e.stage for e in evs]
     assert fill(c, out) <= c.config.hard_at

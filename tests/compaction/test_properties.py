@@ -7,14 +7,11 @@ import tempfile
 from pathlib import Path
 
 from ghostline.compaction import CompactionConfig, Compactor, validate_pairs
-from ghostline.compaction.tokens import TokenCounter
 from ghostline.compaction.transcript import Message, TextBlock, ToolResultBlock, ToolUseBlock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .helpers import SYSTEM, TOOLS, lines
-
-COUNTER = TokenCounter()
+from .helpers import KIND_OF, SYSTEM, TOOLS, lines
 
 step = st.tuples(
     st.sampled_from(["read", "bash", "edit", "write", "todo", "grep"]),
@@ -42,6 +39,10 @@ def build(steps) -> list[Message]:
             uses.append(ToolUseBlock(uid, name, inp))
             out = "" if n_lines == 0 else lines(n_lines, f"{name}{v}")
             meta = {"exit_code": 1 if err else 0} if name == "bash" else {"path": inp.get("path", "")}
+            if name == "write":
+                meta.update(action="write", files_changed=[inp["path"]])
+            if name == "todo":
+                meta["todos"] = inp["todos"]
             results.append(ToolResultBlock(uid, out, err and name != "bash", meta))
         msgs.append(Message("assistant", [TextBlock(f"step {n}")] + uses))
         if user:
@@ -53,26 +54,27 @@ def build(steps) -> list[Message]:
 CONFIGS = [CompactionConfig(), CompactionConfig(keep_tool_turns=15, recent_max_fraction=0.5)]
 
 
-async def run_prepare(msgs, window, store, cfg=0):
-    c = Compactor(CONFIGS[cfg], window=window, reserved_output=window // 8, store_dir=store, counter=COUNTER)
+async def run_prepare(msgs, window, store, counter, cfg=0):
+    c = Compactor(CONFIGS[cfg], window=window, reserved_output=window // 8, store_dir=store, counter=counter,
+                  kind_of=KIND_OF)
     out, evs = await c.prepare(SYSTEM, TOOLS, msgs)
     return c, out, evs
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(step, min_size=1, max_size=40), st.sampled_from([8_000, 16_000, 32_000]), st.sampled_from([0, 1]))
-def test_pipeline_properties(steps, window, cfg):
+def test_pipeline_properties(counter, steps, window, cfg):
     msgs = build(steps)
     original = [m.to_dict() for m in msgs]
     with tempfile.TemporaryDirectory() as d:
-        c, out, evs = asyncio.run(run_prepare(msgs, window, Path(d) / "a", cfg))
+        c, out, evs = asyncio.run(run_prepare(msgs, window, Path(d) / "a", counter, cfg))
         assert not validate_pairs(out), validate_pairs(out)
         assert [m.to_dict() for m in msgs] == original  # input untouched
         # idempotent: the output is a fixed point
         out2, evs2 = asyncio.run(c.prepare(SYSTEM, TOOLS, out))
         assert evs2 == [] and out2 is out
         # deterministic: a fresh compactor on the same input gives the same output (paths aside)
-        _, out3, evs3 = asyncio.run(run_prepare(msgs, window, Path(d) / "b", cfg))
+        _, out3, evs3 = asyncio.run(run_prepare(msgs, window, Path(d) / "b", counter, cfg))
         a = str([m.to_dict() for m in out]).replace(str(Path(d) / "a"), "S")
         b = str([m.to_dict() for m in out3]).replace(str(Path(d) / "b"), "S")
         assert a == b and [e.stage for e in evs] == [e.stage for e in evs3]
@@ -90,13 +92,14 @@ def test_pipeline_properties(steps, window, cfg):
 
 
 def test_package_does_not_import_agent():
-    code = "import sys, compaction, compaction.pipeline; print([m for m in sys.modules if m.split('.')[0] == 'agent'])"
+    code = ("import sys, ghostline.compaction, ghostline.compaction.pipeline; "
+            "print([m for m in sys.modules if m.startswith(('ghostline.agent', 'agent'))])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
 
 
-async def test_observed_events_feed_the_ledger(tmp_path):
-    c = Compactor(window=100_000, reserved_output=4_000, store_dir=tmp_path)
+async def test_observed_events_feed_the_ledger(tmp_path, counter):
+    c = Compactor(window=100_000, reserved_output=4_000, store_dir=tmp_path, counter=counter, kind_of=KIND_OF)
     c.observe({"type": "user_message", "text": "Please keep Python 3.11 support."})
     c.observe({"type": "tool_call", "id": "x1", "name": "bash", "input": {"command": "make deploy"}})
     c.observe({"type": "tool_result", "id": "x1", "name": "bash", "content": "error: no credentials",

