@@ -215,7 +215,7 @@ def apply_blocks(
             continue
         doc = ladder.Doc(current.norm)
         hint = _hint(doc, b)
-        res = ladder.find(doc, old, new, replace_all=b.replace_all, hint=hint)
+        res = ladder.run_ladder(doc, old, new, replace_all=b.replace_all, hint=hint)
         if isinstance(res, ladder.Failure) and b.fallbacks:
             alt = _try_fallbacks(current, b)
             if alt is not None:
@@ -329,7 +329,7 @@ def _try_fallbacks(current: TextFile, b: Block) -> tuple[TextFile, str, int | No
                 ok = False
                 break
             doc = ladder.Doc(state.norm)
-            res = ladder.find(doc, old, new, hint=piece.line_hint)
+            res = ladder.run_ladder(doc, old, new, hint=piece.line_hint)
             if isinstance(res, ladder.Failure):
                 ok = False
                 break
@@ -339,13 +339,9 @@ def _try_fallbacks(current: TextFile, b: Block) -> tuple[TextFile, str, int | No
                                        encoding=state.encoding, bom=state.bom)
         if ok and state.norm != current.norm:
             kind = "split" if len(alt) > 1 else "shrunk-context"
-            worst = max(rungs, key=_RUNG_ORDER.index) if rungs else "exact"
+            worst = max(rungs, key=ladder.RUNGS.index) if rungs else "exact"
             return state, f"{kind}:{worst}", first
     return None
-
-
-_RUNG_ORDER = ["exact", "line-endings", "trailing-whitespace", "indentation", "blank-lines", "unicode", "elision",
-               "fuzzy"]
 
 
 def _apply_blocks_safe(path: Path | str, blocks: list[Block], **kw: Any) -> list[ApplyResult]:
