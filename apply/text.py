@@ -6,7 +6,7 @@ import difflib
 import os
 from pathlib import Path
 
-from ghostline.apply.core import ApplyResult, _apply_blocks_safe, delete_file, write_file
+from ghostline.apply.core import ApplyResult, apply_blocks_safe, delete_file, write_file
 from ghostline.apply.formats import FileOp, parse
 
 _SKIP_DIRS = {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache", ".tox"}
@@ -84,7 +84,7 @@ def apply_ops(ops: list[FileOp], root: Path, *, dry_run: bool, atomic: bool, gua
                 content = "".join(b.new for b in op.blocks)
                 results.append(write_file(path, content, dry_run=dry_run, display=name))
                 continue
-            rs = _apply_blocks_safe(path, op.blocks, dry_run=dry_run, atomic=atomic, display=name)
+            rs = apply_blocks_safe(path, op.blocks, dry_run=dry_run, atomic=atomic, display=name)
             results.extend(rs)
             if op.move_to and rs and all(r.applied for r in rs):
                 dest, dname, derr = resolve(root, op.move_to, fuzzy=False)
