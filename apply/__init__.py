@@ -5,13 +5,15 @@ Public surface:
 * :func:`apply_edit` — one ``old_string -> new_string`` edit (the ``edit`` tool).
 * :func:`write_file` — whole-file write (the ``write`` tool), atomic, keeps mode/encoding/BOM/line endings.
 * :func:`apply_text` — edits written by a model as text (SEARCH/REPLACE blocks, unified diffs, Codex patches,
-  whole files, edit JSON) applied under a root directory; :func:`parse` gives the parsed operations.
+  whole files, edit JSON) applied under a root directory; :func:`parse` gives the parsed operations.  The
+  caller may pass a listing of the project's files to resolve near-miss file names (``apply`` walks nothing).
 * :func:`check_rewrite`, :class:`RewriteRule`, :data:`REWRITE_REQUEST` — the whole-file-rewrite fallback
   after repeated failures on one file.
 * :func:`prefetch_syntax` — parse a file's text ahead of an edit (e.g. when it is read) so the syntax guard
   of the edit is incremental.
 
-Multi-block semantics are documented in :mod:`apply.core`.
+Multi-block semantics are documented in :mod:`apply.core`.  This module only re-exports; the modules import
+each other in one direction (see apply/README.md) and never this package.
 """
 
 from ghostline.apply.core import (
@@ -20,9 +22,9 @@ from ghostline.apply.core import (
     apply_blocks,
     apply_edit,
     delete_file,
-    make_diff,
     write_file,
 )
+from ghostline.apply.diff import make_diff
 from ghostline.apply.formats import FORMATS, FileOp, ParseError, detect, parse
 from ghostline.apply.rewrite import REWRITE_REQUEST, RewriteRule, check_rewrite
 from ghostline.apply.syntax import prefetch as prefetch_syntax

@@ -14,14 +14,15 @@ Multi-block semantics (documented for the model and the user):
 
 from __future__ import annotations
 
-import difflib
 import os
-import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ghostline.apply import ladder, syntax
+from ghostline.apply.diff import make_diff
+from ghostline.apply.ladder import RUNGS, Doc, Failure, run_ladder, split_lines, unicode_fold
+from ghostline.apply.rewrite import check_rewrite
+from ghostline.apply.syntax import check as check_syntax
 from ghostline.apply.textfile import FileFormatError, TextFile, atomic_write_bytes, normalize_newlines
 
 
@@ -42,9 +43,6 @@ class ApplyResult:
     block: int | None = None  # index of the block in multi-block input
     action: str = "edit"  # edit | create | write | delete | move
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass
 class Block:
@@ -63,80 +61,7 @@ class Block:
     append_at_eof: bool = False  # pure addition at the end of the file
 
 
-def _keepends(s: str) -> list[str]:
-    parts = s.split("\n")
-    out = [p + "\n" for p in parts[:-1]]
-    if parts[-1]:
-        out.append(parts[-1])
-    return out
-
-
-_HUNK_RE = re.compile(r"^@@ -(\d+)(,\d+)? \+(\d+)(,\d+)? @@")
-
-
-def _common_prefix(a: str, b: str) -> int:
-    lo, hi = 0, min(len(a), len(b))
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a[:mid] == b[:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
-def _common_suffix(a: str, b: str, limit: int) -> int:
-    lo, hi = 0, limit
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a[len(a) - mid :] == b[len(b) - mid :]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
-def make_diff(before: str, after: str, path: str, context: int = 3) -> str:
-    """Unified diff of two normalised texts; cheap on big files (only the changed window is diffed)."""
-    if before == after:
-        return ""
-    p = _common_prefix(before, after)
-    s = _common_suffix(before, after, min(len(before), len(after)) - p)
-    # widen to whole lines plus context
-    start = before.rfind("\n", 0, p) + 1
-    for _ in range(context):
-        if start == 0:
-            break
-        start = before.rfind("\n", 0, start - 1) + 1
-    lo = before.count("\n", 0, start)
-    end_a, end_b = len(before) - s, len(after) - s
-    for _ in range(context + 1):
-        k = before.find("\n", end_a)
-        if k == -1:
-            end_a, end_b = len(before), len(after)
-            break
-        end_b += k + 1 - end_a
-        end_a = k + 1
-    a_win = _keepends(before[start:end_a])
-    b_win = _keepends(after[start:end_b])
-    out = []
-    for line in difflib.unified_diff(a_win, b_win, f"a/{path}", f"b/{path}", n=context):
-        m = _HUNK_RE.match(line)
-        if m:
-            a0, a1, b0, b1 = m.groups()
-            line = f"@@ -{int(a0) + lo}{a1 or ''} +{int(b0) + lo}{b1 or ''} @@\n"
-        if not line.endswith("\n"):
-            line += "\n\\ No newline at end of file\n"
-        out.append(line)
-    return "".join(out)
-
-
-def _display(path: Path) -> str:
-    return str(path)
-
-
-def _read(path: Path) -> TextFile:
-    return TextFile.from_bytes(path.read_bytes())
+# ---------------------------------------------------------------------------------------------- several blocks
 
 
 def apply_blocks(
@@ -150,14 +75,45 @@ def apply_blocks(
 ) -> list[ApplyResult]:
     """Apply several blocks to one file (see the module docstring for the semantics)."""
     path = Path(path)
-    name = display or _display(path)
-    results: list[ApplyResult] = []
+    name = display or str(path)
+    if not blocks:
+        return []
+    original = _open_for_blocks(path, blocks, name, dry_run=dry_run)
+    if not isinstance(original, TextFile):
+        return original
+    results, edited = _place_blocks(original, blocks, name)
+    refused = [r for r in results if not r.applied]
+    if atomic and refused:
+        withdraw(results, "not-applied",
+                 f"{name}: not applied because another block of this patch for the file was refused")
+        return results
+    if not any(r.applied and r.rung != "no-op" for r in results):
+        return results  # nothing to write
+    written = _guard_and_write(path, original, edited, results, name, guard_syntax=guard_syntax, dry_run=dry_run)
+    if written and refused:
+        _name_blocks_that_applied(refused, results)
+    return results
+
+
+def apply_blocks_safe(path: Path | str, blocks: list[Block], **options: Any) -> list[ApplyResult]:
+    """:func:`apply_blocks`, except that an internal error refuses every block instead of raising.
+
+    A bug must cost the user neither a traceback nor a file: the file is left untouched.
+    """
+    try:
+        return apply_blocks(path, blocks, **options)
+    except Exception as exc:
+        name = options.get("display") or str(path)
+        msg = f"{name}: internal error while applying the edit ({type(exc).__name__}: {exc}); the file was left unchanged"
+        return [ApplyResult(name, False, "error", msg, block=b.index) for b in blocks]
+
+
+def _open_for_blocks(path: Path, blocks: list[Block], name: str, *, dry_run: bool) -> TextFile | list[ApplyResult]:
+    """The file to edit, or the results when there is none: a created file, or every block refused."""
 
     def refuse_all(kind: str, msg: str) -> list[ApplyResult]:
         return [ApplyResult(name, False, kind, msg, block=b.index) for b in blocks]
 
-    if not blocks:
-        return []
     if not path.exists():
         if len(blocks) == 1 and not blocks[0].old.strip():
             return [_create(path, blocks[0].new, dry_run=dry_run, display=name, index=blocks[0].index)]
@@ -165,196 +121,202 @@ def apply_blocks(
     if path.is_dir():
         return refuse_all("invalid", f"{name} is a directory")
     try:
-        tf = _read(path)
+        return TextFile.from_bytes(path.read_bytes())
     except FileFormatError as exc:
         return refuse_all("invalid", f"{name}: {exc}")
     except OSError as exc:
         return refuse_all("io", f"{name}: cannot read: {exc.strerror or exc}")
 
-    original = tf
-    current = tf
-    any_applied = False
-    for b in blocks:
-        old = normalize_newlines(b.old)
-        new = normalize_newlines(b.new)
-        if old == new:
-            if old and old in current.norm:
-                results.append(ApplyResult(name, True, "no-op", None, block=b.index))
-            else:
-                results.append(
-                    ApplyResult(name, False, "invalid", "old_string and new_string are identical; nothing to change",
-                                block=b.index)
-                )
-            continue
-        if b.append_at_eof:
-            sep = "" if not current.norm or current.norm.endswith("\n") else "\n"
-            after = TextFile.from_text(
-                current.text + (sep + new).replace("\n", current.newline), encoding=current.encoding, bom=current.bom
-            )
-            results.append(ApplyResult(name, True, "append", None, diff=make_diff(current.norm, after.norm, name),
-                                       line=ladder.Doc(current.norm).n + 1, block=b.index))
-            current = after
-            any_applied = True
-            continue
-        if not old.strip():
-            if not current.norm.strip():
-                new_text = current.fix_final_newline(new.replace("\n", current.newline)) if current.text else \
-                    new.replace("\n", current.newline)
-                results.append(
-                    ApplyResult(name, True, "exact", None, diff=make_diff(current.norm, new, name), line=1,
-                                block=b.index)
-                )
-                current = TextFile.from_text(new_text, encoding=current.encoding, bom=current.bom)
-                any_applied = True
-                continue
-            results.append(
-                ApplyResult(name, False, "invalid",
-                            f"{name}: the search text is empty but the file is not; quote the lines to replace "
-                            "(or rewrite the whole file)", block=b.index)
-            )
-            continue
-        doc = ladder.Doc(current.norm)
-        hint = _hint(doc, b)
-        res = ladder.find(doc, old, new, replace_all=b.replace_all, hint=hint)
-        if isinstance(res, ladder.Failure) and b.fallbacks:
-            alt = _try_fallbacks(current, b)
-            if alt is not None:
-                after, rung, first_line = alt
-                results.append(ApplyResult(name, True, rung, None, diff=make_diff(current.norm, after.norm, name),
-                                           line=first_line, block=b.index))
-                current = after
-                any_applied = True
-                continue
-        if isinstance(res, ladder.Failure):
-            r = ApplyResult(name, False, res.kind, f"{name}: {res.message}", candidates=res.candidates,
-                            already_applied=res.kind == "already-applied", block=b.index)
-            if res.closest:
-                r.line, r.similarity = res.closest[0], res.closest[2]
-            if res.kind == "already-applied" and res.candidates:
-                r.line = res.candidates[0]
-            results.append(r)
-            continue
-        new_text = current.fix_final_newline(current.splice_many(res.spans))
-        rung = res.rung
-        if rung == "exact" and b.old not in current.text:
-            rung = "line-endings"
-        after = TextFile.from_text(new_text, encoding=current.encoding, bom=current.bom)
-        if after.norm == current.norm:
-            results.append(
-                ApplyResult(name, False, "no-change",
-                            f"{name}: the edit matched at line {res.line} (rung {rung}) but would not change the file; "
-                            "it looks already applied",
-                            line=res.line, block=b.index)
-            )
-            continue
-        results.append(
-            ApplyResult(name, True, rung, None, diff=make_diff(current.norm, after.norm, name), fuzzy=res.fuzzy,
-                        similarity=res.similarity, line=res.line, block=b.index)
-        )
-        current = after
-        any_applied = True
 
-    failed = [r for r in results if not r.applied]
-    if not any_applied or (atomic and failed):
-        if atomic and failed:
-            for r in results:
-                if r.applied and r.rung != "no-op":
-                    r.applied = False
-                    r.diff = ""
-                    r.rung = "not-applied"
-                    r.error = f"{name}: not applied because another block of this patch for the file was refused"
-        return results
+def _place_blocks(original: TextFile, blocks: list[Block], name: str) -> tuple[list[ApplyResult], TextFile]:
+    """One result per block, each block placed in the file as the blocks before it left it; the final file."""
+    results = []
+    current = original
+    for block in blocks:
+        result, current = _place_block(current, block, name)
+        results.append(result)
+    return results, current
+
+
+def withdraw(results: list[ApplyResult], rung: str, error: str, *, no_ops_too: bool = False) -> None:
+    """Mark every applied result not applied: the file is not written after all.
+
+    A block that changed nothing ("no-op") stays applied when the edit is refused as a whole (its text is in
+    the file either way), but not when the file cannot be encoded or written.
+    """
+    for r in results:
+        if r.applied and (no_ops_too or r.rung != "no-op"):
+            r.applied, r.rung, r.error, r.diff = False, rung, error, ""
+
+
+def _guard_and_write(path: Path, original: TextFile, edited: TextFile, results: list[ApplyResult], name: str, *,
+                     guard_syntax: bool, dry_run: bool) -> bool:
+    """Write the edited file unless the syntax guard refuses it or it cannot be encoded; False when refused
+    (a dry run passes without writing).  A refusal or a failed write withdraws every applied result."""
     if guard_syntax:
-        why = syntax.check(path, original.norm, current.norm)
+        why = check_syntax(path, original.norm, edited.norm)
         if why:
-            msg = f"{name}: {why}"
-            for r in results:
-                if r.applied and r.rung != "no-op":
-                    r.applied, r.rung, r.error, r.diff = False, "syntax", msg, ""
-            return results
+            withdraw(results, "syntax", f"{name}: {why}")
+            return False
     try:
-        data = current.encode(current.text)
+        data = edited.encode(edited.text)
     except FileFormatError as exc:
-        for r in results:
-            if r.applied:
-                r.applied, r.rung, r.error, r.diff = False, "invalid", f"{name}: {exc}", ""
-        return results
+        withdraw(results, "invalid", f"{name}: {exc}", no_ops_too=True)
+        return False
     if not dry_run:
         try:
             atomic_write_bytes(path, data)
         except OSError as exc:
-            for r in results:
-                if r.applied:
-                    r.applied, r.rung, r.error, r.diff = False, "io", f"{name}: cannot write: {exc.strerror or exc}", ""
-    if failed:
-        done = [str(r.block) for r in results if r.applied and r.block is not None]
-        if done:
-            note = f" (blocks {', '.join(done)} of this file did apply)"
-            for r in failed:
-                if r.error:
-                    r.error += note
-    return results
+            withdraw(results, "io", f"{name}: cannot write: {exc.strerror or exc}", no_ops_too=True)
+    return True
 
 
-def _hint(doc: ladder.Doc, b: Block) -> int | None:
-    if b.anchors:
-        keys = doc.keys("unicode")
-        pos = 0
-        found = None
-        for a in b.anchors:
-            ak = ladder.unicode_fold(a).strip()
-            try:
-                found = keys.index(ak, pos)
-            except ValueError:
-                found = next((k for k in range(pos, len(keys)) if keys[k].startswith(ak)), None)
-            if found is None:
-                break
-            pos = found + 1
-        if found is not None:
-            return found + 2  # the change follows its anchor line
-    if b.at_eof:
-        return max(1, doc.n - len(ladder.split_lines(normalize_newlines(b.old))) + 1)
-    return b.line_hint
+def _name_blocks_that_applied(refused: list[ApplyResult], results: list[ApplyResult]) -> None:
+    """Tell the model, in each refusal, which blocks of the file did apply (so it resends only the others)."""
+    done = [str(r.block) for r in results if r.applied and r.block is not None]
+    if done:
+        note = f" (blocks {', '.join(done)} of this file did apply)"
+        for r in refused:
+            if r.error:
+                r.error += note
 
 
-def _try_fallbacks(current: TextFile, b: Block) -> tuple[TextFile, str, int | None] | None:
-    for alt in b.fallbacks:
-        state = current
-        rungs: list[str] = []
-        first: int | None = None
-        ok = True
-        for piece in alt:
-            old, new = normalize_newlines(piece.old), normalize_newlines(piece.new)
-            if not old.strip() or old == new:
-                ok = False
-                break
-            doc = ladder.Doc(state.norm)
-            res = ladder.find(doc, old, new, hint=piece.line_hint)
-            if isinstance(res, ladder.Failure):
-                ok = False
-                break
-            rungs.append(res.rung)
-            first = res.line if first is None else min(first, res.line)
-            state = TextFile.from_text(state.fix_final_newline(state.splice_many(res.spans)),
-                                       encoding=state.encoding, bom=state.bom)
-        if ok and state.norm != current.norm:
-            kind = "split" if len(alt) > 1 else "shrunk-context"
-            worst = max(rungs, key=_RUNG_ORDER.index) if rungs else "exact"
-            return state, f"{kind}:{worst}", first
+# ---------------------------------------------------------------------------------------------- one block
+
+
+def _place_block(current: TextFile, block: Block, name: str) -> tuple[ApplyResult, TextFile]:
+    """The result of one block and the file after it (``current`` itself when the block is refused)."""
+    old = normalize_newlines(block.old)
+    new = normalize_newlines(block.new)
+    if old == new:
+        return _unchanged_block(current, old, name, block.index), current
+    if block.append_at_eof:
+        return _append_at_eof(current, new, name, block.index)
+    if not old.strip():
+        return _fill_blank_file(current, new, name, block.index)
+    return _place_by_ladder(current, block, old, new, name)
+
+
+def _unchanged_block(current: TextFile, old: str, name: str, index: int | None) -> ApplyResult:
+    if old and old in current.norm:
+        return ApplyResult(name, True, "no-op", None, block=index)
+    return ApplyResult(name, False, "invalid", "old_string and new_string are identical; nothing to change",
+                       block=index)
+
+
+def _append_at_eof(current: TextFile, new: str, name: str, index: int | None) -> tuple[ApplyResult, TextFile]:
+    separator = "" if not current.norm or current.norm.endswith("\n") else "\n"
+    after = current.with_text(current.text + current.in_file_newlines(separator + new))
+    result = ApplyResult(name, True, "append", None, diff=make_diff(current.norm, after.norm, name),
+                         line=Doc(current.norm).n + 1, block=index)
+    return result, after
+
+
+def _fill_blank_file(current: TextFile, new: str, name: str, index: int | None) -> tuple[ApplyResult, TextFile]:
+    """An empty search text: allowed only when the file holds nothing but whitespace."""
+    if current.norm.strip():
+        return ApplyResult(name, False, "invalid",
+                           f"{name}: the search text is empty but the file is not; quote the lines to replace "
+                           "(or rewrite the whole file)", block=index), current
+    new_text = current.in_file_newlines(new)
+    if current.text:
+        new_text = current.fix_final_newline(new_text)
+    result = ApplyResult(name, True, "exact", None, diff=make_diff(current.norm, new, name), line=1, block=index)
+    return result, current.with_text(new_text)
+
+
+def _place_by_ladder(current: TextFile, block: Block, old: str, new: str,
+                     name: str) -> tuple[ApplyResult, TextFile]:
+    doc = Doc(current.norm)
+    found = run_ladder(doc, old, new, replace_all=block.replace_all, hint=_line_hint(doc, block))
+    if isinstance(found, Failure) and block.fallbacks:
+        alternative = _try_fallbacks(current, block)
+        if alternative is not None:
+            after, rung, first_line = alternative
+            return ApplyResult(name, True, rung, None, diff=make_diff(current.norm, after.norm, name),
+                               line=first_line, block=block.index), after
+    if isinstance(found, Failure):
+        return _refusal(found, name, block.index), current
+    rung = found.rung
+    if rung == "exact" and block.old not in current.text:
+        rung = "line-endings"  # the text matched only once both had `\n` newlines
+    after = current.with_replacements(found.spans)
+    if after.norm == current.norm:
+        return ApplyResult(name, False, "no-change",
+                           f"{name}: the edit matched at line {found.line} (rung {rung}) but would not change the "
+                           "file; it looks already applied", line=found.line, block=block.index), current
+    return ApplyResult(name, True, rung, None, diff=make_diff(current.norm, after.norm, name), fuzzy=found.fuzzy,
+                       similarity=found.similarity, line=found.line, block=block.index), after
+
+
+def _refusal(failure: Failure, name: str, index: int | None) -> ApplyResult:
+    result = ApplyResult(name, False, failure.kind, f"{name}: {failure.message}", candidates=failure.candidates,
+                         already_applied=failure.kind == "already-applied", block=index)
+    if failure.closest:
+        result.line, result.similarity = failure.closest[0], failure.closest[2]
+    if failure.kind == "already-applied" and failure.candidates:
+        result.line = failure.candidates[0]
+    return result
+
+
+def _line_hint(doc: Doc, block: Block) -> int | None:
+    """1-based line the change is expected near: after its Codex ``@@`` anchors, at the end of the file, or
+    the block's own hint."""
+    if block.anchors:
+        after_anchors = _line_after_anchors(doc, block.anchors)
+        if after_anchors is not None:
+            return after_anchors
+    if block.at_eof:
+        return max(1, doc.n - len(split_lines(normalize_newlines(block.old))) + 1)
+    return block.line_hint
+
+
+def _line_after_anchors(doc: Doc, anchors: list[str]) -> int | None:
+    """Anchors are found in order, each after the previous one (a line equal to it, else one starting with it)."""
+    keys = doc.keys("unicode")
+    pos = 0  # 0-based line after the last anchor found
+    for anchor in anchors:
+        key = unicode_fold(anchor).strip()
+        try:
+            found = keys.index(key, pos)
+        except ValueError:
+            found = next((k for k in range(pos, len(keys)) if keys[k].startswith(key)), None)
+        if found is None:
+            return None
+        pos = found + 1
+    return pos + 1
+
+
+def _try_fallbacks(current: TextFile, block: Block) -> tuple[TextFile, str, int | None] | None:
+    """The first fallback whose pieces all apply, in order: (file after, rung, first changed line)."""
+    for pieces in block.fallbacks:
+        placed = _place_all_pieces(current, pieces)
+        if placed is not None and placed[0].norm != current.norm:
+            after, rungs, first_line = placed
+            kind = "split" if len(pieces) > 1 else "shrunk-context"
+            worst = max(rungs, key=RUNGS.index) if rungs else "exact"
+            return after, f"{kind}:{worst}", first_line
     return None
 
 
-_RUNG_ORDER = ["exact", "line-endings", "trailing-whitespace", "indentation", "blank-lines", "unicode", "elision",
-               "fuzzy"]
+def _place_all_pieces(current: TextFile, pieces: list[Block]) -> tuple[TextFile, list[str], int | None] | None:
+    state = current
+    rungs: list[str] = []
+    first_line: int | None = None
+    for piece in pieces:
+        old, new = normalize_newlines(piece.old), normalize_newlines(piece.new)
+        if not old.strip() or old == new:
+            return None
+        found = run_ladder(Doc(state.norm), old, new, hint=piece.line_hint)
+        if isinstance(found, Failure):
+            return None
+        rungs.append(found.rung)
+        first_line = found.line if first_line is None else min(first_line, found.line)
+        state = state.with_replacements(found.spans)
+    return state, rungs, first_line
 
 
-def _apply_blocks_safe(path: Path | str, blocks: list[Block], **kw: Any) -> list[ApplyResult]:
-    try:
-        return apply_blocks(path, blocks, **kw)
-    except Exception as exc:  # a bug must not cost the user a traceback or a file: refuse, file untouched
-        name = kw.get("display") or str(path)
-        msg = f"{name}: internal error while applying the edit ({type(exc).__name__}: {exc}); the file was left unchanged"
-        return [ApplyResult(name, False, "error", msg, block=b.index) for b in blocks]
+# ---------------------------------------------------------------------------------------------- tool entry points
 
 
 def apply_edit(
@@ -373,7 +335,7 @@ def apply_edit(
     applied).  ``new_string`` is literal text, never a regex template.  An empty ``old_string`` creates a
     missing file (or fills an empty one).
     """
-    return _apply_blocks_safe(
+    return apply_blocks_safe(
         path, [Block(old_string, new_string, replace_all, line_hint)], dry_run=dry_run, guard_syntax=guard_syntax
     )[0]
 
@@ -405,49 +367,51 @@ def write_file(
     that looks truncated (see :func:`apply.rewrite.check_rewrite`) is refused.
     """
     path = Path(path)
-    name = display or _display(path)
+    name = display or str(path)
+
+    def refuse(kind: str, why: str) -> ApplyResult:
+        return ApplyResult(name, False, kind, why, action="write")
+
     if path.is_dir():
-        return ApplyResult(name, False, "invalid", f"{name} is a directory", action="write")
+        return refuse("invalid", f"{name} is a directory")
     if not path.exists():
         return _create(path, content, dry_run=dry_run, display=name, index=None)
     try:
-        tf = _read(path)
+        current = TextFile.from_bytes(path.read_bytes())
     except FileFormatError as exc:
-        return ApplyResult(name, False, "invalid", f"{name}: {exc}", action="write")
+        return refuse("invalid", f"{name}: {exc}")
     except OSError as exc:
-        return ApplyResult(name, False, "io", f"{name}: cannot read: {exc.strerror or exc}", action="write")
+        return refuse("io", f"{name}: cannot read: {exc.strerror or exc}")
     new_norm = normalize_newlines(content)
     if check_truncation:
-        from ghostline.apply.rewrite import check_rewrite
-
-        why = check_rewrite(tf.norm, new_norm)
+        why = check_rewrite(current.norm, new_norm)
         if why:
-            return ApplyResult(name, False, "truncated", f"{name}: {why}", action="write")
+            return refuse("truncated", f"{name}: {why}")
     if guard_syntax:
-        why = syntax.check(path, tf.norm, new_norm)
+        why = check_syntax(path, current.norm, new_norm)
         if why:
-            return ApplyResult(name, False, "syntax", f"{name}: {why}", action="write")
-    text = new_norm.replace("\n", tf.newline) if tf.newline != "\n" else new_norm
+            return refuse("syntax", f"{name}: {why}")
     try:
-        data = tf.encode(text)
+        data = current.encode(current.in_file_newlines(new_norm))
     except FileFormatError as exc:
-        return ApplyResult(name, False, "invalid", f"{name}: {exc}", action="write")
-    diff = make_diff(tf.norm, new_norm, name)
+        return refuse("invalid", f"{name}: {exc}")
+    diff = make_diff(current.norm, new_norm, name)
     if not dry_run:
         try:
             atomic_write_bytes(path, data)
         except OSError as exc:
-            return ApplyResult(name, False, "io", f"{name}: cannot write: {exc.strerror or exc}", action="write")
+            return refuse("io", f"{name}: cannot write: {exc.strerror or exc}")
     return ApplyResult(name, True, "write", None, diff=diff, line=1, action="write")
 
 
 def delete_file(path: Path | str, *, dry_run: bool = False, display: str | None = None) -> ApplyResult:
+    """Delete a file; the result's diff shows the removed text (empty when it cannot be read as text)."""
     path = Path(path)
-    name = display or _display(path)
+    name = display or str(path)
     if not path.is_file():
         return ApplyResult(name, False, "not-found", f"{name}: cannot delete: no such file", action="delete")
     try:
-        before = normalize_newlines(_read(path).norm)
+        before = TextFile.from_bytes(path.read_bytes()).norm
     except (FileFormatError, OSError):
         before = ""
     if not dry_run:

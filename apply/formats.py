@@ -19,6 +19,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
+import unidiff
 from ghostline.apply.core import Block
 
 FORMATS = ("auto", "edit-json", "search-replace", "udiff", "patch", "whole")
@@ -143,71 +144,77 @@ def _clean_filename(line: str) -> str | None:
     return s
 
 
+def _fence_filename(fence: re.Match[str]) -> str | None:
+    """The file a code fence's info string names (```` ```src/app.py ````), if it names one."""
+    info = fence.group(2)
+    return info if info and ("." in info or "/" in info) else None
+
+
 def parse_search_replace(text: str) -> list[FileOp]:
     lines = text.split("\n")
-    ops: list[FileOp] = []
-    by_path: dict[str, FileOp] = {}
-    current: str | None = None
-    i = 0
+    by_path: dict[str, FileOp] = {}  # in order of first appearance
+    current: str | None = None  # a block without a file name of its own edits the file of the block before
     n_block = 0
+    i = 0
     while i < len(lines):
         if not _HEAD_RE.match(lines[i]):
             i += 1
             continue
-        # file name: the nearest non-fence, non-blank line above (within 3 lines)
-        fname = None
-        for k in range(i - 1, max(-1, i - 4), -1):
-            ln = lines[k]
-            if not ln.strip():
-                continue
-            m = _FENCE_RE.match(ln)
-            if m:
-                if m.group(2) and ("." in m.group(2) or "/" in m.group(2)):
-                    fname = m.group(2)
-                    break
-                continue
-            fname = _clean_filename(ln)
-            break
-        if fname is not None:
-            current = fname
-        j = i + 1
-        search: list[str] = []
-        while j < len(lines) and not _DIVIDER_RE.match(lines[j]):
-            if _HEAD_RE.match(lines[j]) or _UPDATED_RE.match(lines[j]):
-                break
-            search.append(lines[j])
-            j += 1
-        if j >= len(lines) or not _DIVIDER_RE.match(lines[j]):
+        current = _filename_above(lines, i) or current
+        search, divider = _read_section(lines, i + 1, _DIVIDER_RE, (_HEAD_RE, _UPDATED_RE))
+        if divider is None:
             raise ParseError(f"SEARCH block at line {i + 1} has no '=======' divider")
-        k = j + 1
-        replace: list[str] = []
-        while k < len(lines) and not _UPDATED_RE.match(lines[k]):
-            if _HEAD_RE.match(lines[k]) or _DIVIDER_RE.match(lines[k]):
-                break
-            replace.append(lines[k])
-            k += 1
-        if k >= len(lines) or not _UPDATED_RE.match(lines[k]):
+        replace, end = _read_section(lines, divider + 1, _UPDATED_RE, (_HEAD_RE, _DIVIDER_RE))
+        if end is None:
             raise ParseError(f"SEARCH block at line {i + 1} has no '>>>>>>> REPLACE' end marker")
         if current is None:
             raise ParseError(f"SEARCH block at line {i + 1} is not preceded by a file name")
         old = "\n".join(search) + ("\n" if search else "")
         new = "\n".join(replace) + ("\n" if replace else "")
-        op = by_path.get(current)
-        if op is None:
-            op = FileOp(current, "blocks")
-            by_path[current] = op
-            ops.append(op)
+        op = by_path.setdefault(current, FileOp(current, "blocks"))
         # aider: an empty SEARCH creates a new file, or appends to an existing one
         op.blocks.append(Block(old, new, index=n_block, append_at_eof=not old.strip()))
         n_block += 1
-        i = k + 1
-    return ops
+        i = end + 1
+    return list(by_path.values())
+
+
+def _filename_above(lines: list[str], head: int) -> str | None:
+    """The file name on the nearest non-blank line above the SEARCH line (within 3 lines), or on its fence."""
+    for k in range(head - 1, max(-1, head - 4), -1):
+        line = lines[k]
+        if not line.strip():
+            continue
+        fence = _FENCE_RE.match(line)
+        if fence:
+            name = _fence_filename(fence)
+            if name:
+                return name
+            continue
+        return _clean_filename(line)
+    return None
+
+
+def _read_section(lines: list[str], start: int, end_re: re.Pattern[str],
+                  other_markers: tuple[re.Pattern[str], ...]) -> tuple[list[str], int | None]:
+    """The lines from ``start`` up to the next line matching ``end_re``, and that line's index: None when
+    another marker or the end of the text comes first."""
+    k = start
+    while k < len(lines) and not end_re.match(lines[k]):
+        if any(marker.match(lines[k]) for marker in other_markers):
+            return lines[start:k], None
+        k += 1
+    return lines[start:k], k if k < len(lines) else None
 
 
 # ---------------------------------------------------------------------------------------------- unified diff
 
 _HUNK_HEAD_RE = re.compile(r"^@@+\s*-(\d+)(?:,(\d+))?\s+\+(\d+)(?:,(\d+))?\s*@@+(.*)$")
-_LOOSE_HUNK_RE = re.compile(r"^@@.*$")
+
+# A hunk as the model wrote it: the old-file line its header names (a hint only) and its raw lines.
+_RawHunk = tuple[int | None, list[str]]
+# A hunk's lines as (marker, text): " " context, "-" removed, "+" added.
+_HunkLines = list[tuple[str, str]]
 
 
 def _strip_path(p: str) -> str:
@@ -217,11 +224,11 @@ def _strip_path(p: str) -> str:
     return p
 
 
-def _clean_udiff(text: str) -> list[tuple[str, str, list[tuple[int | None, list[str]]]]]:
-    """Split a (possibly sloppy) diff into files and hunks: (source, target, [(hint, hunk lines)])."""
-    files: list[tuple[str, str, list[tuple[int | None, list[str]]]]] = []
+def _clean_udiff(text: str) -> list[tuple[str, str, list[_RawHunk]]]:
+    """Split a (possibly sloppy) diff into files and hunks: (source, target, hunks)."""
+    files: list[tuple[str, str, list[_RawHunk]]] = []
     src = tgt = None
-    hunks: list[tuple[int | None, list[str]]] = []
+    hunks: list[_RawHunk] = []
     cur: list[str] | None = None
     lines = text.split("\n")
     i = 0
@@ -253,11 +260,11 @@ def _clean_udiff(text: str) -> list[tuple[str, str, list[tuple[int | None, list[
     return files
 
 
-def _normalise_hunk(raw: list[str]) -> list[tuple[str, str]]:
+def _normalise_hunk(raw: list[str]) -> _HunkLines:
     """(marker, text) pairs; recovers blank context lines and added lines that lost their ``+``."""
     while raw and not raw[-1].strip():
         raw = raw[:-1]
-    out: list[tuple[str, str]] = []
+    out: _HunkLines = []
     prev = " "
     for ln in raw:
         if ln.startswith("\\"):
@@ -273,13 +280,13 @@ def _normalise_hunk(raw: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def _hunk_text(pairs: list[tuple[str, str]]) -> tuple[str, str]:
+def _hunk_text(pairs: _HunkLines) -> tuple[str, str]:
     old = [t for m, t in pairs if m in " -"]
     new = [t for m, t in pairs if m in " +"]
     return ("\n".join(old) + "\n" if old else "", "\n".join(new) + "\n" if new else "")
 
 
-def _split_hunk(pairs: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+def _split_hunk(pairs: _HunkLines) -> list[_HunkLines]:
     """Split a hunk into pieces, one per change group, each with the context around it."""
     groups: list[tuple[int, int]] = []
     k = 0
@@ -304,7 +311,7 @@ def _split_hunk(pairs: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
     return pieces
 
 
-def _shrunk(pairs: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+def _shrunk(pairs: _HunkLines) -> list[_HunkLines]:
     """The hunk with progressively less outer context (at least one context line or one removed line kept)."""
     first = next((k for k, p in enumerate(pairs) if p[0] != " "), None)
     if first is None:
@@ -321,7 +328,7 @@ def _shrunk(pairs: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
     return out
 
 
-def _hunk_block(pairs: list[tuple[str, str]], hint: int | None, index: int) -> Block:
+def _hunk_block(pairs: _HunkLines, hint: int | None, index: int) -> Block:
     old, new = _hunk_text(pairs)
     fallbacks: list[list[Block]] = []
     pieces = _split_hunk(pairs)
@@ -333,11 +340,9 @@ def _hunk_block(pairs: list[tuple[str, str]], hint: int | None, index: int) -> B
 
 
 def _unidiff_hunks(
-    src: str, tgt: str, hunks: list[tuple[int | None, list[str]]]
-) -> list[tuple[int | None, list[tuple[str, str]]]]:
+    src: str, tgt: str, hunks: list[_RawHunk]
+) -> list[tuple[int | None, _HunkLines]]:
     """Rebuild a well-formed diff (recounted headers, recovered markers) and parse it with ``unidiff``."""
-    import unidiff
-
     hunks = [(h, raw) for h, raw in hunks if _normalise_hunk(raw)]
     cleaned = [_normalise_hunk(raw) for _h, raw in hunks]
     if not cleaned:
@@ -353,7 +358,7 @@ def _unidiff_hunks(
         patch = unidiff.PatchSet("\n".join(text) + "\n")
     except unidiff.UnidiffParseError:
         return [(h, p) for (h, _r), p in zip(hunks, cleaned, strict=True)]
-    out: list[tuple[int | None, list[tuple[str, str]]]] = []
+    out: list[tuple[int | None, _HunkLines]] = []
     for (hint, _raw), hunk in zip(hunks, patch[0] if len(patch) else [], strict=False):
         pairs = [(ln.line_type, ln.value[:-1] if ln.value.endswith("\n") else ln.value) for ln in hunk
                  if ln.line_type in (" ", "-", "+")]
@@ -405,92 +410,113 @@ _P_EOF = "*** End of File"
 
 def parse_patch(text: str) -> list[FileOp]:
     lines = text.split("\n")
-    try:
-        start = next(k for k, ln in enumerate(lines) if ln.strip() == _P_BEGIN)
-    except StopIteration:
-        raise ParseError("no '*** Begin Patch' line") from None
-    ops: list[FileOp] = []
-    i = start + 1
-    n = 0
-    op: FileOp | None = None
-    chunk: list[tuple[str, str]] | None = None
-    anchors: list[str] = []
-    eof = False
+    begin = next((k for k, ln in enumerate(lines) if ln.strip() == _P_BEGIN), None)
+    if begin is None:
+        raise ParseError("no '*** Begin Patch' line")
+    return _PatchReader(lines).read(begin + 1)
 
-    def flush_chunk() -> None:
-        nonlocal chunk, anchors, eof, n
-        if op is not None and op.kind == "blocks" and chunk:
-            old, new = _hunk_text(chunk)
-            b = Block(old, new, index=n, anchors=list(anchors), at_eof=eof)
-            if not old.strip():
-                if eof:
-                    b.append_at_eof = True
-                else:
-                    op.problems.append(f"chunk {n} of {op.path} only adds lines and has no context lines")
-                    chunk, anchors, eof = None, [], False
-                    n += 1
-                    return
-            op.blocks.append(b)
-            n += 1
-        chunk, anchors, eof = None, [], False
 
-    while i < len(lines):
-        ln = lines[i]
-        s = ln.rstrip()
-        if s == _P_END:
-            break
-        m_add, m_del, m_upd = _P_ADD.match(s), _P_DEL.match(s), _P_UPD.match(s)
-        if m_add or m_del or m_upd:
-            flush_chunk()
-            if m_add:
-                body = []
-                i += 1
-                while i < len(lines) and not lines[i].startswith("*** "):
-                    body.append(lines[i][1:] if lines[i].startswith("+") else lines[i])
-                    i += 1
-                while body and body[-1] == "":
-                    body.pop()
-                op = FileOp(m_add.group(1), "write", content="\n".join(body) + "\n" if body else "",
-                            fuzzy_path=False)
-                ops.append(op)
+def _patch_line(line: str) -> tuple[str, str]:
+    """(marker, text) of a chunk line; a line without a marker is context (models drop the leading space)."""
+    if line[:1] in (" ", "-", "+"):
+        return line[0], line[1:]
+    if not line.strip():
+        return " ", ""
+    return " ", line
+
+
+class _PatchReader:
+    """Reads the body of one Codex patch envelope: file headers, then each file's chunks."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.ops: list[FileOp] = []
+        self.op: FileOp | None = None  # the file the lines being read belong to
+        # the chunk being read, with the "@@ anchor" lines before it and whether "*** End of File" closed it
+        self.chunk: _HunkLines | None = None
+        self.anchors: list[str] = []
+        self.at_eof = False
+        self.n_chunks = 0  # every chunk of the patch, numbered in order (the results' `block`)
+
+    def read(self, start: int) -> list[FileOp]:
+        i = start
+        while i < len(self.lines):
+            line = self.lines[i]
+            stripped = line.rstrip()
+            if stripped == _P_END:
+                break
+            if _P_ADD.match(stripped) or _P_DEL.match(stripped) or _P_UPD.match(stripped):
+                self._end_chunk()
+                i = self._read_file_header(i, stripped)
                 continue
-            if m_del:
-                op = FileOp(m_del.group(1), "delete", fuzzy_path=False)
-                ops.append(op)
-                i += 1
-                continue
-            op = FileOp(m_upd.group(1), "blocks", fuzzy_path=False)
-            ops.append(op)
+            if self.op is not None and self.op.kind == "blocks":
+                self._read_chunk_line(line, stripped)
             i += 1
-            if i < len(lines) and _P_MOVE.match(lines[i].rstrip()):
-                op.move_to = _P_MOVE.match(lines[i].rstrip()).group(1)  # type: ignore[union-attr]
-                i += 1
-            continue
-        if op is not None and op.kind == "blocks":
-            if s.startswith("@@"):
-                if chunk:
-                    flush_chunk()
-                a = s[2:].strip()
-                if a:
-                    anchors.append(a)
-                i += 1
-                continue
-            if s == _P_EOF:
-                eof = True
-                flush_chunk()
-                i += 1
-                continue
-            if chunk is None:
-                chunk = []
-            if ln[:1] in (" ", "-", "+"):
-                chunk.append((ln[0], ln[1:]))
-            elif not ln.strip():
-                chunk.append((" ", ""))
-            else:
-                chunk.append((" ", ln))
+        self._end_chunk()
+        return self.ops
+
+    def _start_file(self, op: FileOp) -> None:
+        self.op = op
+        self.ops.append(op)
+
+    def _read_file_header(self, i: int, header: str) -> int:
+        """Start the file the header at line ``i`` names; the index of the line after what it consumed."""
+        if added := _P_ADD.match(header):
+            return self._read_added_file(added.group(1), i + 1)
+        if deleted := _P_DEL.match(header):
+            self._start_file(FileOp(deleted.group(1), "delete", fuzzy_path=False))
+            return i + 1
+        updated = _P_UPD.match(header)
+        assert updated is not None  # the caller matched one of the three headers
+        op = FileOp(updated.group(1), "blocks", fuzzy_path=False)
+        self._start_file(op)
         i += 1
-    flush_chunk()
-    return ops
+        if i < len(self.lines) and (move := _P_MOVE.match(self.lines[i].rstrip())):
+            op.move_to = move.group(1)
+            i += 1
+        return i
+
+    def _read_added_file(self, path: str, i: int) -> int:
+        body = []
+        while i < len(self.lines) and not self.lines[i].startswith("*** "):
+            line = self.lines[i]
+            body.append(line[1:] if line.startswith("+") else line)
+            i += 1
+        while body and body[-1] == "":
+            body.pop()
+        self._start_file(FileOp(path, "write", content="\n".join(body) + "\n" if body else "", fuzzy_path=False))
+        return i
+
+    def _read_chunk_line(self, line: str, stripped: str) -> None:
+        if stripped.startswith("@@"):
+            if self.chunk:
+                self._end_chunk()
+            anchor = stripped[2:].strip()
+            if anchor:
+                self.anchors.append(anchor)
+        elif stripped == _P_EOF:
+            self.at_eof = True
+            self._end_chunk()
+        else:
+            if self.chunk is None:
+                self.chunk = []
+            self.chunk.append(_patch_line(line))
+
+    def _end_chunk(self) -> None:
+        if self.op is not None and self.op.kind == "blocks" and self.chunk:
+            self._add_block(self.op, self.chunk)
+        self.chunk, self.anchors, self.at_eof = None, [], False
+
+    def _add_block(self, op: FileOp, chunk: _HunkLines) -> None:
+        old, new = _hunk_text(chunk)
+        index = self.n_chunks
+        self.n_chunks += 1
+        if not old.strip() and not self.at_eof:
+            # Without context nor "*** End of File" nothing says where the added lines go.
+            op.problems.append(f"chunk {index} of {op.path} only adds lines and has no context lines")
+            return
+        op.blocks.append(Block(old, new, index=index, anchors=list(self.anchors), at_eof=self.at_eof,
+                               append_at_eof=not old.strip()))
 
 
 # ---------------------------------------------------------------------------------------------- whole file
@@ -506,15 +532,7 @@ def parse_whole(text: str) -> list[FileOp]:
             i += 1
             continue
         fence = m.group(1)
-        fname = None
-        if m.group(2) and ("." in m.group(2) or "/" in m.group(2)):
-            fname = m.group(2)
-        for k in range(i - 1, max(-1, i - 3), -1):
-            if fname:
-                break
-            if lines[k].strip():
-                fname = _clean_filename(lines[k])
-                break
+        fname = _fence_filename(m) or _filename_just_above(lines, i)
         j = i + 1
         while j < len(lines) and lines[j].strip() != fence:
             j += 1
@@ -526,3 +544,11 @@ def parse_whole(text: str) -> list[FileOp]:
         ops.append(FileOp(fname, "write", content="\n".join(body) + "\n" if body else "", fuzzy_path=False))
         i = j + 1
     return ops
+
+
+def _filename_just_above(lines: list[str], fence_line: int) -> str | None:
+    """The file name on the nearest non-blank line of the two above a fence."""
+    for k in range(fence_line - 1, max(-1, fence_line - 3), -1):
+        if lines[k].strip():
+            return _clean_filename(lines[k])
+    return None

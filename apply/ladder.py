@@ -16,6 +16,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from functools import cached_property
+from typing import NamedTuple
+
+from rapidfuzz import fuzz, process
 
 # Look-alike characters models produce instead of ASCII (curly quotes, dashes, odd spaces, ellipsis).
 _LOOKALIKES = str.maketrans(
@@ -63,6 +66,13 @@ _ELISION_WORDS_RE = re.compile(
     re.IGNORECASE,
 )
 
+# Every rung, in ladder order (the order also ranks how loose a match was).  ``line-endings`` is ``exact`` on a
+# file whose newlines differ from the edit's; the applier tells the two apart.
+RUNGS = ("exact", "line-endings", "trailing-whitespace", "indentation", "blank-lines", "unicode", "elision",
+         "fuzzy")
+LINE_RUNGS = ("trailing-whitespace", "indentation", "unicode")  # the rungs that compare whole lines by a key
+_RUNG_KEY = {"trailing-whitespace": "rstrip", "indentation": "strip", "unicode": "unicode"}
+
 FUZZY_THRESHOLD = 0.9  # minimum (length-weighted) similarity of the best window
 FUZZY_LINE_MIN = 0.7  # every non-blank line of the window must be at least this similar to its search line
 FUZZY_MARGIN = 0.03  # the best must beat the best non-overlapping runner-up by this much
@@ -71,10 +81,12 @@ FUZZY_MIN_LINES = 2
 
 
 def unicode_fold(s: str) -> str:
+    """``s`` with look-alike characters replaced by their ASCII originals."""
     return s.translate(_LOOKALIKES)
 
 
 def is_elision(line: str) -> bool:
+    """Whether a line stands for code left out (``...``, ``# ... existing code ...``)."""
     return bool(_ELISION_RE.match(line) or _ELISION_WORDS_RE.match(line))
 
 
@@ -90,6 +102,8 @@ def split_lines(s: str) -> list[str]:
 
 @dataclass
 class Match:
+    """Where an edit goes: the replacements to make and the rung that found them."""
+
     spans: list[tuple[int, int, str]]  # (start, end, replacement) in normalised offsets
     rung: str
     line: int  # 1-based first line of the (first) replaced region
@@ -100,6 +114,8 @@ class Match:
 
 @dataclass
 class Failure:
+    """Why an edit cannot be placed, worded for the model."""
+
     kind: str  # not-found | ambiguous | already-applied | invalid
     message: str
     candidates: list[int] = field(default_factory=list)  # 1-based lines
@@ -174,6 +190,7 @@ class Doc:
 
 
 def _key(kind: str, line: str) -> str:
+    """The part of a line a line rung compares (``kind``: rstrip | strip | unicode)."""
     if kind == "rstrip":
         return line.rstrip()
     if kind == "strip":
@@ -181,10 +198,10 @@ def _key(kind: str, line: str) -> str:
     return unicode_fold(line).strip()
 
 
-def _find_runs(doc_keys: list[str], s_keys: list[str], lo: int = 0, hi: int | None = None) -> list[int]:
-    """Start indices i in [lo, hi) with doc_keys[i:i+m] == s_keys."""
+def _find_runs(doc_keys: list[str], s_keys: list[str], lo: int = 0) -> list[int]:
+    """Start indices i >= lo with doc_keys[i:i+m] == s_keys."""
     m = len(s_keys)
-    hi = len(doc_keys) if hi is None else hi
+    hi = len(doc_keys)
     if m == 0 or hi - lo < m:
         return []
     # Anchor on the longest key (rarest in practice) and verify around it.
@@ -225,6 +242,7 @@ def _uniform_offset(file_lines: list[str], s_lines: list[str]) -> tuple[int, int
 
 
 def _uses_tabs(lines: list[str]) -> bool:
+    """Whether the first indented line is indented with a tab."""
     for ln in lines:
         ind = _indent(ln)
         if ind:
@@ -294,7 +312,7 @@ def build_replacement(
     return out
 
 
-def _choose(cands: list[int], hint: int | None, what: str) -> int | Failure:
+def _pick_candidate(cands: list[int], hint: int | None, what: str) -> int | Failure:
     """Pick one of several candidate start lines (0-based) using a 1-based line hint, else refuse."""
     if len(cands) == 1:
         return cands[0]
@@ -313,6 +331,8 @@ def _choose(cands: list[int], hint: int | None, what: str) -> int | Failure:
 
 
 def _trim_blank(s_lines: list[str], r_lines: list[str]) -> tuple[list[str], list[str]] | None:
+    """The search without its leading and trailing blank lines, and the replacement without as many of its own
+    (blank lines the model put around both are not in the file); None when the search has none."""
     a = 0
     while a < len(s_lines) and not s_lines[a].strip():
         a += 1
@@ -342,7 +362,7 @@ def _line_rungs(
     if m == 0:
         return None
     for rung in rungs:
-        kind = {"trailing-whitespace": "rstrip", "indentation": "strip", "unicode": "unicode"}[rung]
+        kind = _RUNG_KEY[rung]
         s_keys = [_key(kind, s) for s in s_lines]
         if not any(s_keys):
             return None
@@ -358,7 +378,7 @@ def _line_rungs(
                 valid.append((i, uo[0], uo[1]))
         if not valid:
             continue
-        pick = _choose([v[0] for v in valid], hint, "the search text")
+        pick = _pick_candidate([v[0] for v in valid], hint, "the search text")
         if isinstance(pick, Failure):
             return pick
         i, off, tabsize = next(v for v in valid if v[0] == pick)
@@ -366,9 +386,6 @@ def _line_rungs(
         repl = build_replacement(file_lines, s_lines, r_lines, kind, off, tabsize)
         return Match([doc.span(i, i + m, repl)], label or rung, i + 1, i + m)
     return None
-
-
-LINE_RUNGS = ("trailing-whitespace", "indentation", "unicode")
 
 
 def _misaligned(norm: str, old: str, pos: int) -> bool:
@@ -382,6 +399,7 @@ def _misaligned(norm: str, old: str, pos: int) -> bool:
 
 
 def find_exact(doc: Doc, old: str, new: str, hint: int | None, replace_all: bool) -> Match | Failure | None:
+    """The exact rung: ``old`` as a substring.  Several hits are told apart by the line hint, else refused."""
     norm = doc.norm
     first = norm.find(old)
     if first == -1:
@@ -413,26 +431,45 @@ def find_exact(doc: Doc, old: str, new: str, hint: int | None, replace_all: bool
         line += norm.count("\n", prev, h)
         prev = h
         lines.append(line)
-    pick = _choose(lines, hint, "old_string")
+    pick = _pick_candidate(lines, hint, "old_string")
     if isinstance(pick, Failure):
         return pick
     start = hits[lines.index(pick)]
     return Match([(start, start + len(old), new)], "exact", pick + 1, doc.line_of(start + len(old)))
 
 
-def _piece_matches(doc: Doc, sp: list[str], lo: int) -> list[tuple[int, int, int, str]]:
-    """Matches (line, indent offset, tabsize, key kind) of one elision piece at or after line ``lo``."""
+class _PieceMatch(NamedTuple):
+    """Where one elision piece matches: 0-based first line, indent offset, tab size, line-key kind."""
+
+    line: int
+    indent_offset: int
+    tabsize: int
+    key_kind: str
+
+
+class _PlacedPiece(NamedTuple):
+    at: _PieceMatch
+    search: list[str]
+    replacement: list[str]
+
+
+def _piece_matches(doc: Doc, search: list[str], lo: int) -> list[_PieceMatch]:
+    """Matches of one elision piece at or after line ``lo``, by the strictest line rung that has any."""
     for rung in LINE_RUNGS:
-        kind = {"trailing-whitespace": "rstrip", "indentation": "strip", "unicode": "unicode"}[rung]
-        s_keys = [_key(kind, s) for s in sp]
+        kind = _RUNG_KEY[rung]
+        s_keys = [_key(kind, s) for s in search]
         valid = []
         for i in _find_runs(doc.keys(kind), s_keys, lo):
-            uo = (0, 4) if kind == "rstrip" else _uniform_offset(doc.lines[i : i + len(sp)], sp)
+            uo = (0, 4) if kind == "rstrip" else _uniform_offset(doc.lines[i : i + len(search)], search)
             if uo is not None:
-                valid.append((i, uo[0], uo[1], kind))
+                valid.append(_PieceMatch(i, uo[0], uo[1], kind))
         if valid:
             return valid
     return []
+
+
+def _blank(lines: list[str]) -> bool:
+    return not any(ln.strip() for ln in lines)
 
 
 def find_elision(doc: Doc, s_lines: list[str], r_lines: list[str]) -> Match | Failure | None:
@@ -442,6 +479,30 @@ def find_elision(doc: Doc, s_lines: list[str], r_lines: list[str]) -> Match | Fa
     marker is an elision only where the replacement keeps it at the same place (other ``...`` lines are
     literal code, a Python ``...`` body say).  When a marker could be either, the edit is refused.
     """
+    pairs = _pair_elision_markers(s_lines, r_lines)
+    if pairs is None or isinstance(pairs, Failure):
+        return pairs
+    pieces = _elided_pieces(s_lines, r_lines, pairs)
+    if pieces is None or isinstance(pieces, Failure):
+        return pieces
+    placements = _place_pieces(doc, pieces)
+    if not placements:
+        return None
+    chosen = _pick_placement(placements)
+    if isinstance(chosen, Failure):
+        return chosen
+    spans = []
+    for piece in chosen:
+        i, end = piece.at.line, piece.at.line + len(piece.search)
+        repl = build_replacement(doc.lines[i:end], piece.search, piece.replacement, piece.at.key_kind,
+                                 piece.at.indent_offset, piece.at.tabsize)
+        spans.append(doc.span(i, end, repl))
+    first, last = chosen[0], chosen[-1]
+    return Match(spans, "elision", first.at.line + 1, last.at.line + len(last.search))
+
+
+def _pair_elision_markers(s_lines: list[str], r_lines: list[str]) -> list[tuple[int, int]] | Failure | None:
+    """(search line, replacement line) of every marker that elides code; None when the search has no marker."""
     s_marks = [k for k, ln in enumerate(s_lines) if is_elision(ln)]
     if not s_marks:
         return None
@@ -449,101 +510,117 @@ def find_elision(doc: Doc, s_lines: list[str], r_lines: list[str]) -> Match | Fa
     if len(s_marks) == len(r_marks) and all(
         s_lines[a].strip() == r_lines[b].strip() for a, b in zip(s_marks, r_marks, strict=True)
     ):
-        paired = list(zip(s_marks, r_marks, strict=True))
-    else:
-        s_keys = [(_width(_indent(ln), 4), ln.strip()) for ln in s_lines]
-        r_keys = [(_width(_indent(ln), 4), ln.strip()) for ln in r_lines]
-        paired = []
-        for tag, a1, a2, b1, _b2 in SequenceMatcher(None, s_keys, r_keys, autojunk=False).get_opcodes():
-            if tag == "equal":
-                paired.extend((a1 + d, b1 + d) for d in range(a2 - a1) if is_elision(s_lines[a1 + d]))
-        if not paired:
-            return Failure(
-                "invalid",
-                f"the search text elides code with '...' {len(s_marks)} time(s) but the replacement keeps "
-                f"{len(r_marks)} of them in place; keep the same '...' lines in both so the elided code is preserved",
-            )
-        literal = {s_lines[k].strip() for k in s_marks if k not in {p[0] for p in paired}}
-        literal |= {r_lines[k].strip() for k in r_marks if k not in {p[1] for p in paired}}
-        if literal & {s_lines[p[0]].strip() for p in paired}:
-            return Failure(
-                "ambiguous",
-                "the '...' lines of the search text could be elisions or literal code; quote the code "
-                "without eliding it",
-            )
+        return list(zip(s_marks, r_marks, strict=True))
+    pairs = _markers_kept_in_place(s_lines, r_lines)
+    if not pairs:
+        return Failure(
+            "invalid",
+            f"the search text elides code with '...' {len(s_marks)} time(s) but the replacement keeps "
+            f"{len(r_marks)} of them in place; keep the same '...' lines in both so the elided code is preserved",
+        )
+    literal = {s_lines[k].strip() for k in s_marks if k not in {p[0] for p in pairs}}
+    literal |= {r_lines[k].strip() for k in r_marks if k not in {p[1] for p in pairs}}
+    if literal & {s_lines[p[0]].strip() for p in pairs}:
+        return Failure(
+            "ambiguous",
+            "the '...' lines of the search text could be elisions or literal code; quote the code "
+            "without eliding it",
+        )
+    return pairs
 
-    def pieces(lines: list[str], marks: list[int]) -> list[list[str]]:
-        out, prev = [], 0
-        for k in marks:
-            out.append(lines[prev:k])
-            prev = k + 1
-        out.append(lines[prev:])
-        return out
 
-    s_pieces = pieces(s_lines, [p[0] for p in paired])
-    r_pieces = pieces(r_lines, [p[1] for p in paired])
-    for sp, rp in zip(s_pieces, r_pieces, strict=True):
-        if not any(x.strip() for x in sp) and any(x.strip() for x in rp):
-            return Failure(
-                "invalid",
-                "the replacement adds code next to a '...' elision whose position is unknown; "
-                "include the surrounding lines instead of '...'",
-            )
-    work = [(sp, rp) for sp, rp in zip(s_pieces, r_pieces, strict=True) if any(x.strip() for x in sp)]
-    if not work:
-        return None
+def _markers_kept_in_place(s_lines: list[str], r_lines: list[str]) -> list[tuple[int, int]]:
+    """Search markers that the replacement keeps at the same place (same indentation, aligned by difflib)."""
+    s_keys = [(_width(_indent(ln), 4), ln.strip()) for ln in s_lines]
+    r_keys = [(_width(_indent(ln), 4), ln.strip()) for ln in r_lines]
+    pairs = []
+    for tag, a1, a2, b1, _b2 in SequenceMatcher(None, s_keys, r_keys, autojunk=False).get_opcodes():
+        if tag == "equal":
+            pairs.extend((a1 + d, b1 + d) for d in range(a2 - a1) if is_elision(s_lines[a1 + d]))
+    return pairs
 
-    def chain(first: tuple[int, int, int, str], sp0: list[str], rp0: list[str]) -> list[tuple] | None:
-        placed = [(first, sp0, rp0)]
-        pos = first[0] + len(sp0)
-        for sp, rp in work[1:]:
-            got = None
-            variants = [(sp, rp)]
-            trimmed = _trim_blank(sp, rp)
-            if trimmed is not None:
-                variants.append(trimmed)
-            for vsp, vrp in variants:
-                if not any(x.strip() for x in vsp):
-                    continue
-                ms = _piece_matches(doc, vsp, pos)
-                if ms:
-                    got = (ms[0], vsp, vrp)
-                    break
-            if got is None:
-                return None
-            placed.append(got)
-            pos = got[0][0] + len(got[1])
-        return placed
 
-    sp0, rp0 = work[0]
-    variants0 = [(sp0, rp0)]
-    trimmed0 = _trim_blank(sp0, rp0)
-    if trimmed0 is not None:
-        variants0.append(trimmed0)
-    chains = []
-    for vsp, vrp in variants0:
-        if not any(x.strip() for x in vsp):
-            continue
-        firsts = _piece_matches(doc, vsp, 0)
-        for f in firsts:
-            c = chain(f, vsp, vrp)
-            if c is not None:
-                chains.append(c)
-        if chains:
-            break
-    if not chains:
-        return None
-    if len(chains) > 1:
-        # Chains that agree on every piece after the first differ only in how much the first '...' skips:
+def _split_at(lines: list[str], marks: list[int]) -> list[list[str]]:
+    """The runs of lines between the marker lines (markers dropped)."""
+    out, prev = [], 0
+    for k in marks:
+        out.append(lines[prev:k])
+        prev = k + 1
+    out.append(lines[prev:])
+    return out
+
+
+def _elided_pieces(s_lines: list[str], r_lines: list[str],
+                   pairs: list[tuple[int, int]]) -> list[tuple[list[str], list[str]]] | Failure | None:
+    """The (search, replacement) pieces between the markers that have search text; None when none has."""
+    pieces = list(zip(_split_at(s_lines, [p[0] for p in pairs]), _split_at(r_lines, [p[1] for p in pairs]),
+                      strict=True))
+    if any(_blank(search) and not _blank(replacement) for search, replacement in pieces):
+        return Failure(
+            "invalid",
+            "the replacement adds code next to a '...' elision whose position is unknown; "
+            "include the surrounding lines instead of '...'",
+        )
+    return [(search, replacement) for search, replacement in pieces if not _blank(search)] or None
+
+
+def _piece_variants(search: list[str], replacement: list[str]) -> list[tuple[list[str], list[str]]]:
+    """The piece as written, then without its outer blank lines (a blank line next to '...' is often not in
+    the file)."""
+    variants = [(search, replacement)]
+    trimmed = _trim_blank(search, replacement)
+    if trimmed is not None:
+        variants.append(trimmed)
+    return [(s, r) for s, r in variants if not _blank(s)]
+
+
+def _place_pieces(doc: Doc, pieces: list[tuple[list[str], list[str]]]) -> list[list[_PlacedPiece]]:
+    """Every placement of the pieces in order: one per match of the first piece from which the others follow,
+    each at its first match after the piece before."""
+    for search, replacement in _piece_variants(*pieces[0]):
+        placements = []
+        for at in _piece_matches(doc, search, 0):
+            placement = _place_rest(doc, _PlacedPiece(at, search, replacement), pieces[1:])
+            if placement is not None:
+                placements.append(placement)
+        if placements:
+            return placements
+    return []
+
+
+def _place_rest(doc: Doc, first: _PlacedPiece,
+                rest: list[tuple[list[str], list[str]]]) -> list[_PlacedPiece] | None:
+    placed = [first]
+    for search, replacement in rest:
+        after = placed[-1].at.line + len(placed[-1].search)
+        piece = _place_next(doc, search, replacement, after)
+        if piece is None:
+            return None
+        placed.append(piece)
+    return placed
+
+
+def _place_next(doc: Doc, search: list[str], replacement: list[str], lo: int) -> _PlacedPiece | None:
+    """The piece at its first match at or after line ``lo``."""
+    for s, r in _piece_variants(search, replacement):
+        matches = _piece_matches(doc, s, lo)
+        if matches:
+            return _PlacedPiece(matches[0], s, r)
+    return None
+
+
+def _pick_placement(placements: list[list[_PlacedPiece]]) -> list[_PlacedPiece] | Failure:
+    if len(placements) > 1 and len(placements[0]) > 1:
+        # Placements that agree on every piece after the first differ only in how much the first '...' skips:
         # the elision is read as the shortest one (the nearest occurrence of the first piece).
-        tails: dict[tuple[int, ...], list] = {}
-        for c in chains:
-            key = tuple(p[0][0] for p in c[1:])
-            if key not in tails or c[0][0][0] > tails[key][0][0][0]:
-                tails[key] = c
-        chains = list(tails.values()) if all(tails) else chains
-    if len(chains) > 1:
-        lines = [c[0][0][0] + 1 for c in chains]
+        nearest: dict[tuple[int, ...], list[_PlacedPiece]] = {}
+        for placement in placements:
+            rest = tuple(p.at.line for p in placement[1:])
+            if rest not in nearest or placement[0].at.line > nearest[rest][0].at.line:
+                nearest[rest] = placement
+        placements = list(nearest.values())
+    if len(placements) > 1:
+        lines = [p[0].at.line + 1 for p in placements]
         return Failure(
             "ambiguous",
             "the elided search text matches several places (first piece at lines "
@@ -551,19 +628,11 @@ def find_elision(doc: Doc, s_lines: list[str], r_lines: list[str]) -> Match | Fa
             + "); include more lines before the '...'",
             candidates=lines,
         )
-    spans = []
-    for (i, off, tabsize, kind), sp, rp in chains[0]:
-        repl = build_replacement(doc.lines[i : i + len(sp)], sp, rp, kind, off, tabsize)
-        spans.append(doc.span(i, i + len(sp), repl))
-    (fi, *_), fsp, _ = chains[0][0]
-    (li, *_), lsp, _ = chains[0][-1]
-    return Match(spans, "elision", fi + 1, li + len(lsp))
+    return placements[0]
 
 
 def _fuzzy_windows(doc: Doc, s_lines: list[str], cutoff: float) -> list[tuple[float, int, int]]:
     """Scored candidate windows (similarity, start, end) found by anchoring search lines on similar lines."""
-    from rapidfuzz import fuzz, process  # imported on first use: keeps `import apply` cheap
-
     keys = doc.keys("unicode")
     s_keys = [unicode_fold(s).strip() for s in s_lines]
     m = len(s_lines)
@@ -602,47 +671,13 @@ def find_fuzzy(doc: Doc, s_lines: list[str], r_lines: list[str], hint: int | Non
     every non-blank line is similar (a typo, a renamed token), never when lines are missing or invented:
     applying those would delete or duplicate code.  The best window must clearly beat the runner-up.
     """
-    from rapidfuzz import fuzz, process
-
-    s_nb = [(k, unicode_fold(s).strip()) for k, s in enumerate(s_lines) if s.strip()]
-    if len(s_nb) < FUZZY_MIN_LINES or sum(len(t) for _, t in s_nb) < FUZZY_MIN_CHARS:
+    search = [(k, unicode_fold(s).strip()) for k, s in enumerate(s_lines) if s.strip()]  # non-blank lines
+    if len(search) < FUZZY_MIN_LINES or sum(len(t) for _, t in search) < FUZZY_MIN_CHARS:
         return None
     m = len(s_lines)
-    keys = doc.keys("unicode")
-    anchors = sorted(s_nb, key=lambda kt: -len(kt[1]))[:6]
-    starts: Counter[int] = Counter()
-    for k, text in anchors:
-        for _choice, _score, idx in process.extract(
-            text, keys, scorer=fuzz.ratio, score_cutoff=FUZZY_LINE_MIN * 100, limit=50
-        ):
-            starts[idx - k] += 1
-    weights = [len(t) for _, t in s_nb]
-    total_w = sum(weights)
-    scored: list[tuple[float, int]] = []
-    for i, _votes in starts.most_common(24):
-        if i < 0 or i + m > doc.n:
-            continue
-        ok = True
-        acc = 0.0
-        for (k, text), w in zip(s_nb, weights, strict=True):
-            fk = keys[i + k]
-            if not fk:
-                ok = False
-                break
-            r = fuzz.ratio(fk, text) / 100.0
-            if r < FUZZY_LINE_MIN:
-                ok = False
-                break
-            acc += r * w
-        if not ok:
-            continue
-        # blank layout must agree
-        if any((not keys[i + k]) != (not s_lines[k].strip()) for k in range(m)):
-            continue
-        scored.append((acc / total_w, i))
+    scored = _same_shape_windows(doc, s_lines, search)
     if not scored:
         return None
-    scored.sort(key=lambda t: (-t[0], t[1]))
     best, bi = scored[0]
     if best < FUZZY_THRESHOLD:
         return None
@@ -656,46 +691,89 @@ def find_fuzzy(doc: Doc, s_lines: list[str], r_lines: list[str], hint: int | Non
             candidates=[bi + 1],
         )
     file_lines = doc.lines[bi : bi + m]
-    uo = _uniform_offset(file_lines, s_lines)
-    if uo is None:
-        offs: Counter[int] = Counter(
-            _width(_indent(f), 4) - _width(_indent(s), 4) for f, s in zip(file_lines, s_lines, strict=True)
-            if s.strip() and f.strip()
-        )
-        uo = (offs.most_common(1)[0][0] if offs else 0, 4)
-    repl = build_replacement(file_lines, s_lines, r_lines, "unicode", uo[0], uo[1])
+    off, tabsize = _uniform_offset(file_lines, s_lines) or (_most_common_offset(file_lines, s_lines), 4)
+    repl = build_replacement(file_lines, s_lines, r_lines, "unicode", off, tabsize)
     return Match([doc.span(bi, bi + m, repl)], "fuzzy", bi + 1, bi + m, fuzzy=True, similarity=best)
 
 
-def find(doc: Doc, old: str, new: str, *, replace_all: bool = False, hint: int | None = None) -> Match | Failure:
+def _same_shape_windows(doc: Doc, s_lines: list[str], search: list[tuple[int, str]]) -> list[tuple[float, int]]:
+    """(similarity, first line) of the windows where every non-blank search line (``search``: index, key) has a
+    similar line and the blank lines agree, best first.  Candidate windows come from anchoring the longest
+    search lines on similar file lines."""
+    m = len(s_lines)
+    keys = doc.keys("unicode")
+    starts: Counter[int] = Counter()
+    for k, text in sorted(search, key=lambda kt: -len(kt[1]))[:6]:
+        for _choice, _score, idx in process.extract(
+            text, keys, scorer=fuzz.ratio, score_cutoff=FUZZY_LINE_MIN * 100, limit=50
+        ):
+            starts[idx - k] += 1
+    scored: list[tuple[float, int]] = []
+    for i, _votes in starts.most_common(24):
+        if i < 0 or i + m > doc.n:
+            continue
+        sim = _line_by_line_similarity(keys, i, search)
+        if sim is None or any((not keys[i + k]) != (not s_lines[k].strip()) for k in range(m)):
+            continue
+        scored.append((sim, i))
+    scored.sort(key=lambda t: (-t[0], t[1]))
+    return scored
+
+
+def _line_by_line_similarity(keys: list[str], start: int, search: list[tuple[int, str]]) -> float | None:
+    """Length-weighted similarity of the window at ``start``; None when one line is blank or too different."""
+    weighted = 0.0
+    for k, text in search:
+        line = keys[start + k]
+        if not line:
+            return None
+        r = fuzz.ratio(line, text) / 100.0
+        if r < FUZZY_LINE_MIN:
+            return None
+        weighted += r * len(text)
+    return weighted / sum(len(t) for _, t in search)
+
+
+def _most_common_offset(file_lines: list[str], s_lines: list[str]) -> int:
+    """The indent offset most lines share, when a fuzzy window's lines are not all shifted alike."""
+    offsets: Counter[int] = Counter(
+        _width(_indent(f), 4) - _width(_indent(s), 4) for f, s in zip(file_lines, s_lines, strict=True)
+        if s.strip() and f.strip()
+    )
+    return offsets.most_common(1)[0][0] if offsets else 0
+
+
+def run_ladder(doc: Doc, old: str, new: str, *, replace_all: bool = False,
+               hint: int | None = None) -> Match | Failure:
     """Run the ladder for one edit on a normalised document; ``old``/``new`` are normalised too."""
     if not old:
         return Failure("invalid", "old_string is empty")
-    res = find_exact(doc, old, new, hint, replace_all)
-    if res is not None:
-        return res
+    found = find_exact(doc, old, new, hint, replace_all)
+    if found is not None:
+        return found
     if replace_all:
-        return not_found(doc, old, new)
+        return not_found(doc, old, new)  # replace_all changes exact occurrences only
     s_lines = split_lines(old)
     r_lines = split_lines(new)
-    res = _line_rungs(doc, s_lines, r_lines, hint, LINE_RUNGS[:2], None)
-    if res is not None:
-        return res
+    found = _line_rungs(doc, s_lines, r_lines, hint, LINE_RUNGS[:2], None)
+    if found is not None:
+        return found
     trimmed = _trim_blank(s_lines, r_lines)
     if trimmed is not None:
-        res = _line_rungs(doc, trimmed[0], trimmed[1], hint, LINE_RUNGS[:2], "blank-lines")
-        if res is not None:
-            return res
-        s_lines, r_lines = trimmed
-    res = _line_rungs(doc, s_lines, r_lines, hint, LINE_RUNGS[2:], None)
-    if res is not None:
-        return res
+        found = _line_rungs(doc, trimmed[0], trimmed[1], hint, LINE_RUNGS[:2], "blank-lines")
+        if found is not None:
+            return found
+        s_lines, r_lines = trimmed  # rungs are cumulative: the looser ones keep this normalisation
+    found = _line_rungs(doc, s_lines, r_lines, hint, LINE_RUNGS[2:], None)
+    if found is not None:
+        return found
     elided = find_elision(doc, s_lines, r_lines)
     if isinstance(elided, Match):
         return elided
-    res = find_fuzzy(doc, s_lines, r_lines, hint)
-    if res is not None:
-        return res
+    # An elision refusal waits for the fuzzy rung: the '...' lines may be literal code, a typo away from the file.
+    found = find_fuzzy(doc, s_lines, r_lines, hint)
+    if found is not None:
+        return found
     if elided is not None:
         return elided
     return not_found(doc, old, new)
@@ -724,6 +802,7 @@ def _already_applied(doc: Doc, old: str, new: str) -> int | None:
 
 
 def closest_region(doc: Doc, old: str) -> tuple[int, int, float] | None:
+    """(first line, last line, similarity) of the region most like ``old``, to show the model on a miss."""
     s_lines = split_lines(old)
     if not s_lines or doc.n == 0:
         return None
@@ -735,12 +814,14 @@ def closest_region(doc: Doc, old: str) -> tuple[int, int, float] | None:
 
 
 def numbered(doc: Doc, first: int, last: int, limit: int = 30) -> str:
+    """Lines ``first``..``last`` (1-based, at most ``limit``) prefixed with their line numbers."""
     last = min(last, doc.n, first + limit - 1)
     width = len(str(last))
     return "\n".join(f"{n:>{width}} | {doc.lines[n - 1]}" for n in range(first, last + 1))
 
 
 def not_found(doc: Doc, old: str, new: str) -> Failure:
+    """The refusal of an edit no rung placed: already applied, else the closest region to copy from."""
     applied_at = _already_applied(doc, old, new)
     closest = closest_region(doc, old)
     if applied_at is not None:

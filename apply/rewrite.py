@@ -30,6 +30,8 @@ REWRITE_REQUEST = (
 
 
 def _placeholder_lines(new: str, old: str) -> list[tuple[int, str]]:
+    """(line number, text) of the rewrite's lines that stand for code left out; a line the old file has too
+    is the file's own text, not a placeholder."""
     old_lines = {ln.strip() for ln in old.split("\n")}
     out = []
     for n, ln in enumerate(new.split("\n"), 1):

@@ -14,8 +14,11 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-# extension -> (module, function returning the language pointer)
-_EXT: dict[str, tuple[str, str]] = {
+from ghostline.apply.diff import common_affix_lengths
+from tree_sitter import Language, Parser
+
+# extension -> grammar: (module, function returning the language pointer)
+_GRAMMARS: dict[str, tuple[str, str]] = {
     ".py": ("tree_sitter_python", "language"),
     ".pyi": ("tree_sitter_python", "language"),
     ".js": ("tree_sitter_javascript", "language"),
@@ -44,22 +47,21 @@ _EXT: dict[str, tuple[str, str]] = {
     ".yml": ("tree_sitter_yaml", "language"),
     ".toml": ("tree_sitter_toml", "language"),
 }
-_NAMES = {".bashrc": (".sh"), ".profile": ".sh", "Pipfile": ".toml", "Cargo.lock": ".toml"}
+_EXTENSION_OF_NAME = {".bashrc": ".sh", ".profile": ".sh", "Pipfile": ".toml", "Cargo.lock": ".toml"}
 
 _lock = threading.Lock()
-_parsers: dict[tuple[str, str], Any] = {}
-_trees: OrderedDict[tuple[str, str], Any] = OrderedDict()  # (lang key, sha1 of text) -> tree
+_parsers: dict[tuple[str, str], Any] = {}  # grammar -> parser (None: grammar unusable)
+# Recent parse trees, so that the text before an edit (often just read or just edited) is not parsed again and
+# the text after it is parsed incrementally.
+_trees: OrderedDict[tuple[str, str], Any] = OrderedDict()  # (grammar, sha1 of the text) -> tree
 _TREE_CACHE = 16
 
 
 def language_key(path: str | Path) -> tuple[str, str] | None:
+    """The grammar of a file, from its extension (or its name); None for languages the guard skips."""
     p = Path(path)
-    ext = _NAMES.get(p.name) or p.suffix.lower()
-    return _EXT.get(ext)
-
-
-def supported(path: str | Path) -> bool:
-    return language_key(path) is not None
+    ext = _EXTENSION_OF_NAME.get(p.name) or p.suffix.lower()
+    return _GRAMMARS.get(ext)
 
 
 def _parser(key: tuple[str, str]) -> Any | None:
@@ -67,9 +69,7 @@ def _parser(key: tuple[str, str]) -> Any | None:
         if key in _parsers:
             return _parsers[key]
         try:
-            from tree_sitter import Language, Parser
-
-            mod = importlib.import_module(key[0])
+            mod = importlib.import_module(key[0])  # grammars load lazily: one wheel per language
             parser = Parser(Language(getattr(mod, key[1])()))
         except Exception:  # grammar missing or ABI mismatch: the guard is skipped, never a crash
             parser = None
@@ -77,19 +77,19 @@ def _parser(key: tuple[str, str]) -> Any | None:
         return parser
 
 
-def _digest(data: bytes) -> str:
-    return hashlib.sha1(data).hexdigest()
+def _tree_key(key: tuple[str, str], data: bytes) -> tuple[str, str]:
+    return key[0] + key[1], hashlib.sha1(data).hexdigest()
 
 
 def _parse(key: tuple[str, str], data: bytes, old: tuple[Any, bytes] | None = None) -> Any | None:
     parser = _parser(key)
     if parser is None:
         return None
-    dg = _digest(data)
+    cache_key = _tree_key(key, data)
     with _lock:
-        tree = _trees.get((key[0] + key[1], dg))
+        tree = _trees.get(cache_key)
         if tree is not None:
-            _trees.move_to_end((key[0] + key[1], dg))
+            _trees.move_to_end(cache_key)
             return tree
     if old is not None:
         old_tree, old_data = old
@@ -97,7 +97,7 @@ def _parse(key: tuple[str, str], data: bytes, old: tuple[Any, bytes] | None = No
     else:
         tree = parser.parse(data)
     with _lock:
-        _trees[(key[0] + key[1], dg)] = tree
+        _trees[cache_key] = tree
         while len(_trees) > _TREE_CACHE:
             _trees.popitem(last=False)
     return tree
@@ -111,24 +111,8 @@ def _point(data: bytes, offset: int) -> tuple[int, int]:
 
 def _edited(old_tree: Any, old: bytes, new: bytes) -> Any:
     """A copy of ``old_tree`` told about the single changed byte range between ``old`` and ``new``."""
-    n = min(len(old), len(new))
-    # longest common prefix, then suffix (binary search on slice equality: a few C-speed compares)
-    lo, hi = 0, n
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if old[:mid] == new[:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    start = lo
-    lo, hi = 0, n - start
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if old[len(old) - mid :] == new[len(new) - mid :]:
-            lo = mid
-        else:
-            hi = mid - 1
-    end_old, end_new = len(old) - lo, len(new) - lo
+    prefix, suffix = common_affix_lengths(old, new)
+    start, end_old, end_new = prefix, len(old) - suffix, len(new) - suffix
     tree = old_tree.copy()
     tree.edit(
         start_byte=start,
@@ -181,7 +165,7 @@ def check(path: str | Path, before: str, after: str) -> str | None:
     b = before.encode("utf-8", "surrogatepass")
     a = after.encode("utf-8", "surrogatepass")
     with _lock:
-        old_tree = _trees.get((key[0] + key[1], _digest(b)))
+        old_tree = _trees.get(_tree_key(key, b))
     new_tree = _parse(key, a, (old_tree, b) if old_tree is not None else None)
     if new_tree is None or not new_tree.root_node.has_error:
         return None

@@ -43,6 +43,7 @@ class TextFile:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> TextFile:
+        """Decode by BOM, else as UTF-8, else as latin-1; NUL bytes without a BOM mean a binary file."""
         bom = b""
         if raw.startswith(codecs.BOM_UTF8):
             bom, encoding = codecs.BOM_UTF8, "utf-8"
@@ -67,6 +68,7 @@ class TextFile:
 
     @classmethod
     def from_text(cls, text: str, *, encoding: str = "utf-8", bom: bytes = b"") -> TextFile:
+        """The dominant newline is the most frequent one (ties go to ``\\n``, then CRLF over CR)."""
         if "\r" not in text:
             return cls(encoding, bom, text, "\n", text, [], [])
         crlf = text.count("\r\n")
@@ -101,14 +103,6 @@ class TextFile:
         line = bisect.bisect_right(norm_starts, norm_offset) - 1
         return orig_starts[line] + (norm_offset - norm_starts[line])
 
-    def splice(self, start: int, end: int, replacement: str) -> str:
-        """Replace ``norm[start:end]`` by ``replacement`` (``\\n`` newlines); returns the new original text."""
-        o_start = self.orig_offset(start)
-        o_end = self.orig_offset(end)
-        if self.newline != "\n":
-            replacement = replacement.replace("\n", self.newline)
-        return self.text[:o_start] + replacement + self.text[o_end:]
-
     def splice_many(self, spans: list[tuple[int, int, str]]) -> str:
         """Apply several non-overlapping replacements (norm offsets) at once."""
         out: list[str] = []
@@ -138,6 +132,18 @@ class TextFile:
             return new_text[:-2] if new_text.endswith("\r\n") else new_text[:-1]
         return new_text
 
+    def with_text(self, text: str) -> TextFile:
+        """The file holding ``text`` instead, in the same encoding and BOM (the file after an edit)."""
+        return TextFile.from_text(text, encoding=self.encoding, bom=self.bom)
+
+    def with_replacements(self, spans: list[tuple[int, int, str]]) -> TextFile:
+        """The file with ``spans`` (norm offsets) replaced; its final-newline state is kept."""
+        return self.with_text(self.fix_final_newline(self.splice_many(spans)))
+
+    def in_file_newlines(self, norm_text: str) -> str:
+        """``norm_text`` (``\\n`` newlines) written with this file's dominant newline."""
+        return norm_text.replace("\n", self.newline)
+
     def encode(self, text: str) -> bytes:
         try:
             return self.bom + text.encode(self.encoding)
@@ -149,6 +155,7 @@ class TextFile:
 
 
 def normalize_newlines(s: str) -> str:
+    """``s`` with CRLF and CR newlines turned into ``\\n``."""
     if "\r" not in s:
         return s
     return s.replace("\r\n", "\n").replace("\r", "\n")

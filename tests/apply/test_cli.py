@@ -94,3 +94,29 @@ def test_apply_reads_stdin(tmp_path):
     r = CliRunner().invoke(app(), ["apply", "-", "--root", str(tmp_path)], input=diff)
     assert r.exit_code == 0, r.output
     assert (tmp_path / "m.py").read_text() == "x = 1\ny = 4\n"
+
+
+def test_apply_resolves_a_near_miss_file_name(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "util.py").write_text("x = 1\n")
+    (tmp_path / "node_modules").mkdir()
+    (tmp_path / "node_modules" / "util.py").write_text("x = 1\n")  # a second candidate, were it listed
+    edits = tmp_path / "edits.txt"
+    edits.write_text("util.py\n<<<<<<< SEARCH\nx = 1\n=======\nx = 2\n>>>>>>> REPLACE\n")
+    r = CliRunner().invoke(app(), ["apply", str(edits), "--root", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert "applied pkg/util.py" in r.stdout
+    assert (tmp_path / "pkg" / "util.py").read_text() == "x = 2\n"
+    assert (tmp_path / "node_modules" / "util.py").read_text() == "x = 1\n"
+
+
+def test_project_files_gives_up_on_huge_trees(tmp_path, monkeypatch):
+    from ghostline.agent.commands import apply as apply_command
+
+    for name in ("a.py", "b.py", "c.py"):
+        (tmp_path / name).write_text("")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("")
+    assert sorted(apply_command.project_files(tmp_path)) == ["a.py", "b.py", "c.py"]
+    monkeypatch.setattr(apply_command, "_MAX_FILES", 2)
+    assert apply_command.project_files(tmp_path) == []

@@ -62,9 +62,20 @@ def load(path, encoding="utf-8"):
 
 def test_search_replace_filename_forms_and_near_miss(root):
     text = "**io_utils.py**\n```\n<<<<<<< SEARCH\nimport os\n=======\nimport os\nimport sys\n>>>>>>> REPLACE\n```\n"
+    # without a list of the existing files the path is taken as written
     results = apply_text(text, root)
+    assert not results[0].applied and results[0].rung == "not-found" and read(root) == SRC
+    results = apply_text(text, root, existing_files=lambda: ["README.md", "pkg/io_utils.py", "pkg/other.py"])
     assert results[0].applied and results[0].path == "pkg/io_utils.py"
     assert read(root).startswith("import os\nimport sys\n")
+
+
+def test_existing_files_are_listed_only_for_a_missing_path(root):
+    def no_listing():
+        raise AssertionError("listed the files for a path that exists")
+
+    text = "pkg/io_utils.py\n<<<<<<< SEARCH\nimport os\n=======\nimport io\n>>>>>>> REPLACE\n"
+    assert apply_text(text, root, existing_files=no_listing)[0].applied
 
 
 def test_search_replace_new_file_and_failures(root):

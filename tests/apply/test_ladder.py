@@ -272,7 +272,7 @@ def test_internal_error_is_a_refusal_not_a_crash(py, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(ladder, "find", boom)
+    monkeypatch.setattr(ladder, "find_exact", boom)  # the ladder's first rung
     r = apply_edit(py, "x", "y")
     assert not r.applied and r.rung == "error" and "internal error" in r.error
     assert py.read_text() == PY
