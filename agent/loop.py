@@ -71,6 +71,7 @@ class CheckpointsLike(Protocol):
 
     def snapshot(self, label: str) -> str | None: ...
     def undo(self, session: str | None = None, turns: int = 1) -> tuple[Any, list[str]]: ...
+    def session_diff(self, session: str | None) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -289,11 +290,16 @@ class AgentLoop:
     # -- compaction --------------------------------------------------------------------------------------
 
     async def compact(self, focus: str | None = None) -> AsyncIterator[ev.Event]:
-        """/compact [focus]: summarise now; yields Compaction events (none without a compactor)."""
+        """/compact [focus]: summarise now; yields Compaction events (none without a compactor, and none when the
+        summary would not be smaller than what it replaces: a short conversation stays as it is)."""
         if self.compactor is None:
             return
-        result = await self.compactor.compact_now(self.system, self.registry.specs(), self.messages, focus=focus)
-        for e in self._adopt(*result):
+        tools = self.registry.specs()
+        before = self.compactor.estimate(self.system, tools, self.messages)
+        new_messages, stages = await self.compactor.compact_now(self.system, tools, self.messages, focus=focus)
+        if self.compactor.estimate(self.system, tools, new_messages) >= before:
+            return
+        for e in self._adopt(new_messages, stages):
             yield e
 
     async def _compact_before_call(self) -> AsyncIterator[ev.Event]:
@@ -397,6 +403,26 @@ class AgentLoop:
         tokens = self.compactor.estimate(self.system, self.registry.specs(), self.messages)
         return ContextUsage(tokens, self.compactor.effective_window)
 
+    def context_parts(self, instructions: str = "") -> list[tuple[str, int]]:
+        """/context: what fills the window — the system prompt, the project instructions in it, the tool
+        definitions, the conversation (counted as compaction counts them)."""
+        if self.compactor is None:
+            return []
+        count, tools = self.compactor.estimate, self.registry.specs()
+        base = self.system.replace(instructions, "") if instructions else self.system
+        parts = [("system prompt", count(base, [], [])), ("instructions (AGENT.md)", count(instructions, [], [])),
+                 ("tool definitions", count("", tools, [])), ("conversation", count("", [], self.messages))]
+        return [(name, n) for name, n in parts if n or name == "conversation"]
+
+    def session_diff(self) -> str:
+        """/diff: every change to the files since the session's first checkpoint (shell-made ones too)."""
+        if self.checkpoints is None:
+            raise UndoError("checkpoints are not available here (not a git repository, or git is missing)")
+        try:
+            return self.checkpoints.session_diff(self.session.id if self.session is not None else None)
+        except Exception as exc:  # CheckpointError and git failures: one line
+            raise UndoError(str(exc)) from None
+
     def set_approval_mode(self, mode: str) -> None:
         self.ctx.approval = mode
 
@@ -421,9 +447,8 @@ class AgentLoop:
                 f"{': ' + files if changed else ''}. Re-read files before editing them.]")
         return self._emit(ev.ContextNote(text, "undo"))  # type: ignore[return-value]
 
-    async def shell(self, command: str) -> AsyncIterator[ev.Event]:
+    async def shell(self, command: str, call_id: str) -> AsyncIterator[ev.Event]:
         """`!command`: run it in the sandbox; its live output, then its result (which the model will read)."""
-        call_id = f"shell-{len(self.messages)}-{self.stats.num_turns}"
         live: asyncio.Queue[ev.Event] = asyncio.Queue()
         task = asyncio.ensure_future(run_user_shell(command, call_id, self.ctx,
                                                     lambda text: live.put_nowait(ev.ToolOutput(call_id, text))))

@@ -180,6 +180,37 @@ class PreparedRun:
     sandbox_report: dict[str, Any]
     changed_before: dict[str, str]
     started: float
+    config: Config
+    base_url: str | None = None
+    instructions: str = ""
+    resumed: bool = False
+    _start_recorded: bool = False
+
+    def record_start(self) -> ev.SessionStarted:
+        """The run's first event in the session (also what makes a new session's file appear)."""
+        rep = self.sandbox_report
+        start = ev.SessionStarted(self.session.id, self.model_label, str(self.cwd), rep["mode"], rep["approval"],
+                                  rep["level"], resumed=self.resumed)
+        if not self._start_recorded:
+            self._start_recorded = True
+            self.session.append(start.to_dict())
+        return start
+
+
+def switch_model(run: PreparedRun, spec: str) -> Provider:
+    """/model: the next turns go to `spec`. Returns the provider it replaced (the caller closes it).
+    Raises ConfigError for an unknown provider or a missing key, leaving the run as it was."""
+    from ghostline.agent.models import cost_usd, make_provider, model_info
+
+    provider = make_provider(spec, base_url=run.base_url, overrides=run.config.models,
+                             retry=_retry_policy(run.config.retry))
+    info = model_info(spec, run.config.models)
+    old = run.loop.provider
+    run.loop.set_provider(provider, cost_of=lambda u: cost_usd(u, info),
+                          max_output_tokens=min(run.config.max_output_tokens, info.max_output_tokens))
+    run.model_label = provider_label(spec)
+    run.session.append({"type": "model_changed", "model": spec})
+    return old
 
 
 def _verification(opts: RunOptions) -> Any:
@@ -229,7 +260,7 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Approver | None =
     approval = opts.approval or cfg.approval or ("auto" if headless else "ask")
     sandbox_mode = opts.sandbox or cfg.sandbox
     network = opts.network if opts.network is not None else (cfg.network or sandbox_mode == "full-access")
-    model_spec = opts.model or cfg.model or (session.meta().get("model") if session else None)
+    model_spec = opts.model or cfg.model or (session.current_model() if session else None)
 
     from ghostline.agent.models import cost_usd, make_provider, model_info
 
@@ -278,7 +309,9 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Approver | None =
     )
     return PreparedRun(loop=loop, session=session, cwd=cwd, root=root, is_git=is_git,
                        model_label=provider_label(model_spec), sandbox_report=sandbox_report,
-                       changed_before=_git_status_files(root) if is_git else {}, started=started)
+                       changed_before=_git_status_files(root) if is_git else {}, started=started, config=cfg,
+                       base_url=opts.base_url or cfg.base_url, instructions=instructions,
+                       resumed=bool(opts.resume or opts.cont))
 
 
 def finish_run(run: PreparedRun, final: ev.Event | None, interrupted: bool) -> dict[str, Any]:
@@ -310,10 +343,7 @@ def _run_task(opts: RunOptions) -> int:
     rep = run.sandbox_report
     renderer.header(f"ghostline · {run.model_label} · {run.cwd} · sandbox {rep['mode']} ({rep['level']}) · "
                     f"approval {rep['approval']} · session {session.id}")
-    start_event = ev.SessionStarted(session.id, run.model_label, str(run.cwd), rep["mode"], rep["approval"],
-                                    rep["level"], resumed=bool(opts.resume or opts.cont))
-    session.append(start_event.to_dict())
-    renderer.handle(start_event)
+    renderer.handle(run.record_start())
 
     final: ev.Event | None = None
     interrupted = False

@@ -159,6 +159,14 @@ class Session:
                 return r
         return {}
 
+    def current_model(self) -> str | None:
+        """The model the session last used (/model may have switched it)."""
+        model = None
+        for r in self.records():
+            if r.get("type") in ("session_meta", "model_changed"):
+                model = r.get("model") or model
+        return model if model != "(no model)" else None
+
     def transcript(self) -> list[Message]:
         messages: list[Message] = []
         if self._pending_meta is not None:

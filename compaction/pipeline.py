@@ -73,6 +73,10 @@ MAX_PROACTIVE_ATTEMPTS = 3  # auto-compact attempts above the hard threshold, ea
 Result = tuple[list[Message], list[CompactionEvent]]
 
 
+# The verbatim tail a /compact keeps (tokens); the rest becomes the summary.
+FORCED_RECENT_TOKENS = 4000
+
+
 class Compactor:
     def __init__(
         self,
@@ -190,8 +194,10 @@ class Compactor:
         self.ledger.ingest(messages)
         run = self._run(system, tools)
         msgs = budget(run, messages)
-        msgs = await self._collapser.collapse(run, msgs, self.config.recent_budget(self.effective_window),
-                                              focus=focus, force=True)
+        # Asked for, compaction summarises all but the last exchanges, however large the window: with a 1M-token
+        # model the automatic recent window would hold the whole conversation and nothing would shrink.
+        recent = min(self.config.recent_budget(self.effective_window), FORCED_RECENT_TOKENS)
+        msgs = await self._collapser.collapse(run, msgs, recent, focus=focus, force=True)
         if run.fill() > self.config.hard_at:
             msgs = await auto_compact(run, self._collapser, msgs, 0, reason="above the hard threshold", focus=focus)
         return self._finish(run, messages, msgs)

@@ -1,4 +1,8 @@
-"""The approval modal: what the tool is about to do (command, or a diff preview), Allow once / Deny."""
+"""The approval dialog: what the call would do (the command, or a diff), and the four answers.
+
+y allows once, a allows and remembers the suggested rule (shown), n or Esc denies, r denies with a reason the
+model is told. The preview scrolls inside the dialog; the key hints stay on screen at any size.
+"""
 
 from __future__ import annotations
 
@@ -9,64 +13,89 @@ from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Input, Static
 
 
 class ApprovalScreen(ModalScreen[ApprovalAnswer]):
-    """Dismisses with the answer: allow once, or deny."""
-
     DEFAULT_CSS = """
     ApprovalScreen { align: center middle; }
-    ApprovalScreen > Vertical { width: 90%; max-width: 130; height: auto; max-height: 90%;
-                                border: thick $warning; background: $surface; padding: 1 2; }
-    ApprovalScreen #title { text-style: bold; color: $warning; }
-    ApprovalScreen #reason { color: $text-muted; margin-bottom: 1; }
-    ApprovalScreen VerticalScroll { height: auto; max-height: 30; border: round $panel; }
-    ApprovalScreen Horizontal { height: auto; margin-top: 1; align-horizontal: right; }
-    ApprovalScreen Button { margin-left: 2; }
+    ApprovalScreen > Vertical { width: 96%; max-width: 140; height: auto; max-height: 100%;
+                                border: thick $warning; background: $surface; padding: 0 1; }
+    ApprovalScreen #title { text-style: bold; color: $warning; height: auto; }
+    ApprovalScreen #reason { color: $text-muted; height: auto; }
+    ApprovalScreen #preview-box { height: auto; max-height: 100%; border: round $panel; }
+    ApprovalScreen #keys { dock: bottom; height: auto; color: $text; background: $boost; }
+    ApprovalScreen #why { dock: bottom; }
     """
 
     BINDINGS = [
         Binding("y", "allow", "Allow once"),
+        Binding("a", "always", "Always allow"),
         Binding("n", "deny", "Deny"),
         Binding("escape", "deny", "Deny", show=False),
+        Binding("r", "explain", "Deny with a reason"),
+        Binding("pageup", "scroll(-1)", show=False),
+        Binding("pagedown", "scroll(1)", show=False),
     ]
 
     def __init__(self, request: ApprovalRequest) -> None:
         super().__init__()
         self.request = request
-        self.reason = request.reason
-        preview = request.preview
-        self.kind = preview.kind if preview else "text"
-        self.preview_text = preview.text if preview else json.dumps(request.args, indent=2, ensure_ascii=False)
 
     def compose(self) -> ComposeResult:
+        r = self.request
         with Vertical():
-            yield Static(Text(f"Allow {self.request.title}?"), id="title")
-            yield Static(Text(f"Needs approval: {self.reason}"), id="reason")
-            with VerticalScroll():
-                if self.kind == "diff":
-                    yield Static(Syntax(self.preview_text, "diff", theme="ansi_dark", word_wrap=True), id="preview")
-                elif self.kind == "command":
-                    yield Static(Syntax(self.preview_text, "bash", theme="ansi_dark", word_wrap=True),
-                                 id="preview")
-                else:
-                    yield Static(Text(self.preview_text), id="preview")
-            with Horizontal():
-                yield Button("Allow once (y)", variant="success", id="allow")
-                yield Button("Deny (n)", variant="error", id="deny")
+            yield Static(Text(f"Allow {r.title}?"), id="title")
+            yield Static(Text(f"needs approval: {r.reason}"), id="reason")
+            yield Static(self._keys(), id="keys")
+            with VerticalScroll(id="preview-box"):
+                yield Static(self._preview(), id="preview")
 
-    def on_mount(self) -> None:
-        self.query_one("#deny", Button).focus()  # Enter alone never allows
+    def _keys(self) -> Text:
+        keys = Text()
+        for key, label in (("y", "allow once"), ("a", f"always allow `{self.request.suggested_rule}`"),
+                           ("n", "deny"), ("r", "deny with a reason")):
+            keys.append(f" {key} ", "reverse bold")
+            keys.append(f" {label}  ")
+        return keys
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.dismiss(ApprovalAnswer(event.button.id == "allow"))
+    def _preview(self) -> Syntax | Text:
+        p = self.request.preview
+        if p is None:
+            return Text(json.dumps(self.request.args, indent=2, ensure_ascii=False))
+        if p.kind == "diff":
+            return Syntax(p.text, "diff", theme="ansi_dark", word_wrap=True)
+        if p.kind == "command":
+            return Syntax(p.text, "bash", theme="ansi_dark", word_wrap=True)
+        return Text(p.text)
 
     def action_allow(self) -> None:
         self.dismiss(ApprovalAnswer(True))
 
-    def action_deny(self) -> None:
+    def action_always(self) -> None:
+        self.dismiss(ApprovalAnswer(True, always=True))
+
+    async def action_deny(self) -> None:
+        why = self.query("#why")
+        if why:  # Esc while typing a reason: back to the choice
+            await why.remove()
+            self.query_one("#preview-box").focus()
+            return
         self.dismiss(ApprovalAnswer.deny())
+
+    async def action_explain(self) -> None:
+        if not self.query("#why"):
+            box = Input(placeholder="why not? (Enter sends the denial and this reason to the model; Esc goes back)",
+                        id="why")
+            await self.query_one(Vertical).mount(box)
+            box.focus()
+
+    def action_scroll(self, pages: int) -> None:
+        box = self.query_one("#preview-box", VerticalScroll)
+        box.scroll_to(y=box.scroll_y + pages * max(box.size.height - 1, 1), animate=False)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(ApprovalAnswer.deny(event.value.strip()))

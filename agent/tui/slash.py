@@ -1,37 +1,61 @@
-"""Slash commands typed in the TUI's input box: parsing and help text (no Textual here)."""
+"""Slash commands typed in the TUI's input box: the table, parsing and help text (no Textual here).
+
+The same table feeds the completion popup as `/` is typed and the command palette (Ctrl+P).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-COMMANDS: dict[str, tuple[str, str]] = {
-    "help": ("", "show this list"),
-    "undo": ("[N]", "restore the files as they were before the last N turns that changed them (default 1)"),
-    "compact": ("[focus]", "summarise the conversation now, optionally focusing the summary on something"),
-    "sessions": ("", "list the saved sessions of this directory"),
-    "resume": ("ID", "switch to a saved session"),
-    "new": ("", "start a new session (this one stays saved)"),
-    "quit": ("", "leave (also /exit, Ctrl+D on an empty input, Ctrl+C twice)"),
-}
-ALIASES = {"exit": "quit", "q": "quit", "?": "help", "clear": "new"}
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    args: str
+    description: str
+    while_busy: bool = False  # may run while a turn runs (the others wait for it, or for Ctrl+C)
+
+
+BUILTIN: tuple[CommandSpec, ...] = (
+    CommandSpec("help", "", "the commands and keys", while_busy=True),
+    CommandSpec("model", "[PROVIDER:NAME]", "show or switch the model for the next turns"),
+    CommandSpec("approval", "[ask|auto-edit|auto]", "show or switch the approval mode (Shift+Tab cycles)",
+                while_busy=True),
+    CommandSpec("compact", "[focus]", "summarise the conversation now, optionally focusing the summary"),
+    CommandSpec("context", "", "what fills the context window, by part", while_busy=True),
+    CommandSpec("cost", "", "tokens and cost of this session", while_busy=True),
+    CommandSpec("diff", "", "every change this session made to the files, coloured"),
+    CommandSpec("undo", "[N]", "restore the files as they were before the last N turns that changed them"),
+    CommandSpec("init", "", "ask the agent to draft an AGENT.md for this repository"),
+    CommandSpec("sessions", "", "the saved sessions of this directory", while_busy=True),
+    CommandSpec("resume", "ID", "switch to a saved session"),
+    CommandSpec("new", "", "start a new session (this one stays saved)"),
+    CommandSpec("clear", "", "start afresh: a new session with an empty conversation"),
+    CommandSpec("exit", "", "leave (also Ctrl+D on an empty input, Ctrl+C twice)", while_busy=True),
+)
+ALIASES = {"quit": "exit", "q": "exit", "?": "help", "reset": "clear"}
 
 
 @dataclass
-class SlashCommand:
+class Invocation:
     name: str  # canonical name, or the unknown name as typed
     arg: str
-    known: bool
+    spec: CommandSpec | None
+
+    @property
+    def known(self) -> bool:
+        return self.spec is not None
 
 
-def parse(text: str) -> SlashCommand | None:
-    """`/name rest` → SlashCommand; None when the text is not a slash command (`//x` sends `/x` as text)."""
+def parse(text: str, commands: tuple[CommandSpec, ...] = BUILTIN) -> Invocation | None:
+    """`/name rest` → Invocation; None when the text is not a slash command (`//x` sends `/x` as text)."""
     s = text.strip()
     if not s.startswith("/") or s.startswith("//") or len(s) == 1:
         return None
     head, _, rest = s[1:].partition(" ")
-    name = head.lower()
-    name = ALIASES.get(name, name)
-    return SlashCommand(name, rest.strip(), name in COMMANDS)
+    name = ALIASES.get(head.lower(), head.lower())
+    spec = next((c for c in commands if c.name == name), None)
+    return Invocation(name, rest.strip(), spec)
 
 
 def unescape(text: str) -> str:
@@ -40,16 +64,20 @@ def unescape(text: str) -> str:
     return s[1:] if s.startswith("//") else text
 
 
-def help_text() -> str:
+KEYS = (
+    "Keys: Enter sends · Alt+Enter / Ctrl+J / Shift+Enter add a line · Esc or Ctrl+C interrupts the running turn "
+    "· Ctrl+C twice or Ctrl+D on an empty input quits · Shift+Tab cycles the approval mode · Ctrl+O shows the "
+    "latest tool output · PageUp/PageDown scroll, End jumps to the latest · Ctrl+P opens the command palette.",
+    "Input: @path attaches a file · !command runs a shell command (its output goes to the model) · a message "
+    "typed while a turn runs is queued · // sends a leading slash.",
+)
+
+
+def help_text(commands: tuple[CommandSpec, ...] = BUILTIN) -> str:
     lines = ["Commands:"]
-    for name, (args, desc) in COMMANDS.items():
-        lines.append(f"  /{name}{(' ' + args) if args else ''}  —  {desc}")
-    lines += [
-        "Keys: Enter sends · Shift+Enter / Ctrl+J / Alt+Enter adds a line · Ctrl+C cancels the running turn "
-        "(twice quits) · Ctrl+D on an empty input quits · Tab/Enter on a tool line shows its output.",
-        "Start a message with // to send a leading slash.",
-    ]
-    return "\n".join(lines)
+    for c in commands:
+        lines.append(f"  /{c.name}{(' ' + c.args) if c.args else ''}  —  {c.description}")
+    return "\n".join([*lines, *KEYS])
 
 
 def parse_count(arg: str, default: int = 1) -> int:

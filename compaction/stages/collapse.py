@@ -31,7 +31,7 @@ class Collapser:
                        force: bool = False, stage: str = "collapse", reason: str = "") -> list[Message]:
         before = run.tokens
         ledger_text = self.ledger.render(run.counter.count, run.cfg.ledger_budget(run.eff), self.save_ledger())
-        cut = self.choose_cut(run, msgs, self._recent_budget(run, ledger_text, recent_budget))
+        cut = self.choose_cut(run, msgs, self._recent_budget(run, ledger_text, recent_budget, asked=force))
         if cut is None:
             return msgs
         prefix, recent = msgs[:cut], msgs[cut:]
@@ -55,16 +55,17 @@ class Collapser:
     def _reinjects(self, run: RunContext) -> bool:
         return bool(self.instructions) and self.instructions not in run.system
 
-    def _recent_budget(self, run: RunContext, ledger_text: str, wanted: int) -> int:
+    def _recent_budget(self, run: RunContext, ledger_text: str, wanted: int, *, asked: bool = False) -> int:
         """The recent window gets what is left under the collapse target once the stable prefix (system, tools),
-        the instructions, the summary and the ledger are counted (never less than 5% of the window)."""
+        the instructions, the summary and the ledger are counted (never less than 5% of the window, unless the
+        user asked for the compaction: then `wanted` is what they get)."""
         cfg = run.cfg
         head_tokens = (run.counter.count(ledger_text) + cfg.summary_budget(run.eff) + HEAD_OVERHEAD
                        + OUTPUT_LINE_TOKENS * cfg.summary_recent_outputs)
         if self._reinjects(run):
             head_tokens += run.counter.count(self.instructions)
         avail = int(cfg.collapse_target * run.eff) - run.acct.calibrated(run.base + head_tokens)
-        return max(int(0.05 * run.eff), min(wanted, avail))
+        return min(wanted, avail) if asked else max(int(0.05 * run.eff), min(wanted, avail))
 
     def choose_cut(self, run: RunContext, msgs: list[Message], recent_budget: int) -> int | None:
         """Index of the first message kept verbatim: an assistant message, with the tail within budget when

@@ -286,7 +286,7 @@ async def test_a_running_command_streams_its_output_and_the_user_can_run_one_too
     assert live == "one\ntwo\n"
     result = next(e for e in events if isinstance(e, ev.ToolResultEvent))
     assert events.index(result) > max(i for i, e in enumerate(events) if isinstance(e, ev.ToolOutput))
-    shell = [e async for e in loop.shell("echo from-user; exit 3")]
+    shell = [e async for e in loop.shell("echo from-user; exit 3", "s1")]
     assert [e.type for e in shell][-1] == "shell_run" and shell[-1].exit_code == 3
     assert "".join(e.text for e in shell if isinstance(e, ev.ToolOutput)) == "from-user\n"
     # the model reads it with the next message
