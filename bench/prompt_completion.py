@@ -67,7 +67,7 @@ def timed(fn, repeat: int, setup=lambda: None) -> tuple[float, float, float, obj
 
 def typing_rows(paths: list[str], repeat: int) -> list[dict]:
     rows = []
-    word = "walker_handler"
+    word = "session_token"
     for n in range(1, len(word) + 1):  # each keystroke narrows the previous query's survivors
         def after_previous_keystroke(n: int = n) -> PathMatcher:
             m = PathMatcher(paths)

@@ -27,6 +27,8 @@ CommandSpec = tuple[str, str, str]
 CommandSource = Callable[[], Iterable[CommandSpec]]
 
 MAX_CANDIDATES = 50
+ALIGNMENT_RANK_MAX = 1500  # scattered matches beyond this many are ranked by length alone (speed)
+WORD_SEPARATORS = frozenset("/_-. ")
 FILES_MAX_AGE_S = 30.0
 
 
@@ -79,8 +81,9 @@ def slash_candidates(commands: Iterable[CommandSpec], query: str) -> list[Candid
 class PathMatcher:
     """fzf-like matching of a query against repository paths: every character of the query, in order,
     case-insensitively; ranked by where they fall (the file name starts with the query, contains it, the path
-    contains it, the name holds them scattered, the path does), shorter paths first. A query that matches no
-    path at all (a typo) gets rapidfuzz's nearest file names instead."""
+    contains it, the name holds them scattered, the path does), shorter paths first, scattered ones by how
+    compactly they align (rapidfuzz). A query that matches no path at all (a typo) gets rapidfuzz's nearest
+    file names instead."""
 
     def __init__(self, paths: Sequence[str]) -> None:
         self.paths = list(paths)
@@ -117,25 +120,60 @@ class PathMatcher:
     def _rank(self, q: str, survivors: list[int], limit: int) -> list[int]:
         names, low = self._names, self._low
         in_name = _subsequence(q)
-        tiers: list[Callable[[int], bool]] = [
-            lambda i: names[i].startswith(q),
-            lambda i: q in names[i],
-            lambda i: q in low[i],
-            lambda i: in_name.match(names[i]) is not None,
-            lambda i: True,
+        tiers: list[tuple[Callable[[int], bool], bool | None]] = [  # (membership, scattered in the name?)
+            (lambda i: names[i].startswith(q), None),
+            (lambda i: q in names[i], None),
+            (lambda i: q in low[i], None),
+            (lambda i: in_name.match(names[i]) is not None, True),
+            (lambda i: True, False),
         ]
         out: list[int] = []
         rest = survivors
-        for in_tier in tiers:
+        for in_tier, scattered_in_name in tiers:
             tier, rest = _split(rest, in_tier)
-            out += heapq.nsmallest(limit - len(out), tier, key=lambda i: (len(low[i]), low[i]))
+            want = limit - len(out)
+            if scattered_in_name is not None and len(tier) <= ALIGNMENT_RANK_MAX:
+                out += self._most_compact(q, tier, scattered_in_name, want)
+            else:
+                out += heapq.nsmallest(want, tier, key=lambda i: (len(low[i]), low[i]))
             if len(out) >= limit or not rest:
                 break
         return out
 
+    def _most_compact(self, q: str, tier: list[int], in_name: bool, n: int) -> list[int]:
+        """Scattered matches, best aligned first (render_widget before frontend_widget for "rendwid")."""
+        def key(i: int) -> tuple[int, int]:
+            text = self.paths[i]
+            if in_name:
+                text = text[text.rfind("/") + 1:]
+            return -alignment_score(q, text), len(self._low[i])
+        return heapq.nsmallest(n, tier, key=key)
+
     def _nearest_names(self, q: str, limit: int) -> list[int]:
         hits = process.extract(q, self._names, scorer=fuzz.ratio, limit=limit, score_cutoff=60)
         return [i for _, _, i in hits]
+
+
+def alignment_score(q: str, text: str) -> int:
+    """How well the lower-case query `q` aligns with `text` (which must hold it in order), as fzf judges it:
+    in the shortest window holding it, characters at word starts (after a separator, or a camelCase hump)
+    and characters right after the previous match count; the window's gaps cost."""
+    low = text.lower()
+    if len(low) != len(text):  # a few characters change length when lowered: no camelCase humps then
+        text = low
+    end = -1
+    for ch in q:  # the end of the first match
+        end = low.index(ch, end + 1)
+    start = end + 1
+    for ch in reversed(q):  # from there back: the latest start, so the shortest window
+        start = low.rindex(ch, 0, start)
+    score, j, previous = 0, 0, -2
+    for i in range(start, end + 1):
+        if j < len(q) and low[i] == q[j]:
+            at_word_start = i == 0 or text[i - 1] in WORD_SEPARATORS or (text[i].isupper() and text[i - 1].islower())
+            score += 3 * at_word_start + 2 * (previous == i - 1)
+            previous, j = i, j + 1
+    return score - (end - start + 1 - len(q))
 
 
 def _subsequence(q: str) -> re.Pattern[str]:

@@ -48,6 +48,12 @@ def test_path_ranking_prefers_names_then_shorter_paths():
     assert m.match("")[0] == "README.md"  # no query: the shallowest paths
 
 
+def test_scattered_matches_rank_by_alignment_not_length():
+    m = PathMatcher(["fe/frontend_widget.py", "src/ui/render_widget.rs", "x/RenderWidget.tsx", "x/rowwise.py"])
+    assert m.match("rendwid")[:2] == ["x/RenderWidget.tsx", "src/ui/render_widget.rs"]
+    assert m.match("rw")[0] == "x/RenderWidget.tsx"  # camelCase humps are word starts
+
+
 def test_path_matching_narrows_and_widens_again():
     m = PathMatcher(PATHS)
     assert m.match("w")
