@@ -190,7 +190,8 @@ def _split(items: list[int], pred: Callable[[int], bool]) -> tuple[list[int], li
 
 
 class RepoFiles:
-    """The repository's files for @-completion: listed off the UI thread, kept, re-listed once stale."""
+    """The repository's files for @-completion: listed in a daemon thread (an exit never waits for a listing
+    of a huge tree), kept, listed again once stale; the old list serves meanwhile."""
 
     def __init__(self, root: Path, max_age_s: float = FILES_MAX_AGE_S) -> None:
         self.root = root
@@ -198,25 +199,35 @@ class RepoFiles:
         self.matcher = PathMatcher([])
         self.built_at: float | None = None
         self._lock = threading.Lock()
-        self._building = False
+        self._listing: threading.Event | None = None  # set when the running listing ends
 
-    def claim_build(self) -> bool:
-        """True (and the caller must run `build`) when the list is missing or stale and no build is running."""
+    def refresh(self, on_done: Callable[[], None] = lambda: None) -> bool:
+        """Start a listing when the list is missing or stale and none runs; `on_done` is then called from
+        the listing's thread. True when one was started."""
         with self._lock:
             fresh = self.built_at is not None and time.monotonic() - self.built_at < self.max_age_s
-            if fresh or self._building:
+            if fresh or (self._listing is not None and not self._listing.is_set()):
                 return False
-            self._building = True
-            return True
+            self._listing = done = threading.Event()
+        threading.Thread(target=self._list, args=(done, on_done), name="ghostline-repo-files", daemon=True).start()
+        return True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the running listing, if any; False on timeout."""
+        listing = self._listing
+        return listing is None or listing.wait(timeout)
+
+    def _list(self, done: threading.Event, on_done: Callable[[], None]) -> None:
+        try:
+            self.build()
+        finally:
+            done.set()
+        on_done()
 
     def build(self) -> None:
-        """List the files (blocking: run it in a thread). The old list serves until the new one is ready."""
-        try:
-            matcher = PathMatcher(list_repo_files(self.root))
-            self.matcher, self.built_at = matcher, time.monotonic()
-        finally:
-            with self._lock:
-                self._building = False
+        """List the files now (blocking)."""
+        matcher = PathMatcher(list_repo_files(self.root))
+        self.matcher, self.built_at = matcher, time.monotonic()
 
     def candidates(self, query: str) -> list[Candidate]:
         return [Candidate(f"@{p} ", p) for p in self.matcher.match(query)]

@@ -16,6 +16,7 @@ sends. The completion list is a sibling overlay mounted just before the box, so 
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,8 @@ class PromptInput(TextArea):
     def on_mount(self) -> None:
         if self.parent is not None:
             self.parent.mount(self.popup, before=self)
+        if self.files is not None:  # after the first paint, so that the first `@` finds the list ready
+            self.call_after_refresh(self.files.refresh, self._files_listed)
 
     def on_unmount(self) -> None:
         if self.popup.is_mounted:
@@ -271,14 +274,13 @@ class PromptInput(TextArea):
             return slash_candidates(self.commands(), token.query) if self.commands is not None else []
         if self.files is None:
             return []
-        if self.files.claim_build():
-            self.run_worker(self._build_files, thread=True, group="prompt-files", exit_on_error=False)
+        self.files.refresh(self._files_listed)
         return self.files.candidates(token.query)
 
-    def _build_files(self) -> None:
-        assert self.files is not None
-        self.files.build()
-        self.post_message(self.FilesListed())
+    def _files_listed(self) -> None:
+        """Called from the listing's thread."""
+        with suppress(RuntimeError):  # the app's loop is gone: nobody to tell
+            self.post_message(self.FilesListed())
 
     def _accept(self, picked: Candidate | None) -> None:
         token = self._token()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
+from ghostline.agent.tui import completion
 from ghostline.agent.tui.completion import PathMatcher, RepoFiles, find_token, slash_candidates
 
 from tests.agent.tui.host import COMMANDS, Host
@@ -79,15 +82,34 @@ def repo(tmp_path: Path) -> Path:
 
 def test_repo_files_honour_gitignore(repo: Path):
     files = RepoFiles(repo)
-    assert files.claim_build() and not files.claim_build()  # one build at a time
-    files.build()
+    assert files.refresh()
+    assert files.wait(timeout=30)
     assert sorted(files.matcher.paths) == [".gitignore", "docs/guide.md", "src/app.py", "src/walker.py"]
-    assert not files.claim_build()  # fresh
-    assert RepoFiles(repo, max_age_s=0).claim_build()
+    assert not files.refresh()  # fresh
+    stale = RepoFiles(repo, max_age_s=0)
+    stale.build()
+    assert stale.refresh() and stale.wait(timeout=30)
+
+
+def test_one_listing_at_a_time(repo: Path, monkeypatch: pytest.MonkeyPatch):
+    release = threading.Event()
+
+    def slow_listing(root: Path) -> list[str]:
+        release.wait(30)
+        return ["a.py"]
+
+    monkeypatch.setattr(completion, "list_repo_files", slow_listing)
+    files = RepoFiles(repo)
+    assert files.refresh()
+    assert not files.refresh()  # one is running
+    assert files.candidates("a") == []  # nothing yet; the box shows the list when told
+    release.set()
+    assert files.wait(timeout=30)
+    assert [c.label for c in files.candidates("a")] == ["a.py"]
 
 
 async def wait_for_file_list(app, pilot) -> None:
-    await app.workers.wait_for_complete()
+    assert await asyncio.to_thread(app.box.files.wait, 30)
     await pilot.pause()
 
 

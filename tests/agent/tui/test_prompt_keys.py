@@ -7,6 +7,7 @@ import pytest
 from ghostline.agent.tui.keyboard import install_alt_enter, is_newline_key
 from textual import events
 from textual._xterm_parser import XTermParser
+from textual.content import Content
 
 from tests.agent.tui.host import Host
 
@@ -87,3 +88,13 @@ async def test_a_paste_ending_in_a_newline_does_not_send(raw):
         await pilot.press("enter")
         assert app.sent == ["line one\nline two\n"]
 
+
+
+async def test_a_hint_on_the_lower_border():
+    app = Host()
+    async with app.run_test() as pilot:
+        app.box.set_hint("1 message queued [not markup]")
+        await pilot.pause()
+        assert Content.from_markup(app.box.border_subtitle).plain == "1 message queued [not markup]"
+        app.box.set_hint("")
+        assert not app.box.border_subtitle
