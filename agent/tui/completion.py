@@ -82,7 +82,7 @@ class PathMatcher:
     """fzf-like matching of a query against repository paths: every character of the query, in order,
     case-insensitively; ranked by where they fall (the file name starts with the query, contains it, the path
     contains it, the name holds them scattered, the path does), shorter paths first, scattered ones by how
-    compactly they align (rapidfuzz). A query that matches no path at all (a typo) gets rapidfuzz's nearest
+    they align (`alignment_score`). A query that matches no path at all (a typo) gets rapidfuzz's nearest
     file names instead."""
 
     def __init__(self, paths: Sequence[str]) -> None:
