@@ -23,8 +23,11 @@ from ghostline.agent.tui import slash
 from ghostline.agent.tui.approval import ApprovalScreen
 from ghostline.agent.tui.commands import APPROVAL_CYCLE, SlashCommands, SlashPalette
 from ghostline.agent.tui.conversation import Conversation
+from ghostline.agent.tui.history import PromptHistory
+from ghostline.agent.tui.keyboard import modified_keys_driver
+from ghostline.agent.tui.mentions import expand_mentions
+from ghostline.agent.tui.prompt import PromptInput
 from ghostline.agent.tui.status import StatusInfo, status_text
-from ghostline.agent.tui.widgets import PromptInput
 from ghostline.tools import ApprovalAnswer, ApprovalRequest
 from rich.console import Console
 from rich.text import Text
@@ -61,7 +64,7 @@ class GhostlineApp(App[int]):
     ]
 
     def __init__(self, opts: RunOptions) -> None:
-        super().__init__()
+        super().__init__(driver_class=modified_keys_driver())
         self.opts = opts
         self.prepared: PreparedRun | None = None
         self.final: ev.Event | None = None
@@ -122,7 +125,10 @@ class GhostlineApp(App[int]):
         yield Static("", id="status")
         yield Conversation(id="conversation")
         yield Static("↓ more output below — Ctrl+End (or End on an empty input) jumps to the latest", id="missed")
-        yield PromptInput(id="input")
+        root = self.prepared.root if self.prepared is not None else None
+        yield PromptInput(id="input", history=PromptHistory.for_project(root) if root else None,
+                          commands=lambda: [(c.name, c.args, c.description) for c in self.commands.specs()],
+                          root=root)
         yield Static("", id="footer")
 
     async def on_mount(self) -> None:
@@ -180,9 +186,9 @@ class GhostlineApp(App[int]):
             state = f"{self.job_kind} {secs}s · Esc interrupts"
         else:
             state = "ready · /help for commands · Shift+Tab: approval mode"
-        if self.queue:
-            state += f" · {len(self.queue)} queued: {' / '.join(q.splitlines()[0] for q in self.queue)}"
         footer.update(Text(state, no_wrap=True, overflow="ellipsis"))
+        hint = f"{len(self.queue)} message{'s' * (len(self.queue) != 1)} queued · sent when the turn ends"
+        self.prompt.set_hint(hint if self.queue else "")
 
     def on_resize(self, event: events.Resize) -> None:
         if self.is_mounted:
@@ -303,11 +309,23 @@ class GhostlineApp(App[int]):
             await self.commands.run(cmd)
         elif text.lstrip().startswith("!") and len(text.strip()) > 1:
             await self.commands.shell(text.lstrip()[1:].strip())
-        elif self.busy:
-            self.queue.append(slash.unescape(text))
-            self.refresh_footer()
         else:
-            self.send(slash.unescape(text))
+            message = await self.with_attachments(slash.unescape(text))
+            if self.busy:
+                self.queue.append(message)
+                self.refresh_footer()
+            else:
+                self.send(message)
+
+    async def with_attachments(self, text: str) -> str:
+        """`@path` mentions of files in the workspace attach them; what could not be attached is said."""
+        assert self.prepared is not None
+        exp = await asyncio.to_thread(expand_mentions, text, self.prepared.cwd, self.prepared.root)
+        for note in exp.notes:
+            await self.conversation.say(note, "warning")
+        if exp.attached:
+            await self.conversation.say("attached: " + ", ".join(str(p) for p in exp.attached))
+        return exp.text
 
     def on_key(self, event: events.Key) -> None:
         """Typing always reaches the input, wherever the focus wandered (a click on a row, the scrollbar)."""

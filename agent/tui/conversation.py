@@ -20,6 +20,16 @@ from textual.message import Message
 from textual.widget import Widget
 
 REPLAY_MESSAGES = 60
+ATTACHMENT_START = "<attached_file "
+
+
+def typed_part(text: str) -> str:
+    """What the user typed, without the files their @mentions attached (those are listed once, not dumped)."""
+    head, sep, _ = text.partition("\n\n" + ATTACHMENT_START)
+    if not sep:
+        return text
+    n = text.count(ATTACHMENT_START)
+    return f"{head}  [+{n} attached file{'s' * (n != 1)}]"
 
 
 class Conversation(VerticalScroll):
@@ -88,7 +98,7 @@ class Conversation(VerticalScroll):
             await handler(self, e)
 
     async def _user(self, e: ev.UserMessage) -> None:
-        await self.say(f"› {e.text}", "user")
+        await self.say(f"› {typed_part(e.text)}", "user")
 
     async def _delta(self, e: ev.TextDelta) -> None:
         if self._assistant is None:
@@ -202,7 +212,7 @@ class Conversation(VerticalScroll):
         if kind == "summary":
             await self.say("[earlier conversation summarised]")
         elif kind == "text" and b.text.strip():
-            await (self.say(f"› {b.text}", "user") if role == "user" else self.show(AssistantView(b.text)))
+            await (self.say(f"› {typed_part(b.text)}", "user") if role == "user" else self.show(AssistantView(b.text)))
         elif kind == "tool_use":
             row = await self.add_row(b.id, title_of(b.name, b.input))
             r = results.get(b.id)

@@ -68,8 +68,9 @@ KEYS = (
     "Keys: Enter sends · Alt+Enter / Ctrl+J / Shift+Enter add a line · Esc or Ctrl+C interrupts the running turn "
     "· Ctrl+C twice or Ctrl+D on an empty input quits · Shift+Tab cycles the approval mode · Ctrl+O shows the "
     "latest tool output · PageUp/PageDown scroll, End jumps to the latest · Ctrl+P opens the command palette.",
-    "Input: @path attaches a file · !command runs a shell command (its output goes to the model) · a message "
-    "typed while a turn runs is queued · // sends a leading slash.",
+    "Input: @path attaches a file (Tab completes it) · / completes commands · Up/Down walk the history, Ctrl+R "
+    "searches it · !command runs a shell command (its output goes to the model) · a message typed while a turn "
+    "runs is queued · // sends a leading slash.",
 )
 
 

@@ -55,7 +55,7 @@ async def until(pilot, cond, what: str, timeout: float = 20.0) -> None:
 
 
 async def submit(app, pilot, text: str) -> None:
-    from ghostline.agent.tui.widgets import PromptInput
+    from ghostline.agent.tui.prompt import PromptInput
 
     box = app.query_one(PromptInput)
     box.focus()
@@ -169,7 +169,7 @@ async def test_help_unknown_command_sessions_and_new(repo, fake_model_env):
         errors = lines(app, "error")
         assert errors == ["unknown command /frobnicate; /help lists the commands"]
         assert "\n" not in errors[0]
-        from ghostline.agent.tui.widgets import PromptInput
+        from ghostline.agent.tui.prompt import PromptInput
 
         box = app.query_one(PromptInput)
         box.text = "draft"
@@ -242,7 +242,7 @@ async def test_ctrl_c_cancels_the_running_command_and_keeps_the_app(repo, fake_m
 
 
 async def test_ctrl_d_on_empty_input_quits(repo, fake_model_env):
-    from ghostline.agent.tui.widgets import PromptInput
+    from ghostline.agent.tui.prompt import PromptInput
 
     app = make_app(repo)
     async with app.run_test(size=(120, 40)) as pilot:
