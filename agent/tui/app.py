@@ -223,6 +223,9 @@ class GhostlineApp(App[int]):
         """The gate's approver: show the dialog and wait for the answer."""
         fut: asyncio.Future[ApprovalAnswer] = asyncio.get_running_loop().create_future()
         screen = ApprovalScreen(request)
+        row = self.conversation.rows.get(request.call_id)
+        if row is not None:
+            row.awaiting_approval()
 
         def answered(result: ApprovalAnswer | None) -> None:
             if not fut.done():
@@ -268,12 +271,17 @@ class GhostlineApp(App[int]):
             self.call_later(self._after_job)
 
     def _after_job(self) -> None:
-        self.refresh_status()
-        self.refresh_footer()
         if self.queue and not self.busy:
             text = "\n\n".join(self.queue)
             self.queue.clear()
-            self.send(text)
+            if self.interrupted:  # the user stopped the turn: give them their queued words back to edit
+                box = self.prompt
+                box.text = f"{text}\n{box.text}" if box.text else text
+                box.move_cursor(box.document.end)
+            else:
+                self.send(text)
+        self.refresh_status()
+        self.refresh_footer()
 
     def send(self, text: str) -> None:
         """Start a turn with the user's message (the session file appears with the first one)."""
@@ -323,8 +331,6 @@ class GhostlineApp(App[int]):
         exp = await asyncio.to_thread(expand_mentions, text, self.prepared.cwd, self.prepared.root)
         for note in exp.notes:
             await self.conversation.say(note, "warning")
-        if exp.attached:
-            await self.conversation.say("attached: " + ", ".join(str(p) for p in exp.attached))
         return exp.text
 
     def on_key(self, event: events.Key) -> None:

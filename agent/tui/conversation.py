@@ -6,6 +6,7 @@ says that more arrived, until End (or scrolling down) brings it back.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -28,8 +29,8 @@ def typed_part(text: str) -> str:
     head, sep, _ = text.partition("\n\n" + ATTACHMENT_START)
     if not sep:
         return text
-    n = text.count(ATTACHMENT_START)
-    return f"{head}  [+{n} attached file{'s' * (n != 1)}]"
+    paths = re.findall(r'<attached_file path="([^"]*)"', text)
+    return f"{head}  [attached: {', '.join(paths)}]"
 
 
 class Conversation(VerticalScroll):
@@ -57,9 +58,15 @@ class Conversation(VerticalScroll):
     def at_bottom(self) -> bool:
         return self.scroll_y >= self.max_scroll_y - 1
 
+    @property
+    def following(self) -> bool:
+        """Anchored to the bottom and not scrolled away by the user (Textual releases the anchor when they
+        scroll, and restores it when they come back down)."""
+        return self.is_anchored and not getattr(self, "_anchor_released", False)
+
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
-        if self._missed and self.at_bottom:
+        if self._missed and (self.following or self.at_bottom):
             self._set_missed(False)
 
     def _set_missed(self, missed: bool) -> None:
@@ -73,9 +80,8 @@ class Conversation(VerticalScroll):
         self._set_missed(False)
 
     async def show(self, widget: Widget) -> Widget:
-        following = self.at_bottom
         await self.mount(widget)
-        if not following:
+        if not self.following:
             self._set_missed(True)
         return widget
 
@@ -133,7 +139,9 @@ class Conversation(VerticalScroll):
         row = self.rows.get(e.id)
         if row is not None and e.decision == "denied":
             row.set_status("denied", e.reason)
-        elif e.remembered_rule:
+        elif row is not None:
+            row.restart_clock()  # its time is its own run, not the wait for an answer
+        if e.remembered_rule:
             await self.say(f"[always allowed from now on in this project: {e.remembered_rule}]")
 
     async def _diff(self, e: ev.Diff) -> None:

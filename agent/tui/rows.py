@@ -163,12 +163,21 @@ class ToolRow(Vertical):
         line = f"{ICON[self.status]} {self.title}"
         if self.summary:
             line += f"  — {self.summary}"
-        if self.status == "running" and elapsed >= 1000 or self.status != "running":
+        if self.summary != "waiting for your answer" and (self.status != "running" or elapsed >= 1000):
             line += f"  ({seconds(elapsed)})"
         return line
 
     def _render_head(self) -> None:
         self._head.update(Text(self.headline(), no_wrap=True, overflow="ellipsis"))
+
+    def awaiting_approval(self) -> None:
+        self.summary = "waiting for your answer"
+        self._render_head()
+
+    def restart_clock(self) -> None:
+        self.started = time.monotonic()
+        self.summary = ""
+        self._render_head()
 
     def add_output(self, text: str) -> None:
         """Live output while running: keep the last lines under the head."""
@@ -182,8 +191,6 @@ class ToolRow(Vertical):
             self.duration_ms = float(meta["duration_ms"])
         status = _status_of(is_error, meta)
         self.set_status(status, _summary(status, content, meta))
-        self._tail.update("")
-        self._tail.display = False
         if self.diff:
             self._body.update(Syntax(clip_output(self.diff), "diff", theme="ansi_dark", word_wrap=True))
         else:
@@ -192,6 +199,8 @@ class ToolRow(Vertical):
     def set_status(self, status: str, summary: str = "") -> None:
         if status != "running" and self.duration_ms is None:
             self.duration_ms = (time.monotonic() - self.started) * 1000
+        if status != "running":
+            self._tail.display = False
         self.remove_class(self.status)
         self.status = status
         self.add_class(status)
