@@ -68,17 +68,9 @@ def _not_found(ctx: ToolContext, path: Path, given: str) -> ToolError:
 
 
 def _read(ctx: ToolContext, path: Path, given: str, offset: int, limit: int) -> ToolResult:
-    if not path.exists():
-        raise _not_found(ctx, path, given)
-    if path.is_dir():
-        raise ToolError(f"{given} is a directory; use `glob` to list files")
-    if not path.is_file():
-        raise ToolError(f"{given} is not a regular file")
-    st = path.stat()
+    st = _regular_file(ctx, path, given)
     shown_name = display(ctx, path)
-    image = IMAGE_EXTS.get(path.suffix.lower())
-    if image is None:
-        image = _sniff_image(path)
+    image = IMAGE_EXTS.get(path.suffix.lower()) or _sniff_image(path)
     if image is not None:
         res = _describe_image(path, shown_name, image, st.st_size)
         # Seen as far as write's read-before-overwrite rule goes (the model may replace an image).
@@ -97,7 +89,21 @@ def _read(ctx: ToolContext, path: Path, given: str, offset: int, limit: int) -> 
     if text is None:
         raise ToolError(f"{given} is a binary file ({_size(len(data))}); it cannot be shown as text")
     ctx.file_state.seen[str(path)] = FileSnapshot(hashlib.sha256(data).hexdigest(), st.st_mtime_ns)
+    return _window(text, path, shown_name, given, offset, limit)
 
+
+def _regular_file(ctx: ToolContext, path: Path, given: str) -> os.stat_result:
+    if not path.exists():
+        raise _not_found(ctx, path, given)
+    if path.is_dir():
+        raise ToolError(f"{given} is a directory; use `glob` to list files")
+    if not path.is_file():
+        raise ToolError(f"{given} is not a regular file")
+    return path.stat()
+
+
+def _window(text: str, path: Path, shown_name: str, given: str, offset: int, limit: int) -> ToolResult:
+    """Lines offset..offset+limit-1, numbered, within the output budget, and where to read on."""
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -108,16 +114,27 @@ def _read(ctx: ToolContext, path: Path, given: str, offset: int, limit: int) -> 
         return ToolResult(f"[{shown_name} is empty]", meta=meta)
     if offset > total:
         raise ToolError(f"offset {offset} is past the end of {given} ({total} lines)")
+    out, end, cut_any = _numbered(lines, offset, limit)
+    meta.update(start_line=offset, end_line=end, partial=offset > 1 or end < total)
+    body = "\n".join(out)
+    if end < total:
+        body += f"\n[showing lines {offset}-{end} of {total}; read on with offset={end + 1}]"
+    elif offset > 1:
+        body += f"\n[showing lines {offset}-{end} of {total}]"
+    if cut_any:
+        body += "\n[some long lines were cut; use `grep` or `bash` to see them in full]"
+    return ToolResult(body, meta=meta)
 
+
+def _numbered(lines: list[str], offset: int, limit: int) -> tuple[list[str], int, bool]:
+    """(numbered rows, the last line number shown, whether a long line was cut)."""
     out: list[str] = []
     chars = 0
     end = offset - 1
-    width = max(6, len(str(min(total, offset + limit - 1))))
+    width = max(6, len(str(min(len(lines), offset + limit - 1))))
     cut_any = False
-    for i in range(offset - 1, min(total, offset - 1 + limit)):
-        line = lines[i]
-        if line.endswith("\r"):
-            line = line[:-1]
+    for i in range(offset - 1, min(len(lines), offset - 1 + limit)):
+        line = lines[i][:-1] if lines[i].endswith("\r") else lines[i]
         if len(line) > LINE_CUT:
             line = line[:LINE_CUT] + f"… [line cut, {len(line)} chars]"
             cut_any = True
@@ -127,16 +144,7 @@ def _read(ctx: ToolContext, path: Path, given: str, offset: int, limit: int) -> 
         out.append(row)
         chars += len(row) + 1
         end = i + 1
-    partial = offset > 1 or end < total
-    meta.update(start_line=offset, end_line=end, partial=partial)
-    body = "\n".join(out)
-    if end < total:
-        body += f"\n[showing lines {offset}-{end} of {total}; read on with offset={end + 1}]"
-    elif offset > 1:
-        body += f"\n[showing lines {offset}-{end} of {total}]"
-    if cut_any:
-        body += "\n[some long lines were cut; use `grep` or `bash` to see them in full]"
-    return ToolResult(body, meta=meta)
+    return out, end, cut_any
 
 
 def decode_text(data: bytes) -> str | None:
