@@ -262,23 +262,45 @@ def _unescape(p):
 def protect_with_mount_ns(paths, rw_paths, hide=()):
     """In a private mount namespace: every mount read-only except `rw_paths`, and `paths` (protected
     children of a writable path) read-only again. False when no mount namespace is permitted here."""
-    uid, gid = os.geteuid(), os.getegid()
-    if libc.unshare(CLONE_NEWNS) != 0:
-        if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0:
-            return False
-        try:
-            _write("/proc/self/setgroups", "deny")
-            _write("/proc/self/uid_map", f"{uid} {uid} 1")
-            _write("/proc/self/gid_map", f"{gid} {gid} 1")
-        except OSError:
-            return False
+    if not _enter_mount_ns():
+        return False
     if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
         raise _err("mount(private)")
     for p in rw_paths:
-        bp = p.encode()
-        if libc.mount(bp, bp, None, MS_BIND | MS_REC, None) != 0:
-            raise _err(f"bind {p}")
-    rw_real = [os.path.realpath(p) for p in rw_paths]
+        _bind(p)
+    _remount_read_only_except([os.path.realpath(p) for p in rw_paths])
+    if os.path.isdir("/dev/shm"):  # a private, writable /dev/shm (POSIX semaphores: multiprocessing)
+        if libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NODEV, b"size=256m,mode=1777") != 0:
+            raise _err("mount /dev/shm")
+    for p in hide:
+        _hide(p)
+    for p in paths:
+        _bind_read_only(p)
+    return True
+
+
+def _enter_mount_ns():
+    uid, gid = os.geteuid(), os.getegid()
+    if libc.unshare(CLONE_NEWNS) == 0:
+        return True
+    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0:
+        return False
+    try:
+        _write("/proc/self/setgroups", "deny")
+        _write("/proc/self/uid_map", f"{uid} {uid} 1")
+        _write("/proc/self/gid_map", f"{gid} {gid} 1")
+    except OSError:
+        return False
+    return True
+
+
+def _bind(p):
+    bp = p.encode()
+    if libc.mount(bp, bp, None, MS_BIND | MS_REC, None) != 0:
+        raise _err(f"bind {p}")
+
+
+def _remount_read_only_except(rw_real):
     with open("/proc/self/mountinfo") as f:
         lines = f.read().splitlines()
     for line in lines:
@@ -290,26 +312,26 @@ def protect_with_mount_ns(paths, rw_paths, hide=()):
             continue
         flags = MS_REMOUNT | MS_BIND | MS_RDONLY | _mount_flags(fields[5])
         libc.mount(None, mp.encode(), None, flags, None)  # best effort: some mounts cannot be remounted
-    if os.path.isdir("/dev/shm"):  # a private, writable /dev/shm (POSIX semaphores: multiprocessing)
-        if libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NODEV, b"size=256m,mode=1777") != 0:
-            raise _err("mount /dev/shm")
-    for p in hide:  # credentials: an empty read-only tmpfs over directories, /dev/null over files
-        bp = p.encode()
-        if os.path.isdir(p):
-            if libc.mount(b"tmpfs", bp, b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, b"size=4k") != 0:
-                raise _err(f"hide {p}")
-        elif libc.mount(b"/dev/null", bp, None, MS_BIND, None) != 0:
+
+
+def _hide(p):
+    """Credentials: an empty read-only tmpfs over a directory, /dev/null over a file."""
+    bp = p.encode()
+    if os.path.isdir(p):
+        if libc.mount(b"tmpfs", bp, b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, b"size=4k") != 0:
             raise _err(f"hide {p}")
-    for p in paths:
-        bp = p.encode()
-        if libc.mount(bp, bp, None, MS_BIND | MS_REC, None) != 0:
-            raise _err(f"bind {p}")
-        flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV
-        if libc.mount(None, bp, None, flags, None) != 0:
-            # An unprivileged namespace must keep locked flags of the original mount.
-            if libc.mount(None, bp, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None) != 0:
-                raise _err(f"remount read-only {p}")
-    return True
+    elif libc.mount(b"/dev/null", bp, None, MS_BIND, None) != 0:
+        raise _err(f"hide {p}")
+
+
+def _bind_read_only(p):
+    _bind(p)
+    bp = p.encode()
+    flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV
+    if libc.mount(None, bp, None, flags, None) != 0:
+        # An unprivileged namespace must keep locked flags of the original mount.
+        if libc.mount(None, bp, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None) != 0:
+            raise _err(f"remount read-only {p}")
 
 
 def drop_caps():
@@ -463,44 +485,11 @@ def main():
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if os.getppid() == 1:
         sys.exit(137)
-    sync = spec.get("cgroup_sync")
-    if sync is not None:
-        # Joining a v2 cgroup waits for an RCU grace period (~10 ms, the biggest cost of a command), so the
-        # parent does it while this interpreter starts; the command, forked below, inherits the cgroup.
-        try:
-            go = os.read(sync, 1)
-        except Stop as s:
-            os._exit(128 + s.sig)
-        os.close(sync)
-        if not go:  # the parent gave up (cancelled): never run the command
-            os._exit(125)
+    _wait_for_cgroup(spec.get("cgroup_sync"))
     pid = os.fork()
     if pid == 0:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)
-        try:
-            child(spec)
-        except BaseException as e:  # report and fail closed: the command never runs unconfined
-            msg = f"ghostline sandbox: {e}\n"
-            try:
-                os.write(2, msg.encode())
-            except OSError:
-                pass
-            os._exit(126)
-        os._exit(127)
-    status = None
-    stopped = None
-    try:
-        while True:
-            try:
-                p, st = os.waitpid(-1, 0)
-            except ChildProcessError:
-                break
-            if p == pid:
-                status = st
-                break
-    except Stop as s:
-        stopped = s.sig
+        _run_child(spec)
+    status, stopped = _wait_for(pid)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     kill_tree(pid)
@@ -510,6 +499,48 @@ def main():
         os._exit(137)
     code = os.waitstatus_to_exitcode(status)
     os._exit(code if code >= 0 else 128 - code)
+
+
+def _wait_for_cgroup(sync):
+    """Joining a v2 cgroup waits for an RCU grace period (~10 ms, the biggest cost of a command), so the
+    parent does it while this interpreter starts; the command, forked after, inherits the cgroup."""
+    if sync is None:
+        return
+    try:
+        go = os.read(sync, 1)
+    except Stop as s:
+        os._exit(128 + s.sig)
+    os.close(sync)
+    if not go:  # the parent gave up (cancelled): never run the command
+        os._exit(125)
+
+
+def _run_child(spec):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    try:
+        child(spec)
+    except BaseException as e:  # report and fail closed: the command never runs unconfined
+        try:
+            os.write(2, f"ghostline sandbox: {e}\n".encode())
+        except OSError:
+            pass
+        os._exit(126)
+    os._exit(127)
+
+
+def _wait_for(pid):
+    """(the command's wait status or None, the signal that stopped us or None)."""
+    try:
+        while True:
+            try:
+                p, st = os.waitpid(-1, 0)
+            except ChildProcessError:
+                return None, None
+            if p == pid:
+                return st, None
+    except Stop as s:
+        return None, s.sig
 
 
 if __name__ == "__main__":
