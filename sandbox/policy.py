@@ -301,60 +301,70 @@ def _touches_secret_or_rc(word: str) -> str | None:
     return None
 
 
+def _rm_danger(args: list[str | None], workspace: Path, cwd: Path) -> str | None:
+    flags = "".join(a[1:] for a in args if a and a.startswith("-") and not a.startswith("--"))
+    long = [a for a in args if a and a.startswith("--")]
+    if not ("r" in flags.lower() or "--recursive" in long or "f" in flags or "--force" in long):
+        return None
+    for t in (a for a in args if a is None or not a.startswith("-")):
+        if t is None:
+            return "rm -rf with a target only known at run time"
+        if t in ("/", "~", "*", "/*") or _outside(t, workspace, cwd):
+            return f"rm -rf outside the workspace ({t})"
+    return None
+
+
+def _git_danger(args: list[str | None], workspace: Path, cwd: Path) -> str | None:
+    if "push" in args and any(a is not None and (a in ("-f", "--force", "--mirror", "--delete", "-d")
+                                                 or a.startswith("--force") or (a.startswith("+") and len(a) > 1))
+                              for a in args):
+        return "git push --force"
+    if any(a is not None and (a == "-c" or (a.startswith("-c") and "=" in a) or a.startswith("--exec-path"))
+           for a in args):
+        cfg = " ".join(a or "" for a in args)
+        if re.search(r"alias\.|core\.(pager|editor|sshcommand|hookspath|fsmonitor)|!|credential", cfg, re.I):
+            return "git -c with an alias or command-running setting"
+    return None
+
+
+def _name_danger(name: str, args: list[str | None]) -> str | None:
+    if name in ("sudo", "su", "doas", "pkexec"):
+        return f"{name}: privilege escalation"
+    if name in ("mkfs", "fdisk", "parted") or name.startswith("mkfs."):
+        return f"{name}: disk formatting"
+    if name == "dd" and any(a is not None and a.startswith("of=/dev/") for a in args):
+        return "dd onto a device"
+    if name in ("chmod", "chown") and any(a in ("/", "~") for a in args):
+        return f"{name} on / or ~"
+    return None
+
+
+_ARG_CHECKS = {"rm": _rm_danger, "git": _git_danger}
+
+
+def _part_danger(part: Part, workspace: Path, cwd: Path) -> str | None:
+    name = os.path.basename(part.name) if part.name else ""
+    args = part.words[1:]
+    check = _ARG_CHECKS.get(name)
+    why = (check(args, workspace, cwd) if check else None) or _name_danger(name, args)
+    if why:
+        return why
+    return next((r for a in part.words if a is not None and (r := _touches_secret_or_rc(a))), None)
+
+
 def dangerous_reason(parsed: Parsed, workspace: Path, cwd: Path) -> str | None:
     """Why a command is destructive or exfiltrating (needs approval even in auto), or None."""
-    names = [os.path.basename(p.name) if p.name else None for p in parsed.parts]
-    for i, part in enumerate(parsed.parts):
-        w = part.words
-        if not w:
-            continue
-        name = names[i]
-        args = w[1:]
-        if name == "rm":
-            flags = "".join(a[1:] for a in args if a and a.startswith("-") and not a.startswith("--"))
-            long = [a for a in args if a and a.startswith("--")]
-            recursive = "r" in flags.lower() or "--recursive" in long
-            force = "f" in flags or "--force" in long
-            targets = [a for a in args if a is None or not a.startswith("-")]
-            if recursive or force:
-                for t in targets:
-                    if t is None:
-                        return "rm -rf with a target only known at run time"
-                    if t in ("/", "~", "*", "/*") or _outside(t, workspace, cwd):
-                        return f"rm -rf outside the workspace ({t})"
-        if name == "git" and "push" in args:
-            if any(a is not None and (a in ("-f", "--force", "--mirror", "--delete", "-d")
-                                      or a.startswith("--force") or (a.startswith("+") and len(a) > 1))
-                   for a in args):
-                return "git push --force"
-        if name == "git" and any(a is not None and (a == "-c" or (a.startswith("-c") and "=" in a)
-                                                    or a.startswith("--exec-path")) for a in args):
-            cfg = " ".join(a or "" for a in args)
-            if re.search(r"alias\.|core\.(pager|editor|sshcommand|hookspath|fsmonitor)|!|credential",
-                         cfg, re.IGNORECASE):
-                return "git -c with an alias or command-running setting"
-        if name in ("sudo", "su", "doas", "pkexec"):
-            return f"{name}: privilege escalation"
-        if name in ("mkfs", "fdisk", "parted") or (name or "").startswith("mkfs."):
-            return f"{name}: disk formatting"
-        if name == "dd" and any(a is not None and a.startswith("of=/dev/") for a in args):
-            return "dd onto a device"
-        if name in ("chmod", "chown") and any(a in ("/", "~") for a in args):
-            return f"{name} on / or ~"
-        for a in w:
-            if a is None:
-                continue
-            r = _touches_secret_or_rc(a)
-            if r:
-                return r
+    for part in parsed.parts:
+        why = part.words and _part_danger(part, workspace, cwd)
+        if why:
+            return why
     for target in parsed.redirects:
-        if target is None:
-            continue
-        r = _touches_secret_or_rc(target)
-        if r:
-            return r
+        why = target is not None and _touches_secret_or_rc(target)
+        if why:
+            return why
     # download | interpreter, and interpreter fed by a download via $(...) or <(...)
-    if any(n in DOWNLOADERS for n in names if n) and any(n in INTERPRETERS for n in names if n):
+    names = {os.path.basename(p.name) for p in parsed.parts if p.name}
+    if names & DOWNLOADERS and names & INTERPRETERS:
         return "downloads and runs code (curl | sh)"
     return None
 
@@ -455,46 +465,56 @@ class Policy:
             return Decision("deny", "empty command")
         parsed = parse_command(command)
         if parsed.error:
-            for r in self.deny:
-                if r.matches_tool(tool) and r.pattern is None:
-                    return Decision("deny", f"deny rule '{r.source}'")
+            rule = next((r for r in self.deny if r.matches_tool(tool) and r.pattern is None), None)
+            if rule is not None:
+                return Decision("deny", f"deny rule '{rule.source}'")
             return Decision("allow" if yolo else "ask", f"{parsed.error}; needs approval")
-        texts = [_norm_part(p) for p in parsed.parts]
-        raw = [p.text for p in parsed.parts]
-        for rules, action in ((self.deny, "deny"), (self.ask, "ask")):
+        ruled = self._shell_rule(tool, parsed)
+        if ruled is not None:
+            return ruled
+        danger = dangerous_reason(parsed, workspace, cwd)
+        if yolo:
+            return Decision("allow", "full-access + auto")
+        if danger:
+            return Decision("ask", f"dangerous: {danger}")
+        return _shell_by_mode(parsed, _allowed_by_rule(tool, parsed, allow_rules), mode=mode, approval=approval,
+                              level=level)
+
+    def _shell_rule(self, tool: str, parsed: Parsed) -> Decision | None:
+        """A deny or ask rule matching any command the line runs."""
+        for rules, verdict in ((self.deny, "deny"), (self.ask, "ask")):
             for r in rules:
                 if not r.matches_tool(tool):
                     continue
-                for t, rt in zip(texts, raw, strict=False):
-                    if r.matches_command(t) or r.matches_command(rt):
-                        return Decision(action, f"{action} rule '{r.source}' matches `{t}`")
-        danger = dangerous_reason(parsed, workspace, cwd)
-        if danger and not yolo:
-            return Decision("ask", f"dangerous: {danger}")
-        if yolo:
-            return Decision("allow", "full-access + auto")
-        writes = [t for t in parsed.redirects if t is None or t not in ("/dev/null", "/dev/stdout", "/dev/stderr")]
-        read_only = (not writes and not parsed.defines_functions and parsed.parts
-                     and all(is_read_only_part(p) for p in parsed.parts))
-        def by_rule(t: str, rt: str) -> bool:
-            return any(r.matches_tool(tool) and (r.matches_command(t) or r.matches_command(rt)) for r in allow_rules)
+                for part in parsed.parts:
+                    if r.matches_command(_norm_part(part)) or r.matches_command(part.text):
+                        return Decision(verdict, f"{verdict} rule '{r.source}' matches `{_norm_part(part)}`")
+        return None
 
-        matched = [by_rule(t, rt) for t, rt in zip(texts, raw, strict=False)]
-        allowed_by_rule = any(matched) and all(
-            m or is_read_only_part(p) for p, m in zip(parsed.parts, matched, strict=False))
-        if read_only:
-            return Decision("allow", "read-only command")
-        if mode == "read-only" and writes:
-            return Decision("deny", "read-only mode: the command writes files")
-        if mode == "read-only" and level == "none":
-            return Decision("deny", "read-only mode without an OS sandbox: only read-only commands may run")
-        if allowed_by_rule:
-            return Decision("allow", "allowed by rule")
-        if approval == "auto":
-            if level == "none" and mode != "full-access":
-                return Decision("ask", "no OS sandbox here: commands that may write need approval")
-            return Decision("allow", "auto: the sandbox confines the command")
-        return Decision("ask", "command is not known to be read-only")
+
+def _allowed_by_rule(tool: str, parsed: Parsed, allow_rules: list[Rule]) -> bool:
+    """Some command of the line is allowed by a rule, and every other one is read-only."""
+    matched = [any(r.matches_tool(tool) and (r.matches_command(_norm_part(p)) or r.matches_command(p.text))
+                   for r in allow_rules) for p in parsed.parts]
+    return any(matched) and all(m or is_read_only_part(p) for p, m in zip(parsed.parts, matched, strict=True))
+
+
+def _shell_by_mode(parsed: Parsed, allowed_by_rule: bool, *, mode: str, approval: str, level: str) -> Decision:
+    writes = [t for t in parsed.redirects if t is None or t not in ("/dev/null", "/dev/stdout", "/dev/stderr")]
+    if not writes and not parsed.defines_functions and parsed.parts \
+            and all(is_read_only_part(p) for p in parsed.parts):
+        return Decision("allow", "read-only command")
+    if mode == "read-only" and writes:
+        return Decision("deny", "read-only mode: the command writes files")
+    if mode == "read-only" and level == "none":
+        return Decision("deny", "read-only mode without an OS sandbox: only read-only commands may run")
+    if allowed_by_rule:
+        return Decision("allow", "allowed by rule")
+    if approval == "auto":
+        if level == "none" and mode != "full-access":
+            return Decision("ask", "no OS sandbox here: commands that may write need approval")
+        return Decision("allow", "auto: the sandbox confines the command")
+    return Decision("ask", "command is not known to be read-only")
 
 
 def _paths_match(rule: Rule, paths: tuple[str, ...], workspace: Path, *, every: bool = True) -> bool:
