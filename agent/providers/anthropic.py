@@ -132,17 +132,15 @@ class AnthropicProvider(RetryingSDKProvider):
         prompt_caching: bool | None = None,
         client: Any = None,
     ):
-        import anthropic  # lazy: the SDK takes ~1 s to import
+        import anthropic  # lazy: the SDK is slow to import
 
         self._sdk = anthropic
         self.model = model
-        if info is None:
-            from ghostline.agent.models import model_info
-
-            info = model_info(f"anthropic:{model}")
-        self.info = info
+        self.info = info  # agent.models.ModelInfo, from make_provider
         self.retry = retry or RetryPolicy()
-        self.prompt_caching = info.prompt_caching if prompt_caching is None else prompt_caching
+        if prompt_caching is None:
+            prompt_caching = info.prompt_caching if info is not None else True
+        self.prompt_caching = prompt_caching
         if client is None:
             kwargs: dict[str, Any] = {"max_retries": 0, "timeout": timeout or 600.0}
             if api_key:

@@ -111,15 +111,11 @@ class OpenAIProvider(RetryingSDKProvider):
         timeout: float | None = None,
         client: Any = None,
     ):
-        import openai  # lazy
+        import openai  # lazy: the SDK is slow to import
 
         self._sdk = openai
         self.model = model
-        if info is None:
-            from ghostline.agent.models import model_info
-
-            info = model_info(f"openai:{model}")
-        self.info = info
+        self.info = info  # agent.models.ModelInfo, from make_provider
         self.retry = retry or RetryPolicy()
         if client is None:
             kwargs: dict[str, Any] = {"max_retries": 0, "timeout": timeout or 600.0}
@@ -129,7 +125,7 @@ class OpenAIProvider(RetryingSDKProvider):
                 kwargs["base_url"] = base_url
             client = openai.AsyncOpenAI(**kwargs)
         self.client = client
-        self.max_tokens_param = info.max_tokens_param or "max_tokens"
+        self.max_tokens_param = (info.max_tokens_param if info is not None else None) or "max_tokens"
 
     def request_params(
         self,
