@@ -35,6 +35,7 @@ from ghostline.agent.providers.retry import (
     is_transport_error,
     parse_retry_after,
     should_retry_header,
+    transport_failure,
 )
 from ghostline.compaction.transcript import (
     Message,
@@ -282,7 +283,7 @@ class AnthropicProvider(RetryingSDKProvider):
                 ) from exc
             raise ProviderError(f"{where} request failed ({status} {etype or ''}): {msg}") from exc
         if isinstance(exc, sdk.APIConnectionError) or is_transport_error(exc):
-            return Failure(f"cannot reach {self.client.base_url}: {type(exc).__name__}: {exc}")
+            return transport_failure(exc, self.client.base_url)
         if isinstance(exc, sdk.APIError):  # an error event in the stream without a status
             msg = _error_message(exc.body) or str(exc)
             ctx = context_length_error(msg)

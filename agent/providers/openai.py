@@ -34,6 +34,7 @@ from ghostline.agent.providers.retry import (
     is_transport_error,
     parse_retry_after,
     should_retry_header,
+    transport_failure,
 )
 from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
 
@@ -226,7 +227,7 @@ class OpenAIProvider(RetryingSDKProvider):
                 ) from exc
             raise ProviderError(f"{where} request failed ({status}): {msg}") from exc
         if isinstance(exc, sdk.APIConnectionError) or is_transport_error(exc):
-            return Failure(f"cannot reach {self.client.base_url}: {type(exc).__name__}: {exc}")
+            return transport_failure(exc, self.client.base_url)
         if isinstance(exc, sdk.APIError):  # an error object inside the stream
             msg = _message(exc.body) or exc.message or str(exc)
             ctx = context_length_error(msg, getattr(exc, "code", None), exc.body)
