@@ -30,13 +30,14 @@ from ghostline.agent.providers.common import (
 from ghostline.agent.providers.retry import (
     Failure,
     IncompleteStream,
-    RetryingSDKProvider,
     RetryPolicy,
     is_transport_error,
     parse_retry_after,
     should_retry_header,
     transport_failure,
 )
+from ghostline.agent.providers.sdk_import import load_sdk
+from ghostline.agent.providers.sdk_provider import RetryingSDKProvider
 from ghostline.compaction.transcript import (
     Message,
     SummaryBlock,
@@ -47,6 +48,8 @@ from ghostline.compaction.transcript import (
 )
 
 _EPHEMERAL = {"type": "ephemeral"}
+# What `client.messages` imports: loaded in the background with the SDK, off the first request's path.
+_FIRST_REQUEST_MODULES = ("anthropic.resources.messages.messages",)
 _RETRYABLE_TYPES = {"overloaded_error", "api_error", "rate_limit_error", "timeout_error"}
 
 
@@ -133,25 +136,21 @@ class AnthropicProvider(RetryingSDKProvider):
         prompt_caching: bool | None = None,
         client: Any = None,
     ):
-        import anthropic  # lazy: the SDK is slow to import
-
-        self._sdk = anthropic
+        self._sdk_loader = load_sdk("anthropic", "AsyncAnthropic", preload=_FIRST_REQUEST_MODULES)
         self.model = model
         self.info = info  # agent.models.ModelInfo, from make_provider
         self.retry = retry or RetryPolicy()
         if prompt_caching is None:
             prompt_caching = info.prompt_caching if info is not None else True
         self.prompt_caching = prompt_caching
-        if client is None:
-            kwargs: dict[str, Any] = {"max_retries": 0, "timeout": timeout or 600.0}
-            if api_key:
-                kwargs["api_key"] = api_key
-            elif auth_token:
-                kwargs["auth_token"] = auth_token
-            if base_url:
-                kwargs["base_url"] = base_url
-            client = anthropic.AsyncAnthropic(**kwargs)
-        self.client = client
+        self._client = client
+        self._client_kwargs: dict[str, Any] = {"max_retries": 0, "timeout": timeout or 600.0}
+        if api_key:
+            self._client_kwargs["api_key"] = api_key
+        elif auth_token:
+            self._client_kwargs["auth_token"] = auth_token
+        if base_url:
+            self._client_kwargs["base_url"] = base_url
 
     # -- request -------------------------------------------------------------------------------------------
     def request_params(

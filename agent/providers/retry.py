@@ -182,38 +182,3 @@ async def retrying_stream(
         if not at_once:
             await policy.sleep(delay)
         attempt += 1
-
-
-class RetryingSDKProvider:
-    """What the SDK-backed providers share: one request per turn, retried as a whole by `retrying_stream`, and
-    the SDK client closed inside the event loop. Subclasses build `request_params`, `_attempt` and `_classify`."""
-
-    name: str
-    model: str
-    client: Any
-    retry: RetryPolicy
-
-    def request_params(self, system: str, messages: list[Any], tools: list[Any], max_output_tokens: int,
-                       stop: list[str] | None = None) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def _attempt(self, params: dict[str, Any]) -> AsyncIterator[StreamItem]:
-        raise NotImplementedError
-
-    def _classify(self, exc: Exception) -> Failure:
-        raise NotImplementedError
-
-    def stream_turn(
-        self,
-        system: str,
-        messages: list[Any],
-        tools: list[Any],
-        max_output_tokens: int,
-        stop: list[str] | None = None,
-    ) -> AsyncIterator[StreamItem]:
-        params = self.request_params(system, messages, tools, max_output_tokens, stop)
-        return retrying_stream(lambda: self._attempt(params), self._classify, self.retry, f"{self.name}:{self.model}")
-
-    async def aclose(self) -> None:
-        """Close the HTTP client (call before the event loop ends)."""
-        await self.client.close()
