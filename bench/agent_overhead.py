@@ -1,19 +1,21 @@
-"""Agent overhead: what the agent itself costs around the model, on one scripted task, against a local fake server.
+"""Agent overhead: what the agent itself costs around the model, on a scripted task against a fake server.
 
     .venv/bin/python bench/agent_overhead.py [--runs 3] [--files 18000] [--no-claude] [--fresh]
 
-The fake model server (tests/fakeserver.py, the Anthropic Messages streaming protocol) answers instantly with a
-scripted task: grep, read two files, edit both, run a test command, answer. It replies to each agent in its own
-tool vocabulary, told apart by the tools a request offers: Ghostline's grep/read/edit/bash, Claude Code's
+The fake model server (tests/fakeserver.py, the Anthropic Messages streaming protocol) answers at once with a
+scripted task: grep, read two files, edit both, run a test command, answer. It replies to each agent in its
+own tool vocabulary, told apart by the tools a request offers: Ghostline's grep/read/edit/bash, Claude Code's
 Read/Edit/Bash (and Grep when offered, else grep through Bash). Since the model costs nothing, every second
 measured is the agent's: launch -> first request, the gap between a response's end and the next request after
 each tool, last response -> process exit, total wall time, request count and bytes sent.
 
-Workspaces: a small git repository, and the same plus a generated tree of --files files, committed and untracked
-(built once under bench/.cache/, --fresh rebuilds). `claude` (npm @anthropic-ai/claude-code), when on PATH, runs
-the same task on the same server, alternating with Ghostline run by run, and the table shows the ratios.
-"edit - read gap" estimates the per-writing-turn checkpoint cost from outside (an edit turn's gap less a read
-turn's). Also times `agent --version` and `agent --help`. Writes bench/out/agent_overhead.json.
+Workspaces: a small git repository, and the same plus a generated tree of --files files, committed and
+untracked (built once under bench/.cache/, --fresh rebuilds). `claude` (npm @anthropic-ai/claude-code), when
+on PATH, runs the same task on the same server, alternating with Ghostline run by run; the table shows the
+ratios. "edit - read gap" estimates the per-writing-turn checkpoint cost from outside (an edit turn's gap less
+a read turn's). CPU is user + system time of the agent and every process it waited for: under load it moves
+much less than wall time. Also times `agent --version` and `agent --help`. Writes
+bench/out/agent_overhead.json.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -41,6 +44,8 @@ MODEL = "claude-sonnet-4-5"
 TASK = "Rename the function greet to welcome everywhere, then run check.py."
 GREETING = 'def greet(name):\n    return "Hello, " + name\n'
 FAREWELL = 'from app.greeting import greet\n\n\ndef farewell(name):\n    return greet(name) + ", goodbye"\n'
+RENAME_DEF = ("def greet(", "def welcome(")
+RENAME_IMPORT = ("import greet\n", "import welcome\n")
 CHECK = 'from app.farewell import farewell\n\nassert farewell("x") == "Hello, x, goodbye"\nprint("ok")\n'
 # The tool each scripted reply calls, as the gap after it is labelled; the seventh reply is the answer.
 GAP_LABELS = ("grep", "read 1", "read 2", "edit 1", "edit 2", "bash")
@@ -54,8 +59,8 @@ def _ghostline_call(step: int) -> tuple[str, dict[str, Any]] | None:
         ("grep", {"pattern": "greet"}),
         ("read", {"path": "app/greeting.py"}),
         ("read", {"path": "app/farewell.py"}),
-        ("edit", {"path": "app/greeting.py", "old_string": "def greet(", "new_string": "def welcome("}),
-        ("edit", {"path": "app/farewell.py", "old_string": "import greet\n", "new_string": "import welcome\n"}),
+        ("edit", {"path": "app/greeting.py", "old_string": RENAME_DEF[0], "new_string": RENAME_DEF[1]}),
+        ("edit", {"path": "app/farewell.py", "old_string": RENAME_IMPORT[0], "new_string": RENAME_IMPORT[1]}),
         ("bash", {"command": "python3 check.py"}),
     ][step] if step < 6 else None
 
@@ -67,9 +72,10 @@ def _claude_call(step: int, ws: Path, has_grep: bool) -> tuple[str, dict[str, An
         grep,
         ("Read", {"file_path": str(ws / "app/greeting.py")}),
         ("Read", {"file_path": str(ws / "app/farewell.py")}),
-        ("Edit", {"file_path": str(ws / "app/greeting.py"), "old_string": "def greet(", "new_string": "def welcome("}),
-        ("Edit", {"file_path": str(ws / "app/farewell.py"), "old_string": "import greet\n",
-                  "new_string": "import welcome\n"}),
+        ("Edit", {"file_path": str(ws / "app/greeting.py"), "old_string": RENAME_DEF[0],
+                  "new_string": RENAME_DEF[1]}),
+        ("Edit", {"file_path": str(ws / "app/farewell.py"), "old_string": RENAME_IMPORT[0],
+                  "new_string": RENAME_IMPORT[1]}),
         ("Bash", {"command": "python3 check.py", "description": "Run the check"}),
     ][step] if step < 6 else None
 
@@ -122,7 +128,8 @@ class TimedServer(FakeModelServer):
             fake = server
 
             def do_POST(self) -> None:  # noqa: N802
-                entry = Entry(received=time.perf_counter(), nbytes=int(self.headers.get("content-length") or 0))
+                size = int(self.headers.get("content-length") or 0)
+                entry = Entry(received=time.perf_counter(), nbytes=size)
                 super().do_POST()
                 entry.done = time.perf_counter()
                 local = server.script.local  # type: ignore[union-attr]
@@ -220,8 +227,8 @@ def ghostline_cmd(srv: FakeModelServer, home: Path) -> tuple[list[str], dict[str
 
 def claude_cmd(srv: FakeModelServer, home: Path) -> tuple[list[str], dict[str, str]]:
     env = {**os.environ, "HOME": str(home), "ANTHROPIC_BASE_URL": srv.anthropic_base_url,
-           "ANTHROPIC_API_KEY": "sk-ant-bench", "IS_SANDBOX": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-           "DISABLE_AUTOUPDATER": "1"}
+           "ANTHROPIC_API_KEY": "sk-ant-bench", "IS_SANDBOX": "1", "DISABLE_AUTOUPDATER": "1",
+           "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
     env.pop("ANTHROPIC_AUTH_TOKEN", None)
     cmd = ["claude", "-p", TASK, "--dangerously-skip-permissions", "--model", MODEL]
     return cmd, env
@@ -240,6 +247,7 @@ class Run:
     requests: int = 0
     side_requests: int = 0
     request_bytes: int = 0
+    cpu: float = 0.0  # user + system seconds of the agent and every process it waited for
 
 
 def run_once(agent: str, ws: Path, srv: TimedServer, home: Path) -> Run:
@@ -248,18 +256,23 @@ def run_once(agent: str, ws: Path, srv: TimedServer, home: Path) -> Run:
     cmd, env = (ghostline_cmd if agent == "ghostline" else claude_cmd)(srv, home)
     with srv._lock:
         srv.timeline.clear()
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ws, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=300)
     end = time.perf_counter()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         sys.stderr.write(f"{agent} exited {proc.returncode}: {(proc.stderr or proc.stdout)[-600:]}\n")
     with srv._lock:
         timeline = sorted(srv.timeline, key=lambda e: e.received)
-    return summarise(agent, ws.name, proc.returncode, task_done(ws), start, end, timeline)
+    run = summarise(agent, ws.name, proc.returncode, task_done(ws), start, end, timeline)
+    run.cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
+    return run
 
 
-def summarise(agent: str, ws: str, rc: int, done: bool, start: float, end: float, timeline: list[Entry]) -> Run:
+def summarise(agent: str, ws: str, rc: int, done: bool, start: float, end: float,
+              timeline: list[Entry]) -> Run:
     main = [e for e in timeline if e.agent == agent]
     run = Run(agent, ws, rc, done, end - start, (timeline[0].received - start) if timeline else None,
               requests=len(main), side_requests=len(timeline) - len(main),
@@ -281,14 +294,17 @@ def _median(values: list[float]) -> float | None:
 
 
 def metrics(runs: list[Run]) -> dict[str, float | None]:
+    firsts = [r.first_request for r in runs if r.first_request is not None]
     out: dict[str, float | None] = {
-        "launch -> first request (s)": _median([r.first_request for r in runs]),
+        "launch -> first request (s)": _median(firsts),
+        "launch -> first request, best run (s)": min(firsts) if firsts else None,
     }
     for label in GAP_LABELS:
         out[f"gap after {label} (s)"] = _median([r.gaps.get(label) for r in runs])
     out["edit - read gap, per writing turn (s)"] = _median([_edit_minus_read(r) for r in runs])
     out["last response -> exit (s)"] = _median([r.last_to_exit for r in runs])
     out["total wall (s)"] = _median([r.wall for r in runs])
+    out["CPU, agent and its children (s)"] = _median([r.cpu for r in runs])
     out["requests (main + side)"] = _median([r.requests + r.side_requests for r in runs])
     out["request bytes (KiB)"] = _median([r.request_bytes / 1024 for r in runs])
     out["task done (runs)"] = float(sum(r.done and r.rc == 0 for r in runs))
@@ -352,8 +368,8 @@ def main() -> int:
     agents = ["ghostline"] + ([] if args.no_claude or not shutil.which("claude") else ["claude"])
     cache = REPO / "bench/.cache/agent_overhead"
     home = Path(tempfile.mkdtemp(prefix="agent-overhead-"))
-    result: dict[str, Any] = {"agents": agents, "runs": args.runs, "files": args.files,
-                              "loadavg_before": os.getloadavg(), "cpu_count": os.cpu_count(), "workspaces": {}}
+    result: dict[str, Any] = {"agents": agents, "runs": args.runs, "files": args.files, "workspaces": {},
+                              "loadavg_before": os.getloadavg(), "cpu_count": os.cpu_count()}
     print(f"agents: {', '.join(agents)}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     script = Script()
     with TimedServer(script) as srv:

@@ -3,7 +3,7 @@
 `import anthropic` runs anthropic/__init__.py, which imports the types of every API the SDK covers (over 3,000
 modules, most of the ~1 s `import anthropic` takes, nearly all of it pydantic class creation); `import openai`
 does the same on a smaller scale. A streaming Messages or Chat Completions client needs a small part of that.
-`import_lean("anthropic._client")` imports one module of an SDK with two changes to how the SDK's packages load:
+`import_lean("anthropic._client")` imports one module of an SDK, with two changes to how its packages load:
 
 * the root package (`anthropic`, `openai`) is created without running its __init__.py; the first attribute
   looked up on it that it does not have yet runs the real __init__.py, so `import anthropic` elsewhere in the
@@ -14,9 +14,9 @@ does the same on a smaller scale. A streaming Messages or Chat Completions clien
 An SDK already imported is used as it is. Nothing of the SDK is changed on disk.
 
 `load_sdk()` runs that import in a background thread, so that it overlaps with the rest of the agent's setup
-(the git status of a large tree, the token encoding, reading .pyc files from a cold disk cache); `SDKLoader.get()`
-waits for it. The main thread touches none of the SDK's modules until then, so the two threads never import the
-same modules at once.
+(the git status of a large tree, the token encoding, .pyc files read from a cold disk cache); `SDKLoader.get()`
+waits for it. The main thread touches none of the SDK's modules until then, so the two threads never import
+the same modules at once.
 """
 
 from __future__ import annotations
@@ -47,11 +47,11 @@ def import_lean(name: str) -> ModuleType:
 
 def client_and_errors(root: str, client_class: str) -> tuple[type, ModuleType]:
     """The SDK's async client class and the module holding its exception classes (APIStatusError,
-    APIConnectionError, APIError), imported lean; the plain `import <root>` when the SDK is laid out otherwise."""
+    APIConnectionError, APIError), imported lean; the plain `import <root>` for an SDK laid out otherwise."""
     try:
         client = getattr(import_lean(f"{root}._client"), client_class)
         errors = import_lean(f"{root}._exceptions")
-        import_lean(f"{root}._utils._logs").setup_logging()  # what <root>/__init__.py does: ANTHROPIC_LOG etc.
+        import_lean(f"{root}._utils._logs").setup_logging()  # as <root>/__init__.py does (ANTHROPIC_LOG...)
     except (ImportError, AttributeError):
         sdk = importlib.import_module(root)
         return getattr(sdk, client_class), sdk
@@ -125,7 +125,7 @@ def install() -> None:
 class _LeanSDKFinder(importlib.abc.MetaPathFinder):
     """Finds the SDKs' packages as usual, then swaps in a lazy loader where the package allows it."""
 
-    def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
         root = fullname.partition(".")[0]
         if root not in LEAN_ROOTS or (root == fullname and root in sys.modules):
             return None
@@ -163,7 +163,7 @@ class _DeferredInitLoader(importlib.abc.Loader):
 
     def run_real_init(self, module: ModuleType) -> None:
         background = _loaders.get(module.__name__)
-        if background is not None:  # `import anthropic; anthropic.X` while the lean import runs: one at a time
+        if background is not None:  # `anthropic.X` elsewhere while the lean import runs: one at a time
             background.wait()
         with self.lock:
             if self.ran:

@@ -1,6 +1,6 @@
-"""What the SDK-backed providers (anthropic.py, openai.py) share: the SDK imported in the background and the client
-built on first use, one request per turn retried as a whole by `retrying_stream`, the client closed inside the
-event loop."""
+"""What the SDK-backed providers (anthropic.py, openai.py) share: the SDK imported in the background and the
+client built on first use, one request per turn retried as a whole by `retrying_stream`, the client closed
+inside the event loop."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from ghostline.agent.providers.sdk_import import SDKLoader
 
 class RetryingSDKProvider:
     """Subclasses set `_sdk_loader` (from `sdk_import.load_sdk`) and `_client_kwargs` in __init__, and build
-    `request_params`, `_attempt` and `_classify`. Building one does not wait for the SDK: `client` does, on first
-    use (the first request), so the import overlaps with the rest of the agent's setup."""
+    `request_params`, `_attempt` and `_classify`. Building one does not wait for the SDK: `client` does, on
+    first use (the first request), so the import overlaps with the rest of the agent's setup."""
 
     name: str
     model: str

@@ -1,5 +1,5 @@
-"""How long a retry waits, through the real SDKs against the fake server: a response cut off part-way is retried
-at once (a second cut in a row backs off); 429/529/5xx and an unreachable server back off, honouring
+"""How long a retry waits, through the real SDKs against the fake server: a response cut off part-way is
+retried at once (a second cut in a row backs off); 429/529/5xx and an unreachable server back off, honouring
 retry-after."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from tests.fakeserver import (
 KINDS = ["anthropic", "openai"]
 GOOD = reply(text="Let me look.", tool_calls=[("read", {"path": "a.py"}, "good_id")])
 CUTS = {
-    "reset-mid-tool-json": lambda: cut_stream(text="Let me look.", tool_calls=[("read", {"path": "long_name.py"})]),
+    "reset-mid-tool-json": lambda: cut_stream(text="Let me look.", tool_calls=[("read", {"path": "long.py"})]),
     "reset-mid-text": lambda: cut_stream(text="A sentence that is cut in the middle.", tool_calls=[]),
     "reset-before-any-event": lambda: cut_stream(text="", tool_calls=[]),
     "ended-mid-tool-json": lambda: truncated_stream(text="", tool_calls=[("read", {"path": "long_name.py"})]),
@@ -124,7 +124,7 @@ def test_what_counts_as_a_cut():
     assert is_stream_cut(httpx2.RemoteProtocolError("incomplete chunked read"))
     assert is_stream_cut(httpx2.ReadError("connection reset by peer"))
     assert is_stream_cut(ConnectionResetError())
-    assert is_stream_cut(wrapped(httpx2.RemoteProtocolError("Server disconnected without sending a response.")))
+    assert is_stream_cut(wrapped(httpx2.RemoteProtocolError("Server disconnected without sending a response")))
     assert not is_stream_cut(httpx2.ConnectError("connection refused"))
     assert not is_stream_cut(httpx2.ConnectTimeout("timed out"))
     assert not is_stream_cut(httpx2.ReadTimeout("timed out"))

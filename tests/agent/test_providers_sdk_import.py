@@ -1,5 +1,5 @@
-"""The lean SDK import (agent/providers/sdk_import.py): far fewer modules, the same classes as `import anthropic`
-/ `import openai`, the import running in the background while the provider is built. Each check that needs an
+"""The lean SDK import (agent/providers/sdk_import.py): far fewer modules, the same classes as
+`import anthropic` / `import openai`, the import running in the background while the provider is built. Each check that needs an
 SDK not yet imported runs in a fresh interpreter."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def run_fresh(code: str) -> str:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
-                          timeout=120)
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
@@ -36,8 +36,8 @@ def test_lean_import_is_smaller_and_the_same_sdk(root, client, resource):
         lean = sum(1 for m in sys.modules if m.split(".")[0] == "{root}")
         import {root} as sdk  # the plain import, later in the same process: the real __init__ runs now
         assert sdk.{client} is client_class
-        assert sdk.APIStatusError is errors.APIStatusError and sdk.APIConnectionError is errors.APIConnectionError
-        assert sdk.APIError is errors.APIError
+        for name in ("APIStatusError", "APIConnectionError", "APIError"):
+            assert getattr(sdk, name) is getattr(errors, name)
         assert sdk.{resource}.__name__ == "{resource.rsplit('.', 1)[1]}"
         assert "{client}" in sdk.__all__ and "{client}" in dir(sdk)
         from {root}.types import *  # noqa - a lazy package still star-imports everything
@@ -74,7 +74,7 @@ def test_a_plain_import_during_the_background_import_waits_for_it():
         from ghostline.agent.providers.sdk_import import load_sdk
         loader = load_sdk("anthropic", "AsyncAnthropic", preload=("anthropic.resources.messages.messages",))
         import anthropic
-        assert anthropic.Anthropic.__name__ == "Anthropic"  # runs the real __init__ once the lean import is over
+        assert anthropic.Anthropic.__name__ == "Anthropic"  # the real __init__, once the lean import is over
         assert loader.get()[0] is anthropic.AsyncAnthropic
     """)
 
