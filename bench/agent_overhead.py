@@ -1,6 +1,7 @@
 """Agent overhead: what the agent itself costs around the model, on a scripted task against a fake server.
 
     .venv/bin/python bench/agent_overhead.py [--runs 3] [--files 18000] [--no-claude] [--fresh]
+                                             [--baseline DIR]
 
 The fake model server (tests/fakeserver.py, the Anthropic Messages streaming protocol) answers at once with a
 scripted task: grep, read two files, edit both, run a test command, answer. It replies to each agent in its
@@ -13,9 +14,10 @@ Workspaces: a small git repository, and the same plus a generated tree of --file
 untracked (built once under bench/.cache/, --fresh rebuilds). `claude` (npm @anthropic-ai/claude-code), when
 on PATH, runs the same task on the same server, alternating with Ghostline run by run; the table shows the
 ratios. "edit - read gap" estimates the per-writing-turn checkpoint cost from outside (an edit turn's gap less
-a read turn's). CPU is user + system time of the agent and every process it waited for: under load it moves
-much less than wall time. Also times `agent --version` and `agent --help`. Writes
-bench/out/agent_overhead.json.
+a read turn's). --baseline DIR also runs the Ghostline of another checkout (e.g. `git worktree add` of the
+commit before a change) in the same alternation: a before/after under the same load. CPU is user + system time
+of the agent and every process it waited for: under load it moves much less than wall time. Also times
+`agent --version` and `agent --help`. Writes bench/out/agent_overhead.json.
 """
 
 from __future__ import annotations
@@ -214,8 +216,21 @@ def agent_exe() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "ghostline.agent"]
 
 
-def ghostline_cmd(srv: FakeModelServer, home: Path) -> tuple[list[str], dict[str, str]]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "GHOSTLINE_DATA_DIR": str(home / "data"),
+@dataclass(frozen=True)
+class Agent:
+    label: str  # the table's column
+    vocabulary: str  # "ghostline" | "claude": the tools its requests offer (see Script)
+    checkout: Path | None = None  # Ghostline: the checkout whose code runs
+
+
+def command(agent: Agent, srv: FakeModelServer, home: Path) -> tuple[list[str], dict[str, str]]:
+    if agent.vocabulary == "claude":
+        return claude_cmd(srv, home)
+    return ghostline_cmd(srv, home, agent.checkout or REPO)
+
+
+def ghostline_cmd(srv: FakeModelServer, home: Path, checkout: Path) -> tuple[list[str], dict[str, str]]:
+    env = {**os.environ, "PYTHONPATH": str(checkout), "GHOSTLINE_DATA_DIR": str(home / "data"),
            "GHOSTLINE_CONFIG_DIR": str(home / "config"), "GHOSTLINE_EMBEDDINGS": "off",
            "ANTHROPIC_API_KEY": "sk-ant-bench", "CI": "1"}
     for name in ("GHOSTLINE_MODEL", "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN"):
@@ -250,10 +265,10 @@ class Run:
     cpu: float = 0.0  # user + system seconds of the agent and every process it waited for
 
 
-def run_once(agent: str, ws: Path, srv: TimedServer, home: Path) -> Run:
+def run_once(agent: Agent, ws: Path, srv: TimedServer, home: Path) -> Run:
     reset_task_files(ws)
     srv.script.workspace = ws  # type: ignore[union-attr]
-    cmd, env = (ghostline_cmd if agent == "ghostline" else claude_cmd)(srv, home)
+    cmd, env = command(agent, srv, home)
     with srv._lock:
         srv.timeline.clear()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -263,7 +278,7 @@ def run_once(agent: str, ws: Path, srv: TimedServer, home: Path) -> Run:
     end = time.perf_counter()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
-        sys.stderr.write(f"{agent} exited {proc.returncode}: {(proc.stderr or proc.stdout)[-600:]}\n")
+        sys.stderr.write(f"{agent.label} exited {proc.returncode}: {(proc.stderr or proc.stdout)[-600:]}\n")
     with srv._lock:
         timeline = sorted(srv.timeline, key=lambda e: e.received)
     run = summarise(agent, ws.name, proc.returncode, task_done(ws), start, end, timeline)
@@ -271,10 +286,10 @@ def run_once(agent: str, ws: Path, srv: TimedServer, home: Path) -> Run:
     return run
 
 
-def summarise(agent: str, ws: str, rc: int, done: bool, start: float, end: float,
+def summarise(agent: Agent, ws: str, rc: int, done: bool, start: float, end: float,
               timeline: list[Entry]) -> Run:
-    main = [e for e in timeline if e.agent == agent]
-    run = Run(agent, ws, rc, done, end - start, (timeline[0].received - start) if timeline else None,
+    main = [e for e in timeline if e.agent == agent.vocabulary]
+    run = Run(agent.label, ws, rc, done, end - start, (timeline[0].received - start) if timeline else None,
               requests=len(main), side_requests=len(timeline) - len(main),
               request_bytes=sum(e.nbytes for e in timeline))
     for prev, nxt in zip(main, main[1:], strict=False):
@@ -324,19 +339,20 @@ def _fmt(v: float | None) -> str:
     return f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}"
 
 
-def print_table(title: str, gl: dict[str, float | None], cc: dict[str, float | None] | None) -> None:
+def _ratio(a: float | None, b: float | None, key: str) -> str:
+    return f"{a / b:.2f}" if a is not None and b not in (None, 0) and "done" not in key else "-"
+
+
+def print_table(title: str, table: dict[str, dict[str, float | None]]) -> None:
+    """One column per agent, then Ghostline's ratio to each other agent."""
     print(f"\n{title}")
-    head = f"{'metric':<42} {'ghostline':>10}"
-    if cc is not None:
-        head += f" {'claude':>10} {'gl/claude':>10}"
-    print(head)
-    for key in dict.fromkeys([*gl, *(cc or {})]):
-        line = f"{key:<42} {_fmt(gl.get(key)):>10}"
-        if cc is not None:
-            a, b = gl.get(key), cc.get(key)
-            ratio = f"{a / b:.2f}" if a is not None and b not in (None, 0) and "done" not in key else "-"
-            line += f" {_fmt(b):>10} {ratio:>10}"
-        print(line)
+    others = [label for label in table if label != "ghostline"]
+    head = f"{'metric':<42}" + "".join(f" {label:>10}" for label in table)
+    print(head + "".join(f" {'gl/' + label[:7]:>10}" for label in others))
+    gl = table["ghostline"]
+    for key in gl:
+        line = f"{key:<42}" + "".join(f" {_fmt(col.get(key)):>10}" for col in table.values())
+        print(line + "".join(f" {_ratio(gl.get(key), table[o].get(key), key):>10}" for o in others))
 
 
 def time_command(cmd: list[str], runs: int, env: dict[str, str]) -> float:
@@ -349,9 +365,13 @@ def time_command(cmd: list[str], runs: int, env: dict[str, str]) -> float:
     return statistics.median(ms)
 
 
-def cli_times(runs: int) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = {f"agent {a} (ms)": time_command([*agent_exe(), a], runs, env) for a in ("--version", "--help")}
+def cli_times(runs: int, baseline: Path | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for label, checkout in (("", REPO), ("baseline ", baseline)):
+        if checkout is not None:
+            env = {**os.environ, "PYTHONPATH": str(checkout)}
+            for arg in ("--version", "--help"):
+                out[f"{label}agent {arg} (ms)"] = time_command([*agent_exe(), arg], runs, env)
     if shutil.which("claude"):
         out["claude --version (ms)"] = time_command(["claude", "--version"], max(3, runs // 4), env)
     return out
@@ -364,13 +384,19 @@ def main() -> int:
     ap.add_argument("--workspaces", default="small,committed,untracked")
     ap.add_argument("--no-claude", action="store_true", help="Ghostline only, even when claude is installed")
     ap.add_argument("--fresh", action="store_true", help="rebuild the cached workspaces")
+    ap.add_argument("--baseline", type=Path, help="another Ghostline checkout, run alongside (before/after)")
     args = ap.parse_args()
-    agents = ["ghostline"] + ([] if args.no_claude or not shutil.which("claude") else ["claude"])
+    agents = [Agent("ghostline", "ghostline")]
+    if args.baseline is not None:
+        agents.append(Agent("baseline", "ghostline", args.baseline.resolve()))
+    if not args.no_claude and shutil.which("claude"):
+        agents.append(Agent("claude", "claude"))
     cache = REPO / "bench/.cache/agent_overhead"
     home = Path(tempfile.mkdtemp(prefix="agent-overhead-"))
-    result: dict[str, Any] = {"agents": agents, "runs": args.runs, "files": args.files, "workspaces": {},
-                              "loadavg_before": os.getloadavg(), "cpu_count": os.cpu_count()}
-    print(f"agents: {', '.join(agents)}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    load = os.getloadavg()[0]
+    result: dict[str, Any] = {"agents": [a.label for a in agents], "runs": args.runs, "files": args.files,
+                              "workspaces": {}, "loadavg_before": load, "cpu_count": os.cpu_count()}
+    print(f"agents: {', '.join(a.label for a in agents)}; load average {load:.1f} on {os.cpu_count()} CPUs")
     script = Script()
     with TimedServer(script) as srv:
         for kind in args.workspaces.split(","):
@@ -380,11 +406,10 @@ def main() -> int:
             runs: list[Run] = []
             for _ in range(args.runs):
                 runs += [run_once(agent, ws, srv, home) for agent in agents]
-            table = {a: metrics([r for r in runs if r.agent == a]) for a in agents}
-            print_table(f"workspace: {ws.name} ({args.runs} runs each, medians)", table["ghostline"],
-                        table.get("claude"))
+            table = {a.label: metrics([r for r in runs if r.agent == a.label]) for a in agents}
+            print_table(f"workspace: {ws.name} ({args.runs} runs each, medians)", table)
             result["workspaces"][ws.name] = {"medians": table, "runs": [r.__dict__ for r in runs]}
-    cli = cli_times(20)
+    cli = cli_times(20, args.baseline)
     print()
     for name, ms in cli.items():
         print(f"{name:<42} {ms:>10.1f}")
