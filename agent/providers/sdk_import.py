@@ -14,9 +14,9 @@ does the same on a smaller scale. A streaming Messages or Chat Completions clien
 An SDK already imported is used as it is. Nothing of the SDK is changed on disk.
 
 `load_sdk()` runs that import in a background thread, so that it overlaps with the rest of the agent's setup
-(the git status of a large tree, the token encoding, .pyc files read from a cold disk cache); `SDKLoader.get()`
-waits for it. The main thread touches none of the SDK's modules until then, so the two threads never import
-the same modules at once.
+(the git status of a large tree, the token encoding, .pyc files read from a cold disk cache);
+`SDKLoader.get()` waits for it. The main thread touches none of the SDK's modules until then, so the two
+threads never import the same modules at once.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import os
+import re
 import sys
 import threading
 from types import ModuleType
@@ -212,9 +213,50 @@ def reexport_table(init_path: str) -> dict[str, tuple[str, str | None]] | None:
     """name -> (submodule, attribute or None for the submodule itself) when the package's __init__.py does
     nothing but re-export names of its submodules; None otherwise (the package then loads as usual)."""
     try:
-        with open(init_path, "rb") as f:
-            tree = ast.parse(f.read(), init_path)
-    except (OSError, SyntaxError, ValueError):
+        with open(init_path, encoding="utf-8") as f:
+            source = f.read()
+    except (OSError, ValueError):
+        return None
+    table = _plain_reexports(source)
+    if table is None:
+        table = _reexports_of_tree(source, init_path)
+    if not table or _shadows_a_submodule(os.path.dirname(init_path), table):
+        return None
+    return table
+
+
+# The layout of the SDKs' generated packages, read without building an AST (a tenth of the time for the
+# ~1,900-line anthropic/types/beta/__init__.py): `from .x import A as A` statements, one a line or in
+# parentheses, after an optional `from __future__ import annotations`. Anything else goes to the AST reader.
+_PLAIN_IMPORT = re.compile(r"from \.((?:\w+\.)*\w+)? import (?:\(([^()#]*)\)|([^()#\n]*))\n")
+_PLAIN_NAME = re.compile(r"(\w+)(?: as (\w+))?")
+_FUTURE = "from __future__ import annotations\n"
+
+
+def _plain_reexports(source: str) -> dict[str, tuple[str, str | None]] | None:
+    lines = [line for line in source.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    text = "\n".join(lines) + "\n"
+    pos = len(_FUTURE) if text.startswith(_FUTURE) else 0
+    table: dict[str, tuple[str, str | None]] = {}
+    while pos < len(text):
+        m = _PLAIN_IMPORT.match(text, pos)
+        if m is None:
+            return None
+        for item in (m[2] if m[2] is not None else m[3]).split(","):
+            name = _PLAIN_NAME.fullmatch(item.strip())
+            if name is None:
+                if item.strip():
+                    return None
+                continue
+            table[name[2] or name[1]] = (name[1], None) if m[1] is None else (m[1], name[1])
+        pos = m.end()
+    return table
+
+
+def _reexports_of_tree(source: str, init_path: str) -> dict[str, tuple[str, str | None]] | None:
+    try:
+        tree = ast.parse(source, init_path)
+    except (SyntaxError, ValueError):
         return None
     table: dict[str, tuple[str, str | None]] = {}
     for node in tree.body:
@@ -227,8 +269,6 @@ def reexport_table(init_path: str) -> dict[str, tuple[str, str | None]] | None:
                 return None
             target = (alias.name, None) if node.module is None else (node.module, alias.name)
             table[alias.asname or alias.name] = target
-    if not table or _shadows_a_submodule(os.path.dirname(init_path), table):
-        return None
     return table
 
 

@@ -101,19 +101,22 @@ def _package(tmp_path: Path, init: str, *submodules: str) -> str:
     return str(pkg / "__init__.py")
 
 
-def test_reexport_table_of_a_reexport_only_package(tmp_path):
-    path = _package(tmp_path, '''
-        """Docs."""
-        from __future__ import annotations
+REEXPORTS = """
+from .message import Message as Message
+from .usage import (
+    Usage as Usage,
+    CacheUsage,
+)
+from . import shared
+"""
 
-        from .message import Message as Message
-        from .usage import (
-            Usage as Usage,
-            CacheUsage,
-        )
-        from . import shared
-        __all__ = ["Message", "Usage"]
-    ''', "message", "usage", "shared")
+
+@pytest.mark.parametrize("init", [
+    "from __future__ import annotations\n" + REEXPORTS,  # the generated layout: read without an AST
+    '"""Docs."""\nfrom __future__ import annotations\n# a comment\n' + REEXPORTS + '__all__ = ["Message"]\n',
+])
+def test_reexport_table_of_a_reexport_only_package(tmp_path, init):
+    path = _package(tmp_path, init, "message", "usage", "shared")
     assert reexport_table(path) == {"Message": ("message", "Message"), "Usage": ("usage", "Usage"),
                                     "CacheUsage": ("usage", "CacheUsage"), "shared": ("shared", None)}
 
@@ -127,3 +130,19 @@ def test_reexport_table_of_a_reexport_only_package(tmp_path):
 ])
 def test_reexport_table_refuses_anything_else(tmp_path, init):
     assert reexport_table(_package(tmp_path, init, "message", "usage")) is None
+
+
+def test_the_plain_reader_agrees_with_the_ast_on_every_package_of_the_sdks():
+    import anthropic
+    import openai
+    from ghostline.agent.providers.sdk_import import _plain_reexports, _reexports_of_tree
+
+    read = 0
+    for sdk in (anthropic, openai):
+        for init in Path(sdk.__file__).parent.rglob("__init__.py"):
+            source = init.read_text(encoding="utf-8")
+            plain = _plain_reexports(source)
+            if plain is not None:
+                assert plain == _reexports_of_tree(source, str(init)), init
+                read += 1
+    assert read > 20  # the generated type packages take the fast path
