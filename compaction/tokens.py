@@ -103,6 +103,13 @@ def load_named_encoding(name: str) -> Any:
         raise LookupError(f"tiktoken encoding {name!r} failed to load ({type(exc).__name__}: {exc})") from exc
 
 
+def load_encoding_in_background() -> None:
+    """Start `load_encoding` in a daemon thread, to overlap with other start-up work; a TokenCounter built
+    meanwhile waits for it (the load holds the lock)."""
+    if not _encoding_tried:
+        threading.Thread(target=load_encoding, name="load-encoding", daemon=True).start()
+
+
 class TokenCounter:
     """Counts tokens of strings with a bounded cache. `encoding=False` forces the chars/4 fallback."""
 

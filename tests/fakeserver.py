@@ -13,8 +13,8 @@ It speaks the Anthropic Messages API (``POST /v1/messages``) and OpenAI Chat Com
 
 The script is a list of replies consumed in order, or a callable ``(request_json, provider) -> Reply`` where
 provider is "anthropic" or "openai" (a callable may also return a str, taken as reply text). Faults: a status
-error (529/429/500 with retry-after), a stream cut mid tool-call JSON (the connection is closed), a
-context-length error (each provider's real error body), an error event inside the stream.
+error (529/429/500 with retry-after), a stream cut mid tool-call JSON (the connection is closed), a stream
+that ends properly but early (no message_stop / finish_reason), a context-length error (each provider's real error body), an error event inside the stream.
 
 Requests are validated like the real APIs do it (roles, tool_use/tool_result pairing, required fields); a bad
 request gets the real 400 error and is recorded in ``srv.errors``, as is a request after the script ran out.
@@ -45,7 +45,7 @@ from typing import Any
 
 @dataclass
 class Fault:
-    kind: str  # "status" | "cut" | "context_length" | "stream_error"
+    kind: str  # "status" | "cut" | "truncate" | "context_length" | "stream_error"
     status: int = 500
     retry_after: str | None = None  # sent as the retry-after header, verbatim (seconds or an HTTP date)
     retry_after_ms: str | None = None
@@ -133,6 +133,16 @@ def cut_stream(
     (in the middle of the text when there are no tool calls)."""
     r = reply(text=text, tool_calls=tool_calls)
     r.fault = Fault("cut")
+    return r
+
+
+def truncated_stream(
+    text: str = "", tool_calls: Iterable[tuple[Any, ...]] = (("read", {"path": "a.py"}),)
+) -> Reply:
+    """Like cut_stream, but the body ends properly (the last chunk is sent) at the same point: the SSE stream
+    stops short of message_stop (OpenAI: of a finish_reason and [DONE])."""
+    r = reply(text=text, tool_calls=tool_calls)
+    r.fault = Fault("truncate")
     return r
 
 
@@ -413,6 +423,7 @@ _OPENAI_MSG = {
     500: "The server had an error while processing your request. Sorry about that!",
     503: "The engine is currently overloaded, please try again later",
 }
+_BREAKS = ("cut", "truncate")  # faults that stop a streamed body early
 _FINISH = {"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length", "stop_sequence": "stop"}
 
 
@@ -544,12 +555,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def _send_reply_json(self, obj: Any, headers: dict[str, str], fault: Fault | None) -> None:
-        """A non-streaming 200 reply; a "cut" fault sends half the body and drops the connection, a
+        """A non-streaming 200 reply; a "cut" or "truncate" fault sends half the body and drops the connection, a
         "stream_error" fault becomes a 500."""
         if fault is not None and fault.kind == "stream_error":
             self._status_fault(self._provider, Fault("status", status=500))
             return
-        if fault is None or fault.kind != "cut":
+        if fault is None or fault.kind not in _BREAKS:
             self._send_json(200, obj, headers)
             return
         data = json.dumps(obj).encode()
@@ -585,6 +596,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+    def _break_off(self, f: Fault) -> None:
+        """Stop a streamed body early: "truncate" ends it properly, "cut" drops the connection."""
+        if f.kind == "truncate":
+            self._end_stream()
+        else:
+            self._cut()
 
     def _sse(self, event: str | None, data: Any) -> None:
         payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
@@ -805,8 +823,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         f = rep.fault
         self._start_stream(headers)
-        if f is not None and f.kind == "cut" and not rep.text and not calls:
-            self._cut()
+        if f is not None and f.kind in _BREAKS and not rep.text and not calls:
+            self._break_off(f)
             return
         start_usage = {**usage, "output_tokens": 1}
         self._sse(
@@ -858,8 +876,8 @@ class _Handler(BaseHTTPRequestHandler):
                     },
                 )
                 if f is not None and k == len(pieces) // 2:
-                    if f.kind == "cut" and not calls:
-                        self._cut()
+                    if f.kind in _BREAKS and not calls:
+                        self._break_off(f)
                         return
                     if f.kind == "stream_error":
                         self._sse(
@@ -903,8 +921,8 @@ class _Handler(BaseHTTPRequestHandler):
                         "delta": {"type": "input_json_delta", "partial_json": piece},
                     },
                 )
-                if f is not None and f.kind == "cut" and n == 0 and k == max(0, len(pieces) // 2 - 1):
-                    self._cut()
+                if f is not None and f.kind in _BREAKS and n == 0 and k == max(0, len(pieces) // 2 - 1):
+                    self._break_off(f)
                     return
             self._sse("content_block_stop", {"type": "content_block_stop", "index": index})
             index += 1
@@ -974,15 +992,15 @@ class _Handler(BaseHTTPRequestHandler):
 
         self._start_stream(headers)
         chunk({"role": "assistant", "content": "", "refusal": None})
-        if f is not None and f.kind == "cut" and not rep.text and not calls:
-            self._cut()
+        if f is not None and f.kind in _BREAKS and not rep.text and not calls:
+            self._break_off(f)
             return
         pieces = self._pieces(rep.text, rep.chunk_size) if rep.text else []
         for k, piece in enumerate(pieces):
             chunk({"content": piece})
             if f is not None and k == len(pieces) // 2:
-                if f.kind == "cut" and not calls:
-                    self._cut()
+                if f.kind in _BREAKS and not calls:
+                    self._break_off(f)
                     return
                 if f.kind == "stream_error":
                     self._sse(
@@ -1028,8 +1046,8 @@ class _Handler(BaseHTTPRequestHandler):
             apieces = self._pieces(args, rep.chunk_size)
             for k, piece in enumerate(apieces):
                 chunk({"tool_calls": [{"index": n, "function": {"arguments": piece}}]})
-                if f is not None and f.kind == "cut" and n == 0 and k == max(0, len(apieces) // 2 - 1):
-                    self._cut()
+                if f is not None and f.kind in _BREAKS and n == 0 and k == max(0, len(apieces) // 2 - 1):
+                    self._break_off(f)
                     return
         chunk({}, finish)
         if include_usage:

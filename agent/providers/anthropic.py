@@ -30,12 +30,14 @@ from ghostline.agent.providers.common import (
 from ghostline.agent.providers.retry import (
     Failure,
     IncompleteStream,
-    RetryingSDKProvider,
     RetryPolicy,
     is_transport_error,
     parse_retry_after,
     should_retry_header,
+    transport_failure,
 )
+from ghostline.agent.providers.sdk_import import load_sdk
+from ghostline.agent.providers.sdk_provider import RetryingSDKProvider
 from ghostline.compaction.transcript import (
     Message,
     SummaryBlock,
@@ -46,6 +48,8 @@ from ghostline.compaction.transcript import (
 )
 
 _EPHEMERAL = {"type": "ephemeral"}
+# What `client.messages` imports: loaded in the background with the SDK, off the first request's path.
+_FIRST_REQUEST_MODULES = ("anthropic.resources.messages.messages",)
 _RETRYABLE_TYPES = {"overloaded_error", "api_error", "rate_limit_error", "timeout_error"}
 
 
@@ -132,27 +136,21 @@ class AnthropicProvider(RetryingSDKProvider):
         prompt_caching: bool | None = None,
         client: Any = None,
     ):
-        import anthropic  # lazy: the SDK takes ~1 s to import
-
-        self._sdk = anthropic
+        self._sdk_loader = load_sdk("anthropic", "AsyncAnthropic", preload=_FIRST_REQUEST_MODULES)
         self.model = model
-        if info is None:
-            from ghostline.agent.models import model_info
-
-            info = model_info(f"anthropic:{model}")
-        self.info = info
+        self.info = info  # agent.models.ModelInfo, from make_provider
         self.retry = retry or RetryPolicy()
-        self.prompt_caching = info.prompt_caching if prompt_caching is None else prompt_caching
-        if client is None:
-            kwargs: dict[str, Any] = {"max_retries": 0, "timeout": timeout or 600.0}
-            if api_key:
-                kwargs["api_key"] = api_key
-            elif auth_token:
-                kwargs["auth_token"] = auth_token
-            if base_url:
-                kwargs["base_url"] = base_url
-            client = anthropic.AsyncAnthropic(**kwargs)
-        self.client = client
+        if prompt_caching is None:
+            prompt_caching = info.prompt_caching if info is not None else True
+        self.prompt_caching = prompt_caching
+        self._client = client
+        self._client_kwargs: dict[str, Any] = {"max_retries": 0, "timeout": timeout or 600.0}
+        if api_key:
+            self._client_kwargs["api_key"] = api_key
+        elif auth_token:
+            self._client_kwargs["auth_token"] = auth_token
+        if base_url:
+            self._client_kwargs["base_url"] = base_url
 
     # -- request -------------------------------------------------------------------------------------------
     def request_params(
@@ -284,7 +282,7 @@ class AnthropicProvider(RetryingSDKProvider):
                 ) from exc
             raise ProviderError(f"{where} request failed ({status} {etype or ''}): {msg}") from exc
         if isinstance(exc, sdk.APIConnectionError) or is_transport_error(exc):
-            return Failure(f"cannot reach {self.client.base_url}: {type(exc).__name__}: {exc}")
+            return transport_failure(exc, self.client.base_url)
         if isinstance(exc, sdk.APIError):  # an error event in the stream without a status
             msg = _error_message(exc.body) or str(exc)
             ctx = context_length_error(msg)

@@ -29,14 +29,18 @@ from ghostline.agent.providers.common import (
 from ghostline.agent.providers.retry import (
     Failure,
     IncompleteStream,
-    RetryingSDKProvider,
     RetryPolicy,
     is_transport_error,
     parse_retry_after,
     should_retry_header,
+    transport_failure,
 )
+from ghostline.agent.providers.sdk_import import load_sdk
+from ghostline.agent.providers.sdk_provider import RetryingSDKProvider
 from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
 
+# What `client.chat.completions` imports: loaded in the background with the SDK, off the first request's path.
+_FIRST_REQUEST_MODULES = ("openai.resources.chat.chat", "openai.resources.chat.completions.completions")
 _FINISH = {"stop": "end_turn", "tool_calls": "tool_use", "function_call": "tool_use", "length": "max_tokens"}
 
 
@@ -111,25 +115,17 @@ class OpenAIProvider(RetryingSDKProvider):
         timeout: float | None = None,
         client: Any = None,
     ):
-        import openai  # lazy
-
-        self._sdk = openai
+        self._sdk_loader = load_sdk("openai", "AsyncOpenAI", preload=_FIRST_REQUEST_MODULES)
         self.model = model
-        if info is None:
-            from ghostline.agent.models import model_info
-
-            info = model_info(f"openai:{model}")
-        self.info = info
+        self.info = info  # agent.models.ModelInfo, from make_provider
         self.retry = retry or RetryPolicy()
-        if client is None:
-            kwargs: dict[str, Any] = {"max_retries": 0, "timeout": timeout or 600.0}
-            if api_key:
-                kwargs["api_key"] = api_key
-            if base_url:
-                kwargs["base_url"] = base_url
-            client = openai.AsyncOpenAI(**kwargs)
-        self.client = client
-        self.max_tokens_param = info.max_tokens_param or "max_tokens"
+        self._client = client
+        self._client_kwargs: dict[str, Any] = {"max_retries": 0, "timeout": timeout or 600.0}
+        if api_key:
+            self._client_kwargs["api_key"] = api_key
+        if base_url:
+            self._client_kwargs["base_url"] = base_url
+        self.max_tokens_param = (info.max_tokens_param if info is not None else None) or "max_tokens"
 
     def request_params(
         self,
@@ -230,7 +226,7 @@ class OpenAIProvider(RetryingSDKProvider):
                 ) from exc
             raise ProviderError(f"{where} request failed ({status}): {msg}") from exc
         if isinstance(exc, sdk.APIConnectionError) or is_transport_error(exc):
-            return Failure(f"cannot reach {self.client.base_url}: {type(exc).__name__}: {exc}")
+            return transport_failure(exc, self.client.base_url)
         if isinstance(exc, sdk.APIError):  # an error object inside the stream
             msg = _message(exc.body) or exc.message or str(exc)
             ctx = context_length_error(msg, getattr(exc, "code", None), exc.body)

@@ -1,8 +1,15 @@
-"""Retries shared by every provider: exponential backoff with jitter, honouring retry-after.
+"""Retries shared by every provider: at once after a cut stream, else exponential backoff with jitter, honouring
+retry-after.
 
 The SDKs' own retries are switched off (max_retries=0) so these are the only ones. A provider classifies each
 exception into a `Failure` (retry it, or give up with a ContextLengthError/ProviderError); `retrying_stream`
 re-runs the whole turn, yielding a StreamRetry before each new attempt so consumers drop the partial output.
+
+Two kinds of retryable failure wait differently. A server that says it is struggling (429, 529, 5xx, an error
+event in the stream) or cannot be reached gets the backoff, or the wait its retry-after asks for. A response cut
+off part-way (connection reset, an incomplete chunked body, a stream that ended before its last event) says
+nothing about the server's load, so it is retried at once; a second cut in a row backs off like the rest, so a
+server that keeps cutting is not hammered.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ class Failure:
 
     message: str
     retry_after: float | None = None
+    cut: bool = False  # the response broke off part-way (see is_stream_cut): retried at once
 
 
 def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
@@ -95,15 +103,50 @@ def should_retry_header(headers: Mapping[str, str] | None) -> bool | None:
 # httpx2 (used by the current SDKs) and httpx: errors raised while reading a streamed body are not wrapped by the
 # SDKs, so they are recognised here by their base classes.
 def is_transport_error(exc: BaseException) -> bool:
-    for mod_name in ("httpx2", "httpx", "httpcore"):
+    if _is_transport_class(exc, ("TransportError", "StreamError", "RemoteProtocolError", "TimeoutException")):
+        return True
+    return isinstance(exc, (ConnectionError, TimeoutError, asyncio.TimeoutError, IncompleteStream))
+
+
+# Transport errors of a connection that reached the server and broke off (httpx2, httpx and httpcore use these
+# names): a reset while reading or writing, a body that ended early ("incomplete chunked read", "server
+# disconnected without sending a response"). Connect errors and timeouts are not cuts.
+_CUT_ERROR_NAMES = ("ReadError", "WriteError", "RemoteProtocolError")
+
+
+def is_stream_cut(exc: BaseException) -> bool:
+    """Whether `exc` (or the error it was raised from) is a response cut off part-way, as opposed to a server
+    that cannot be reached or asks to slow down."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (IncompleteStream, ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+            return True
+        if _is_transport_class(current, _CUT_ERROR_NAMES):
+            return True
+        current = current.__cause__
+    return False
+
+
+def _is_transport_class(exc: BaseException, names: tuple[str, ...]) -> bool:
+    for mod_name in ("httpx2", "httpx", "httpcore2", "httpcore"):
         mod = sys.modules.get(mod_name)
         if mod is None:
             continue
-        for cls_name in ("TransportError", "StreamError", "RemoteProtocolError", "TimeoutException"):
+        for cls_name in names:
             cls = getattr(mod, cls_name, None)
             if isinstance(cls, type) and isinstance(exc, cls):
                 return True
-    return isinstance(exc, (ConnectionError, TimeoutError, asyncio.TimeoutError, IncompleteStream))
+    return False
+
+
+def transport_failure(exc: BaseException, where: Any) -> Failure:
+    """The Failure for a transport error talking to `where` (a base URL): a cut, or a server not reached."""
+    detail = f"{type(exc).__name__}: {exc}"
+    if is_stream_cut(exc):
+        return Failure(f"the response from {where} was cut off: {detail}", cut=True)
+    return Failure(f"cannot reach {where}: {detail}")
 
 
 async def retrying_stream(
@@ -113,8 +156,10 @@ async def retrying_stream(
     what: str = "model call",
 ) -> AsyncIterator[StreamItem]:
     """Run `attempt_fn()` until one attempt completes. `classify` raises for fatal errors and returns a Failure
-    for retryable ones. Each retry yields StreamRetry(attempt=N) where N is the number of the failed attempt."""
+    for retryable ones. Each retry yields StreamRetry(attempt=N) where N is the number of the failed attempt;
+    its delay_s is 0 for a cut retried at once."""
     attempt = 1
+    previous_cut = False
     while True:
         failure: Failure | None = None
         agen = attempt_fn()
@@ -130,42 +175,10 @@ async def retrying_stream(
             aclose = getattr(agen, "aclose", None)
             if aclose is not None:
                 await aclose()  # closes the HTTP stream now, also when the consumer stops early
-        delay = policy.delay(attempt, failure.retry_after)
+        at_once = failure.cut and not previous_cut
+        previous_cut = failure.cut
+        delay = 0.0 if at_once else policy.delay(attempt, failure.retry_after)
         yield StreamRetry(attempt=attempt, delay_s=delay, error=failure.message)
-        await policy.sleep(delay)
+        if not at_once:
+            await policy.sleep(delay)
         attempt += 1
-
-
-class RetryingSDKProvider:
-    """What the SDK-backed providers share: one request per turn, retried as a whole by `retrying_stream`, and
-    the SDK client closed inside the event loop. Subclasses build `request_params`, `_attempt` and `_classify`."""
-
-    name: str
-    model: str
-    client: Any
-    retry: RetryPolicy
-
-    def request_params(self, system: str, messages: list[Any], tools: list[Any], max_output_tokens: int,
-                       stop: list[str] | None = None) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def _attempt(self, params: dict[str, Any]) -> AsyncIterator[StreamItem]:
-        raise NotImplementedError
-
-    def _classify(self, exc: Exception) -> Failure:
-        raise NotImplementedError
-
-    def stream_turn(
-        self,
-        system: str,
-        messages: list[Any],
-        tools: list[Any],
-        max_output_tokens: int,
-        stop: list[str] | None = None,
-    ) -> AsyncIterator[StreamItem]:
-        params = self.request_params(system, messages, tools, max_output_tokens, stop)
-        return retrying_stream(lambda: self._attempt(params), self._classify, self.retry, f"{self.name}:{self.model}")
-
-    async def aclose(self) -> None:
-        """Close the HTTP client (call before the event loop ends)."""
-        await self.client.close()
