@@ -467,7 +467,7 @@ class RepoIndex:
     def _refresh_all(self, stats: RefreshStats, progress: Callable[[str, int, int], None] | None,
                      forced: set[str]) -> None:
         """forced: invalidated paths, re-hashed even when their size and mtime look unchanged."""
-        current = walk(self.root, self._rules)
+        current = walk(self._rules)
         with self._lock:
             stored = self._stored()
         stats.scanned = len(current)
@@ -519,11 +519,9 @@ class RepoIndex:
         for rel in rels:
             full = self.root / rel
             if full.is_dir() and not full.is_symlink():
-                if not self._rules.ignored_anywhere(rel + "/x"):
-                    for f in walk(full, IgnoreRules(full)):
-                        sub = f"{rel}/{f.path}"
-                        if not self._rules.ignored_anywhere(sub):
-                            out[sub] = None
+                if not self._rules.ignored_anywhere(rel, is_dir=True):
+                    for f in walk(self._rules, under=rel):
+                        out[f.path] = None
             elif full.exists():
                 out[rel] = None
                 continue
