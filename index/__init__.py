@@ -20,25 +20,18 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ghostline.index.chunker import Chunk, FileAnalysis, Import, Symbol, analyze
     from ghostline.index.embed import EmbeddingsUnavailable
-    from ghostline.index.repo import (
-        SCHEMA_VERSION,
-        Hit,
-        ImportHit,
-        IndexOpenError,
-        IndexStatus,
-        RefreshStats,
-        RepoIndex,
-        SymbolHit,
-        embedding_text,
-        rrf,
-    )
+    from ghostline.index.query import Hit, ImportHit, SymbolHit, rrf
+    from ghostline.index.refresh import RefreshStats
+    from ghostline.index.repo import IndexStatus, RepoIndex
+    from ghostline.index.store import SCHEMA_VERSION, IndexOpenError, embedding_text
 
 _HOME = {
     "Chunk": "chunker", "FileAnalysis": "chunker", "Import": "chunker", "Symbol": "chunker", "analyze": "chunker",
     "EmbeddingsUnavailable": "embed",
-    "Hit": "repo", "ImportHit": "repo", "SymbolHit": "repo", "rrf": "repo", "RefreshStats": "repo",
-    "IndexStatus": "repo", "RepoIndex": "repo", "SCHEMA_VERSION": "repo", "IndexOpenError": "repo",
-    "embedding_text": "repo",
+    "Hit": "query", "ImportHit": "query", "SymbolHit": "query", "rrf": "query",
+    "RefreshStats": "refresh",
+    "IndexStatus": "repo", "RepoIndex": "repo",
+    "SCHEMA_VERSION": "store", "IndexOpenError": "store", "embedding_text": "store",
 }
 
 __all__ = [

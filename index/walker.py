@@ -62,7 +62,7 @@ ALL_FILES = FileFilter(max_bytes=None, skip_empty=False, skip_binary_names=False
 
 @dataclass(frozen=True)
 class _RuleFile:
-    """One .gitignore (or info/exclude) file, and how a path relative to the walk root reads from its directory."""
+    """One .gitignore (or info/exclude) file, and how a path relative to the root reads from its directory."""
 
     spec: pathspec.GitIgnoreSpec
     lines: tuple[str, ...]
@@ -85,7 +85,7 @@ def _read_rules(path: str, inside: int = 0, outside: str = "") -> _RuleFile | No
         return None
     try:
         spec = pathspec.GitIgnoreSpec.from_lines(lines)
-    except Exception:  # noqa: BLE001 - a malformed pattern must not break the walk: skip the file like a bad line
+    except Exception:  # noqa: BLE001 - a malformed pattern must not break the walk: skip the file
         return None
     return _RuleFile(spec, tuple(lines), inside, outside)
 
@@ -122,7 +122,7 @@ def _rules_above(root: str) -> list[_RuleFile]:
 
 
 def _without_patterns_covering_root(rules: _RuleFile) -> _RuleFile:
-    """A rule file above the root without the patterns that ignore the root or a directory on the way to it."""
+    """A rule file above the root without the patterns that ignore the root or a directory above it."""
     parts = rules.outside.rstrip("/").split("/")
     dirs = ["/".join(parts[: i + 1]) + "/" for i in range(len(parts))]
     if not any(rules.spec.check_file(d).include for d in dirs):
