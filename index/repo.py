@@ -97,10 +97,6 @@ class RepoIndex:
         """One line to show the user once when dense search is unavailable (None otherwise)."""
         return self._embeddings.notice
 
-    @property
-    def embeddings_enabled(self) -> bool:
-        return self._embeddings.enabled
-
     def close(self) -> None:
         self._store.close()
 
