@@ -8,12 +8,15 @@ import sys
 from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from ghostline.agent.commands import fail as _fail
 
 from ghostline.dirs import find_project_root
+
+if TYPE_CHECKING:  # imported where used: the index pulls numpy and SQLite, `agent --help` must stay fast
+    from ghostline.index import Hit, RefreshStats, RepoIndex
 
 # `search` embeds new chunks for at most this long before answering; `build` embeds everything.
 SEARCH_EMBED_BUDGET_S = 30.0
@@ -40,7 +43,7 @@ def _default_embeddings() -> Embeddings:
     return Embeddings.auto
 
 
-def _open(root: Path | None, embeddings: Embeddings | None) -> Any:
+def _open(root: Path | None, embeddings: Embeddings | None) -> RepoIndex:
     from ghostline.index import EmbeddingsUnavailable, IndexOpenError, RepoIndex
 
     base = root if root is not None else find_project_root(Path.cwd().resolve())
@@ -48,22 +51,21 @@ def _open(root: Path | None, embeddings: Embeddings | None) -> Any:
         raise _fail(f"not a directory: {base}")
     mode = (embeddings or _default_embeddings()).value
     try:
-        idx = RepoIndex.open(base, embeddings=mode)  # type: ignore[arg-type]
+        return RepoIndex.open(base, embeddings=mode)  # type: ignore[arg-type]
     except EmbeddingsUnavailable as exc:
         raise _fail(f"embeddings requested but unavailable: {exc}") from None
     except IndexOpenError as exc:
         raise _fail(str(exc), 1) from None
     except OSError as exc:
         raise _fail(f"cannot open the index: {exc}", 1) from None
-    return idx
 
 
-def _say_notice(idx: Any) -> None:
+def _say_notice(idx: RepoIndex) -> None:
     if idx.notice:
         typer.echo(f"agent index: {idx.notice}", err=True)
 
 
-def _refresh(idx: Any, *, embed_budget_s: float | None, quiet: bool) -> Any:
+def _refresh(idx: RepoIndex, *, embed_budget_s: float | None, quiet: bool) -> RefreshStats:
     """Refresh with a rich progress bar on a terminal (stderr), silently otherwise."""
     if quiet or not sys.stderr.isatty():
         return idx.refresh(embed_budget_s=embed_budget_s)
@@ -126,7 +128,7 @@ def build_cmd(
     typer.echo(f"embeddings: {status.embeddings}; index at {status.db_path}")
 
 
-def _reopen_empty(idx: Any, root: Path | None, embeddings: Embeddings | None) -> Any:
+def _reopen_empty(idx: RepoIndex, root: Path | None, embeddings: Embeddings | None) -> RepoIndex:
     """Close the index, delete its database and open a new, empty one."""
     db = Path(idx.db_path)
     idx.close()
@@ -196,7 +198,7 @@ def search_cmd(
     _print_hits(hits)
 
 
-def _print_hits(hits: list[Any]) -> None:
+def _print_hits(hits: list[Hit]) -> None:
     if not hits:
         typer.echo("no results")
         raise typer.Exit(1)
