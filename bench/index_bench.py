@@ -248,7 +248,7 @@ def run_index(name: str, corpus: Path, queries: list[dict], embeddings: str, tou
     out["size_open_mb"] = dir_size(index_dir) / 1e6  # while open: the database plus its write-ahead log
     out["latency"] = {}
     out["recall@5"] = {}
-    emb = idx._embedder
+    emb = idx._embeddings.model
     if emb is not None:  # the query embedding alone (uncached), the floor of dense and hybrid latency
         times = []
         for q in queries:

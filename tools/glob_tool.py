@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ghostline.tools.base import BaseTool, ToolContext, ToolError, ToolKind, ToolResult
-from ghostline.tools.ignore import glob_regex, literal_prefix, walk_files
+from ghostline.tools.globs import glob_match, literal_prefix, tool_files
 from ghostline.tools.paths import display, resolve
 
 MAX_FILES = 100
@@ -71,18 +71,8 @@ def _glob(base: Path, pattern: str) -> list[tuple[int, Path]]:
     start = base / lead if lead else base
     if not start.is_dir():
         return []
-    regex = glob_regex(pattern)
-    root = str(base)
-    out: list[tuple[int, Path]] = []
-    # Walk from the literal prefix but keep the base's .gitignore rules: walk_files loads every
-    # .gitignore above `start` up to the repository root.
-    for p in walk_files(start):
-        rel = os.path.relpath(p, root).replace(os.sep, "/")
-        if regex.match(rel):
-            try:
-                mtime = p.stat().st_mtime_ns
-            except OSError:
-                continue
-            out.append((mtime, p))
-    out.sort(key=lambda t: (-t[0], str(t[1])))
-    return out
+    # Walk from the literal prefix; the rules of the .gitignore files above it (the base's too) still apply.
+    prefix = f"{lead}/" if lead else ""
+    found = [(f.mtime_ns, start / f.path) for f in tool_files(start) if glob_match(pattern, prefix + f.path)]
+    found.sort(key=lambda t: (-t[0], str(t[1])))
+    return found

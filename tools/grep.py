@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ghostline.tools.base import BaseTool, ToolContext, ToolError, ToolKind, ToolResult
-from ghostline.tools.ignore import gitignore_style_match, walk_files
+from ghostline.tools.globs import gitignore_style_match, tool_files
 from ghostline.tools.paths import display, resolve
 
 DEFAULT_MAX_RESULTS = 100
@@ -315,13 +315,8 @@ def _search_python(
     if target.is_file():
         paths = [str(target)]
     else:
-        root = str(target)
-        paths = []
-        for p in walk_files(target, explicit=True):
-            sp = str(p)
-            if glob and not gitignore_style_match(glob, os.path.relpath(sp, root).replace(os.sep, "/")):
-                continue
-            paths.append(sp)
+        files = tool_files(target, explicit=True)
+        paths = [os.path.join(target, f.path) for f in files if not glob or gitignore_style_match(glob, f.path)]
         paths.sort(key=_sort_key)
     out: list[FileHits] = []
     stored = 0

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ghostline.index.walker import ALL_FILES, IgnoreRules, walk
 from rapidfuzz import fuzz, process
 from textual.content import Content
 from textual.widgets import OptionList
@@ -235,11 +236,7 @@ class RepoFiles:
 
 def list_repo_files(root: Path) -> list[str]:
     """Paths relative to root (forward slashes), as the repository walker sees them (.gitignore honoured)."""
-    # Imported here: until the index package's own import is light it pulls numpy and SQLite in (this runs in
-    # the file-list thread, not at TUI start).
-    from ghostline.index.walker import IgnoreRules, walk
-
-    return [f.path for f in walk(root, IgnoreRules(root))]
+    return [f.path for f in walk(IgnoreRules(root), files=ALL_FILES)]
 
 
 class CompletionPopup(OptionList):

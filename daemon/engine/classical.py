@@ -14,13 +14,15 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+from ghostline.index.walker import FileFilter, IgnoreRules, walk
+
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TAIL_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
 _SOURCE_EXT = {
     ".py", ".pyi", ".js", ".jsx", ".ts", ".tsx", ".go", ".rs", ".java", ".kt", ".c", ".h", ".cc", ".cpp", ".hpp",
     ".cs", ".rb", ".php", ".swift", ".scala", ".sh", ".lua", ".sql", ".md", ".toml", ".yaml", ".yml", ".json",
 }
-_SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "__pycache__", "dist", "build", "target", ".mypy_cache"}
+_MINED_FILES = FileFilter(skip_empty=False, skip_binary_names=False)  # up to walker.MAX_FILE_BYTES each
 
 
 class _Index:
@@ -123,29 +125,23 @@ class ClassicalCompleter:
             self._buffers[name] = (ci, cl)
 
     def index_repository(self, root: str | Path, max_files: int = 3000, max_bytes: int = 32 * 2**20) -> int:
-        """Mine source files under root (skipping VCS/build/venv folders). Returns the number of files read."""
-        root = Path(root)
+        """Mine the repository's source files (the index's walk: .gitignore honoured, VCS/cache/venv folders
+        skipped). Returns the number of files read."""
         seen = 0
         total = 0
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS and not d.startswith(".")]
-            for fn in filenames:
-                p = Path(dirpath) / fn
-                if p.suffix not in _SOURCE_EXT:
-                    continue
-                try:
-                    size = p.stat().st_size
-                    if size > 1_000_000:
-                        continue
-                    text = p.read_text(encoding="utf-8", errors="ignore")
-                except OSError:
-                    continue
-                self.add_text(text)
-                seen += 1
-                total += size
-                if seen >= max_files or total >= max_bytes:
-                    self.files_indexed += seen
-                    return seen
+        rules = IgnoreRules(root)
+        for f in walk(rules, files=_MINED_FILES):
+            if os.path.splitext(f.path)[1] not in _SOURCE_EXT:
+                continue
+            try:
+                text = (rules.root / f.path).read_text(encoding="utf-8", errors="ignore")
+            except OSError:
+                continue
+            self.add_text(text)
+            seen += 1
+            total += f.size
+            if seen >= max_files or total >= max_bytes:
+                break
         self.files_indexed += seen
         return seen
 

@@ -139,3 +139,27 @@ def test_classical_buffers_replace_and_repo(tmp_path):
     (tmp_path / "node_modules" / "x.js").write_text("delta_four = 4\n")
     assert c.index_repository(tmp_path) == 1
     assert c.complete("gamma_") == ["three"] and c.complete("delta_") == []
+
+
+def test_classical_repository_mining_respects_gitignore(tmp_path):
+    (tmp_path / ".git" / "info").mkdir(parents=True)
+    (tmp_path / ".git" / "info" / "exclude").write_text("local_only.py\n")
+    (tmp_path / ".gitignore").write_text("generated/\n*.gen.py\n")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / ".gitignore").write_text("scratch_*.py\n!scratch_kept.py\n")
+    files = {
+        "src/app.py": "kept_alpha = 1\n",
+        "src/scratch_kept.py": "kept_beta = 2\n",  # re-included by the nested .gitignore
+        "src/scratch_tmp.py": "ignored_gamma = 3\n",
+        "generated/out.py": "ignored_delta = 4\n",
+        "src/model.gen.py": "ignored_epsilon = 5\n",
+        "local_only.py": "ignored_zeta = 6\n",
+        ".venv/lib/site.py": "ignored_eta = 7\n",
+    }
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    c = ClassicalCompleter()
+    assert c.index_repository(tmp_path) == 2
+    assert c.complete("kept_a") == ["lpha"] and c.complete("kept_b") == ["eta"]
+    assert c.complete("ignored_", n=10) == []

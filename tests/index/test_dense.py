@@ -100,7 +100,7 @@ def test_analyzer_upgrade_reanalyses_every_file_and_keeps_their_vectors(dense_re
     root, idx, _ = dense_repo
     idx.refresh()
     chunks = idx.status().chunks
-    idx._conn.execute("UPDATE meta SET value='0' WHERE key='analyzer_version'")
+    idx._store.conn.execute("UPDATE meta SET value='0' WHERE key='analyzer_version'")
     idx.close()
     again = RepoIndex.open(root, embeddings="on")
     try:

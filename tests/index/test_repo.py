@@ -9,9 +9,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from ghostline.index import SCHEMA_VERSION, RepoIndex
+from ghostline.index import SCHEMA_VERSION, RepoIndex, lazy_embedder, query, store
 from ghostline.index import embed as embed_mod
-from ghostline.index import repo as repo_mod
 
 
 def write(root: Path, rel: str, text: str) -> Path:
@@ -80,7 +79,7 @@ def test_build_respects_gitignore_and_skips_binaries(idx: RepoIndex, repo: Path)
     assert st.embeddings == "off"
     assert Path(st.db_path) == repo / ".ghostline" / "index" / "index.db"
     assert (repo / ".ghostline" / "index" / ".gitignore").read_text() == "*\n"
-    rows = {r[0] for r in idx._conn.execute("SELECT DISTINCT path FROM chunks")}
+    rows = {r[0] for r in idx._store.conn.execute("SELECT DISTINCT path FROM chunks")}
     assert "pkg/config.py" in rows and "web/client.ts" in rows and "sub/visible.py" in rows
     assert not {"build/generated.py", "debug.log", "blob.dat2", "sub/secret.py"} & rows
     assert not any(p.startswith(".ghostline") for p in rows)
@@ -138,7 +137,7 @@ def test_refresh_is_incremental_and_tracks_a_merkle_root(idx: RepoIndex, repo: P
     s = idx.refresh()
     assert s.removed == 1 and idx.find_symbol("HttpClient") == []
     assert idx.search("sendRequest", k=3) == []
-    tree = dict(idx._conn.execute("SELECT dir, hash FROM tree").fetchall())
+    tree = dict(idx._store.conn.execute("SELECT dir, hash FROM tree").fetchall())
     assert "web" not in tree and tree[""] == s.root_hash
 
 
@@ -161,17 +160,17 @@ def test_huge_and_minified_files_are_skipped(repo: Path) -> None:
     write(repo, "min.js", "var a=1;" * 5000)  # one 40 kB line
     with RepoIndex.open(repo, embeddings="off") as idx:
         idx.refresh()
-        rows = {r[0] for r in idx._conn.execute("SELECT DISTINCT path FROM chunks")}
+        rows = {r[0] for r in idx._store.conn.execute("SELECT DISTINCT path FROM chunks")}
     assert "big.py" not in rows and "min.js" not in rows and "pkg/config.py" in rows
 
 
 def test_schema_change_rebuilds_cleanly(repo: Path) -> None:
     with RepoIndex.open(repo, embeddings="off") as idx:
         idx.refresh()
-        idx._conn.execute("UPDATE meta SET value='0' WHERE key='schema_version'")
+        idx._store.conn.execute("UPDATE meta SET value='0' WHERE key='schema_version'")
     with RepoIndex.open(repo, embeddings="off") as idx:
         assert idx.status().chunks == 0  # rebuilt from scratch
-        assert idx._meta("schema_version") == str(SCHEMA_VERSION)
+        assert idx._store.meta("schema_version") == str(SCHEMA_VERSION)
         s = idx.refresh()
         assert s.added == s.scanned > 0
 
@@ -179,7 +178,7 @@ def test_schema_change_rebuilds_cleanly(repo: Path) -> None:
 def test_two_processes_share_the_index(idx: RepoIndex, repo: Path) -> None:
     write(repo, "pkg/other.py", "def from_other_process():\n    pass\n")
     code = (
-        "import sys; from index import RepoIndex\n"
+        "import sys; from ghostline.index import RepoIndex\n"
         "i = RepoIndex.open(sys.argv[1], embeddings='off'); s = i.refresh()\n"
         "print(s.added, len(i.find_symbol('load_config')))\n"
     )
@@ -208,7 +207,7 @@ def test_auto_mode_without_a_model_is_lexical_only_and_says_so(repo: Path, monke
     monkeypatch.setattr(embed_mod, "_loaded", None)
     monkeypatch.setattr(embed_mod, "_failure", None)
     monkeypatch.setenv("GHOSTLINE_EMBED_MODEL", str(repo / "no-such-model"))
-    monkeypatch.setattr(repo_mod, "_noticed", set())
+    monkeypatch.setattr(lazy_embedder, "_noticed", set())
     with RepoIndex.open(repo, embeddings="auto") as idx:
         s = idx.refresh()
         assert s.added > 0 and s.embedded == 0 and s.pending_embeddings == 0
@@ -223,7 +222,7 @@ def test_auto_mode_without_a_model_is_lexical_only_and_says_so(repo: Path, monke
 
 def test_off_mode_never_imports_the_model_stack(repo: Path) -> None:
     code = (
-        "import sys; from index import RepoIndex\n"
+        "import sys; from ghostline.index import RepoIndex\n"
         "i = RepoIndex.open(sys.argv[1], embeddings='off'); i.refresh(); i.search('load config')\n"
         "i.context_snippets('a.py', 'load_config()', 1)\n"
         "print(any(m in sys.modules for m in ('torch', 'sentence_transformers', 'transformers')))\n"
@@ -274,25 +273,25 @@ def test_definition_outranks_mentions_for_code_identifiers(idx: RepoIndex, repo:
     write(repo, "pkg/callers.py", f"def use_it():\n{calls}")
     idx.refresh()
     assert idx.search("backoff_delay", k=1, mode="lexical")[0].path == "pkg/config.py"
-    plain = idx._lexical_ids("backoff_delay", 5, boost_definitions=False)
-    top = idx._hits(plain, 1)[0]
+    plain = idx._query.lexical_ids("backoff_delay", 5, boost_definitions=False)
+    top = idx._query.hits(plain, 1)[0]
     assert top.path == "pkg/callers.py"  # pure BM25 prefers the repeated mentions: the boost matters
 
 
 def test_analyzer_change_reanalyses_without_a_rebuild(repo: Path) -> None:
     with RepoIndex.open(repo, embeddings="off") as idx:
         first = idx.refresh()
-        idx._conn.execute("UPDATE meta SET value='1' WHERE key='analyzer_version'")
+        idx._store.conn.execute("UPDATE meta SET value='1' WHERE key='analyzer_version'")
     with RepoIndex.open(repo, embeddings="off") as idx:
         assert idx.status().chunks > 0  # kept: searchable before the refresh
-        assert idx._meta("analyzer_version") == str(repo_mod.ANALYZER_VERSION)
+        assert idx._store.meta("analyzer_version") == str(store.ANALYZER_VERSION)
         s = idx.refresh()
         assert s.changed == first.added and s.unchanged == 0 and s.added == 0
         assert idx.refresh().unchanged == first.added
 
 
 def _fts_sql(index: RepoIndex) -> str:
-    return index._conn.execute("SELECT sql FROM sqlite_master WHERE name='chunks_fts'").fetchone()[0]
+    return index._store.conn.execute("SELECT sql FROM sqlite_master WHERE name='chunks_fts'").fetchone()[0]
 
 
 def test_fts_is_contentless_and_forgets_deleted_chunks(idx: RepoIndex, repo: Path) -> None:
@@ -301,30 +300,30 @@ def test_fts_is_contentless_and_forgets_deleted_chunks(idx: RepoIndex, repo: Pat
     (repo / "pkg" / "config.py").unlink()
     idx.refresh()
     assert all(h.path != "pkg/config.py" for h in idx.search("backoff delay", mode="lexical"))
-    rows = idx._conn.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'backoff'").fetchone()[0]
+    rows = idx._store.conn.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'backoff'").fetchone()[0]
     assert rows == 0
 
 
 def test_an_fts_table_holding_its_own_text_is_replaced_by_a_contentless_one(repo: Path) -> None:
     with RepoIndex.open(repo, embeddings="off") as idx:
         files = idx.refresh().added
-        conn = idx._conn
+        conn = idx._store.conn
         old = conn.execute("SELECT rowid, body, names, path FROM chunks_fts").fetchall()
         conn.execute("DROP TABLE chunks_fts")  # what an index written before contentless FTS holds
-        conn.execute(repo_mod._FTS_WITH_CONTENT)
+        conn.execute(store._FTS_WITH_CONTENT)
         conn.executemany("INSERT INTO chunks_fts(rowid, body, names, path) VALUES(?,?,?,?)", old)
     with RepoIndex.open(repo, embeddings="off") as idx:
         assert "contentless_delete" in _fts_sql(idx)
-        assert idx._meta("vacuum_pending") == "1"
+        assert idx._store.meta("vacuum_pending") == "1"
         s = idx.refresh()  # every file re-analysed into the new table, then the file compacted
-        assert s.changed == files and s.unchanged == 0 and idx._meta("vacuum_pending") is None
+        assert s.changed == files and s.unchanged == 0 and idx._store.meta("vacuum_pending") is None
         assert idx.search("backoff delay", mode="lexical")[0].path == "pkg/config.py"
         assert idx.refresh().unchanged == files
 
 
 def test_without_contentless_delete_the_fts_keeps_its_own_text(repo: Path, monkeypatch) -> None:
     # SQLite < 3.43 rejects the option; simulate its error
-    monkeypatch.setattr(repo_mod, "_FTS_CONTENTLESS", repo_mod._FTS_CONTENTLESS.replace(
+    monkeypatch.setattr(store, "_FTS_CONTENTLESS", store._FTS_CONTENTLESS.replace(
         "contentless_delete=1", "contentless_delete_unknown=1"))
     with RepoIndex.open(repo, embeddings="off") as idx:
         assert "content=''" not in _fts_sql(idx)
@@ -337,12 +336,24 @@ def test_without_contentless_delete_the_fts_keeps_its_own_text(repo: Path, monke
         assert idx.refresh().unchanged > 0
 
 
-def test_long_queries_keep_their_rarest_terms(idx: RepoIndex) -> None:
+def test_long_queries_keep_their_rarest_terms() -> None:
     terms = [f"term{i}" for i in range(20)] + ["everywhere"]
-    idx._df = {"": 10_000, "everywhere": 9_000, **{t: 10 + i for i, t in enumerate(terms[:20])}}
-    kept = idx._prune_common(terms)
-    assert kept == terms[: repo_mod.MAX_QUERY_TERMS]  # the rarest, in order; the near-universal term dropped
-    assert idx._prune_common(["everywhere", "term5"]) == ["term5"]
+    counts = {"everywhere": 9_000, **{t: 10 + i for i, t in enumerate(terms[:20])}}
+    kept = query.prune_common(terms, 10_000, counts)
+    assert kept == terms[: query.MAX_QUERY_TERMS]  # the rarest, in order; the near-universal term dropped
+    assert query.prune_common(["everywhere", "term5"], 10_000, counts) == ["term5"]
+    assert query.prune_common(["everywhere"] * 2, 10_000, counts) == ["everywhere"]  # the rarest stays
+    assert query.prune_common(terms, 999, counts) == terms  # a small index prunes nothing
+
+
+def test_term_counts_follow_the_index(idx: RepoIndex, repo: Path) -> None:
+    with idx._store.lock:
+        total, counts = idx._store.doc_counts(["backoff", "zzznothing"])
+    assert total == idx.status().chunks and counts["backoff"] >= 1 and counts["zzznothing"] == 0
+    write(repo, "pkg/more.py", "def zzznothing():\n    pass\n")
+    idx.refresh()
+    with idx._store.lock:
+        assert idx._store.doc_counts(["zzznothing"]) == (total + 1, {"zzznothing": 1})
 
 
 def test_context_snippets_do_not_take_config_keys_for_definitions(idx: RepoIndex, repo: Path, monkeypatch) -> None:
@@ -352,6 +363,6 @@ def test_context_snippets_do_not_take_config_keys_for_definitions(idx: RepoIndex
     idx.refresh()
     assert {h.kind for h in idx.find_symbol("load_config")} == {"function", "key"}  # both are symbols
     buffer = "from pkg.config import load_config, RetryPolicy\n\n\ndef main():\n    cfg = load_config(p)\n    "
-    monkeypatch.setattr(idx, "_lexical_ids", lambda *a, **k: [])  # the definitions alone (the YAML matches in BM25)
+    monkeypatch.setattr(idx._query, "lexical_ids", lambda *a, **k: [])  # the definitions alone (the YAML matches in BM25)
     hits = idx.context_snippets(repo / "app.py", buffer, cursor_line=6, k=5, budget_ms=500)
     assert {h.path for h in hits} == {"pkg/config.py"}

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from ghostline.tools.base import ToolContext
 from ghostline.tools.glob_tool import MAX_FILES, GlobTool
-from ghostline.tools.ignore import expand_braces, gitignore_style_match, glob_regex
+from ghostline.tools.globs import expand_braces, gitignore_style_match, glob_match
 
 from tests.tools.conftest import call
 
@@ -88,9 +88,13 @@ async def test_cap_with_a_note(ws: Path, ctx: ToolContext) -> None:
 
 def test_glob_translation() -> None:
     assert expand_braces("a.{py,{ts,tsx}}") == ["a.py", "a.ts", "a.tsx"]
-    assert glob_regex("**/*.py").match("x.py") and glob_regex("**/*.py").match("a/b/x.py")
-    assert not glob_regex("*.py").match("a/x.py")
-    assert glob_regex("src/**").match("src/a/b") and not glob_regex("src/**").match("srcx/a")
-    assert glob_regex("f?[0-9].[!c]").match("fa1.h") and not glob_regex("f?[0-9].[!c]").match("fa1.c")
-    assert gitignore_style_match("*.py", "deep/dir/x.py")
+    assert glob_match("**/*.py", "x.py") and glob_match("**/*.py", "a/b/x.py")
+    assert not glob_match("*.py", "a/x.py")
+    assert glob_match("src/**", "src/a/b") and not glob_match("src/**", "srcx/a")
+    assert glob_match("src/*", "src/b.py") and not glob_match("src/*", "src/pkg/c.py")  # not via a directory
+    assert glob_match("f?[0-9].[!c]", "fa1.h") and not glob_match("f?[0-9].[!c]", "fa1.c")
+    assert glob_match("a/**/b", "a/b") and glob_match("a/**/b", "a/x/y/b") and not glob_match("a/**/b", "a/b/c")
+    assert glob_match("!x #y ", "!x #y ") and not glob_match("!x #y ", "!x #y")  # literal, trailing space kept
+    assert not glob_match("{,}", "a")  # a glob no path matches is not an error
+    assert gitignore_style_match("*.py", "deep/dir/x.py") and not gitignore_style_match("*.py", "d.py/x.txt")
     assert gitignore_style_match("src/*.py", "src/x.py") and not gitignore_style_match("src/*.py", "a/src/x.py")
