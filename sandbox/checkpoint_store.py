@@ -9,6 +9,7 @@ DEFAULT_EXCLUDES; `info/attributes` switches every conversion off, so a snapshot
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import hashlib
 import os
@@ -53,6 +54,17 @@ class CheckpointError(Exception):
     pass
 
 
+# git processes running now: a background prime's `git add` must not outlive the program (as an orphan it would
+# hold the store's index.lock against the next run). git removes its lock files when terminated.
+_running: set[subprocess.Popen] = set()
+
+
+@atexit.register
+def _stop_running() -> None:
+    for p in list(_running):
+        p.terminate()
+
+
 class Git:
     """git as a subprocess in one directory, with the flags and environment every call needs; a failure is a
     CheckpointError carrying git's last line of complaint."""
@@ -67,14 +79,19 @@ class Git:
                  config: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None) -> str:
         flags = [x for k, v in {**self.config, **(config or {})}.items() for x in ("-c", f"{k}={v}")]
         try:
-            p = subprocess.run(["git", *flags, *args], cwd=self.cwd, env={**self.env, **(env or {})}, input=stdin,
-                               capture_output=True)
+            p = subprocess.Popen(["git", *flags, *args], cwd=self.cwd, env={**self.env, **(env or {})},
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as e:
             raise CheckpointError(f"git is not available: {e.strerror or e}") from None
+        _running.add(p)
+        try:
+            out, err = p.communicate(stdin)
+        finally:
+            _running.discard(p)
         if p.returncode not in ok:
-            lines = p.stderr.decode("utf-8", "replace").strip().splitlines()
+            lines = err.decode("utf-8", "replace").strip().splitlines()
             raise CheckpointError(f"git {args[0]} failed: {lines[-1] if lines else f'exit code {p.returncode}'}")
-        return p.stdout.decode("utf-8", "surrogateescape")
+        return out.decode("utf-8", "surrogateescape")
 
     def succeeds(self, *args: str) -> bool:
         try:
@@ -154,6 +171,9 @@ class Store:
         if assumed:
             self.git("update-index", "-z", "--no-assume-unchanged", "--stdin",
                      stdin="\0".join(assumed).encode("utf-8", "surrogateescape"))
+
+    def index_locked(self) -> bool:
+        return (self.path / "index.lock").exists()
 
     def drop_index(self) -> None:
         self.index.unlink(missing_ok=True)

@@ -157,9 +157,9 @@ class Checkpoints:
             store.git("add", "-A", "--ignore-errors", *self._pathspec(store), ok=(0, 1),
                       config=BULK_CONFIG if new_files >= BULK_MIN_FILES else None)
         except CheckpointError:
-            if cold:
+            if cold or store.index_locked():
                 raise
-            store.drop_index()  # an index git cannot use: start again from scratch, once
+            store.drop_index()  # an index git cannot read: start again from scratch, once
             self._add_all(store)
 
     def _check_first_fits(self, store: Store) -> int:
