@@ -1,10 +1,11 @@
 """Where undo checkpoints live: a private git directory per workspace under Ghostline's data dir.
 
 The store is outside the user's repository, so nothing is ever written into the user's `.git`. In a git
-repository it borrows the repository's objects as alternates (committed and staged files cost nothing) and starts
-its index from a copy of the repository's index: that index is the stat cache that makes a snapshot cost what
-changed, since `git add -A` only re-hashes files whose stat changed. `info/exclude` is the repository's plus
-DEFAULT_EXCLUDES; `info/attributes` switches every conversion off, so a snapshot holds the bytes on disk.
+repository it borrows the repository's objects as alternates (committed and staged files cost nothing) and
+starts its index from a copy of the repository's index: that index is the stat cache that makes a snapshot
+cost what changed, since `git add -A` only re-hashes files whose stat changed. `info/exclude` is the
+repository's plus DEFAULT_EXCLUDES; `info/attributes` switches every conversion off, so a snapshot holds the
+bytes on disk.
 """
 
 from __future__ import annotations
@@ -21,24 +22,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-# Never snapshotted unless tracked: regenerable dependency, cache and build directories. They are often huge and
-# a package manager or build recreates them, so undo leaves them as they are.
-DEFAULT_EXCLUDES = ("node_modules/", ".venv/", "venv/", "__pycache__/", "*.pyc", ".mypy_cache/", ".pytest_cache/",
-                    ".tox/", "target/", "dist/", "build/", ".cache/")
-# Highest-precedence attributes: no end-of-line conversion, clean/smudge filter (LFS) or $Id$ expansion, so what
-# is stored and restored is exactly what is on disk.
+# Never snapshotted unless tracked: regenerable dependency, cache and build directories. They are often huge
+# and a package manager or build recreates them, so undo leaves them as they are.
+DEFAULT_EXCLUDES = ("node_modules/", ".venv/", "venv/", "__pycache__/", "*.pyc", ".mypy_cache/",
+                    ".pytest_cache/", ".tox/", "target/", "dist/", "build/", ".cache/")
+# Highest-precedence attributes: no end-of-line conversion, clean/smudge filter (LFS) or $Id$ expansion, so
+# what is stored and restored is exactly what is on disk.
 RAW_ATTRIBUTES = "* -text -eol -crlf -filter -ident -working-tree-encoding\n"
 _COMMON_CONFIG = {"core.quotepath": "off", "core.hooksPath": "/dev/null", "core.fsmonitor": "false"}
-# A split index: each snapshot rewrites a small file with what changed, not the whole index of a big tree.
+# A split index: each snapshot rewrites a small file with what changed, not the whole index of a big tree (and
+# only this store's own git ever reads it, under its lock, so a replaced shared part can go at once).
 STORE_CONFIG = {
     **_COMMON_CONFIG, "core.bare": "false", "core.autocrlf": "false", "core.safecrlf": "false",
-    "core.fileMode": "true", "core.symlinks": "true",
-    "core.splitIndex": "true", "core.untrackedCache": "false", "core.compression": "1",
+    "core.fileMode": "true", "core.symlinks": "true", "core.splitIndex": "true",
+    "splitIndex.sharedIndexExpire": "now", "core.untrackedCache": "false", "core.compression": "1",
     "core.bigFileThreshold": "1m", "gc.auto": "0", "gc.autoDetach": "false", "maintenance.auto": "false",
 }
-# A first snapshot with many untracked files: stream them all into one pack (bulk check-in) instead of one loose
-# object file each, about half the time and a third of the disk. Not for files the repository already has: bulk
-# check-in compresses a blob before it finds out that it exists.
+# A first snapshot with many untracked files: stream them all into one pack (bulk check-in) instead of one
+# loose object file each, about half the time and a third of the disk. Not for files the repository already
+# has: bulk check-in compresses a blob before it finds out that it exists.
 BULK_CONFIG = {"core.bigFileThreshold": "1"}
 BULK_MIN_FILES = 256
 # Variables that would point git at another repository, index or object store than the one we mean.
@@ -54,8 +56,8 @@ class CheckpointError(Exception):
     pass
 
 
-# git processes running now: a background prime's `git add` must not outlive the program (as an orphan it would
-# hold the store's index.lock against the next run). git removes its lock files when terminated.
+# git processes running now: a background prime's `git add` must not outlive the program (as an orphan it
+# would hold the store's index.lock against the next run). git removes its lock files when terminated.
 _running: set[subprocess.Popen] = set()
 
 
@@ -69,7 +71,8 @@ class Git:
     """git as a subprocess in one directory, with the flags and environment every call needs; a failure is a
     CheckpointError carrying git's last line of complaint."""
 
-    def __init__(self, cwd: Path, env: Mapping[str, str] | None = None, config: Mapping[str, str] | None = None):
+    def __init__(self, cwd: Path, env: Mapping[str, str] | None = None,
+                 config: Mapping[str, str] | None = None):
         inherited = {k: v for k, v in os.environ.items() if k not in _LOCATING_ENV}
         self.cwd = cwd
         self.env = {**inherited, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
@@ -90,7 +93,8 @@ class Git:
             _running.discard(p)
         if p.returncode not in ok:
             lines = err.decode("utf-8", "replace").strip().splitlines()
-            raise CheckpointError(f"git {args[0]} failed: {lines[-1] if lines else f'exit code {p.returncode}'}")
+            why = lines[-1] if lines else f"exit code {p.returncode}"
+            raise CheckpointError(f"git {args[0]} failed: {why}")
         return out.decode("utf-8", "surrogateescape")
 
     def succeeds(self, *args: str) -> bool:
@@ -137,18 +141,19 @@ class Store:
     def __init__(self, path: Path, layout: Layout):
         self.path, self.layout = path, layout
         self.index = path / "index"
-        env = {**_IDENTITY, "GIT_DIR": str(path), "GIT_WORK_TREE": str(layout.root), "GIT_CONFIG_NOSYSTEM": "1"}
+        env = {**_IDENTITY, "GIT_DIR": str(path), "GIT_WORK_TREE": str(layout.root),
+               "GIT_CONFIG_NOSYSTEM": "1"}
         self.git = Git(layout.root, env, STORE_CONFIG)
         self._dir_bytes: dict[str, tuple[int, int]] = {}
 
     def ensure(self) -> None:
-        """Create the store if needed and bring alternates, excludes and attributes in line with the workspace."""
+        """Create the store if needed; bring alternates, excludes and attributes in line with the tree."""
         if not (self.path / "HEAD").exists():
             Git(self.path.parent)("init", "--bare", "-q", str(self.path))
         info = self.path / "info"
         info.mkdir(exist_ok=True)
-        user_excludes = _read(self.layout.repo_exclude) if self.layout.repo_exclude else ""
-        _write_if_changed(info / "exclude", user_excludes.rstrip("\n") + "\n" + "\n".join(DEFAULT_EXCLUDES) + "\n")
+        user_excludes = _read(self.layout.repo_exclude).rstrip("\n") if self.layout.repo_exclude else ""
+        _write_if_changed(info / "exclude", "\n".join([user_excludes, *DEFAULT_EXCLUDES]) + "\n")
         _write_if_changed(info / "attributes", RAW_ATTRIBUTES)
         alternates = self.path / "objects" / "info" / "alternates"
         if self.layout.repo_objects:
@@ -181,8 +186,9 @@ class Store:
             shared.unlink(missing_ok=True)
 
     def size(self) -> int:
-        """Bytes on disk under objects/ (what the store holds itself; alternates are not counted). Cheap enough
-        for every snapshot: a directory is read again only when its mtime moved (an object came or went)."""
+        """Bytes on disk under objects/ (what the store holds itself; alternates are not counted). Cheap
+        enough for every snapshot: a directory is read again only when its mtime moved (an object came or
+        went)."""
         total = 0
         seen = {}
         for d in _subdirs(self.path / "objects"):
@@ -198,11 +204,14 @@ class Store:
 
     def gc(self) -> None:
         """Drop what no checkpoint (nor the index) reaches any more, now."""
-        Git(self.path, {"GIT_DIR": str(self.path)}, STORE_CONFIG)("gc", "--quiet", "--prune=now")
+        self._bare_git()("gc", "--quiet", "--prune=now")
 
     def gc_auto(self) -> None:
-        """Let git pack loose objects when they pile up (it decides, and detaches)."""
-        Git(self.path, {"GIT_DIR": str(self.path)}, {**STORE_CONFIG, "gc.auto": "2000"})("gc", "--auto", "--quiet")
+        """Pack loose objects once they pile up (git decides: usually this returns at once)."""
+        self._bare_git()("gc", "--auto", "--quiet", config={"gc.auto": "2000"})
+
+    def _bare_git(self) -> Git:
+        return Git(self.path, {"GIT_DIR": str(self.path)}, STORE_CONFIG)
 
     def set_off(self, reason: str | None) -> None:
         """Record (or clear) why checkpoints are off for this workspace, for `agent undo` to say."""
@@ -235,7 +244,7 @@ def off_reason(path: Path) -> str | None:
 
 
 def sweep_stale(base: Path, keep: Path, max_age_s: float) -> None:
-    """Remove other workspaces' stores nobody has used for `max_age_s` (a deleted or long-abandoned project)."""
+    """Remove other workspaces' stores nobody used for `max_age_s` (a deleted or long-abandoned project)."""
     try:
         entries = [e for e in os.scandir(base) if e.name.endswith(".git") and e.path != str(keep)]
     except OSError:

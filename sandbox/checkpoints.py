@@ -1,14 +1,15 @@
 """Undo checkpoints: the working tree is snapshotted before each turn that can change files, and undo makes it
 byte-identical to a snapshot again, whatever changed it (the file tools or a shell command).
 
-A snapshot is `git add -A` into the workspace's own store (sandbox/checkpoint_store.py: a git directory under the
-data dir that borrows a repository's objects; nothing is written into the user's .git), `write-tree`, and a
-parentless commit on refs/ghostline/checkpoints/<session>/<time>. The store keeps its index between snapshots,
-so a snapshot hashes only the files whose stat changed. Untracked files are included; ignored ones (.gitignore,
-.git/info/exclude, the global excludes file, and DEFAULT_EXCLUDES unless tracked) are not, and undo leaves them
-alone. Old checkpoints are pruned (KEEP_*), and the store stays under a size cap (GHOSTLINE_CHECKPOINT_MAX_MB):
-past it the oldest checkpoints go first, and when the newest alone does not fit, checkpoints are off for the
-workspace, with one line saying why (`Checkpoints.notice`, and `agent undo`).
+A snapshot is `git add -A` into the workspace's own store (sandbox/checkpoint_store.py: a git directory
+under the data dir that borrows a repository's objects; nothing is written into the user's .git),
+`write-tree`, and a parentless commit on refs/ghostline/checkpoints/<session>/<time>. The store keeps its
+index between snapshots, so a snapshot hashes only the files whose stat changed. Untracked files are
+included; ignored ones (.gitignore, .git/info/exclude, the global excludes file, and DEFAULT_EXCLUDES unless
+tracked) are not, and undo leaves them alone. Old checkpoints are pruned (KEEP_*), and the store stays under
+a size cap (GHOSTLINE_CHECKPOINT_MAX_MB): past it the oldest checkpoints go first, and when the newest alone
+does not fit, checkpoints are off for the workspace, with one line saying why (`Checkpoints.notice`, and
+`agent undo`).
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ def _megabytes(n: int) -> str:
 
 
 class Checkpoints:
-    """Snapshots of one workspace, and undo. With a `session` (an agent run), the store is primed in a background
-    thread from construction (`prime`), so the first snapshot only hashes what changed since the run started."""
+    """Snapshots of one workspace, and undo. With a `session` (an agent run), the store is primed in a
+    background thread from construction (`prime`), so the first snapshot only hashes what changed since the
+    run started."""
 
     def __init__(self, workspace: Path, session: str | None = None, *, prime: bool | None = None,
                  max_bytes: int | None = None):
@@ -103,7 +105,7 @@ class Checkpoints:
 
     @property
     def notice(self) -> str | None:
-        """Why checkpoints are off (or misconfigured) for this workspace, as one line; None when all is well."""
+        """Why checkpoints are off (or misconfigured) here, in one line; None when all is well."""
         return off_reason(self.store_path) or self._notice
 
     # --- the store ------------------------------------------------------------------------------------------
@@ -134,7 +136,7 @@ class Checkpoints:
         """Fill the store's stat cache (hashing what it does not know yet) in a background thread; a snapshot
         taken meanwhile waits for it. With `wait`, return when it is done."""
         if self._prime_thread is None:
-            self._prime_thread = threading.Thread(target=self._prime, name="ghostline-checkpoints", daemon=True)
+            self._prime_thread = threading.Thread(target=self._prime, name="checkpoints-prime", daemon=True)
             self._prime_thread.start()
         if wait:
             self._prime_thread.join()
@@ -143,7 +145,7 @@ class Checkpoints:
         try:
             with self._using_store() as store:
                 self._tree(store)
-        except Exception:  # noqa: BLE001 - best effort in the background: the first snapshot tries again, and reports
+        except Exception:  # noqa: BLE001 - best effort: the first snapshot tries again, and reports
             pass
 
     def _add_all(self, store: Store) -> None:
@@ -178,8 +180,8 @@ class Checkpoints:
         return len(paths)
 
     def _turn_off(self, store: Store, why: str) -> None:
-        reason = (f"checkpoints are off for {self.workspace}: {why}, over the {_megabytes(self.max_bytes)} cap "
-                  f"({MAX_MB_ENV}); list big directories in .gitignore or raise the cap")
+        reason = (f"checkpoints are off for {self.workspace}: {why}, over the {_megabytes(self.max_bytes)} "
+                  f"cap ({MAX_MB_ENV}); list big directories in .gitignore or raise the cap")
         store.drop_index()
         store.set_off(reason)
         self._off = True
@@ -218,7 +220,8 @@ class Checkpoints:
 
     def _all(self, store: Store) -> list[Checkpoint]:
         """Every checkpoint in the store, newest first."""
-        out = store.git("for-each-ref", "--format=%(refname)%00%(objectname)%00%(tree)%00%(subject)", REF_PREFIX)
+        fields = "%(refname)%00%(objectname)%00%(tree)%00%(subject)"
+        out = store.git("for-each-ref", f"--format={fields}", REF_PREFIX)
         res = []
         for line in out.splitlines():
             ref, sha, tree, label = (line.split("\0", 3) + ["", "", ""])[:4]
@@ -258,7 +261,7 @@ class Checkpoints:
 
     # --- listing --------------------------------------------------------------------------------------------
     def sessions(self) -> list[tuple[str, int]]:
-        """Sessions with checkpoints in this workspace, most recent first: (session, time of last snapshot)."""
+        """Sessions with checkpoints in this workspace, latest first: (session, time of its last snapshot)."""
         if not self.store_path.exists():
             return []
         with self._using_store() as store:
@@ -288,7 +291,8 @@ class Checkpoints:
             return self._restore(store, target, self._tree(store))
 
     def _restore(self, store: Store, target: str, current_tree: str) -> list[str]:
-        store.git("update-ref", UNDO_REF, self._commit(store, current_tree, f"before restoring {target[:12]}"))
+        before = self._commit(store, current_tree, f"before restoring {target[:12]}")
+        store.git("update-ref", UNDO_REF, before)
         target_tree = store.git("rev-parse", target + "^{tree}").strip()
         out = store.git("diff-tree", "-r", "-z", "--no-renames", "--name-status", target_tree, current_tree,
                         *self._pathspec(store)).split("\0")
@@ -321,13 +325,14 @@ class Checkpoints:
     def _check_out(self, store: Store, tree: str, paths: list[str]) -> None:
         """Write `paths` as they are in `tree` (content, mode, symlinks) through a throwaway index."""
         env = {"GIT_INDEX_FILE": str(store.path / "index.restore")}
+        plain = {"core.splitIndex": "false"}  # a throwaway index needs no shared part to leave behind
         try:
-            store.git("read-tree", tree, env=env)
+            store.git("read-tree", tree, env=env, config=plain)
             for rel in paths:  # a directory now where a file was
                 p = store.layout.root / rel
                 if p.is_dir() and not p.is_symlink():
                     shutil.rmtree(p)
-            store.git("checkout-index", "-f", "-z", "--stdin", env=env,
+            store.git("checkout-index", "-f", "-z", "--stdin", env=env, config=plain,
                       stdin="\0".join(paths).encode("utf-8", "surrogateescape"))
         finally:
             (store.path / "index.restore").unlink(missing_ok=True)
@@ -343,22 +348,23 @@ class Checkpoints:
             cps = self._of_session(store, session)
             if not cps:
                 raise self._nothing_error(session)
-            # Snapshots that match the files as they are now mark turns that changed nothing (a read-only command
-            # after the last edit): undoing them would do nothing, so "the last turn" means the last one that did.
+            # Snapshots that match the files as they are now mark turns that changed nothing (a read-only
+            # command after the last edit): undoing them would do nothing, so "the last turn" means the last
+            # one that did.
             current = self._tree(store)
             skipped = next((i for i, c in enumerate(cps) if c.tree != current), len(cps))
             if skipped == len(cps):
                 raise CheckpointError("nothing to undo: the files are as they were at every checkpoint")
             if turns > len(cps) - skipped:
-                raise CheckpointError(f"only {len(cps) - skipped} checkpoint(s) with changes to undo in session "
-                                      f"{cps[0].session}")
+                raise CheckpointError(f"only {len(cps) - skipped} checkpoint(s) with changes to undo in "
+                                      f"session {cps[0].session}")
             cp = cps[skipped + turns - 1]
             changed = self._restore(store, cp.sha, current)
             self._drop(store, [c.ref for c in cps[:skipped + turns]])
         return cp, changed
 
     def _nothing_error(self, session: str | None) -> CheckpointError:
-        msg = "no checkpoints in this workspace" if session is None else f"no checkpoints for session {session}"
+        msg = f"no checkpoints for session {session}" if session else "no checkpoints in this workspace"
         return CheckpointError(f"{msg} ({self.notice})" if self.notice else msg)
 
 

@@ -44,12 +44,16 @@ async def sh(d: Path, command: str) -> None:
     assert r.exit_code == 0, r.output
 
 
-SHELL_TURN = ("printf 'more\\n' >> src/pkg/a.py && printf '\\000\\001\\377' > blob.bin && rm keep.txt && "
-              "mv src/b.txt src/moved.txt && chmod -x run.sh && chmod +x src/moved.txt && ln -sfn keep.txt link && "
-              "ln -s src dirlink && mkdir -p made/deep && printf x > made/deep/f")
+SHELL_TURN = " && ".join([
+    "printf 'more\\n' >> src/pkg/a.py", "printf '\\000\\001\\377' > blob.bin",  # modify, binary
+    "rm keep.txt", "mv src/b.txt src/moved.txt",  # delete, rename
+    "chmod -x run.sh", "chmod +x src/moved.txt",  # executable bits
+    "ln -sfn keep.txt link", "ln -s src dirlink",  # symlinks: retargeted, new (to a directory)
+    "mkdir -p made/deep", "printf x > made/deep/f",  # new directories
+])
 
 
-async def test_every_kind_of_shell_change_is_undone_and_nothing_goes_into_dot_git(repo: Path) -> None:  # noqa: F811
+async def test_every_kind_of_change_is_undone_and_nothing_goes_into_dot_git(repo: Path) -> None:  # noqa: F811
     before_git, before = dot_git(repo), tree(repo)
     cp = Checkpoints(repo, session="s")
     cp.snapshot("s:1")
@@ -63,6 +67,7 @@ async def test_every_kind_of_shell_change_is_undone_and_nothing_goes_into_dot_gi
     cp.undo("s", 1)
     assert tree(repo) == before
     assert dot_git(repo) == before_git  # no object, ref, index or config change in the user's .git
+    assert len(list(cp.store_path.glob("sharedindex.*"))) == 1  # the restores' throwaway indexes left none
     assert cp.store_path.is_relative_to(Path(os.environ["GHOSTLINE_DATA_DIR"]))
 
 
