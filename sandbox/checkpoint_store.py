@@ -115,19 +115,21 @@ class Layout:
     repo_objects: Path | None = None
     repo_index: Path | None = None
     repo_exclude: Path | None = None
+    object_format: str = "sha1"  # the store must hash as the repository it borrows from does
 
 
 def locate(workspace: Path) -> Layout:
     """The repository around `workspace`, if any (one git call)."""
     try:
         out = Git(workspace, config=_COMMON_CONFIG)("rev-parse", "--path-format=absolute", "--show-toplevel",
-                                                    "--git-common-dir", "--git-path", "index").splitlines()
+                                                    "--git-common-dir", "--git-path", "index",
+                                                    "--show-object-format").splitlines()
     except CheckpointError:  # not in a work tree (no repository, a bare one, inside .git), or no git at all
         return Layout(workspace, workspace, ".")
     top, common = Path(os.path.realpath(out[0])), Path(out[1])
     rel = os.path.relpath(workspace, top)
     return Layout(workspace, top, "." if rel == "." else rel, common / "objects", Path(out[2]),
-                  common / "info" / "exclude")
+                  common / "info" / "exclude", out[3])
 
 
 def store_dir(base: Path, workspace: Path) -> Path:
@@ -149,7 +151,8 @@ class Store:
     def ensure(self) -> None:
         """Create the store if needed; bring alternates, excludes and attributes in line with the tree."""
         if not (self.path / "HEAD").exists():
-            Git(self.path.parent)("init", "--bare", "-q", str(self.path))
+            Git(self.path.parent)("init", "--bare", "-q", f"--object-format={self.layout.object_format}",
+                                  str(self.path))
         info = self.path / "info"
         info.mkdir(exist_ok=True)
         user_excludes = _read(self.layout.repo_exclude).rstrip("\n") if self.layout.repo_exclude else ""

@@ -15,7 +15,7 @@ from ghostline.sandbox import run_command
 from ghostline.sandbox.checkpoints import Checkpoint, CheckpointError, Checkpoints, expired
 
 from tests.sandbox.conftest import git
-from tests.sandbox.test_checkpoints import populate, repo, tree  # noqa: F401  (repo is a fixture)
+from tests.sandbox.test_checkpoints import mutate, populate, repo, tree  # noqa: F401  (repo is a fixture)
 
 
 def dot_git(d: Path) -> dict[str, tuple[int, str]]:
@@ -137,6 +137,21 @@ def test_user_attributes_and_assume_unchanged_do_not_change_the_bytes(repo: Path
     (repo / "src" / "b.txt").write_bytes(b"assumed unchanged, but changed")
     cp.undo()
     assert tree(repo) == before
+
+
+def test_a_sha256_repository_gets_a_sha256_store(tmp_path: Path) -> None:
+    d = tmp_path / "r256"
+    d.mkdir()
+    git(d, "init", "-q", "--object-format=sha256")
+    populate(d)
+    git(d, "add", "src")
+    git(d, "commit", "-qm", "init")
+    before = tree(d)
+    cp = Checkpoints(d, session="s")
+    assert cp.snapshot("s:1")
+    mutate(d)
+    cp.undo()
+    assert tree(d) == before
 
 
 def test_workspace_in_a_subdirectory_covers_only_it(repo: Path) -> None:  # noqa: F811
