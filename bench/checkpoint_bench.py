@@ -221,6 +221,21 @@ def ratios(results: dict) -> dict:
     return out
 
 
+def git_status_ms(tpl: Path, work: Path, runs: int = 15) -> dict:
+    """The floor for comparison: one plain `git status` over the same tree (every snapshot must look at every
+    file too, without a file-system monitor)."""
+    ws = work / "status"
+    shutil.copytree(tpl, ws, symlinks=True)
+    git(ws, "status", "--porcelain")
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        git(ws, "status", "--porcelain")
+        times.append((time.perf_counter() - t) * 1000)
+    shutil.rmtree(ws)
+    return {"median_ms": statistics.median(times), "min_ms": min(times)}
+
+
 def verdicts(results: dict) -> list[str]:
     lines = []
     for tree, rows in results.items():
@@ -256,6 +271,7 @@ def main() -> int:
     saved_env = os.environ.get("GHOSTLINE_DATA_DIR")
     try:
         tpls = templates(base, files)
+        status = git_status_ms(tpls["big-committed"], base)
         results: dict = {}
         for tree, tpl in tpls.items():
             for impl, cls in impls.items():
@@ -270,6 +286,8 @@ def main() -> int:
             os.environ["GHOSTLINE_DATA_DIR"] = saved_env
     print()
     print_table(results)
+    print(f"reference: `git status` on big-committed: median {status['median_ms']:.1f} ms, "
+          f"min {status['min_ms']:.1f} ms")
     rat = ratios(results)
     checks = verdicts(results)
     print("\n".join(checks))
@@ -279,7 +297,7 @@ def main() -> int:
     (out / "checkpoint_bench.json").write_text(json.dumps(
         {"files": files, "turns": turns, "baseline_rev": BASELINE_REV if baseline else None,
          "load_average": round(load, 2), "cpus": os.cpu_count(), "results": results,
-         "ratios_old_over_new": rat, "checks": checks}, indent=2))
+         "ratios_old_over_new": rat, "checks": checks, "git_status_big_committed": status}, indent=2))
     busy = "; the machine is busy: timings are above the idle cost" if load > (os.cpu_count() or 1) / 2 \
         else ""
     print(f"wrote {out / 'checkpoint_bench.json'} (load average {load:.1f} on {os.cpu_count()} CPUs{busy})")
