@@ -11,11 +11,12 @@ Public surface (the rest of the package is internal):
         workspace) -> Decision(action="allow"|"ask"|"deny", reason);  suggest_rule(action) -> str
     remember(project, rule) / remembered(project) / forget(project, rule=None)   ("always allow")
     is_trusted(path) / trust(path) / untrust(path) / trusted_dirs()
-    Checkpoints(workspace, session=None): snapshot(label) -> str | None, restore(ref), list(session),
-        undo(session=None, turns=1);  create_worktree(repo, name) -> (path, branch)
+    Checkpoints(workspace, session=None, *, prime=None, max_bytes=None): snapshot(label) -> str | None,
+        restore(ref), list(session), sessions(), undo(session=None, turns=1) -> (Checkpoint, changed paths),
+        prime(wait=False), notice;  create_worktree(repo, name) -> (path, branch)
 
 Every name loads on first use: importing the package (or `ghostline.sandbox.modes` for a CLI option's choices)
-costs nothing; asyncio, tree-sitter and GitPython come with the modules that need them.
+costs nothing; asyncio and tree-sitter come with the modules that need them.
 """
 
 from __future__ import annotations

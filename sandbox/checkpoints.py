@@ -1,29 +1,56 @@
-"""Git checkpoints: snapshot the working tree before each turn into a hidden ref; restore byte-identically.
+"""Undo checkpoints: the working tree is snapshotted before each turn that can change files, and undo makes it
+byte-identical to a snapshot again, whatever changed it (the file tools or a shell command).
 
-Snapshots are commits on `refs/ghostline/checkpoints/<session>` (one chain per session) built with a temporary
-index (GIT_INDEX_FILE), so the user's index, branch, HEAD and stash are never touched. Untracked files are
-included and ignored files excluded. When the workspace is not in a git repository, a private shadow
-repository under the user data dir (GIT_DIR there, GIT_WORK_TREE the workspace) does the same.
+A snapshot is `git add -A` into the workspace's own store (sandbox/checkpoint_store.py: a git directory
+under the data dir that borrows a repository's objects; nothing is written into the user's .git),
+`write-tree`, and a parentless commit on refs/ghostline/checkpoints/<session>/<time>. The store keeps its
+index between snapshots, so a snapshot hashes only the files whose stat changed. Untracked files are
+included; ignored ones (.gitignore, .git/info/exclude, the global excludes file, and DEFAULT_EXCLUDES unless
+tracked) are not, and undo leaves them alone. Old checkpoints are pruned (KEEP_*), and the store stays under
+a size cap (GHOSTLINE_CHECKPOINT_MAX_MB): past it the oldest checkpoints go first, and when the newest alone
+does not fit, checkpoints are off for the workspace, with one line saying why (`Checkpoints.notice`, and
+`agent undo`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
-import tempfile
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from ghostline.sandbox.checkpoint_store import (
+    BULK_CONFIG,
+    BULK_MIN_FILES,
+    CheckpointError,
+    Git,
+    Layout,
+    Store,
+    locate,
+    locked,
+    off_reason,
+    store_dir,
+    sweep_stale,
+)
+from ghostline.sandbox.paths import protected_dirs
+
+from ghostline.dirs import data_dir
+
+__all__ = ["Checkpoint", "CheckpointError", "Checkpoints", "create_worktree"]
+
 REF_PREFIX = "refs/ghostline/checkpoints/"
-UNDO_PREFIX = "refs/ghostline/undo/"
-SHADOW_EXCLUDES = ("node_modules/", ".venv/", "venv/", "__pycache__/", "*.pyc", ".mypy_cache/", ".pytest_cache/",
-                   ".tox/", "target/", "dist/", "build/", ".cache/")
-
-
-class CheckpointError(Exception):
-    pass
+UNDO_REF = "refs/ghostline/undo/last"
+KEEP_SESSIONS = 20  # the most recent sessions of a workspace keep their checkpoints
+KEEP_PER_SESSION = 100  # ... their newest this many
+KEEP_DAYS = 30  # and nothing older (nor a store nobody used for as long)
+CAP_KEEPS = 10  # over the cap, the current session keeps its newest this many before it loses more
+DEFAULT_MAX_MB = 1024
+MAX_MB_ENV = "GHOSTLINE_CHECKPOINT_MAX_MB"
 
 
 @dataclass
@@ -32,6 +59,8 @@ class Checkpoint:
     session: str
     label: str
     time: int  # unix seconds
+    tree: str = field(default="", repr=False, compare=False)
+    ref: str = field(default="", repr=False, compare=False)
 
 
 def _ref_component(s: str) -> str:
@@ -39,315 +68,352 @@ def _ref_component(s: str) -> str:
     return s.replace("..", "-")[:100]
 
 
+def _megabytes(n: int) -> str:
+    if n >= 2**30:
+        return f"{n / 2**30:.1f} GB"
+    return f"{n / 2**20:,.0f} MB" if n >= 2**20 else f"{max(1, round(n / 1024))} KB"
+
+
 class Checkpoints:
-    def __init__(self, workspace: Path, session: str | None = None):
+    """Snapshots of one workspace, and undo. With a `session` (an agent run), the store is primed in a
+    background thread from construction (`prime`), so the first snapshot only hashes what changed since the
+    run started."""
+
+    def __init__(self, workspace: Path, session: str | None = None, *, prime: bool | None = None,
+                 max_bytes: int | None = None):
         self.workspace = Path(os.path.realpath(workspace))
         self.session = session
-        self._setup_done = False
+        self._notice: str | None = None
+        self.max_bytes = max_bytes if max_bytes is not None else self._max_bytes_from_env()
+        # Read the environment now: the prime thread must not see a later change of GHOSTLINE_DATA_DIR.
+        self.store_path = store_dir(data_dir() / "checkpoints", self.workspace)
+        self._protected = protected_dirs()
+        self._store: Store | None = None
+        self._prime_thread: threading.Thread | None = None
+        self._last_ns = 0
+        self._off = False  # turned off by this instance: no more hashing of a tree that does not fit
+        if prime if prime is not None else session is not None:
+            self.prime()
 
-    # --- git plumbing -------------------------------------------------------------------------------------
-    def _setup(self) -> None:
-        if self._setup_done:
-            return
-        import git  # GitPython
-
-        self._git = git.Git(str(self.workspace))
-        self._exc = git.GitCommandError
-        top = None
+    def _max_bytes_from_env(self) -> int:
+        raw = os.environ.get(MAX_MB_ENV, "").strip()
         try:
-            top = self._run(["rev-parse", "--show-toplevel"], shadow=False).strip()
-            inside = self._run(["rev-parse", "--is-inside-work-tree"], shadow=False).strip() == "true"
-            if not inside:
-                top = None
+            return int(float(raw) * 2**20) if raw else DEFAULT_MAX_MB * 2**20
+        except ValueError:
+            self._notice = f"{MAX_MB_ENV}={raw!r} is not a number of megabytes; using {DEFAULT_MAX_MB}"
+            return DEFAULT_MAX_MB * 2**20
+
+    @property
+    def notice(self) -> str | None:
+        """Why checkpoints are off (or misconfigured) here, in one line; None when all is well."""
+        return off_reason(self.store_path) or self._notice
+
+    # --- the store ------------------------------------------------------------------------------------------
+    @contextmanager
+    def _using_store(self) -> Iterator[Store]:
+        with locked(self.store_path):
+            if self._store is None:
+                self._store = self._open_store()
+            yield self._store
+
+    def _open_store(self) -> Store:
+        store = Store(self.store_path, locate(self.workspace))
+        store.ensure()
+        sweep_stale(self.store_path.parent, self.store_path, KEEP_DAYS * 86400)
+        self._retain(store)
+        store.gc_auto()
+        return store
+
+    def _excludes(self, layout: Layout) -> list[str]:
+        """Ghostline's own config and data (the stores, sessions) never go into a snapshot."""
+        return [f":(exclude,top){d.relative_to(layout.root).as_posix()}" for d in self._protected
+                if d != layout.root and d.is_relative_to(layout.root)]
+
+    def _pathspec(self, store: Store) -> list[str]:
+        return ["--", store.layout.pathspec, *self._excludes(store.layout)]
+
+    def prime(self, wait: bool = False) -> None:
+        """Fill the store's stat cache (hashing what it does not know yet) in a background thread; a snapshot
+        taken meanwhile waits for it. With `wait`, return when it is done."""
+        if self._prime_thread is None:
+            self._prime_thread = threading.Thread(target=self._prime, name="checkpoints-prime", daemon=True)
+            self._prime_thread.start()
+        if wait:
+            self._prime_thread.join()
+
+    def _prime(self) -> None:
+        try:
+            with self._using_store() as store:
+                self._tree(store)
+        except Exception:  # noqa: BLE001 - best effort: the first snapshot tries again, and reports
+            pass
+
+    def _add_all(self, store: Store) -> None:
+        """Bring the store's index in line with the files: only those whose stat changed are hashed."""
+        cold = not store.index.exists()
+        new_files = 0
+        if cold:
+            store.seed_index()
+            new_files = self._check_first_fits(store)
+        try:
+            store.git("add", "-A", "--ignore-errors", *self._pathspec(store), ok=(0, 1),
+                      config=BULK_CONFIG if new_files >= BULK_MIN_FILES else None)
         except CheckpointError:
-            top = None
-        if top:
-            self.shadow = False
-            self.root = Path(os.path.realpath(top))
-            self.git_dir = Path(os.path.realpath(self._run(["rev-parse", "--absolute-git-dir"], shadow=False).strip()))
-            rel = os.path.relpath(self.workspace, self.root)
-            self.pathspec = "." if rel == "." else rel
-        else:
-            from ghostline.dirs import data_dir
+            if cold or store.index_locked():
+                raise
+            store.drop_index()  # an index git cannot read: start again from scratch, once
+            self._add_all(store)
 
-            self.shadow = True
-            self.root = self.workspace
-            h = hashlib.sha256(str(self.workspace).encode()).hexdigest()[:16]
-            self.git_dir = data_dir() / "shadow-repos" / f"{self.workspace.name[:40]}-{h}.git"
-            self.pathspec = "."
-            if not (self.git_dir / "HEAD").exists():
-                self.git_dir.mkdir(parents=True, exist_ok=True)
-                self._git.execute(["git", "init", "--bare", "-q", str(self.git_dir)])
-                (self.git_dir / "info").mkdir(exist_ok=True)
-                (self.git_dir / "info" / "exclude").write_text("\n".join(SHADOW_EXCLUDES) + "\n")
-                self._run(["config", "core.autocrlf", "false"])
-                self._run(["config", "core.bare", "false"])
-        # Ghostline's own data (the shadow repository itself, sessions) never goes into a snapshot.
-        from ghostline.sandbox.paths import protected_dirs
-
-        self.excludes = []
-        for d in [*protected_dirs(), Path(os.path.realpath(self.git_dir))]:
-            if d != self.root and d.is_relative_to(self.root):
-                self.excludes.append(f":(exclude,top){d.relative_to(self.root).as_posix()}")
-        self._setup_done = True
-
-    def _env(self, index: str | None = None) -> dict[str, str]:
-        env = {"GIT_TERMINAL_PROMPT": "0", "GIT_AUTHOR_NAME": "ghostline", "GIT_AUTHOR_EMAIL": "ghostline@localhost",
-               "GIT_COMMITTER_NAME": "ghostline", "GIT_COMMITTER_EMAIL": "ghostline@localhost",
-               "GIT_OPTIONAL_LOCKS": "0", "GIT_CONFIG_NOSYSTEM": "1"}
-        if getattr(self, "shadow", False):
-            env["GIT_DIR"] = str(self.git_dir)
-            env["GIT_WORK_TREE"] = str(self.root)
-        if index:
-            env["GIT_INDEX_FILE"] = index
-        return env
-
-    def _run(self, args: list[str], *, shadow: bool | None = None, index: str | None = None,
-             stdin: bytes | None = None, cwd: Path | None = None) -> str:
-        env = self._env(index) if shadow is not False else {"GIT_TERMINAL_PROMPT": "0"}
-        cmd = ["git", "-c", "core.quotepath=off", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false",
-               *args]
-        istream = None
-        if stdin is not None:
-            istream = tempfile.TemporaryFile()
-            istream.write(stdin)
-            istream.seek(0)
-        try:
-            import git
-
-            g = git.Git(str(cwd)) if cwd else self._git
-            out = g.execute(cmd, env=env, istream=istream, stdout_as_string=False, strip_newline_in_stdout=False)
-        except self._exc as e:
-            err = (e.stderr or "").strip() if isinstance(e.stderr, str) else str(e.stderr)
-            raise CheckpointError(f"git {args[0]} failed: {err[-400:]}") from None
-        except OSError as e:
-            raise CheckpointError(f"git is not available: {e}") from None
-        finally:
-            if istream is not None:
-                istream.close()
-        return out.decode("utf-8", errors="surrogateescape") if isinstance(out, bytes) else str(out)
-
-    def _git_cwd(self) -> Path:
-        return self.root
-
-    def _temp_index(self) -> str:
-        fd, path = tempfile.mkstemp(prefix="ghostline-index-")
-        os.close(fd)
-        os.unlink(path)
-        src = self.git_dir / "index"
-        if src.exists():
+    def _check_first_fits(self, store: Store) -> int:
+        """Before hashing a whole new tree: would its untracked files alone exceed the cap? Then stay off.
+        Returns how many there are."""
+        out = store.git("ls-files", "-z", "-o", "--exclude-standard", *self._pathspec(store))
+        paths = [p for p in out.split("\0") if p]
+        total = 0
+        for rel in paths:
             try:
-                shutil.copyfile(src, path)  # stat cache: only changed files are re-hashed
+                total += os.lstat(store.layout.root / rel).st_size
             except OSError:
                 pass
-        return path
+        if total > self.max_bytes:
+            self._turn_off(store, f"a snapshot would store {_megabytes(total)} of untracked files")
+        return len(paths)
 
-    def _ref(self, session: str) -> str:
-        return REF_PREFIX + _ref_component(session)
+    def _turn_off(self, store: Store, why: str) -> None:
+        reason = (f"checkpoints are off for {self.workspace}: {why}, over the {_megabytes(self.max_bytes)} "
+                  f"cap ({MAX_MB_ENV}); list big directories in .gitignore or raise the cap")
+        store.drop_index()
+        store.set_off(reason)
+        self._off = True
+        raise CheckpointError(reason)
 
-    def _tip(self, ref: str) -> str | None:
-        try:
-            return self._run(["rev-parse", "--verify", "-q", ref + "^{commit}"], cwd=self.root).strip() or None
-        except CheckpointError:
-            return None
-
-    def _tree_of_worktree(self) -> str:
-        index = self._temp_index()
-        try:
-            self._run(["add", "-A", "--ignore-errors", "--", self.pathspec, *self.excludes], index=index,
-                      cwd=self.root)
-            return self._run(["write-tree"], index=index, cwd=self.root).strip()
-        finally:
-            try:
-                os.unlink(index)
-            except OSError:
-                pass
-
-    # --- public API ----------------------------------------------------------------------------------------
+    # --- snapshots ------------------------------------------------------------------------------------------
     def snapshot(self, label: str, *, session: str | None = None) -> str | None:
-        """Commit the working tree (untracked included, ignored excluded) onto the session's hidden ref.
+        """Commit the working tree (untracked included, ignored excluded) as a checkpoint of the session.
 
         The session is `session`, else the constructor's, else the part of `label` before ':'. Returns the
-        checkpoint's commit id, or None when no snapshot could be taken (git missing, ...)."""
+        checkpoint's commit id, or None when no snapshot could be taken (git missing, over the size cap: see
+        `notice`)."""
         sess = session or self.session or (label.split(":", 1)[0] if ":" in label else "default")
+        if self._off:
+            return None
         try:
-            self._setup()
-            return self._commit(self._ref(sess), label)
+            with self._using_store() as store:
+                sha = self._commit(store, self._tree(store), label)
+                store.git("update-ref", f"{REF_PREFIX}{_ref_component(sess)}/{self._next_ns():020d}", sha)
+                store.set_off(None)
+                self._keep_under_cap(store, _ref_component(sess))
+                return sha
         except (CheckpointError, OSError):
             return None
 
-    def _commit(self, ref: str, label: str) -> str:
-        tree = self._tree_of_worktree()
-        parent = self._tip(ref)
-        import time
+    def _tree(self, store: Store) -> str:
+        self._add_all(store)
+        return store.git("write-tree").strip()
 
-        args = ["commit-tree", tree, "-m", label, "-m", f"ghostline-time: {time.time_ns()}"]
-        if parent:
-            args[2:2] = ["-p", parent]
-        sha = self._run(args, cwd=self.root).strip()
-        self._run(["update-ref", "-m", f"ghostline: {label}", ref, sha], cwd=self.root)
-        return sha
+    def _commit(self, store: Store, tree: str, label: str) -> str:
+        return store.git("commit-tree", tree, "-m", label or "checkpoint").strip()
 
-    def sessions(self) -> list[tuple[str, int]]:
-        """Sessions with checkpoints in this workspace, most recent first: (session, time of last snapshot)."""
-        self._setup()
-        out = self._run(["for-each-ref", "--format=%(refname)%00%(committerdate:unix)%00%(contents:body)%01",
-                         REF_PREFIX], cwd=self.root)
+    def _next_ns(self) -> int:
+        self._last_ns = max(time.time_ns(), self._last_ns + 1)
+        return self._last_ns
+
+    def _all(self, store: Store) -> list[Checkpoint]:
+        """Every checkpoint in the store, newest first."""
+        fields = "%(refname)%00%(objectname)%00%(tree)%00%(subject)"
+        out = store.git("for-each-ref", f"--format={fields}", REF_PREFIX)
         res = []
-        for rec in out.split("\x01"):
-            rec = rec.strip("\n")
-            if rec.count("\0") < 2:
-                continue
-            ref, t, body = rec.split("\0", 2)
-            m = re.search(r"ghostline-time: (\d+)", body)
-            ns = int(m.group(1)) if m else int(t or 0) * 10**9
-            res.append((ref[len(REF_PREFIX):], ns))
-        res.sort(key=lambda x: x[1], reverse=True)
-        return [(name, ns // 10**9) for name, ns in res]
+        for line in out.splitlines():
+            ref, sha, tree, label = (line.split("\0", 3) + ["", "", ""])[:4]
+            session, _, ns = ref[len(REF_PREFIX):].rpartition("/")
+            if session and ns.isdigit():
+                res.append(Checkpoint(sha, session, label, int(ns) // 10**9, tree, ref))
+        res.sort(key=lambda c: c.ref.rpartition("/")[2], reverse=True)
+        return res
+
+    def _drop(self, store: Store, refs: list[str]) -> None:
+        if refs:
+            store.git("update-ref", "--stdin", stdin="".join(f"delete {r}\n" for r in refs).encode())
+
+    # --- bounded disk use -----------------------------------------------------------------------------------
+    def _retain(self, store: Store) -> None:
+        current = _ref_component(self.session) if self.session else None
+        self._drop(store, [c.ref for c in expired(self._all(store), time.time(), current)])
+
+    def _keep_under_cap(self, store: Store, session: str) -> None:
+        """Over the cap: drop other sessions' and then this session's oldest checkpoints until the store fits;
+        when the newest alone does not, turn checkpoints off (the snapshot just taken is dropped too)."""
+        if store.size() <= self.max_bytes:
+            return
+        cps = self._all(store)
+        mine = [c.ref for c in cps if c.session == session]
+        for refs in ([c.ref for c in cps if c.session != session] + [UNDO_REF] + mine[CAP_KEEPS:],
+                     mine[1:CAP_KEEPS]):
+            self._drop(store, refs)
+            store.gc()
+            size = store.size()
+            if size <= self.max_bytes:
+                return
+        self._drop(store, mine[:1])
+        store.drop_index()
+        store.gc()
+        self._turn_off(store, f"one snapshot takes {_megabytes(size)}")
+
+    # --- listing --------------------------------------------------------------------------------------------
+    def sessions(self) -> list[tuple[str, int]]:
+        """Sessions with checkpoints in this workspace, latest first: (session, time of its last snapshot)."""
+        if not self.store_path.exists():
+            return []
+        with self._using_store() as store:
+            return _sessions(self._all(store))
 
     def list(self, session: str | None = None) -> list[Checkpoint]:
         """Checkpoints of `session` (default: the most recent session), newest first."""
-        self._setup()
-        if session is None:
-            sess = self.sessions()
-            if not sess:
-                return []
-            session = sess[0][0]
-        ref = self._ref(session)
-        if not self._tip(ref):
+        if not self.store_path.exists():
             return []
-        out = self._run(["log", "--format=%H%x00%ct%x00%s", ref], cwd=self.root)
-        res = []
-        for line in out.splitlines():
-            parts = line.split("\0")
-            if len(parts) == 3:
-                res.append(Checkpoint(sha=parts[0], session=session, label=parts[2], time=int(parts[1])))
-        return res
+        with self._using_store() as store:
+            return self._of_session(store, session)
 
+    def _of_session(self, store: Store, session: str | None) -> list[Checkpoint]:
+        cps = self._all(store)
+        if session is None:
+            sess = _sessions(cps)
+            session = sess[0][0] if sess else ""
+        return [c for c in cps if c.session == _ref_component(session)] if session else []
+
+    # --- restoring ------------------------------------------------------------------------------------------
     def restore(self, ref: str) -> list[str]:
         """Make the workspace byte-identical to checkpoint `ref` (modified, deleted and renamed files come
-        back, files created since are removed; ignored files are kept). The current state is saved first on
-        refs/ghostline/undo/<session>. Returns the paths changed (relative to the repository root)."""
-        self._setup()
-        target = self._run(["rev-parse", "--verify", ref + "^{commit}"], cwd=self.root).strip()
-        self._commit(UNDO_PREFIX + "last", f"before restoring {target[:12]}")
-        current_tree = self._run(["rev-parse", UNDO_PREFIX + "last^{tree}"], cwd=self.root).strip()
-        target_tree = self._run(["rev-parse", target + "^{tree}"], cwd=self.root).strip()
-        spec = ["--", self.pathspec, *self.excludes]
-        added = self._run(["diff-tree", "-r", "-z", "--no-renames", "--name-only", "--diff-filter=A",
-                           target_tree, current_tree, *spec], cwd=self.root).split("\0")
-        changed = self._run(["diff-tree", "-r", "-z", "--no-renames", "--name-only", "--diff-filter=DMT",
-                             target_tree, current_tree, *spec], cwd=self.root).split("\0")
-        added = [p for p in added if p]
-        changed = [p for p in changed if p]
+        back, files created since are removed; ignored files are kept). The current state is saved first as
+        UNDO_REF in the store. Returns the paths changed (relative to the repository root)."""
+        with self._using_store() as store:
+            target = store.git("rev-parse", "--verify", ref + "^{commit}").strip()
+            return self._restore(store, target, self._tree(store))
+
+    def _restore(self, store: Store, target: str, current_tree: str) -> list[str]:
+        before = self._commit(store, current_tree, f"before restoring {target[:12]}")
+        store.git("update-ref", UNDO_REF, before)
+        target_tree = store.git("rev-parse", target + "^{tree}").strip()
+        out = store.git("diff-tree", "-r", "-z", "--no-renames", "--name-status", target_tree, current_tree,
+                        *self._pathspec(store)).split("\0")
+        added, changed = [], []
+        for status, path in zip(out[0::2], out[1::2], strict=False):
+            if path:
+                (added if status == "A" else changed).append(path)
         for rel in added:
-            p = self.root / rel
-            try:
-                if p.is_dir() and not p.is_symlink():
-                    shutil.rmtree(p)
-                else:
-                    p.unlink()
-            except FileNotFoundError:
-                pass
-            self._prune_empty_dirs(p.parent)
+            self._remove(store.layout.root / rel)
         if changed:
-            index = self._temp_index()
-            try:
-                self._run(["read-tree", target_tree], index=index, cwd=self.root)
-                for rel in changed:  # a directory now where a file was
-                    p = self.root / rel
-                    if p.is_dir() and not p.is_symlink():
-                        shutil.rmtree(p)
-                self._run(["checkout-index", "-f", "-z", "--stdin"], index=index, cwd=self.root,
-                          stdin="\0".join(changed).encode("utf-8", errors="surrogateescape"))
-            finally:
-                try:
-                    os.unlink(index)
-                except OSError:
-                    pass
+            self._check_out(store, target_tree, changed)
         return sorted(set(added) | set(changed))
 
-    def _prune_empty_dirs(self, d: Path) -> None:
-        ws = self.workspace
-        while d != ws and d.is_relative_to(ws):
+    def _remove(self, p: Path) -> None:
+        try:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+        except FileNotFoundError:
+            pass
+        d = p.parent
+        while d != self.workspace and d.is_relative_to(self.workspace):
             try:
                 d.rmdir()
             except OSError:
                 return
             d = d.parent
 
+    def _check_out(self, store: Store, tree: str, paths: list[str]) -> None:
+        """Write `paths` as they are in `tree` (content, mode, symlinks) through a throwaway index."""
+        env = {"GIT_INDEX_FILE": str(store.path / "index.restore")}
+        plain = {"core.splitIndex": "false"}  # a throwaway index needs no shared part to leave behind
+        try:
+            store.git("read-tree", tree, env=env, config=plain)
+            for rel in paths:  # a directory now where a file was
+                p = store.layout.root / rel
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+            store.git("checkout-index", "-f", "-z", "--stdin", env=env, config=plain,
+                      stdin="\0".join(paths).encode("utf-8", "surrogateescape"))
+        finally:
+            (store.path / "index.restore").unlink(missing_ok=True)
+
     def undo(self, session: str | None = None, turns: int = 1) -> tuple[Checkpoint, list[str]]:
         """Restore the snapshot taken before the last `turns` turns of `session` (default: latest session),
-        then drop the undone checkpoints from the session's chain so a second undo goes further back."""
+        then drop the undone checkpoints so a second undo goes further back."""
         if turns < 1:
             raise CheckpointError("--turns must be at least 1")
-        cps = self.list(session)
-        if not cps:
-            raise CheckpointError("no checkpoints in this workspace" if session is None
-                                  else f"no checkpoints for session {session}")
-        # Snapshots that match the files as they are now mark turns that changed nothing (a read-only command
-        # after the last edit): undoing them would do nothing, so "the last turn" means the last one that did.
-        current = self._tree_of_worktree()
-        while cps and self._run(["rev-parse", f"{cps[0].sha}^{{tree}}"], cwd=self.root).strip() == current:
-            cps = cps[1:]
-        if not cps:
-            raise CheckpointError("nothing to undo: the files are as they were at every checkpoint")
-        if turns > len(cps):
-            raise CheckpointError(f"only {len(cps)} checkpoint(s) with changes to undo in session "
-                                  f"{cps[0].session}")
-        cp = cps[turns - 1]
-        changed = self.restore(cp.sha)
-        ref = self._ref(cp.session)
-        parent = self._run(["rev-list", "--parents", "-n", "1", cp.sha], cwd=self.root).split()
-        if len(parent) > 1:
-            self._run(["update-ref", ref, parent[1]], cwd=self.root)
-        else:
-            self._run(["update-ref", "-d", ref], cwd=self.root)
+        if not self.store_path.exists():
+            raise self._nothing_error(session)
+        with self._using_store() as store:
+            cps = self._of_session(store, session)
+            if not cps:
+                raise self._nothing_error(session)
+            # Snapshots that match the files as they are now mark turns that changed nothing (a read-only
+            # command after the last edit): undoing them would do nothing, so "the last turn" means the last
+            # one that did.
+            current = self._tree(store)
+            skipped = next((i for i, c in enumerate(cps) if c.tree != current), len(cps))
+            if skipped == len(cps):
+                raise CheckpointError("nothing to undo: the files are as they were at every checkpoint")
+            if turns > len(cps) - skipped:
+                raise CheckpointError(f"only {len(cps) - skipped} checkpoint(s) with changes to undo in "
+                                      f"session {cps[0].session}")
+            cp = cps[skipped + turns - 1]
+            changed = self._restore(store, cp.sha, current)
+            self._drop(store, [c.ref for c in cps[:skipped + turns]])
         return cp, changed
+
+    def _nothing_error(self, session: str | None) -> CheckpointError:
+        msg = f"no checkpoints for session {session}" if session else "no checkpoints in this workspace"
+        return CheckpointError(f"{msg} ({self.notice})" if self.notice else msg)
+
+
+def _sessions(cps: list[Checkpoint]) -> list[tuple[str, int]]:
+    newest: dict[str, Checkpoint] = {}
+    for c in cps:  # newest first, so the first seen of each session is its last snapshot
+        newest.setdefault(c.session, c)
+    return [(s, c.time) for s, c in newest.items()]
+
+
+def expired(cps: list[Checkpoint], now: float, current: str | None) -> list[Checkpoint]:
+    """What the retention rules drop from `cps` (newest first): sessions beyond the KEEP_SESSIONS most recent,
+    checkpoints beyond their session's KEEP_PER_SESSION newest, and any older than KEEP_DAYS; the current
+    session is never dropped whole."""
+    order = [s for s, _ in _sessions(cps)]
+    kept_sessions = set(order[:KEEP_SESSIONS]) | ({current} if current else set())
+    seen: dict[str, int] = {}
+    out = []
+    for c in cps:
+        seen[c.session] = seen.get(c.session, 0) + 1
+        too_old = now - c.time > KEEP_DAYS * 86400 and c.session != current
+        if c.session not in kept_sessions or seen[c.session] > KEEP_PER_SESSION or too_old:
+            out.append(c)
+    return out
 
 
 def create_worktree(repo: Path, name: str | None = None) -> tuple[Path, str]:
     """A new git worktree of `repo` on a new branch `ghostline/<name>`, beside the repository in
     `<repo>.worktrees/<name>`. Returns (path, branch)."""
-    import time
-
-    import git
-
     repo = Path(os.path.realpath(repo))
-    g = git.Git(str(repo))
+    git = Git(repo)
     try:
-        top = Path(g.execute(["git", "rev-parse", "--show-toplevel"]).strip())
-    except git.GitCommandError:
+        top = Path(git("rev-parse", "--show-toplevel").strip())
+    except CheckpointError:
         raise CheckpointError(f"{repo} is not inside a git repository") from None
     name = _ref_component(name or time.strftime("run-%Y%m%d-%H%M%S"))
     branch = f"ghostline/{name}"
     base = top.parent / f"{top.name}.worktrees"
     path = base / name
     i = 1
-    while path.exists() or _branch_exists(g, branch):
+    while path.exists() or git.succeeds("rev-parse", "--verify", "-q", f"refs/heads/{branch}"):
         i += 1
         path = base / f"{name}-{i}"
         branch = f"ghostline/{name}-{i}"
+    if not git.succeeds("rev-parse", "--verify", "-q", "HEAD"):
+        raise CheckpointError("the repository has no commit yet; commit once before using --worktree")
     base.mkdir(parents=True, exist_ok=True)
     try:
-        has_head = True
-        try:
-            g.execute(["git", "rev-parse", "--verify", "-q", "HEAD"])
-        except git.GitCommandError:
-            has_head = False
-        if not has_head:
-            raise CheckpointError("the repository has no commit yet; commit once before using --worktree")
-        g.execute(["git", "worktree", "add", "-q", "-b", branch, str(path), "HEAD"])
-    except git.GitCommandError as e:
-        raise CheckpointError(f"git worktree add failed: {str(e.stderr).strip()[-300:]}") from None
+        git("worktree", "add", "-q", "-b", branch, str(path), "HEAD")
+    except CheckpointError as e:
+        raise CheckpointError(f"git worktree add failed: {str(e).split(': ', 1)[-1]}") from None
     return path, branch
-
-
-def _branch_exists(g, branch: str) -> bool:
-    import git
-
-    try:
-        g.execute(["git", "rev-parse", "--verify", "-q", f"refs/heads/{branch}"])
-        return True
-    except git.GitCommandError:
-        return False

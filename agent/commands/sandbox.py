@@ -135,7 +135,7 @@ def undo_cmd(
     cwd: Path | None = typer.Option(None, "--cwd", help="Workspace (default: the project root here)."),
 ) -> None:
     """Restore the files as they were before the last N turns of an agent session."""
-    from ghostline.sandbox.checkpoints import CheckpointError, Checkpoints
+    from ghostline.sandbox.checkpoints import UNDO_REF, CheckpointError, Checkpoints
 
     if turns < 1:
         raise _fail("--turns must be at least 1", 2)
@@ -145,7 +145,7 @@ def undo_cmd(
         if list_only:
             items = cps.list(session)
             if not items:
-                typer.echo("no checkpoints")
+                typer.echo(f"no checkpoints ({cps.notice})" if cps.notice else "no checkpoints")
             for i, c in enumerate(items, 1):
                 typer.echo(f"{i:>3}  {c.sha[:12]}  {c.session}  {c.label}")
             return
@@ -155,7 +155,7 @@ def undo_cmd(
     typer.echo(f"restored {ws} to checkpoint {cp.sha[:12]} ({cp.label}); {len(changed)} path(s) changed")
     for p in changed[:50]:
         typer.echo(f"  {p}")
-    typer.echo("the state before this undo is kept at refs/ghostline/undo/last")
+    typer.echo(f"the state before this undo is kept as {UNDO_REF} in {cps.store_path}")
 
 
 def permissions_cmd(

@@ -88,6 +88,20 @@ def test_undo_command(app: typer.Typer, tmp_path: Path) -> None:
     assert r.exit_code == 2
 
 
+def test_undo_says_in_one_line_why_checkpoints_are_off(app: typer.Typer, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GHOSTLINE_CHECKPOINT_MAX_MB", "0.05")
+    ws = tmp_path / "w"
+    ws.mkdir()
+    (ws / "big.bin").write_bytes(os.urandom(200_000))
+    assert Checkpoints(ws).snapshot("s:1") is None
+    for args in (["undo", "--cwd", str(ws)], ["undo", "--list", "--cwd", str(ws)]):
+        r = runner.invoke(app, args)
+        assert "checkpoints are off" in r.output and "GHOSTLINE_CHECKPOINT_MAX_MB" in r.output, r.output
+        assert len(r.output.strip().splitlines()) == 1
+    assert runner.invoke(app, ["undo", "--cwd", str(ws)]).exit_code == 1
+
+
 def test_permissions_and_trust_commands(app: typer.Typer, tmp_path: Path) -> None:
     remember(tmp_path, "bash: npm run test *")
     r = runner.invoke(app, ["permissions", "--cwd", str(tmp_path)])
