@@ -7,7 +7,9 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,32 +134,49 @@ def terminal_approver() -> Approver:
 
 
 def _git_status_files(root: Path) -> dict[str, str]:
-    """Changed/untracked files with a content hash, to report changes made by shell commands too."""
-    import hashlib
-    import subprocess
-
+    """Files git reports as changed or untracked, each with a cheap signature (size and mtime, never the content:
+    an untracked 18k-file tree must not be read twice a run), to report changes made by shell commands too."""
     try:
         out = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "-z", "--untracked-files=all"],
                              capture_output=True, timeout=30, check=True).stdout.decode(errors="replace")
     except (OSError, subprocess.SubprocessError):
         return {}
     files: dict[str, str] = {}
-    entries = out.split("\0")
-    i = 0
-    while i < len(entries):
-        e = entries[i]
-        i += 1
+    entries = iter(out.split("\0"))
+    for e in entries:
         if len(e) < 4:
             continue
-        status, path = e[:2], e[3:]
-        if status[0] in "RC":
-            i += 1  # the rename source follows
-        p = root / path
+        if e[0] in "RC":
+            next(entries, None)  # the rename source follows
+        path = e[3:]
         try:
-            files[path] = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "deleted"
+            st = os.lstat(root / path)
+            files[path] = f"{st.st_size}:{st.st_mtime_ns}"
+        except FileNotFoundError:
+            files[path] = "deleted"
         except OSError:
             files[path] = "unreadable"
     return files
+
+
+def _no_files(root: Path) -> dict[str, str]:
+    return {}
+
+
+class _Later:
+    """A value computed in a thread from now on (the git status before a run overlaps its first model call)."""
+
+    def __init__(self, fn: Any, *args: Any) -> None:
+        self._result: Any = None
+        self._thread = threading.Thread(target=self._run, args=(fn, *args), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Any, *args: Any) -> None:
+        self._result = fn(*args)
+
+    def get(self) -> Any:
+        self._thread.join()
+        return self._result
 
 
 def run_task(opts: RunOptions) -> int:
@@ -179,7 +198,7 @@ class PreparedRun:
     is_git: bool
     model_label: str
     sandbox_report: dict[str, Any]
-    changed_before: dict[str, str]
+    changed_before: _Later  # dict[str, str] of _git_status_files, computed while the run starts
     started: float
     config: Config
     base_url: str | None = None
@@ -311,7 +330,7 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Approver | None =
     )
     return PreparedRun(loop=loop, session=session, cwd=cwd, root=root, is_git=is_git,
                        model_label=provider_label(model_spec), sandbox_report=sandbox_report,
-                       changed_before=_git_status_files(root) if is_git else {}, started=started, config=cfg,
+                       changed_before=_Later(_git_status_files if is_git else _no_files, root), started=started, config=cfg,
                        base_url=opts.base_url or cfg.base_url, instructions=instructions,
                        resumed=bool(opts.resume or opts.cont))
 
@@ -321,9 +340,10 @@ def finish_run(run: PreparedRun, final: ev.Event | None, interrupted: bool) -> d
     stats = run.loop.stats
     changed = [os.path.normpath(p) for p in stats.files_changed]
     if run.is_git:
+        before = run.changed_before.get()
         for path, digest in _git_status_files(run.root).items():
             full = os.path.normpath(str(run.root / path))
-            if run.changed_before.get(path) != digest and full not in changed:
+            if before.get(path) != digest and full not in changed:
                 changed.append(full)
     # Reported relative to the workspace root (stable whatever the cwd); absolute when outside it.
     stats.files_changed = [os.path.relpath(p, run.root) if Path(p).is_relative_to(run.root) else p

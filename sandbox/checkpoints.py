@@ -363,6 +363,18 @@ class Checkpoints:
             self._drop(store, [c.ref for c in cps[:skipped + turns]])
         return cp, changed
 
+    def session_diff(self, session: str | None = None) -> str:
+        """Every change to the files since the session's first checkpoint, as one unified diff (what its turns
+        and its shell commands created, changed and deleted). Empty when the session has no checkpoint."""
+        if not self.store_path.exists():
+            return ""
+        with self._using_store() as store:
+            cps = self._of_session(store, session)
+            if not cps:
+                return ""
+            return store.git("diff", "--no-color", "--no-ext-diff", "--no-textconv", cps[-1].tree,
+                             self._tree(store), *self._pathspec(store))
+
     def _nothing_error(self, session: str | None) -> CheckpointError:
         msg = f"no checkpoints for session {session}" if session else "no checkpoints in this workspace"
         return CheckpointError(f"{msg} ({self.notice})" if self.notice else msg)

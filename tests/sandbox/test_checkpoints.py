@@ -196,3 +196,21 @@ def test_undo_skips_turns_that_changed_nothing(repo: Path) -> None:
     with pytest.raises(CheckpointError, match="nothing to undo"):
         cp.undo(turns=1)
     assert tree(repo) == before
+
+
+def test_session_diff_shows_every_change_since_the_first_checkpoint(tmp_path):
+    from ghostline.sandbox.checkpoints import Checkpoints
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "a.py").write_text("x = 1\n")
+    (ws / "gone.txt").write_text("bye\n")
+    cps = Checkpoints(ws, session="s1", prime=False)
+    assert cps.session_diff("s1") == ""
+    cps.snapshot("s1:1")
+    (ws / "a.py").write_text("x = 2\n")  # as an edit tool would
+    cps.snapshot("s1:2")
+    (ws / "new.txt").write_text("hello\n")  # as a shell command would, after the last checkpoint
+    (ws / "gone.txt").unlink()
+    diff = cps.session_diff("s1")
+    assert "-x = 1" in diff and "+x = 2" in diff and "+hello" in diff and "-bye" in diff
