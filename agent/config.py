@@ -33,7 +33,7 @@ class Config:
     warnings: list[str] = field(default_factory=list)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
@@ -67,9 +67,9 @@ _LOOSENING_KEYS = ("sandbox", "approval", "network", "permissions")
 
 
 def load_config(cwd: Path, *, user_file: Path | None = None) -> Config:
-    user = _read_toml(user_file or config_dir() / "config.toml")
+    user = read_toml(user_file or config_dir() / "config.toml")
     root = find_project_root(cwd)
-    project = _read_toml(root / ".ghostline" / "config.toml")
+    project = read_toml(root / ".ghostline" / "config.toml")
     warnings: list[str] = []
     if project and not is_trusted(root):
         restricted = {k: project.pop(k) for k in _LOOSENING_KEYS if k in project}
