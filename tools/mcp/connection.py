@@ -82,12 +82,12 @@ class ServerConnection:
             self._done.set()
         task = self._task
         if task is not None and not task.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(task), 10)
-            except (TimeoutError, asyncio.CancelledError):
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+            if self._ready.is_set():  # a clean goodbye: the SDK closes stdin, then terminates, then kills
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(task), 10)
+            task.cancel()  # still starting (or deaf to the goodbye): cancelling the handshake stops it
+            with contextlib.suppress(BaseException):
+                await task
         if self._errlog is not None:
             self._errlog.close()
             self._errlog = None
