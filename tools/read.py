@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ghostline.tools.base import BaseTool, FileSnapshot, ToolContext, ToolError, ToolKind, ToolResult
+from ghostline.tools.files import text_snapshot
 from ghostline.tools.paths import display, resolve
 
 DEFAULT_LIMIT = 2000
@@ -51,6 +52,11 @@ class ReadTool(BaseTool):
         limit = int(args.get("limit") or DEFAULT_LIMIT)
         if offset < 1 or limit < 1:
             raise ToolError("offset and limit must be positive (offset is 1-based)")
+        if ctx.files is not None:  # an editor's buffer, when it has the file
+            text = await ctx.files.read_text(path)
+            if text is not None:
+                ctx.file_state.seen[str(path)] = text_snapshot(text)
+                return _numbered(display(ctx, path), path, args["path"], text, offset, limit)
         return await asyncio.to_thread(_read, ctx, path, args["path"], offset, limit)
 
 
@@ -97,7 +103,11 @@ def _read(ctx: ToolContext, path: Path, given: str, offset: int, limit: int) -> 
     if text is None:
         raise ToolError(f"{given} is a binary file ({_size(len(data))}); it cannot be shown as text")
     ctx.file_state.seen[str(path)] = FileSnapshot(hashlib.sha256(data).hexdigest(), st.st_mtime_ns)
+    return _numbered(shown_name, path, given, text, offset, limit)
 
+
+def _numbered(shown_name: str, path: Path, given: str, text: str, offset: int, limit: int) -> ToolResult:
+    """The text's lines from `offset`, numbered like `cat -n`, bounded, with how to read on."""
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
