@@ -29,6 +29,7 @@ class Config:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     permissions: dict[str, Any] = field(default_factory=dict)
     compaction: dict[str, Any] = field(default_factory=dict)
+    acp: dict[str, Any] = field(default_factory=dict)  # `agent acp`: terminal = "auto" | "editor" | "sandbox"
     retry: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -63,7 +64,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 # Keys a project file may only use to make things stricter until the user trusts the directory.
-_LOOSENING_KEYS = ("sandbox", "approval", "network", "permissions")
+_LOOSENING_KEYS = ("sandbox", "approval", "network", "permissions", "acp")
 
 
 def load_config(cwd: Path, *, user_file: Path | None = None) -> Config:
@@ -94,7 +95,7 @@ def load_config(cwd: Path, *, user_file: Path | None = None) -> Config:
                 "max_output_tokens", "network"):
         if key in data:
             setattr(cfg, key, data[key])
-    for key in ("models", "permissions", "compaction", "retry"):
+    for key in ("models", "permissions", "compaction", "retry", "acp"):
         if isinstance(data.get(key), dict):
             setattr(cfg, key, data[key])
     env_model = os.environ.get("GHOSTLINE_MODEL")

@@ -200,6 +200,19 @@ class PreparedRun:
             return []
         return await self.mcp.start(ask, extra_servers)
 
+    def lend_editor(self, files: Any = None, run_command: Any = None) -> None:
+        """An editor hosting the session (ACP) keeps the files (`files`: tools.base.FileAccess) and/or runs
+        commands in its terminal (`run_command`). Its terminal confines nothing, so the policy is told there is
+        no OS sandbox: commands that may write are then asked about."""
+        ctx = self.loop.ctx
+        ctx.files = files
+        if run_command is not None:
+            ctx.run_command = run_command
+            policy = self.loop.registry.policy
+            if isinstance(policy, Policy):
+                policy.level = "none"
+            self.sandbox_report["level"] = "none (editor terminal)"
+
     @property
     def has_servers(self) -> bool:
         """Whether `start` has anything to start (or to say about the configuration)."""
