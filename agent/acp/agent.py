@@ -57,6 +57,8 @@ class AcpSession:
     notes: list[str] = field(default_factory=list)  # said with the first prompt (servers left out, ...)
     task: asyncio.Task[Any] | None = None
     cancelled: bool = False
+    final: ev.Event | None = None  # how the last prompt ended (the result record written at the end)
+    interrupted: bool = False
 
 
 class GhostlineAgent:
@@ -148,7 +150,7 @@ class GhostlineAgent:
         text = prompt_text(prompt)
         if not text.strip():
             raise RequestError.invalid_params({"message": "the prompt is empty"})
-        session.cancelled = False
+        session.cancelled = session.interrupted = False
         session.run.record_start()
         session.task = asyncio.ensure_future(self._drive(session, text))
         try:
@@ -157,6 +159,7 @@ class GhostlineAgent:
             if not session.cancelled:
                 raise
             session.run.loop.mark_interrupted()
+            session.interrupted = True
             return PromptResponse(stop_reason="cancelled")
         if isinstance(final, ev.Failed):
             raise RequestError.internal_error({"message": final.error})
@@ -173,7 +176,7 @@ class GhostlineAgent:
             for update in await translator.updates(e):
                 await self.conn.session_update(session_id=session.id, update=update)
             if isinstance(e, (ev.Done, ev.Failed)):
-                final = e
+                final = session.final = e
         return final
 
     async def cancel(self, session_id: str, **_: Any) -> None:
@@ -198,7 +201,7 @@ class GhostlineAgent:
                 await session.task
         with contextlib.suppress(Exception):
             if run.session.exists:
-                finish_run(run, None, False)
+                finish_run(run, session.final, session.interrupted)
         run.session.close()
         await run.stop()
         await close_quietly(run.loop.provider)
