@@ -23,6 +23,7 @@ OUTPUT_SHOWN = 20000  # characters of a running command's output sent to the edi
 Update = Any  # an acp.schema session update
 ReadText = Callable[[str], Awaitable["str | None"]]
 
+PLAN_STATUSES = ("pending", "in_progress", "completed")
 STOP_REASONS = {"success": "end_turn", "error_verification": "end_turn", "error_max_turns": "max_turn_requests",
                 "error_budget": "max_tokens", "refusal": "refusal"}
 
@@ -63,7 +64,7 @@ class Translator:
             self._output[e.id] = shown
             return [h.update_tool_call(e.id, status="in_progress", content=[h.tool_content(h.text_block(shown))])]
         if isinstance(e, ev.ToolResultEvent):
-            return [await self._result(e)]
+            return [await self._result(e), *plan(e.meta)]
         if isinstance(e, ev.ContextNote):
             return [h.update_agent_message_text(f"\n{e.text}\n")]
         return []
@@ -88,6 +89,16 @@ class Translator:
         self._output.pop(e.id, None)
         return h.update_tool_call(e.id, status="failed" if e.is_error else "completed", content=content,
                                   raw_output={"content": e.content[:OUTPUT_SHOWN], "meta": e.meta})
+
+
+def plan(meta: dict[str, Any]) -> list[Update]:
+    """A todo list a tool reports (`meta["todos"]`: `{content, status}` items) as the editor's plan."""
+    todos = meta.get("todos")
+    if not isinstance(todos, list):
+        return []
+    entries = [h.plan_entry(str(t.get("content", "")), status=t.get("status") if t.get("status") in PLAN_STATUSES
+                            else "pending") for t in todos if isinstance(t, dict)]
+    return [h.update_plan(entries)]
 
 
 def replay(records: Iterator[dict[str, Any]], cwd: Path) -> Iterator[Update]:
