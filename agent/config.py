@@ -29,11 +29,12 @@ class Config:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     permissions: dict[str, Any] = field(default_factory=dict)
     compaction: dict[str, Any] = field(default_factory=dict)
+    acp: dict[str, Any] = field(default_factory=dict)  # `agent acp`: terminal = "auto" | "editor" | "sandbox"
     retry: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
@@ -63,13 +64,13 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 # Keys a project file may only use to make things stricter until the user trusts the directory.
-_LOOSENING_KEYS = ("sandbox", "approval", "network", "permissions")
+_LOOSENING_KEYS = ("sandbox", "approval", "network", "permissions", "acp")
 
 
 def load_config(cwd: Path, *, user_file: Path | None = None) -> Config:
-    user = _read_toml(user_file or config_dir() / "config.toml")
+    user = read_toml(user_file or config_dir() / "config.toml")
     root = find_project_root(cwd)
-    project = _read_toml(root / ".ghostline" / "config.toml")
+    project = read_toml(root / ".ghostline" / "config.toml")
     warnings: list[str] = []
     if project and not is_trusted(root):
         restricted = {k: project.pop(k) for k in _LOOSENING_KEYS if k in project}
@@ -94,7 +95,7 @@ def load_config(cwd: Path, *, user_file: Path | None = None) -> Config:
                 "max_output_tokens", "network"):
         if key in data:
             setattr(cfg, key, data[key])
-    for key in ("models", "permissions", "compaction", "retry"):
+    for key in ("models", "permissions", "compaction", "retry", "acp"):
         if isinstance(data.get(key), dict):
             setattr(cfg, key, data[key])
     env_model = os.environ.get("GHOSTLINE_MODEL")

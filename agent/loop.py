@@ -233,6 +233,8 @@ class AgentLoop:
 
     async def _turn(self) -> AsyncIterator[ev.Event]:
         """Compaction, one model call, then its tool calls."""
+        for notice in self.registry.take_notices():
+            yield self._emit(ev.ContextNote(notice, "tools"))
         try:
             async for e in self._compact_before_call():
                 yield e

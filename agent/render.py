@@ -133,6 +133,8 @@ class TextRenderer:
         elif isinstance(e, ev.ApprovalNeeded) and e.decision == "denied":
             title = self._titles.get(e.id) or f"{e.tool} {_one_line(e.input)}"
             self._line(self._style(f"  ✗ not allowed: {title}", "33"), self.err)
+        elif isinstance(e, ev.ContextNote) and e.kind == "tools":
+            self._line(self._style(e.text, "33"), self.err)
         elif isinstance(e, ev.Failed):
             self._line(f"error: {e.error}", self.err)
         elif isinstance(e, ev.Done):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from ghostline.agent import events as ev
 from ghostline.agent.config import Config, load_config
 from ghostline.agent.instructions import load_instructions, system_prompt
 from ghostline.agent.loop import AgentLoop, Budgets
+from ghostline.agent.mcp_config import load_servers
+from ghostline.agent.mcp_session import McpSession
 from ghostline.agent.providers.base import ConfigError, Provider, TurnComplete
 from ghostline.agent.render import exit_code_for, make_renderer, result_object
 from ghostline.agent.session import Session, list_sessions, sessions_root
@@ -26,6 +29,7 @@ from ghostline.agent.verify import DEFAULT_VERIFY_ATTEMPTS, DEFAULT_VERIFY_TIMEO
 from ghostline.compaction import CompactionConfig, Compactor
 from ghostline.compaction.tokens import load_encoding_in_background
 from ghostline.sandbox import CheckpointError, Checkpoints, Policy, create_worktree, detect_level
+from ghostline.sandbox.store import is_trusted
 from ghostline.tools import (
     ApprovalAnswer,
     ApprovalRequest,
@@ -35,6 +39,7 @@ from ghostline.tools import (
     ToolRegistry,
     default_tools,
 )
+from ghostline.tools.mcp import ServerSpec
 
 from ghostline.dirs import config_dir, data_dir, find_project_root
 
@@ -204,7 +209,39 @@ class PreparedRun:
     base_url: str | None = None
     instructions: str = ""
     resumed: bool = False
+    mcp: McpSession | None = None
     _start_recorded: bool = False
+
+    async def start(self, ask: Approver | None = None, extra_servers: Sequence[ServerSpec] = ()) -> list[str]:
+        """Start the session's MCP servers (in parallel, each within its startup timeout) before the first turn;
+        one line per server left out or failed. `ask` approves a project's servers in an untrusted directory
+        (None: they stay off); `extra_servers`: servers an editor passed (ACP)."""
+        if self.mcp is None:
+            return []
+        return await self.mcp.start(ask, extra_servers)
+
+    def lend_editor(self, files: Any = None, run_command: Any = None) -> None:
+        """An editor hosting the session (ACP) keeps the files (`files`: tools.base.FileAccess) and/or runs
+        commands in its terminal (`run_command`). Its terminal confines nothing, so the policy is told there is
+        no OS sandbox: commands that may write are then asked about."""
+        ctx = self.loop.ctx
+        ctx.files = files
+        if run_command is not None:
+            ctx.run_command = run_command
+            policy = self.loop.registry.policy
+            if isinstance(policy, Policy):
+                policy.level = "none"
+            self.sandbox_report["level"] = "none (editor terminal)"
+
+    @property
+    def has_servers(self) -> bool:
+        """Whether `start` has anything to start (or to say about the configuration)."""
+        return self.mcp is not None and bool(self.mcp.servers.specs or self.mcp.servers.problems)
+
+    async def stop(self) -> None:
+        """Stop the MCP servers (every front end awaits this when the session ends)."""
+        if self.mcp is not None:
+            await self.mcp.stop()
 
     def record_start(self) -> ev.SessionStarted:
         """The run's first event in the session (also what makes a new session's file appear)."""
@@ -328,11 +365,13 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Approver | None =
         checkpoints=_make_checkpoints(root, session.id),
         cost_of=lambda u: cost_usd(u, info), max_output_tokens=max_output, verification=verification,
     )
+    mcp = McpSession(load_servers(root), registry, root, trusted=is_trusted(root),
+                     log_dir=data_dir() / "logs" / "mcp")
     return PreparedRun(loop=loop, session=session, cwd=cwd, root=root, is_git=is_git,
                        model_label=provider_label(model_spec), sandbox_report=sandbox_report,
                        changed_before=_Later(_git_status_files if is_git else _no_files, root), started=started, config=cfg,
                        base_url=opts.base_url or cfg.base_url, instructions=instructions,
-                       resumed=bool(opts.resume or opts.cont))
+                       resumed=bool(opts.resume or opts.cont), mcp=mcp)
 
 
 def finish_run(run: PreparedRun, final: ev.Event | None, interrupted: bool) -> dict[str, Any]:
@@ -379,6 +418,8 @@ def _run_task(opts: RunOptions) -> int:
 
     async def main() -> None:
         nonlocal interrupted
+        for line in await run.start(None if headless else terminal_approver()):
+            _err(line)
         task = asyncio.ensure_future(drive())
         lp = asyncio.get_running_loop()
         try:
@@ -391,6 +432,7 @@ def _run_task(opts: RunOptions) -> int:
         except asyncio.CancelledError:
             interrupted = True
         finally:
+            await run.stop()
             await close_quietly(loop.provider)
 
     try:

@@ -3,6 +3,7 @@
 Public surface:
 
 * :func:`apply_edit` — one ``old_string -> new_string`` edit (the ``edit`` tool).
+* :func:`edit_text` — the same edit on a text rather than a file (an editor's buffer), returning the new text.
 * :func:`write_file` — whole-file write (the ``write`` tool), atomic, keeps mode/encoding/BOM/line endings.
 * :func:`apply_text` — edits written by a model as text (SEARCH/REPLACE blocks, unified diffs, Codex patches,
   whole files, edit JSON) applied under a root directory; :func:`parse` gives the parsed operations.  The
@@ -22,6 +23,7 @@ from ghostline.apply.core import (
     apply_blocks,
     apply_edit,
     delete_file,
+    edit_text,
     write_file,
 )
 from ghostline.apply.diff import make_diff
@@ -44,6 +46,7 @@ __all__ = [
     "check_rewrite",
     "delete_file",
     "detect",
+    "edit_text",
     "make_diff",
     "parse",
     "prefetch_syntax",

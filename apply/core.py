@@ -340,6 +340,27 @@ def apply_edit(
     )[0]
 
 
+def edit_text(text: str, old_string: str, new_string: str, replace_all: bool = False, *, path: Path | str,
+              display: str | None = None, guard_syntax: bool = True) -> tuple[ApplyResult, str | None]:
+    """:func:`apply_edit` on a text instead of a file (an editor's unsaved buffer): the result and the new text
+    (None when the edit is refused or changes nothing). ``path`` picks the syntax guard's language."""
+    name = display or str(path)
+    try:
+        original = TextFile.from_text(text)
+        results, edited = _place_blocks(original, [Block(old_string, new_string, replace_all)], name)
+        result = results[0]
+        if not result.applied or result.rung == "no-op":
+            return result, None
+        why = check_syntax(Path(path), original.norm, edited.norm) if guard_syntax else None
+    except Exception as exc:  # a bug must cost neither a traceback nor the text
+        return ApplyResult(name, False, "error", f"{name}: internal error while applying the edit "
+                                                 f"({type(exc).__name__}: {exc}); nothing was changed"), None
+    if why:
+        withdraw(results, "syntax", f"{name}: {why}")
+        return result, None
+    return result, edited.text
+
+
 def _create(path: Path, content: str, *, dry_run: bool, display: str, index: int | None) -> ApplyResult:
     diff = make_diff("", normalize_newlines(content), display)
     if not dry_run:

@@ -44,12 +44,16 @@ class Action:
     """What a tool call would do, as the policy judges it. Tools describe their own calls (`Tool.action`), so
     the policy never needs to know a tool by its name; the name is only matched against rules.
 
-    kind: read (no side effects), edit (changes the files in `paths`), shell (runs `command`), other."""
+    kind: read (no side effects), edit (changes the files in `paths`), shell (runs `command`), other.
+    configured_by: who put the tool in the session: "ghostline" (built in), "user" (the user's own config, an
+    editor's session) or "project" (a repository's `.mcp.json` or project config: code its author chose, so
+    its calls are asked about even under `--approval auto` unless a rule allows them)."""
 
     tool: str
     kind: str = "other"
     paths: tuple[str, ...] = ()
     command: str | None = None
+    configured_by: str = "ghostline"
 
 
 @dataclass
@@ -447,6 +451,8 @@ class Policy:
         if action.kind == "edit":
             return _evaluate_edit(action.paths, mode=mode, approval=approval, workspace=workspace, cwd=cwd,
                                   yolo=yolo)
+        if action.configured_by == "project" and not yolo:
+            return Decision("ask", f"{action.tool} comes from the project's configuration and needs approval")
         if yolo or approval == "auto":
             return Decision("allow", "auto")
         return Decision("ask", f"{action.tool} needs approval")

@@ -1,5 +1,8 @@
 """Permission rules: `tool` or `tool: pattern` (also `tool(pattern)`), as written in config and remembered.
 
+The tool part is a name or a glob over names (`mcp__github__*`, `mcp__*`, `*`): tools that come from MCP
+servers are named `mcp__<server>__<tool>`, so one rule can cover a whole server.
+
 For shell tools the pattern is a glob over one simple command (`npm run test *`, where a trailing ` *` also
 matches no arguments, and `git diff:*` a prefix); for file tools a glob over the path (relative to the
 workspace, or absolute). Shared by the policy (which evaluates rules) and the store (which validates the
@@ -14,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-_RULE_RE = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:\((.*)\)|:\s*(.*))?\s*$", re.S)
+_RULE_RE = re.compile(r"^\s*([A-Za-z0-9_.\-*?\[\]]+)\s*(?:\((.*)\)|:\s*(.*))?\s*$", re.S)
 
 
 @dataclass
@@ -33,7 +36,8 @@ class Rule:
         return cls(tool=m.group(1).lower(), pattern=pat or None, source=text)
 
     def matches_tool(self, tool: str) -> bool:
-        return self.tool in ("*", tool.lower())
+        name = tool.lower()
+        return self.tool == name or fnmatch.fnmatchcase(name, self.tool)
 
     def matches_command(self, part_text: str) -> bool:
         if self.pattern is None:

@@ -115,3 +115,21 @@ def untrust(path: Path) -> bool:
     dirs.remove(key)
     _save(_trust_file(), dirs)
     return True
+
+
+# --- project MCP servers the user approved ------------------------------------------------------------------
+def _servers_file() -> Path:
+    return data_dir() / "approved_servers.json"
+
+
+def approve_server(project: Path, name: str, fingerprint: str) -> None:
+    """Remember that the user let this project's server `name` run, as configured now (`fingerprint`: a changed
+    command line asks again)."""
+    data = _load(_servers_file(), {})
+    data.setdefault(_key(project), {})[name] = fingerprint
+    _save(_servers_file(), data)
+
+
+def approved_servers(project: Path) -> dict[str, str]:
+    entries = _load(_servers_file(), {}).get(_key(project), {})
+    return {k: v for k, v in entries.items() if isinstance(v, str)} if isinstance(entries, dict) else {}

@@ -62,6 +62,18 @@ class Preview:
     text: str
 
 
+class FileAccess(Protocol):
+    """Where file tools read and write text when not the disk (tools/files.py: an editor's buffers)."""
+
+    async def read_text(self, path: Path) -> str | None:
+        """The file's current text, or None when this keeper does not have it (the tool reads the disk)."""
+        ...
+
+    async def write_text(self, path: Path, text: str) -> None:
+        """Replace (or create) the file's text. Raises OSError when it cannot."""
+        ...
+
+
 @dataclass
 class ToolContext:
     workspace: Path  # the root the agent may write in (real path)
@@ -80,6 +92,12 @@ class ToolContext:
     # call its own context with `progress` bound to the call; a front end sets `on_progress(call_id, text)`.
     on_progress: Callable[[str, str], None] | None = None
     progress: Callable[[str], None] | None = None
+    # Where file tools read and write text (tools.files.FileAccess); None: the disk. An editor hosting the agent
+    # sets it so unsaved buffers are the truth.
+    files: FileAccess | None = None
+    # Runs the shell tool's commands (the signature of sandbox.run_command); None: Ghostline's own sandbox. An
+    # editor hosting the agent may set its terminal.
+    run_command: Callable[..., Any] | None = None
 
 
 class Tool(Protocol):

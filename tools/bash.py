@@ -50,7 +50,8 @@ class BashTool(BaseTool):
         timeout = args.get("timeout")
         timeout = DEFAULT_TIMEOUT_S if timeout is None or timeout <= 0 else min(float(timeout), MAX_TIMEOUT_S)
         try:
-            res = await sandbox.run_command(
+            run = ctx.run_command or sandbox.run_command
+            res = await run(
                 command,
                 cwd=ctx.cwd,
                 workspace=ctx.workspace,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ghostline.tools.base import BaseTool, Preview, ToolContext, ToolError, ToolKind, ToolResult
+from ghostline.tools.files import changed, require_fresh_text
 from ghostline.tools.paths import display, record, require_fresh, resolve
 from ghostline.tools.preview import read_for_preview, requested_change, unified_diff
 
@@ -57,7 +58,11 @@ class EditTool(BaseTool):
             raise ToolError("old_string and new_string are identical; nothing to change")
         path = resolve(ctx, given, write=True)
         try:
-            result = await asyncio.to_thread(_edit, ctx, path, given, old, new, replace_all)
+            text = await ctx.files.read_text(path) if ctx.files is not None else None
+            if text is not None:  # an editor's buffer: the applier runs on its text, the editor writes it
+                result = await _edit_through(ctx, path, given, text, old, new, replace_all)
+            else:
+                result = await asyncio.to_thread(_edit, ctx, path, given, old, new, replace_all)
         except ToolError as exc:
             request = ctx.rewrites.edit_failed(str(path), given)
             if request is None:
@@ -80,6 +85,29 @@ def _edit(ctx: ToolContext, path: Path, given: str, old: str, new: str, replace_
     if not result.applied:
         raise ToolError((result.error or f"could not apply the edit ({result.rung})").replace(str(path), name))
     record(ctx, path)
+    return _edited(path, name, result)
+
+
+async def _edit_through(ctx: ToolContext, path: Path, given: str, text: str, old: str, new: str,
+                        replace_all: bool) -> ToolResult:
+    assert ctx.files is not None
+    require_fresh_text(ctx, path, text, given, "edit it")
+    if old == "":
+        raise ToolError("old_string must not be empty (use `write` to replace a whole file)")
+    name = display(ctx, path)
+    result, edited = apply.edit_text(text, old, new, replace_all, path=path, display=name)
+    if not result.applied:
+        raise ToolError(result.error or f"could not apply the edit ({result.rung})")
+    if edited is not None:
+        try:
+            await ctx.files.write_text(path, edited)
+        except OSError as exc:
+            raise ToolError(f"cannot write {given}: {exc}") from None
+        changed(ctx, path, edited)
+    return _edited(path, name, result)
+
+
+def _edited(path: Path, name: str, result: apply.ApplyResult) -> ToolResult:
     how = "" if result.rung in ("exact", "") else f" (matched by the {result.rung} rung)"
     summary = f"Edited {name}{how}."
     diff = _relabel(result.diff, str(path), name)

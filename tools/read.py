@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ghostline.tools.base import BaseTool, FileSnapshot, ToolContext, ToolError, ToolKind, ToolResult
+from ghostline.tools.files import text_snapshot
 from ghostline.tools.paths import display, resolve
 
 DEFAULT_LIMIT = 2000
@@ -51,6 +52,11 @@ class ReadTool(BaseTool):
         limit = int(args.get("limit") or DEFAULT_LIMIT)
         if offset < 1 or limit < 1:
             raise ToolError("offset and limit must be positive (offset is 1-based)")
+        if ctx.files is not None:  # an editor's buffer, when it has the file
+            text = await ctx.files.read_text(path)
+            if text is not None:
+                ctx.file_state.seen[str(path)] = text_snapshot(text)
+                return _window(text, path, display(ctx, path), args["path"], offset, limit)
         return await asyncio.to_thread(_read, ctx, path, args["path"], offset, limit)
 
 

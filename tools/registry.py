@@ -106,6 +106,7 @@ class ToolRegistry:
         self.policy = policy
         self.approver = approver  # None: headless — whatever needs approval is denied, and the model told why
         self.project_root = project_root  # where "always allow" rules are remembered (default: ctx.workspace)
+        self._notices: list[str] = []
 
     # -- the tools ---------------------------------------------------------------------------------------
 
@@ -119,6 +120,15 @@ class ToolRegistry:
 
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
+
+    def announce(self, text: str) -> None:
+        """Tell the model something about the tools at its next turn (tools that come and go: an MCP server
+        that stopped). The loop takes these before each model call."""
+        self._notices.append(text)
+
+    def take_notices(self) -> list[str]:
+        notices, self._notices = self._notices, []
+        return notices
 
     @property
     def tools(self) -> list[Tool]:

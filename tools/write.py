@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ghostline.tools.base import BaseTool, Preview, ToolContext, ToolError, ToolKind, ToolResult
+from ghostline.tools.files import changed, require_fresh_text
 from ghostline.tools.paths import display, record, require_fresh, resolve
 from ghostline.tools.preview import read_for_preview, unified_diff
 
@@ -44,7 +45,35 @@ class WriteTool(BaseTool):
         given: str = args["path"]
         content: str = args["content"]
         path = resolve(ctx, given, write=True)
+        if ctx.files is not None:  # an editor keeps the files: it writes them (new ones too)
+            current = await ctx.files.read_text(path)
+            if current is not None or not path.exists():
+                return await _write_through(ctx, path, given, content, current)
         return await asyncio.to_thread(_write, ctx, path, given, content)
+
+
+async def _write_through(ctx: ToolContext, path: Path, given: str, content: str, current: str | None) -> ToolResult:
+    assert ctx.files is not None
+    name = display(ctx, path)
+    before = _lf(current or "")
+    after = _lf(content)
+    if current is not None:
+        require_fresh_text(ctx, path, current, given, "overwrite it")
+        if ctx.rewrites.wants_rewrite(str(path)):
+            why = apply.check_rewrite(before, after)
+            if why:
+                raise ToolError(f"{name}: {why}")
+    try:
+        await ctx.files.write_text(path, content)
+    except OSError as exc:
+        raise ToolError(f"cannot write {given}: {exc}") from None
+    changed(ctx, path, content)
+    ctx.rewrites.rewritten(str(path))
+    return _written(path, name, content, current is not None, apply.make_diff(before, after, name))
+
+
+def _lf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _write(ctx: ToolContext, path: Path, given: str, content: str) -> ToolResult:
@@ -61,17 +90,21 @@ def _write(ctx: ToolContext, path: Path, given: str, content: str) -> ToolResult
         raise ToolError(result.error or f"could not write {given}")
     record(ctx, path)
     ctx.rewrites.rewritten(str(path))
+    return _written(path, name, content, existed, result.diff)
+
+
+def _written(path: Path, name: str, content: str, existed: bool, diff: str) -> ToolResult:
     lines = content.count("\n") + (1 if content and not content.endswith("\n") else 0)
     if existed:
-        added = sum(1 for ln in result.diff.splitlines() if ln.startswith("+") and not ln.startswith("+++"))
-        removed = sum(1 for ln in result.diff.splitlines() if ln.startswith("-") and not ln.startswith("---"))
-        summary = f"Overwrote {name} ({lines} lines; +{added} -{removed})." if result.diff else (
+        added = sum(1 for ln in diff.splitlines() if ln.startswith("+") and not ln.startswith("+++"))
+        removed = sum(1 for ln in diff.splitlines() if ln.startswith("-") and not ln.startswith("---"))
+        summary = f"Overwrote {name} ({lines} lines; +{added} -{removed})." if diff else (
             f"{name} already had this content; nothing changed."
         )
     else:
         summary = f"Created {name} ({lines} lines)."
     return ToolResult(
         summary,
-        meta={"path": str(path), "diff": result.diff, "created": not existed, "action": "write",
+        meta={"path": str(path), "diff": diff, "created": not existed, "action": "write",
               "files_changed": [str(path)]},
     )

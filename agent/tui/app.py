@@ -136,7 +136,10 @@ class GhostlineApp(App[int]):
         self.prompt.focus()
         await self.show_run_start()
         self.set_interval(1.0, self.refresh_footer)
-        if self.opts.task:
+        self.start_servers()
+        if self.opts.task and self.busy:  # the servers are starting: the task goes when they are up
+            self.queue.append(self.opts.task)
+        elif self.opts.task:
             self.send(self.opts.task)
 
     def exit(self, *args: Any, **kw: Any) -> None:
@@ -147,7 +150,21 @@ class GhostlineApp(App[int]):
 
     async def on_unmount(self) -> None:
         if self.prepared is not None:
+            await self.prepared.stop()
             await close_quietly(self.loop.provider)
+
+    def start_servers(self) -> None:
+        """The session's MCP servers start before the first turn (a project's are asked about in the approval
+        dialog); a server that is left out or fails is one line in the conversation."""
+        prepared = self.prepared
+        if prepared is None or not prepared.has_servers:
+            return
+
+        async def start() -> None:
+            for line in await prepared.start(ask=self.approve):
+                await self.conversation.say(line, "warning")
+
+        self.start_job("starting MCP servers", start)
 
     @property
     def conversation(self) -> Conversation:
@@ -401,6 +418,7 @@ class GhostlineApp(App[int]):
             return
         old = self.prepared
         self.close_run()
+        await old.stop()
         await close_quietly(old.loop.provider)
         self.adopt_run(nxt)
         self.queue.clear()
@@ -408,6 +426,7 @@ class GhostlineApp(App[int]):
         self.conversation.rows.clear()
         await self.conversation.say(note.format(old=old.session.id, new=nxt.session.id))
         await self.show_run_start()
+        self.start_servers()
 
     def print_scrollback(self) -> None:
         """After the TUI closes: the conversation, in the terminal's own scrollback (readable, copyable)."""

@@ -137,3 +137,31 @@ def test_trust_store(tmp_path: Path) -> None:
     assert is_trusted(d) and is_trusted(d / "sub") and not is_trusted(tmp_path)
     assert trusted_dirs() == [str(d.resolve())]
     assert untrust(d) and not is_trusted(d)
+
+
+def test_tool_name_globs_in_rules() -> None:
+    p = pol(allow=["mcp__github__*"], deny=["mcp__*__delete_*"], level="bubblewrap")
+    call = Action("mcp__github__create_issue", "other")
+    assert p.evaluate(call, mode="workspace-write", approval="ask").action == "allow"
+    assert p.evaluate(Action("mcp__github__delete_repo", "other"), mode="workspace-write",
+                      approval="auto").action == "deny"
+    assert p.evaluate(Action("mcp__jira__create", "other"), mode="workspace-write", approval="ask").action == "ask"
+    assert pol(allow=["mcp__git__git_status"]).evaluate(
+        Action("mcp__git__git_status", "other"), mode="workspace-write", approval="ask").action == "allow"
+    with pytest.raises(ValueError):
+        Policy(allow=["mcp__x__{bad}"])
+
+
+def test_project_configured_tools_need_approval_even_in_auto() -> None:
+    user = Action("mcp__mine__run", "other", configured_by="user")
+    project = Action("mcp__repo__run", "other", configured_by="project")
+    p = pol(level="bubblewrap")
+    assert p.evaluate(user, mode="workspace-write", approval="auto").action == "allow"
+    decision = p.evaluate(project, mode="workspace-write", approval="auto")
+    assert decision.action == "ask" and "project" in decision.reason
+    assert pol(allow=["mcp__repo__*"]).evaluate(project, mode="workspace-write", approval="auto").action == "allow"
+    assert p.evaluate(project, mode="full-access", approval="auto").action == "allow"
+    # A read-only tool (readOnlyHint) runs without approval, whoever configured it.
+    assert p.evaluate(Action("mcp__repo__status", "read", configured_by="project"), mode="workspace-write",
+                      approval="ask").action == "allow"
+    assert suggest_rule(project) == "mcp__repo__run"
