@@ -44,12 +44,18 @@ class Action:
     """What a tool call would do, as the policy judges it. Tools describe their own calls (`Tool.action`), so
     the policy never needs to know a tool by its name; the name is only matched against rules.
 
-    kind: read (no side effects), edit (changes the files in `paths`), shell (runs `command`), other."""
+    kind: read (no side effects), edit (changes the files in `paths`), shell (runs `command`), other.
+
+    self_contained: the call changes nothing outside the agent itself, and whatever it makes happen passes this
+    policy on its own (a todo list the conversation keeps; a subagent, whose every tool call is judged here like
+    the parent's). Nothing in it is for a person to approve, so it is allowed in every mode, plan mode included,
+    unless a deny or ask rule names the tool. Only Ghostline's own tools set it."""
 
     tool: str
     kind: str = "other"
     paths: tuple[str, ...] = ()
     command: str | None = None
+    self_contained: bool = False
 
 
 @dataclass
@@ -79,6 +85,10 @@ class Parsed:
     defines_functions: bool = False
     error: str | None = None
 
+
+# What the model is told when plan mode refuses a call (after "denied by the sandbox policy: ").
+PLAN_MODE_REFUSAL = ("plan mode: only tools that read run until the user accepts a plan; do not try to make this "
+                     "change now: put it in your plan, and end your turn with the plan")
 
 # --- parsing ------------------------------------------------------------------------------------------------
 _parser = None
@@ -429,6 +439,10 @@ class Policy:
             return ruled
         if action.kind == "read":
             return Decision("allow", "read-only tool")
+        if action.self_contained:
+            return Decision("allow", "changes nothing outside the agent")
+        if approval == "plan":
+            return Decision("deny", PLAN_MODE_REFUSAL)
         if mode == "read-only" and action.kind == "edit":
             return Decision("deny", "read-only mode: file changes are not allowed")
         for r in allow_rules:
@@ -458,6 +472,8 @@ class Policy:
             for r in self.deny:
                 if r.matches_tool(tool) and r.pattern is None:
                     return Decision("deny", f"deny rule '{r.source}'")
+            if approval == "plan":
+                return Decision("deny", PLAN_MODE_REFUSAL)
             return Decision("allow" if yolo else "ask", f"{parsed.error}; needs approval")
         texts = [_norm_part(p) for p in parsed.parts]
         raw = [p.text for p in parsed.parts]
@@ -468,14 +484,15 @@ class Policy:
                 for t, rt in zip(texts, raw, strict=False):
                     if r.matches_command(t) or r.matches_command(rt):
                         return Decision(action, f"{action} rule '{r.source}' matches `{t}`")
+        if approval == "plan":
+            return _plan_shell(parsed)
         danger = dangerous_reason(parsed, workspace, cwd)
         if danger and not yolo:
             return Decision("ask", f"dangerous: {danger}")
         if yolo:
             return Decision("allow", "full-access + auto")
         writes = [t for t in parsed.redirects if t is None or t not in ("/dev/null", "/dev/stdout", "/dev/stderr")]
-        read_only = (not writes and not parsed.defines_functions and parsed.parts
-                     and all(is_read_only_part(p) for p in parsed.parts))
+        read_only = _is_read_only(parsed)
         def by_rule(t: str, rt: str) -> bool:
             return any(r.matches_tool(tool) and (r.matches_command(t) or r.matches_command(rt)) for r in allow_rules)
 
@@ -495,6 +512,20 @@ class Policy:
                 return Decision("ask", "no OS sandbox here: commands that may write need approval")
             return Decision("allow", "auto: the sandbox confines the command")
         return Decision("ask", "command is not known to be read-only")
+
+
+def _is_read_only(parsed: Parsed) -> bool:
+    writes = [t for t in parsed.redirects if t is None or t not in ("/dev/null", "/dev/stdout", "/dev/stderr")]
+    return bool(not writes and not parsed.defines_functions and parsed.parts
+                and all(is_read_only_part(p) for p in parsed.parts))
+
+
+def _plan_shell(parsed: Parsed) -> Decision:
+    """Plan mode runs a command only when it is known to read and nothing else (the same test that lets one run
+    unasked in ask mode): `git log`, `ls`, `grep` look; anything that may write waits for the plan."""
+    if _is_read_only(parsed):
+        return Decision("allow", "plan mode: a read-only command")
+    return Decision("deny", PLAN_MODE_REFUSAL)
 
 
 def _paths_match(rule: Rule, paths: tuple[str, ...], workspace: Path, *, every: bool = True) -> bool:
