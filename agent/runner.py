@@ -18,6 +18,7 @@ from ghostline.agent.agent_types import load_agent_types, subagent_model
 from ghostline.agent.config import Config, load_config
 from ghostline.agent.instructions import TOOL_RULES, load_instructions, system_prompt
 from ghostline.agent.loop import AgentLoop, Budgets
+from ghostline.agent.plan import ACCEPT_MODE, PLAN_MODE
 from ghostline.agent.providers.base import ConfigError, Provider, TurnComplete
 from ghostline.agent.render import exit_code_for, make_renderer, result_object
 from ghostline.agent.session import Session, list_sessions, sessions_root
@@ -387,6 +388,9 @@ def _run_task(opts: RunOptions) -> int:
     result = finish_run(run, final, interrupted)
     session.close()
     renderer.finish(result)
+    if rep["approval"] == PLAN_MODE and result["subtype"] == "success":
+        _err(f"plan mode: nothing was changed. To carry out the plan: agent run --resume {session.id} "
+             f"--approval {ACCEPT_MODE} \"go ahead with the plan\"")
     return EXIT_INTERRUPTED if interrupted else exit_code_for(result["subtype"])
 
 
