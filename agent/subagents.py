@@ -12,6 +12,7 @@ run in parallel.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -26,7 +27,7 @@ from ghostline.agent.providers.base import Provider, TurnUsage
 from ghostline.apply.rewrite import RewriteRule
 from ghostline.sandbox.policy import Action
 from ghostline.tools.base import BaseTool, FileState, Tool, ToolContext, ToolError, ToolKind, ToolResult
-from ghostline.tools.registry import ToolRegistry
+from ghostline.tools.registry import ApprovalAnswer, ApprovalRequest, Approver, ToolRegistry
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class TaskTool(BaseTool):
     def __init__(self, parent: AgentLoop, setup: SubagentSetup) -> None:
         self.parent = parent
         self.setup = setup
+        self._asking = asyncio.Lock()  # subagents running in parallel ask the person one at a time
         self.description = task_description(setup.types)
         self.input_schema: dict[str, Any] = {
             "type": "object",
@@ -122,7 +124,8 @@ class TaskTool(BaseTool):
     async def _run_child(self, agent_type: AgentType, tools: list[Tool], model: ChildModel, prompt: str,
                          ctx: ToolContext) -> ToolResult:
         gate = self.parent.registry
-        registry = ToolRegistry(tools, policy=gate.policy, approver=gate.approver, project_root=gate.project_root)
+        registry = ToolRegistry(tools, policy=gate.policy, approver=self._approver(agent_type.name),
+                                project_root=gate.project_root)
         child = AgentLoop(provider=model.provider, registry=registry, ctx=_child_context(ctx),
                           system=self.setup.system_for(agent_type.prompt), budgets=self.parent.budgets,
                           stats=self.parent.stats, compactor=self.setup.compactor_for(model, registry, ctx.call_id),
@@ -134,6 +137,19 @@ class TaskTool(BaseTool):
                 if ctx.report is not None:
                     ctx.report(e)
         return tally.result()
+
+    def _approver(self, agent_type: str) -> Approver | None:
+        """The parent's approver (None stays None: headless), asking about one call at a time and saying that a
+        subagent wants it."""
+        approver = self.parent.registry.approver
+        if approver is None:
+            return None
+
+        async def ask(request: ApprovalRequest) -> ApprovalAnswer:
+            async with self._asking:
+                return await approver(dataclasses.replace(request, title=f"({agent_type}) {request.title}"))
+
+        return ask
 
 
 def _child_context(ctx: ToolContext) -> ToolContext:
