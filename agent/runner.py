@@ -478,8 +478,8 @@ def _subagent_setup(cfg: Config, *, root: Path, cwd: Path, session: Session, ins
         try:
             provider = make_provider(spec, base_url=base_url if spec.split(":")[0] == parent.provider.name else None,
                                      overrides=cfg.models, retry=_retry_policy(cfg.retry))
-        except ConfigError as e:  # no key for that provider, say: the subagent runs on the main model
-            log.warning("subagent %s runs on %s: %s", agent_type.name, mine.label, e)
+        except ConfigError as e:  # no key for that provider, say: it runs on the main model (its result says which)
+            log.debug("subagent %s runs on %s: %s", agent_type.name, mine.label, e)
             return mine
         info = model_info(spec, cfg.models)
         return ChildModel(provider, lambda u: cost_usd(u, info), min(cfg.max_output_tokens, info.max_output_tokens),
