@@ -116,6 +116,44 @@ class Diff(Event):
 
 
 @dataclass
+class TodoList(Event):
+    """The todo list a call reported (its result's `todos` meta): the whole list, each item {content, status}
+    with status pending | in_progress | completed. Front ends show the latest as a checklist."""
+
+    type: ClassVar[str] = "todo_list"
+    items: list[dict[str, Any]]
+    id: str = ""  # the tool call that wrote it
+
+
+@dataclass
+class SubagentEvent(Event):
+    """An event of a subagent's loop, under the parent's tool call that runs it (`parent_tool_use_id`, as Claude
+    Code's stream-json names it). The subagent's own context: nothing of it enters the parent's transcript; its
+    final text is the parent call's result."""
+
+    type: ClassVar[str] = "subagent_event"
+    parent_tool_use_id: str
+    event: Event
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "parent_tool_use_id": self.parent_tool_use_id, "event": self.event.to_dict()}
+
+
+def is_transient(event: Event) -> bool:
+    """Shown as it happens, never logged (the complete message or result that follows carries it all)."""
+    if isinstance(event, SubagentEvent):
+        return is_transient(event.event)
+    return isinstance(event, (TextDelta, ToolOutput))
+
+
+def innermost(event: Event) -> Event:
+    """The event itself, or the subagent's event a wrapper carries (however deep)."""
+    while isinstance(event, SubagentEvent):
+        event = event.event
+    return event
+
+
+@dataclass
 class ApprovalNeeded(Event):
     """The permission gate asked about a call (or refused it): what was decided, and why."""
 

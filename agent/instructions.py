@@ -55,11 +55,7 @@ def load_instructions(root: Path, cwd: Path, user_dir: Path | None) -> str:
     return "\n\n".join(parts)
 
 
-BASE_PROMPT = """You are Ghostline, a coding agent working in the user's repository from a terminal.
-Work autonomously: understand the task, inspect the code with the tools, make the change, verify it (run the tests
-or the program), and finish with a short summary of what you did and what you verified.
-
-Tool rules:
+TOOL_RULES = """Tool rules:
 - Read a file before you edit or overwrite it. `edit` replaces an exact, unique `old_string`; include enough
   surrounding lines to make it unique, or set replace_all.
 - Prefer `edit` for changes to existing files; use `write` for new files or complete rewrites.
@@ -70,15 +66,25 @@ Tool rules:
 - Never claim a change or a test result you have not seen in a tool result.
 """
 
+BASE_PROMPT = """You are Ghostline, a coding agent working in the user's repository from a terminal.
+Work autonomously: understand the task, inspect the code with the tools, make the change, verify it (run the tests
+or the program), and finish with a short summary of what you did and what you verified. For work with several
+steps, keep your checklist with `todo_write`. Hand a self-contained sub-task (a broad search, say) to a subagent
+with `task`: it works in its own context and returns only its report.
 
-def system_prompt(*, root: Path, cwd: Path, instructions: str, sandbox: str, is_git: bool) -> str:
-    """Byte-stable across turns and resumes: no timestamps, ids or anything that changes while a session lives."""
+""" + TOOL_RULES
+
+
+def system_prompt(*, root: Path, cwd: Path, instructions: str, sandbox: str, is_git: bool,
+                  base: str = BASE_PROMPT) -> str:
+    """Byte-stable across turns and resumes: no timestamps, ids or anything that changes while a session lives.
+    `base` is who the model is (a subagent's type gives its own); the environment and instructions follow."""
     env = (
         f"Environment:\n- working directory: {cwd}\n- workspace root: {root}\n"
         f"- git repository: {'yes' if is_git else 'no'}\n- platform: {platform.system()}\n"
         f"- sandbox: {sandbox}\n"
     )
-    prompt = BASE_PROMPT + "\n" + env
+    prompt = base.rstrip("\n") + "\n\n" + env
     if instructions:
         prompt += "\nProject and user instructions (follow them):\n\n" + instructions + "\n"
     return prompt

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ghostline.agent import events as ev
+from ghostline.agent.plan import system_for_mode
 from ghostline.agent.providers.base import (
     ContextLengthError,
     Provider,
@@ -154,11 +155,13 @@ class AgentLoop:
         cost_of: Callable[[TurnUsage], float | None] = lambda u: None,
         max_output_tokens: int = 8192,
         verification: Verification | None = None,
+        stats: RunStats | None = None,
     ):
         self.provider = provider
         self.registry = registry
         self.ctx = ctx
-        self.system = system
+        self.base_system = system  # without the plan-mode section, which follows the approval mode
+        self.system = system_for_mode(system, ctx.approval)
         self.session = session
         self.messages: list[Message] = messages if messages is not None else []
         self.budgets = budgets or Budgets()
@@ -169,7 +172,7 @@ class AgentLoop:
         self.verification = verification
         self.verify_runs = 0  # verification runs started in this run (not counting earlier runs of a session)
         self.verify_last: ev.VerificationResult | None = None
-        self.stats = RunStats()
+        self.stats = stats if stats is not None else RunStats()  # a subagent counts into its parent's
         close_dangling_tool_uses(self.messages)
 
     # -- bookkeeping -------------------------------------------------------------------------------------
@@ -363,22 +366,26 @@ class AgentLoop:
                                                    "allowed" if verdict.allowed else "denied", c.id,
                                                    verdict.remembered_rule))
         admitted = [v for v in verdicts if v.allowed]
-        if any(v.tool is not None and v.tool.kind != "read" for v in admitted):
+        if any(v.tool is not None and v.kind != "read" for v in admitted):
             await self._checkpoint()
         live: asyncio.Queue[ev.Event] = asyncio.Queue()
-        ctx = dataclasses.replace(self.ctx, on_progress=lambda call_id, text: live.put_nowait(
-            ev.ToolOutput(call_id, text)))
+        ctx = dataclasses.replace(
+            self.ctx, on_progress=lambda call_id, text: live.put_nowait(ev.ToolOutput(call_id, text)),
+            on_report=lambda call_id, item: live.put_nowait(ev.SubagentEvent(call_id, item)))
         task = asyncio.ensure_future(self.registry.execute(admitted, ctx))
         async for e in _drain(task, live):
-            yield e
+            yield e if ev.is_transient(e) else self._emit(e)
         outcomes = dict(zip((v.call.id for v in admitted), task.result(), strict=True))
         for v in verdicts:
             r = outcomes.get(v.call.id) or v.refusal
             assert r is not None
             self.stats.add_result(self.registry.kind_of(v.call.name), v.args, r)
-            if r.meta.get("diff"):
-                yield self._emit(ev.Diff(str(r.meta.get("path", "")), r.meta["diff"], v.call.id))
-            yield self._emit(ev.ToolResultEvent(v.call.id, v.call.name, r.content, r.is_error, _json_safe(r.meta)))
+            meta = _json_safe(r.meta)
+            if meta.get("diff"):
+                yield self._emit(ev.Diff(str(meta.get("path", "")), meta["diff"], v.call.id))
+            if isinstance(meta.get("todos"), list) and not r.is_error:
+                yield self._emit(ev.TodoList(meta["todos"], v.call.id))
+            yield self._emit(ev.ToolResultEvent(v.call.id, v.call.name, r.content, r.is_error, meta))
 
     async def _checkpoint(self) -> None:
         if self.checkpoints is None:
@@ -426,7 +433,9 @@ class AgentLoop:
             raise UndoError(str(exc)) from None
 
     def set_approval_mode(self, mode: str) -> None:
+        """Later calls are judged in `mode`; entering or leaving plan mode changes what the system prompt says."""
         self.ctx.approval = mode
+        self.system = system_for_mode(self.base_system, mode)
 
     def set_provider(self, provider: Provider, *, cost_of: Callable[[TurnUsage], float | None],
                      max_output_tokens: int) -> None:
@@ -495,14 +504,15 @@ async def _drain(task: asyncio.Future[Any], live: asyncio.Queue[ev.Event]) -> As
 
 
 def _json_safe(meta: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in meta.items():
-        if isinstance(v, (str, int, float, bool)) or v is None:
-            out[k] = v
-        elif isinstance(v, (list, tuple)):
-            out[k] = [x if isinstance(x, (str, int, float, bool)) or x is None else str(x) for x in v]
-        elif isinstance(v, dict):
-            out[k] = _json_safe(v)
-        else:
-            out[k] = str(v)
-    return out
+    """Meta as JSON values (lists of objects, such as a todo list, stay objects); anything else as its str."""
+    return {str(k): _json_value(v) for k, v in meta.items()}
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    if isinstance(v, (list, tuple)):
+        return [_json_value(x) for x in v]
+    if isinstance(v, dict):
+        return _json_safe(v)
+    return str(v)

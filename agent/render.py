@@ -7,6 +7,7 @@ import sys
 from typing import Any, TextIO
 
 from ghostline.agent import events as ev
+from ghostline.tools.todo import checklist
 
 EXIT_CODES = {"success": 0, "error_during_execution": 1, "error_max_turns": 3, "error_budget": 4,
               "error_verification": 5, "interrupted": 130}
@@ -73,6 +74,7 @@ class TextRenderer:
         self.styled = self.out.isatty()
         self._mid_line = False
         self._titles: dict[str, str] = {}  # call id -> title, for lines about a call after its ToolCall
+        self._indent = ""  # a subagent's lines are indented under the call that runs it
 
     def _style(self, text: str, code: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.styled else text
@@ -82,6 +84,8 @@ class TextRenderer:
         if self._mid_line:
             self.out.write("\n")
             self._mid_line = False
+        if self._indent:
+            text = "\n".join(self._style(self._indent, "2") + line for line in text.split("\n"))
         stream.write(text + "\n")
         stream.flush()
 
@@ -95,7 +99,9 @@ class TextRenderer:
         self._line(self._style(text, "2"), self.err)
 
     def handle(self, e: ev.Event) -> None:
-        if isinstance(e, ev.TextDelta):
+        if isinstance(e, ev.SubagentEvent):
+            self._subagent(e.event)
+        elif isinstance(e, ev.TextDelta):
             self.out.write(e.text)
             self.out.flush()
             self._mid_line = not e.text.endswith("\n")
@@ -108,9 +114,12 @@ class TextRenderer:
             elif "exit_code" in e.meta:
                 self._line(self._style(f"  exit {e.meta['exit_code']}", "2"))
             if self.verbose and not e.is_error:
-                # An edit's diff was just shown by its Diff event: only the summary line here.
-                text = e.content.split("\n", 1)[0] if e.meta.get("diff") else e.content[:2000]
+                # An edit's diff (a todo list) was just shown by its own event: only the summary line here.
+                text = e.content.split("\n", 1)[0] if e.meta.get("diff") or "todos" in e.meta else e.content[:2000]
                 self._line(self._style(text, "2"))
+        elif isinstance(e, ev.TodoList):
+            lines = checklist(e.items).splitlines() or ["(todo list cleared)"]
+            self._line(self._style("\n".join(f"  {line}" for line in lines), "2"))
         elif isinstance(e, ev.VerificationStarted):
             self._line(self._style(f"→ verify {_one_line(e.command)} (attempt {e.attempt} of {e.max_attempts})",
                                    "36"))
@@ -145,6 +154,21 @@ class TextRenderer:
                 self._line("stopped: reached the token or cost budget", self.err)
             elif e.subtype == "error_verification":
                 self._line(f"stopped: {e.result}", self.err)
+
+    def _subagent(self, e: ev.Event) -> None:
+        """A subagent's event, indented under its call: its messages whole (not streamed), its tool calls."""
+        if isinstance(e, (ev.TextDelta, ev.Usage)) or isinstance(e, ev.Done) and e.subtype == "success":
+            return
+        outer, self._indent = self._indent, self._indent + "  │ "
+        try:
+            if isinstance(e, ev.AssistantMessage):
+                text = "".join(b.get("text", "") for b in e.message.get("content", []) if b.get("type") == "text")
+                if text.strip():
+                    self._line(self._style(text.strip(), "2"))
+            else:
+                self.handle(e)
+        finally:
+            self._indent = outer
 
     def finish(self, result: dict[str, Any]) -> None:
         self._end_line()

@@ -17,14 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from ghostline.agent import events as ev
+from ghostline.agent.agent_types import load_agent_types, subagent_model
 from ghostline.agent.config import Config, load_config
-from ghostline.agent.instructions import load_instructions, system_prompt
+from ghostline.agent.instructions import TOOL_RULES, load_instructions, system_prompt
 from ghostline.agent.loop import AgentLoop, Budgets
 from ghostline.agent.mcp_config import load_servers
 from ghostline.agent.mcp_session import McpSession
+from ghostline.agent.plan import ACCEPT_MODE, PLAN_MODE
 from ghostline.agent.providers.base import ConfigError, Provider, TurnComplete
 from ghostline.agent.render import exit_code_for, make_renderer, result_object
 from ghostline.agent.session import Session, list_sessions, sessions_root
+from ghostline.agent.subagents import ChildModel, SubagentSetup, TaskTool, parent_model
 from ghostline.agent.verify import DEFAULT_VERIFY_ATTEMPTS, DEFAULT_VERIFY_TIMEOUT_S, Verification
 from ghostline.compaction import CompactionConfig, Compactor
 from ghostline.compaction.tokens import load_encoding_in_background
@@ -361,12 +364,15 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Approver | None =
         provider=provider, registry=registry, ctx=ctx, system=system, session=session, messages=messages,
         budgets=Budgets(opts.max_turns or cfg.max_turns, opts.max_tokens or cfg.max_tokens,
                         opts.max_cost if opts.max_cost is not None else cfg.max_cost),
-        compactor=_make_compactor(cfg, info, session, provider, instructions, max_output, registry),
+        compactor=_make_compactor(cfg, info, session.dir, provider, instructions, max_output, registry),
         checkpoints=_make_checkpoints(root, session.id),
         cost_of=lambda u: cost_usd(u, info), max_output_tokens=max_output, verification=verification,
     )
     mcp = McpSession(load_servers(root), registry, root, trusted=is_trusted(root),
                      log_dir=data_dir() / "logs" / "mcp")
+    registry.add(TaskTool(loop, _subagent_setup(cfg, root=root, cwd=cwd, session=session, instructions=instructions,
+                                                sandbox=sandbox_mode, is_git=is_git, tools=registry.tools,
+                                                base_url=opts.base_url or cfg.base_url)))
     return PreparedRun(loop=loop, session=session, cwd=cwd, root=root, is_git=is_git,
                        model_label=provider_label(model_spec), sandbox_report=sandbox_report,
                        changed_before=_Later(_git_status_files if is_git else _no_files, root), started=started, config=cfg,
@@ -446,6 +452,9 @@ def _run_task(opts: RunOptions) -> int:
     result = finish_run(run, final, interrupted)
     session.close()
     renderer.finish(result)
+    if rep["approval"] == PLAN_MODE and result["subtype"] == "success":
+        _err(f"plan mode: nothing was changed. To carry out the plan: agent run --resume {session.id} "
+             f"--approval {ACCEPT_MODE} \"go ahead with the plan\"")
     return EXIT_INTERRUPTED if interrupted else exit_code_for(result["subtype"])
 
 
@@ -498,15 +507,57 @@ def _make_policy(cfg: Config, root: Path) -> Policy:
         raise ConfigError(f"[permissions] in config: {e}") from None
 
 
-def _make_compactor(cfg: Config, info: Any, session: Session, provider: Provider, instructions: str,
+def _make_compactor(cfg: Config, info: Any, store_dir: Path, provider: Provider, instructions: str,
                     reserved_output: int, registry: ToolRegistry) -> Compactor:
     try:
         ccfg = CompactionConfig.from_dict(cfg.compaction) if cfg.compaction else CompactionConfig()
     except ValueError as e:
         raise ConfigError(f"[compaction] in config: {e}") from None
     return Compactor(ccfg, window=info.context_window, reserved_output=reserved_output,
-                     store_dir=session.dir, summarize=_make_summarizer(provider, 4096),
+                     store_dir=store_dir, summarize=_make_summarizer(provider, 4096),
                      instructions=instructions, provider=provider.name, kind_of=registry.kind_of)
+
+
+def _subagent_setup(cfg: Config, *, root: Path, cwd: Path, session: Session, instructions: str, sandbox: str,
+                    is_git: bool, tools: list[Any], base_url: str | None) -> SubagentSetup:
+    """The agent types of this user and project (a warning line for each file skipped or tool unknown here), and
+    how a subagent's system prompt, model and compactor are made."""
+    from ghostline.agent.models import cost_usd, make_provider, model_info
+
+    types, warnings = load_agent_types(root, config_dir())
+    have = {t.name for t in tools}
+    for t in types.values():
+        missing = [name for name in t.tools or () if name not in have]
+        if missing:
+            warnings.append(f"agent type {t.name!r} ({t.source}) names tools Ghostline does not have here: "
+                            f"{', '.join(missing)}; it runs without them")
+    for w in warnings:
+        _err(f"warning: {w}")
+
+    def model_for(agent_type: Any, parent: AgentLoop) -> ChildModel:
+        mine = parent_model(parent)
+        spec = subagent_model(agent_type.model, mine.label, cfg.models)
+        if spec is None or spec == mine.label:
+            return mine
+        try:
+            provider = make_provider(spec, base_url=base_url if spec.split(":")[0] == parent.provider.name else None,
+                                     overrides=cfg.models, retry=_retry_policy(cfg.retry))
+        except ConfigError as e:  # no key for that provider, say: it runs on the main model (its result says which)
+            log.debug("subagent %s runs on %s: %s", agent_type.name, mine.label, e)
+            return mine
+        info = model_info(spec, cfg.models)
+        return ChildModel(provider, lambda u: cost_usd(u, info), min(cfg.max_output_tokens, info.max_output_tokens),
+                          spec, owned=True)
+
+    def compactor_for(model: ChildModel, registry: ToolRegistry, call_id: str) -> Compactor:
+        return _make_compactor(cfg, model_info(model.label, cfg.models), session.dir / "subagents" / call_id,
+                               model.provider, instructions, model.max_output_tokens, registry)
+
+    def system_for(prompt: str) -> str:
+        return system_prompt(root=root, cwd=cwd, instructions=instructions, sandbox=sandbox, is_git=is_git,
+                             base=prompt.rstrip("\n") + "\n\n" + TOOL_RULES)
+
+    return SubagentSetup(types, system_for, model_for, compactor_for)
 
 
 def _make_checkpoints(root: Path, session_id: str) -> Checkpoints | None:

@@ -198,9 +198,12 @@ class SessionTotals:
 
 
 def session_totals(records: Iterator[dict[str, Any]]) -> SessionTotals:
+    """Turns, tokens and cost over every run of a session, subagents' turns and tokens included (a subagent's
+    usage events report the run's cost so far, like the main loop's)."""
     totals = SessionTotals()
     run_cost: float | None = None
     for r in records:
+        r = innermost_record(r)
         kind = r.get("type")
         if kind == "session_started":
             run_cost = None  # a new run: its usage events count cost from zero again
@@ -210,6 +213,23 @@ def session_totals(records: Iterator[dict[str, Any]]) -> SessionTotals:
             totals.add_usage(r, run_cost)
             run_cost = r.get("cost_usd", run_cost)
     return totals
+
+
+def innermost_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A logged event, or the subagent's event a `subagent_event` record carries (however deep)."""
+    while record.get("type") == "subagent_event" and isinstance(record.get("event"), dict):
+        record = record["event"]
+    return record
+
+
+def latest_todos(records: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The main agent's todo list as last written (a subagent's own lists are its business): what a resumed
+    session shows as its checklist. Empty when there is none."""
+    todos: list[dict[str, Any]] = []
+    for r in records:
+        if r.get("type") == "todo_list" and isinstance(r.get("items"), list):
+            todos = r["items"]
+    return todos
 
 
 def sessions_root(data_dir: Path) -> Path:

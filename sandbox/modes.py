@@ -12,6 +12,7 @@ SANDBOX_MODES: tuple[SandboxMode, ...] = get_args(SandboxMode)
 SandboxLevel = Literal["bubblewrap", "landlock", "none"]
 SANDBOX_LEVELS: tuple[SandboxLevel, ...] = get_args(SandboxLevel)
 
-# Who decides when the policy would ask. Tightest first (config picks the tighter of user and project).
-ApprovalMode = Literal["ask", "auto-edit", "auto"]
+# Who decides when the policy would ask. Tightest first (config picks the tighter of user and project). In plan
+# mode nothing that changes anything runs (the policy refuses it and says why): the model explores and plans.
+ApprovalMode = Literal["plan", "ask", "auto-edit", "auto"]
 APPROVAL_MODES: tuple[ApprovalMode, ...] = get_args(ApprovalMode)

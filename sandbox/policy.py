@@ -47,13 +47,19 @@ class Action:
     kind: read (no side effects), edit (changes the files in `paths`), shell (runs `command`), other.
     configured_by: who put the tool in the session: "ghostline" (built in), "user" (the user's own config, an
     editor's session) or "project" (a repository's `.mcp.json` or project config: code its author chose, so
-    its calls are asked about even under `--approval auto` unless a rule allows them)."""
+    its calls are asked about even under `--approval auto` unless a rule allows them).
+
+    self_contained: the call changes nothing outside the agent itself, and whatever it makes happen passes this
+    policy on its own (a todo list the conversation keeps; a subagent, whose every tool call is judged here like
+    the parent's). Nothing in it is for a person to approve, so it is allowed in every mode, plan mode included,
+    unless a deny or ask rule names the tool. Only Ghostline's own tools set it."""
 
     tool: str
     kind: str = "other"
     paths: tuple[str, ...] = ()
     command: str | None = None
     configured_by: str = "ghostline"
+    self_contained: bool = False
 
 
 @dataclass
@@ -83,6 +89,9 @@ class Parsed:
     defines_functions: bool = False
     error: str | None = None
 
+
+PLAN_MODE_REFUSAL = ("plan mode: only tools that read run until the user accepts a plan; do not try to make this "
+                     "change now: put it in your plan, and end your turn with the plan")
 
 # --- parsing ------------------------------------------------------------------------------------------------
 _parser = None
@@ -443,6 +452,10 @@ class Policy:
             return ruled
         if action.kind == "read":
             return Decision("allow", "read-only tool")
+        if action.self_contained:
+            return Decision("allow", "changes nothing outside the agent")
+        if approval == "plan":
+            return Decision("deny", PLAN_MODE_REFUSAL)
         if mode == "read-only" and action.kind == "edit":
             return Decision("deny", "read-only mode: file changes are not allowed")
         for r in allow_rules:
@@ -474,10 +487,14 @@ class Policy:
             rule = next((r for r in self.deny if r.matches_tool(tool) and r.pattern is None), None)
             if rule is not None:
                 return Decision("deny", f"deny rule '{rule.source}'")
+            if approval == "plan":
+                return Decision("deny", PLAN_MODE_REFUSAL)
             return Decision("allow" if yolo else "ask", f"{parsed.error}; needs approval")
         ruled = self._shell_rule(tool, parsed)
         if ruled is not None:
             return ruled
+        if approval == "plan":
+            return _plan_shell(parsed)
         danger = dangerous_reason(parsed, workspace, cwd)
         if yolo:
             return Decision("allow", "full-access + auto")
@@ -505,10 +522,26 @@ def _allowed_by_rule(tool: str, parsed: Parsed, allow_rules: list[Rule]) -> bool
     return any(matched) and all(m or is_read_only_part(p) for p, m in zip(parsed.parts, matched, strict=True))
 
 
+def _writes(parsed: Parsed) -> list[str | None]:
+    return [t for t in parsed.redirects if t is None or t not in ("/dev/null", "/dev/stdout", "/dev/stderr")]
+
+
+def _is_read_only(parsed: Parsed) -> bool:
+    return bool(not _writes(parsed) and not parsed.defines_functions and parsed.parts
+                and all(is_read_only_part(p) for p in parsed.parts))
+
+
+def _plan_shell(parsed: Parsed) -> Decision:
+    """Plan mode runs a command only when it is known to read and nothing else (the same test that lets one run
+    unasked in ask mode): `git log`, `ls`, `grep` look; anything that may write waits for the plan."""
+    if _is_read_only(parsed):
+        return Decision("allow", "plan mode: a read-only command")
+    return Decision("deny", PLAN_MODE_REFUSAL)
+
+
 def _shell_by_mode(parsed: Parsed, allowed_by_rule: bool, *, mode: str, approval: str, level: str) -> Decision:
-    writes = [t for t in parsed.redirects if t is None or t not in ("/dev/null", "/dev/stdout", "/dev/stderr")]
-    if not writes and not parsed.defines_functions and parsed.parts \
-            and all(is_read_only_part(p) for p in parsed.parts):
+    writes = _writes(parsed)
+    if _is_read_only(parsed):
         return Decision("allow", "read-only command")
     if mode == "read-only" and writes:
         return Decision("deny", "read-only mode: the command writes files")

@@ -70,6 +70,10 @@ class Reply:
     delay_s: float = 0.0  # pause before the response (benchmarks: simulated time to first token)
     chunk_delay_s: float = 0.0  # pause between streamed events (benchmarks: simulated decode speed)
     thinking: str = ""  # Anthropic only: a signed thinking block before the text (adaptive-thinking models)
+    # Hold the response until this is set (at most `wait_timeout` s): a test proves two requests are in flight at
+    # once by holding each until the other has arrived (the script runs under a lock, so it cannot wait itself).
+    wait_for: threading.Event | None = None
+    wait_timeout: float = 10.0
 
 
 def reply(
@@ -81,6 +85,7 @@ def reply(
     delay_s: float = 0.0,
     chunk_delay_s: float = 0.0,
     thinking: str = "",
+    wait_for: threading.Event | None = None,
 ) -> Reply:
     return Reply(
         text=text,
@@ -91,6 +96,7 @@ def reply(
         delay_s=delay_s,
         chunk_delay_s=chunk_delay_s,
         thinking=thinking,
+        wait_for=wait_for,
     )
 
 
@@ -655,6 +661,8 @@ class _Handler(BaseHTTPRequestHandler):
                 fake.errors.append("fake server: the script has no reply left for this request")
             self._error(provider, 400, "invalid_request_error", fake.errors[-1])
             return
+        if rep.wait_for is not None:
+            rep.wait_for.wait(rep.wait_timeout)
         if rep.delay_s:
             time.sleep(rep.delay_s)
         self._chunk_delay = rep.chunk_delay_s

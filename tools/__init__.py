@@ -1,4 +1,5 @@
-"""Model-facing tools: read, write, edit, bash, grep, glob, search; and the registry, the gate their calls pass.
+"""Model-facing tools: read, write, edit, bash, grep, glob, search, todo_write; and the registry, the gate their
+calls pass.
 
 Public surface:
     Tool (protocol), BaseTool, ToolKind, ToolResult, ToolContext, ToolError, Preview, FileState   (tools.base)
@@ -34,6 +35,7 @@ from ghostline.tools.registry import (
     Verdict,
     default_tools,
 )
+from ghostline.tools.todo import TodoWriteTool
 from ghostline.tools.write import WriteTool
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "ToolKind",
     "ToolRegistry",
     "ToolResult",
+    "TodoWriteTool",
     "Verdict",
     "WriteTool",
     "default_tools",

@@ -80,7 +80,7 @@ class ToolContext:
     cwd: Path  # where relative paths resolve (real path, inside or equal to workspace)
     file_state: FileState = field(default_factory=FileState)
     sandbox_mode: str = "workspace-write"  # read-only | workspace-write | full-access
-    approval: str = "auto"  # ask | auto-edit | auto (the gate reads it per call: front ends may switch it)
+    approval: str = "auto"  # plan | ask | auto-edit | auto (the gate reads it per call: front ends may switch it)
     network: bool = False
     output_dir: Path | None = None  # where full outputs of large results are kept (beside the session)
     env: dict[str, str] | None = None  # extra environment for commands (already scrubbed)
@@ -98,6 +98,11 @@ class ToolContext:
     # Runs the shell tool's commands (the signature of sandbox.run_command); None: Ghostline's own sandbox. An
     # editor hosting the agent may set its terminal.
     run_command: Callable[..., Any] | None = None
+    # Structured news of a running call that front ends show under it (a subagent's loop events): opaque here.
+    # Bound per call like `progress`: a tool calls `report(item)`; the loop sets `on_report(call_id, item)`.
+    on_report: Callable[[str, Any], None] | None = None
+    report: Callable[[Any], None] | None = None
+    call_id: str = ""  # the call this context runs (set by the registry per call)
 
 
 class Tool(Protocol):

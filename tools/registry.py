@@ -3,7 +3,8 @@
 `admit` decides whether a call may run: its arguments are checked against the tool's JSON schema, then the
 permission policy judges the tool's own description of the call (`Tool.action`), and whatever the policy wants
 asked goes to the front end's approver. `execute` runs the admitted calls of one assistant message (read-only
-ones concurrently, the others alone and in order). The loop drives turns and never re-checks any of this.
+ones concurrently, the others alone and in order; a call is read-only when its action says so, so one tool may
+have calls of both kinds). The loop drives turns and never re-checks any of this.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class Verdict:
     call: Call
     tool: Tool | None
     args: dict[str, Any] = field(default_factory=dict)
+    kind: ToolKind = "other"  # what this call does (its action's kind): read-kind calls run concurrently
     refusal: ToolResult | None = None
     reason: str = ""
     asked: bool = False
@@ -163,13 +165,14 @@ class ToolRegistry:
         return await self._judge(call, tool, args, ctx)
 
     async def _judge(self, call: Call, tool: Tool, args: dict[str, Any], ctx: ToolContext) -> Verdict:
-        if self.policy is None:
-            return Verdict(call, tool, args)
         action = tool.action(args)
+        kind = _call_kind(tool, action)
+        if self.policy is None:
+            return Verdict(call, tool, args, kind=kind)
         decision = self.policy.evaluate(action, mode=ctx.sandbox_mode, approval=ctx.approval,
                                         workspace=ctx.workspace, cwd=ctx.cwd)
         if decision.action == "allow":
-            return Verdict(call, tool, args, reason=decision.reason)
+            return Verdict(call, tool, args, kind=kind, reason=decision.reason)
         if decision.action == "deny":
             return _refuse(call, tool, f"denied by the sandbox policy: {decision.reason}", {"denied": True})
         return await self._ask(call, tool, args, action, decision.reason, ctx)
@@ -194,7 +197,8 @@ class ToolRegistry:
         if answer.always:
             rule = request.suggested_rule
             remember(self.project_root or ctx.workspace, rule)
-        return Verdict(call, tool, args, reason=reason, asked=True, remembered_rule=rule)
+        return Verdict(call, tool, args, kind=_call_kind(tool, action), reason=reason, asked=True,
+                       remembered_rule=rule)
 
     # -- running -----------------------------------------------------------------------------------------
 
@@ -219,7 +223,7 @@ class ToolRegistry:
             batch.clear()
 
         for i, verdict in enumerate(admitted):
-            if verdict.tool is not None and verdict.tool.kind == "read":
+            if verdict.tool is not None and verdict.kind == "read":
                 batch.append(i)
                 continue
             await flush()
@@ -241,12 +245,20 @@ def _one_line(text: str, limit: int = 500) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+def _call_kind(tool: Tool, action: Action) -> ToolKind:
+    """What one call does: its action's kind when that is a tool kind (a tool that can change things may
+    describe a given call as a read), else the tool's own."""
+    kind = action.kind
+    return kind if kind in ("read", "edit", "shell", "other") else tool.kind  # type: ignore[return-value]
+
+
 def _call_context(ctx: ToolContext, call_id: str) -> ToolContext:
-    """The context one call runs with: its live output goes to the front end under its own id."""
-    report = ctx.on_progress
-    if report is None:
-        return ctx
-    return dataclasses.replace(ctx, progress=lambda text: report(call_id, text))
+    """The context one call runs with: its id, and its live output and reports go to the front end under it."""
+    progress, report = ctx.on_progress, ctx.on_report
+    return dataclasses.replace(
+        ctx, call_id=call_id,
+        progress=(lambda text: progress(call_id, text)) if progress is not None else None,
+        report=(lambda item: report(call_id, item)) if report is not None else None)
 
 
 async def run_one(verdict: Verdict, ctx: ToolContext) -> ToolResult:
@@ -272,13 +284,14 @@ async def run_one(verdict: Verdict, ctx: ToolContext) -> ToolResult:
 
 
 def default_tools() -> list[Tool]:
-    """read, write, edit, bash, grep, glob and search, in that order."""
+    """read, write, edit, bash, grep, glob, search and todo_write, in that order."""
     from ghostline.tools.bash import BashTool
     from ghostline.tools.edit import EditTool
     from ghostline.tools.glob_tool import GlobTool
     from ghostline.tools.grep import GrepTool
     from ghostline.tools.read import ReadTool
     from ghostline.tools.search import SearchTool
+    from ghostline.tools.todo import TodoWriteTool
     from ghostline.tools.write import WriteTool
 
-    return [ReadTool(), WriteTool(), EditTool(), BashTool(), GrepTool(), GlobTool(), SearchTool()]
+    return [ReadTool(), WriteTool(), EditTool(), BashTool(), GrepTool(), GlobTool(), SearchTool(), TodoWriteTool()]

@@ -45,7 +45,8 @@ from ghostline.tools import ApprovalAnswer, ApprovalRequest
 log = logging.getLogger(__name__)
 CONFIG_ERROR = -32000  # the session cannot be made as configured (no model, a missing key): a server error code
 
-MODE_TEXT = {"ask": ("Ask", "Ask before edits, commands and other actions"),
+MODE_TEXT = {"plan": ("Plan", "Only read and plan; nothing changes until you accept the plan"),
+             "ask": ("Ask", "Ask before edits, commands and other actions"),
              "auto-edit": ("Auto-edit", "Edit files in the workspace freely; ask before commands"),
              "auto": ("Auto", "Act within the sandbox without asking")}
 

@@ -18,8 +18,9 @@ BASE_URL_OPT = typer.Option(None, "--base-url", help="Base URL of the provider's
 MAX_TURNS_OPT = typer.Option(None, "--max-turns", min=1, help="Stop after N model calls (exit 3).")
 MAX_TOKENS_OPT = typer.Option(None, "--max-tokens", min=1, help="Stop once input+output tokens reach N (exit 4).")
 MAX_COST_OPT = typer.Option(None, "--max-cost", min=0.0, help="Stop once the cost reaches USD (exit 4).")
-APPROVAL_OPT = typer.Option(None, "--approval", help="ask | auto-edit | auto. Default: ask on a terminal, auto "
-                            "when headless (CI, no TTY).")
+APPROVAL_OPT = typer.Option(None, "--approval", help="plan | ask | auto-edit | auto. Default: ask on a terminal, "
+                            "auto when headless (CI, no TTY). plan: only what reads runs, and the model ends with a "
+                            "plan.")
 SANDBOX_OPT = typer.Option(None, "--sandbox", help="read-only | workspace-write | full-access "
                            "(default workspace-write).")
 NETWORK_OPT = typer.Option(None, "--network/--no-network", help="Allow network for commands (off by default in "

@@ -18,8 +18,8 @@ from typing import Any
 from ghostline.agent import events as ev
 from ghostline.agent.providers.base import ConfigError
 from ghostline.agent.runner import PreparedRun, RunOptions, UsageError, close_quietly, finish_run, prepare_run
-from ghostline.agent.session import session_totals
-from ghostline.agent.tui import slash
+from ghostline.agent.session import latest_todos, session_totals
+from ghostline.agent.tui import plan_choice, slash
 from ghostline.agent.tui.approval import ApprovalScreen
 from ghostline.agent.tui.commands import APPROVAL_CYCLE, SlashCommands, SlashPalette
 from ghostline.agent.tui.conversation import Conversation
@@ -28,6 +28,7 @@ from ghostline.agent.tui.keyboard import modified_keys_driver
 from ghostline.agent.tui.mentions import expand_mentions
 from ghostline.agent.tui.prompt import PromptInput
 from ghostline.agent.tui.status import StatusInfo, status_text
+from ghostline.agent.tui.todos import TodoPanel
 from ghostline.tools import ApprovalAnswer, ApprovalRequest
 from rich.console import Console
 from rich.text import Text
@@ -126,6 +127,7 @@ class GhostlineApp(App[int]):
         yield Conversation(id="conversation")
         yield Static("↓ more output below — Ctrl+End (or End on an empty input) jumps to the latest", id="missed")
         root = self.prepared.root if self.prepared is not None else None
+        yield TodoPanel(id="todos")
         yield PromptInput(id="input", history=PromptHistory.for_project(root) if root else None,
                           commands=lambda: [(c.name, c.args, c.description) for c in self.commands.specs()],
                           root=root)
@@ -178,6 +180,7 @@ class GhostlineApp(App[int]):
         assert self.prepared is not None
         self.refresh_status()
         self.refresh_footer()
+        self.query_one(TodoPanel).show_items(latest_todos(self.prepared.session.records()))
         if self.loop.messages:
             await self.conversation.replay(self.loop.messages, self.loop.registry.title_of)
             await self.conversation.say(f"[resumed session {self.prepared.session.id}]")
@@ -217,15 +220,20 @@ class GhostlineApp(App[int]):
     # -- events ----------------------------------------------------------------------------------------
 
     async def handle(self, e: ev.Event) -> None:
-        """Render one loop event; keep the status line true."""
+        """Render one loop event; keep the status line (a subagent's turns and cost count) and checklist true."""
         await self.conversation.handle(e)
-        if isinstance(e, ev.TurnStarted):
+        inner = ev.innermost(e)
+        if isinstance(inner, ev.TurnStarted):
             self.status.turns += 1
-        elif isinstance(e, ev.Usage):
-            self.status.cost_usd = self._session_cost(e)
+        elif isinstance(inner, ev.Usage):
+            self.status.cost_usd = self._session_cost(inner)
+        elif isinstance(e, ev.TodoList):
+            self.query_one(TodoPanel).show_items(e.items)
         elif isinstance(e, (ev.Done, ev.Failed)):
             self.final = e
-        if isinstance(e, (ev.TurnStarted, ev.Usage, ev.Compaction, ev.Done, ev.Failed, ev.ToolResultEvent)):
+            if plan_choice.plan_turn_ended(e, self.status.approval) and not self.queue:
+                await plan_choice.offer(self)
+        if isinstance(inner, (ev.TurnStarted, ev.Usage, ev.Compaction, ev.Done, ev.Failed, ev.ToolResultEvent)):
             self.refresh_status()
 
     def _session_cost(self, e: ev.Usage) -> float | None:
@@ -305,6 +313,7 @@ class GhostlineApp(App[int]):
         self.interrupted = False
         self._quit_armed_at = None
         self.prepared.record_start()
+        plan_choice.dismiss(self)
 
         async def turn() -> None:
             async for e in self.loop.run(text):
@@ -341,6 +350,9 @@ class GhostlineApp(App[int]):
                 self.refresh_footer()
             else:
                 self.send(message)
+
+    async def on_plan_choice_chosen(self, message: plan_choice.PlanChoice.Chosen) -> None:
+        await plan_choice.choose(self, message.accept)
 
     async def with_attachments(self, text: str) -> str:
         """`@path` mentions of files in the workspace attach them; what could not be attached is said."""

@@ -9,6 +9,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ghostline.agent.loop import UndoError
+from ghostline.agent.plan import PLAN_MODE
 from ghostline.agent.providers.base import ConfigError
 from ghostline.agent.runner import switch_model
 from ghostline.agent.session import list_sessions, session_totals, sessions_root
@@ -155,6 +156,12 @@ class SlashCommands:
             await self.say(f"/approval: expected one of {', '.join(APPROVAL_MODES)}, got {mode!r}", "error")
             return
         self.set_approval(mode)
+
+    async def cmd_plan(self, task: str) -> None:
+        """Plan mode from now on; with a task, send it."""
+        self.set_approval(PLAN_MODE)
+        if task:
+            self.app.send(task)
 
     def set_approval(self, mode: str) -> None:
         app = self.app

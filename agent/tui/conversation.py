@@ -13,6 +13,7 @@ from typing import Any
 from ghostline.agent import events as ev
 from ghostline.agent.render import call_title
 from ghostline.agent.tui.rows import AssistantView, Line, ToolRow, seconds
+from ghostline.agent.tui.subagents import SubagentGroup
 from rich.console import RenderableType
 from rich.markdown import Markdown as RichMarkdown
 from rich.text import Text
@@ -48,6 +49,7 @@ class Conversation(VerticalScroll):
     def __init__(self, **kw: Any) -> None:
         super().__init__(can_focus=False, **kw)
         self.rows: dict[str, ToolRow] = {}
+        self.groups: dict[str, SubagentGroup] = {}  # a running subagent's work, by the task call's id
         self._assistant: AssistantView | None = None
         self._diffs: dict[str, str] = {}
         self._missed = False
@@ -151,6 +153,18 @@ class Conversation(VerticalScroll):
         row = self.rows.get(e.id)
         if row is not None:
             row.set_result(e.content, e.is_error, e.meta, self._diffs.pop(e.id, ""))
+        group = self.groups.pop(e.id, None)
+        if group is not None:
+            group.finish(e.is_error)
+
+    async def _subagent(self, e: ev.SubagentEvent) -> None:
+        """A subagent's event, in the group under the task call that runs it."""
+        group = self.groups.get(e.parent_tool_use_id)
+        if group is None:
+            group = self.groups[e.parent_tool_use_id] = SubagentGroup(self.rows)
+            row = self.rows.get(e.parent_tool_use_id)
+            await (self.mount(group, after=row) if row is not None else self.show(group))
+        await group.handle(e.event)
 
     async def _shell_run(self, e: ev.ShellRun) -> None:
         row = self.rows.get(e.id) or await self.add_row(e.id, f"! {e.command}")
@@ -250,6 +264,7 @@ _HANDLERS: dict[type, Callable[[Conversation, Any], Any]] = {
     ev.ApprovalNeeded: Conversation._approval,
     ev.Diff: Conversation._diff,
     ev.ToolResultEvent: Conversation._tool_result,
+    ev.SubagentEvent: Conversation._subagent,
     ev.ShellRun: Conversation._shell_run,
     ev.ContextNote: Conversation._note,
     ev.Compaction: Conversation._compaction,

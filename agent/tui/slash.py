@@ -19,8 +19,10 @@ class CommandSpec:
 BUILTIN: tuple[CommandSpec, ...] = (
     CommandSpec("help", "", "the commands and keys", while_busy=True),
     CommandSpec("model", "[PROVIDER:NAME]", "show or switch the model for the next turns"),
-    CommandSpec("approval", "[ask|auto-edit|auto]", "show or switch the approval mode (Shift+Tab cycles)",
+    CommandSpec("approval", "[plan|ask|auto-edit|auto]", "show or switch the approval mode (Shift+Tab cycles)",
                 while_busy=True),
+    CommandSpec("plan", "[task]", "plan mode: only what reads runs and the model ends with a plan, which you "
+                "accept or refine"),
     CommandSpec("compact", "[focus]", "summarise the conversation now, optionally focusing the summary"),
     CommandSpec("context", "", "what fills the context window, by part", while_busy=True),
     CommandSpec("cost", "", "tokens and cost of this session", while_busy=True),
@@ -66,8 +68,9 @@ def unescape(text: str) -> str:
 
 KEYS = (
     "Keys: Enter sends · Alt+Enter / Ctrl+J / Shift+Enter add a line · Esc or Ctrl+C interrupts the running turn "
-    "· Ctrl+C twice or Ctrl+D on an empty input quits · Shift+Tab cycles the approval mode · Ctrl+O shows the "
-    "latest tool output · PageUp/PageDown scroll, End jumps to the latest · Ctrl+P opens the command palette.",
+    "· Ctrl+C twice or Ctrl+D on an empty input quits · Shift+Tab cycles the approval mode (plan, ask, auto-edit, "
+    "auto) · Ctrl+O shows the latest tool output · PageUp/PageDown scroll, End jumps to the latest · Ctrl+P opens "
+    "the command palette.",
     "Input: @path attaches a file (Tab completes it) · / completes commands · Up/Down walk the history, Ctrl+R "
     "searches it · !command runs a shell command (its output goes to the model) · a message typed while a turn "
     "runs is queued · // sends a leading slash.",

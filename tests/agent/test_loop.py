@@ -299,3 +299,64 @@ async def test_undo_without_checkpoints_is_one_clear_error(tmp_path):
     _, loop = _loop(tmp_path, [])
     with pytest.raises(UndoError, match="checkpoints are not available"):
         await loop.undo(1)
+
+
+async def test_a_todo_list_result_becomes_an_event_and_stays_json_objects(tmp_path):
+    from ghostline.tools import TodoWriteTool
+
+    todos = [{"content": "a", "status": "completed"}, {"content": "b", "status": "pending"}]
+    session = Session.create(tmp_path / "s", cwd=tmp_path, model="scripted")
+    provider, loop = _loop(tmp_path, [("", [("todo_write", {"todos": todos})]), ("ok", [])],
+                           tools=[TodoWriteTool()], session=session)
+    events = await _collect(loop)
+    listed = [e for e in events if isinstance(e, ev.TodoList)]
+    assert len(listed) == 1 and listed[0].items == todos and listed[0].id == "t1_0"
+    result = next(e for e in events if isinstance(e, ev.ToolResultEvent))
+    assert result.meta["todos"] == todos  # objects, not their str
+    assert provider.seen[1][-1].tool_results[0].meta["todos"] == todos
+    from ghostline.agent.session import latest_todos
+
+    session.close()
+    assert latest_todos(Session.open(tmp_path / "s", session.id).records()) == todos
+
+
+async def test_plan_mode_adds_its_section_to_the_system_prompt_only_while_on(tmp_path):
+    from ghostline.agent.plan import PLAN_PROMPT
+
+    provider = ScriptedProvider([])
+    ctx = ToolContext(workspace=tmp_path, cwd=tmp_path, approval="plan")
+    loop = AgentLoop(provider=provider, registry=ToolRegistry([]), ctx=ctx, system="sys")
+    assert loop.system == "sys" + PLAN_PROMPT
+    loop.set_approval_mode("auto-edit")
+    assert loop.system == "sys" and ctx.approval == "auto-edit"
+    loop.set_approval_mode("plan")
+    assert loop.system.endswith(PLAN_PROMPT)
+
+
+@dataclass
+class NarratorTool(EchoTool):
+    """Reports events of its own while it runs, as a subagent's task call does."""
+
+    name: str = "narrate"
+
+    async def run(self, args, ctx):
+        ctx.report(ev.TextDelta("thinking…"))
+        ctx.report(ev.ToolCall("inner1", "echo", {"text": "x"}, "read", "echo x"))
+        return ToolResult("told")
+
+
+async def test_reports_of_a_running_call_are_nested_events_logged_but_not_in_the_transcript(tmp_path):
+    session = Session.create(tmp_path / "s", cwd=tmp_path, model="scripted")
+    provider, loop = _loop(tmp_path, [("", [("narrate", {"text": "go"})]), ("ok", [])], tools=[NarratorTool()],
+                           session=session)
+    events = await _collect(loop)
+    nested = [e for e in events if isinstance(e, ev.SubagentEvent)]
+    assert [(e.parent_tool_use_id, e.event.type) for e in nested] == [("t1_0", "text_delta"), ("t1_0", "tool_call")]
+    assert nested[1].to_dict() == {"type": "subagent_event", "parent_tool_use_id": "t1_0", "event": {
+        "type": "tool_call", "id": "inner1", "name": "echo", "input": {"text": "x"}, "kind": "read",
+        "title": "echo x"}}
+    session.close()
+    logged = [r for r in Session.open(tmp_path / "s", session.id).records() if r["type"] == "subagent_event"]
+    assert [r["event"]["type"] for r in logged] == ["tool_call"]  # deltas are shown, never logged
+    assert all(b.tool_use_id != "inner1" for m in loop.messages for b in m.tool_results)
+    assert [u.id for m in loop.messages for u in m.tool_uses] == ["t1_0"]

@@ -35,3 +35,20 @@ def test_diagnostics_go_to_stderr():
 def test_exit_codes():
     assert [exit_code_for(s) for s in ("success", "error_during_execution", "error_max_turns", "error_budget",
                                        "interrupted")] == [0, 1, 3, 4, 130]
+
+
+def test_a_subagents_work_is_indented_under_its_call_and_a_todo_list_shown():
+    def nested(e):
+        return ev.SubagentEvent("t1", e)
+
+    message = {"role": "assistant", "content": [{"type": "text", "text": "Found it.\nIn calc.py."}]}
+    out, err = render([
+        ev.ToolCall("t1", "task", {}, "other", "task explorer: look"),
+        nested(ev.TextDelta("Found")), nested(ev.ToolCall("c1", "grep", {}, "read", "grep def")),
+        nested(ev.ToolResultEvent("c1", "grep", "no such file", is_error=True)),
+        nested(ev.AssistantMessage(message)), nested(ev.Done("Found it.")),
+        ev.ToolResultEvent("t1", "task", "Found it."),
+        ev.TodoList([{"content": "look", "status": "completed"}, {"content": "fix", "status": "pending"}]),
+    ])
+    assert out.splitlines() == ["→ task explorer: look", "  │ → grep def", "  │   ✗ grep: no such file",
+                                "  │ Found it.", "  │ In calc.py.", "  [x] look", "  [ ] fix"]

@@ -99,3 +99,19 @@ def test_totals_add_up_over_every_run_of_a_session():
     t = session_totals(iter(records))
     assert (t.turns, t.input_tokens, t.cached_tokens, t.output_tokens) == (3, 103, 90, 8)
     assert abs(t.cost_usd - 1.0) < 1e-9
+
+
+def test_totals_count_a_subagents_turns_and_tokens():
+    def nested(event):
+        return {"type": "subagent_event", "parent_tool_use_id": "t1", "event": event}
+
+    records = [
+        {"type": "session_started"}, {"type": "turn_started"},
+        {"type": "usage", "input_tokens": 10, "output_tokens": 5, "cost_usd": 0.5},
+        nested({"type": "turn_started"}), nested({"type": "usage", "input_tokens": 20, "output_tokens": 2,
+                                                  "cost_usd": 0.75}),
+        {"type": "turn_started"}, {"type": "usage", "input_tokens": 1, "output_tokens": 1, "cost_usd": 1.0},
+    ]
+    t = session_totals(iter(records))
+    assert (t.turns, t.input_tokens, t.output_tokens) == (3, 31, 8)
+    assert abs(t.cost_usd - 1.0) < 1e-9  # usage events carry the run's cost so far, the subagent's included

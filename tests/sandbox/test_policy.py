@@ -165,3 +165,34 @@ def test_project_configured_tools_need_approval_even_in_auto() -> None:
     assert p.evaluate(Action("mcp__repo__status", "read", configured_by="project"), mode="workspace-write",
                       approval="ask").action == "allow"
     assert suggest_rule(project) == "mcp__repo__run"
+
+
+def test_plan_mode_runs_what_reads_and_refuses_the_rest_saying_why(tmp_path: Path) -> None:
+    p = pol(allow=["bash: npm test *", "edit"])
+    plan = {"approval": "plan"}
+    assert ev(p, "read", {"path": "a.py"}, tmp_path, **plan) == "allow"
+    assert ev(p, "bash", {"command": "git log --oneline | head"}, tmp_path, **plan) == "allow"
+    for tool, args in (("edit", {"path": "a.py"}), ("write", {"path": "b.py"}), ("bash", {"command": "npm test"}),
+                       ("bash", {"command": "ls > listing.txt"}), ("bash", {"command": "echo 'unterminated"}),
+                       ("mcp_tool", {})):
+        decision = p.evaluate(act(tool, args), mode="workspace-write", approval="plan", workspace=tmp_path,
+                              level="bubblewrap")
+        assert decision.action == "deny", (tool, args)  # allow rules do not open plan mode
+        assert decision.reason.startswith("plan mode: only tools that read run until the user accepts a plan")
+    # Full access and auto do not reach past plan mode either.
+    assert ev(p, "bash", {"command": "rm -rf build"}, tmp_path, mode="full-access", approval="plan") == "deny"
+    assert ev(pol(deny=["read"]), "read", {"path": "a.py"}, tmp_path, **plan) == "deny"
+
+
+def test_self_contained_actions_need_no_approval_in_any_mode_but_rules_still_apply(tmp_path: Path) -> None:
+    todo = Action("todo_write", "other", self_contained=True)
+    for approval in ("plan", "ask", "auto-edit", "auto"):
+        for mode in ("read-only", "workspace-write"):
+            assert pol().evaluate(todo, mode=mode, approval=approval, workspace=tmp_path).action == "allow"
+    assert pol(deny=["todo_write"]).evaluate(todo, mode="workspace-write", approval="auto",
+                                             workspace=tmp_path).action == "deny"
+    assert pol(ask=["todo_write"]).evaluate(todo, mode="workspace-write", approval="auto",
+                                            workspace=tmp_path).action == "ask"
+    # Without the flag, a tool of kind other is asked about as before.
+    assert pol().evaluate(Action("todo_write", "other"), mode="workspace-write", approval="ask",
+                          workspace=tmp_path).action == "ask"

@@ -216,13 +216,14 @@ def test_schema_check_normalises_and_explains() -> None:
 def test_default_tools_and_specs() -> None:
     tools = default_tools()
     names = [t.name for t in tools]
-    assert names == ["read", "write", "edit", "bash", "grep", "glob", "search"]
+    assert names == ["read", "write", "edit", "bash", "grep", "glob", "search", "todo_write"]
     specs = ToolRegistry(tools).specs()
     for spec in specs:
         assert set(spec) == {"name", "description", "input_schema"}
         assert spec["input_schema"]["type"] == "object" and spec["description"]
     assert {t.name: t.kind for t in tools} == {"read": "read", "write": "edit", "edit": "edit", "bash": "shell",
-                                               "grep": "read", "glob": "read", "search": "read"}
+                                               "grep": "read", "glob": "read", "search": "read",
+                                               "todo_write": "other"}
     by = {s["name"]: s["input_schema"] for s in specs}
     assert set(by["read"]["properties"]) == {"path", "offset", "limit"}
     assert set(by["write"]["properties"]) == {"path", "content"}
@@ -230,3 +231,51 @@ def test_default_tools_and_specs() -> None:
     assert set(by["bash"]["properties"]) == {"command", "timeout"}
     assert set(by["grep"]["properties"]) == {"pattern", "path", "glob", "ignore_case", "context", "max_results"}
     assert set(by["glob"]["properties"]) == {"pattern", "path"}
+
+
+class SometimesReadsTool(BarrierTool):
+    """A tool that can do more than read (kind other) but says of some calls that they only read."""
+
+    name = "maybe"
+    kind = "other"
+    input_schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {"tag": {"type": "string"}, "reads": {"type": "boolean"}},
+        "required": ["tag"],
+    }
+
+    def action(self, args: dict[str, Any]) -> Action:
+        return Action(self.name, "read" if args.get("reads") else "other")
+
+
+async def test_a_call_that_says_it_reads_runs_concurrently_whatever_the_tools_kind(ws: Path,
+                                                                                  ctx: ToolContext) -> None:
+    log: list[str] = []
+    tool = SometimesReadsTool(Rendezvous(2), log)
+    registry = ToolRegistry([tool], policy=Policy(remembered=False))
+    verdicts = [await registry.admit(Call(i, "maybe", {"tag": i, "reads": True}), ctx) for i in ("a", "b")]
+    assert [v.kind for v in verdicts] == ["read", "read"]
+    results = await registry.execute(verdicts, ctx)
+    assert [r.content for r in results] == ["probe a", "probe b"]  # they overlapped (else the barrier times out)
+    other = await registry.admit(Call("c", "maybe", {"tag": "c"}), ctx)
+    assert other.kind == "other"
+
+
+class ReportingTool(LogWriteTool):
+    name = "reporter"
+
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        assert ctx.report is not None and ctx.progress is not None
+        ctx.progress("some output")
+        ctx.report({"step": args["tag"]})
+        return ToolResult(ctx.call_id)
+
+
+async def test_each_call_runs_with_its_id_and_its_reports_go_out_under_it(ws: Path, ctx: ToolContext) -> None:
+    seen: list[tuple[str, Any]] = []
+    ctx.on_progress = lambda call_id, text: seen.append((call_id, text))
+    ctx.on_report = lambda call_id, item: seen.append((call_id, item))
+    results = await ToolRegistry([ReportingTool([])]).run([Call("c1", "reporter", {"tag": "x"}),
+                                                           Call("c2", "reporter", {"tag": "y"})], ctx)
+    assert [r.content for r in results] == ["c1", "c2"]
+    assert seen == [("c1", "some output"), ("c1", {"step": "x"}), ("c2", "some output"), ("c2", {"step": "y"})]
