@@ -9,7 +9,7 @@ from typing import Any, TextIO
 from ghostline.agent import events as ev
 
 EXIT_CODES = {"success": 0, "error_during_execution": 1, "error_max_turns": 3, "error_budget": 4,
-              "error_verification": 5, "interrupted": 130}
+              "error_verification": 5, "stopped_by_hook": 6, "interrupted": 130}
 
 
 def exit_code_for(subtype: str) -> int:
@@ -133,6 +133,11 @@ class TextRenderer:
         elif isinstance(e, ev.ApprovalNeeded) and e.decision == "denied":
             title = self._titles.get(e.id) or f"{e.tool} {_one_line(e.input)}"
             self._line(self._style(f"  ✗ not allowed: {title}", "33"), self.err)
+        elif isinstance(e, ev.HookBlocked):
+            self._line(self._style(f"  ✗ blocked by a {e.hook_event} hook: {_one_line(e.reason, 300)}", "33"),
+                       self.err)
+        elif isinstance(e, ev.HookWarning):
+            self._line(self._style(f"warning: {e.hook_event} hook: {_one_line(e.message, 300)}", "33"), self.err)
         elif isinstance(e, ev.Failed):
             self._line(f"error: {e.error}", self.err)
         elif isinstance(e, ev.Done):
@@ -141,7 +146,7 @@ class TextRenderer:
                 self._line(f"stopped: reached the turn limit ({e.num_turns} turns)", self.err)
             elif e.subtype == "error_budget":
                 self._line("stopped: reached the token or cost budget", self.err)
-            elif e.subtype == "error_verification":
+            elif e.subtype in ("error_verification", "stopped_by_hook"):
                 self._line(f"stopped: {e.result}", self.err)
 
     def finish(self, result: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ghostline.agent import events as ev
 from ghostline.agent.config import Config, load_config
+from ghostline.agent.hooks import Hooks, report_event
 from ghostline.agent.instructions import load_instructions, system_prompt
 from ghostline.agent.loop import AgentLoop, Budgets
 from ghostline.agent.providers.base import ConfigError, Provider, TurnComplete
@@ -184,6 +185,7 @@ class PreparedRun:
     base_url: str | None = None
     instructions: str = ""
     resumed: bool = False
+    hooks: Hooks | None = None
     _start_recorded: bool = False
 
     def record_start(self) -> ev.SessionStarted:
@@ -298,20 +300,22 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Approver | None =
     max_output = min(cfg.max_output_tokens, info.max_output_tokens)
     ctx = ToolContext(workspace=root, cwd=cwd, sandbox_mode=sandbox_mode, approval=approval, network=network,
                       output_dir=session.output_dir, on_file_changed=_notify_index)
-    registry = ToolRegistry(default_tools(), policy=_make_policy(cfg, root), approver=approver, project_root=root)
+    hooks = Hooks(cfg.hooks, session_id=session.id, transcript_path=session.path, project_dir=root) \
+        if cfg.hooks else None
+    registry = _make_registry(cfg, root, approver, hooks)
     loop = AgentLoop(
         provider=provider, registry=registry, ctx=ctx, system=system, session=session, messages=messages,
         budgets=Budgets(opts.max_turns or cfg.max_turns, opts.max_tokens or cfg.max_tokens,
                         opts.max_cost if opts.max_cost is not None else cfg.max_cost),
         compactor=_make_compactor(cfg, info, session, provider, instructions, max_output, registry),
         checkpoints=_make_checkpoints(root, session.id),
-        cost_of=lambda u: cost_usd(u, info), max_output_tokens=max_output, verification=verification,
+        cost_of=lambda u: cost_usd(u, info), max_output_tokens=max_output, verification=verification, hooks=hooks,
     )
     return PreparedRun(loop=loop, session=session, cwd=cwd, root=root, is_git=is_git,
                        model_label=provider_label(model_spec), sandbox_report=sandbox_report,
                        changed_before=_git_status_files(root) if is_git else {}, started=started, config=cfg,
                        base_url=opts.base_url or cfg.base_url, instructions=instructions,
-                       resumed=bool(opts.resume or opts.cont))
+                       resumed=bool(opts.resume or opts.cont), hooks=hooks)
 
 
 def finish_run(run: PreparedRun, final: ev.Event | None, interrupted: bool) -> dict[str, Any]:
@@ -326,6 +330,9 @@ def finish_run(run: PreparedRun, final: ev.Event | None, interrupted: bool) -> d
     # Reported relative to the workspace root (stable whatever the cwd); absolute when outside it.
     stats.files_changed = [os.path.relpath(p, run.root) if Path(p).is_relative_to(run.root) else p
                            for p in changed]
+    if run.hooks is not None:
+        for report in run.hooks.session_ended("other", run.loop.ctx):
+            run.session.append(report_event(report).to_dict())
     result = result_object(final=final, session_id=run.session.id, stats=stats,
                            duration_ms=int((time.monotonic() - run.started) * 1000), sandbox=run.sandbox_report,
                            interrupted=interrupted, verification=run.loop.verification_report())
@@ -383,6 +390,11 @@ def _run_task(opts: RunOptions) -> int:
     session.close()
     renderer.finish(result)
     return EXIT_INTERRUPTED if interrupted else exit_code_for(result["subtype"])
+
+
+def _make_registry(cfg: Config, root: Path, approver: Approver | None, hooks: Hooks | None) -> ToolRegistry:
+    return ToolRegistry(default_tools(), policy=_make_policy(cfg, root), approver=approver, project_root=root,
+                        hooks=hooks)
 
 
 def _notify_index(path: Path) -> None:

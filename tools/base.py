@@ -7,10 +7,13 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol
 
 from ghostline.apply.rewrite import RewriteRule
 from ghostline.sandbox.policy import Action
+
+if TYPE_CHECKING:
+    from ghostline.tools.hooks import HookReport
 
 
 class ToolError(Exception):
@@ -80,6 +83,8 @@ class ToolContext:
     # call its own context with `progress` bound to the call; a front end sets `on_progress(call_id, text)`.
     on_progress: Callable[[str, str], None] | None = None
     progress: Callable[[str], None] | None = None
+    # What hooks reported while a call ran (PostToolUse), as `on_hook(call_id, report)`, for front ends.
+    on_hook: Callable[[str, HookReport], None] | None = None
 
 
 class Tool(Protocol):
