@@ -31,6 +31,7 @@ from ghostline.agent.providers.base import (
     TurnComplete,
     TurnUsage,
 )
+from ghostline.agent.scope import MessageScope, enter_scope
 from ghostline.agent.session import INTERRUPTED, apply_event, close_dangling_tool_uses
 from ghostline.agent.shell import run_user_shell
 from ghostline.agent.verify import (
@@ -177,6 +178,7 @@ class AgentLoop:
         self.verify_last: ev.VerificationResult | None = None
         self.stats = RunStats()
         self.hooks = LoopHooks(hooks, lambda: self.ctx, self._emit)
+        self._next_scope: MessageScope | None = None
         close_dangling_tool_uses(self.messages)
 
     # -- bookkeeping -------------------------------------------------------------------------------------
@@ -216,8 +218,22 @@ class AgentLoop:
 
     # -- the loop ----------------------------------------------------------------------------------------
 
+    def scope_next_message(self, scope: MessageScope) -> None:
+        """The next run() — one message and the turns it leads to — uses only the tools and the model `scope`
+        allows (a custom command's frontmatter); the run after it is as before."""
+        self._next_scope = scope
+
     async def run(self, user_text: str | None) -> AsyncIterator[ev.Event]:
         """Add the user's message (None: continue as is) and drive turns until a Stop."""
+        scope, self._next_scope = self._next_scope, None
+        restore = enter_scope(self, scope)
+        try:
+            async for e in self._run(user_text):
+                yield e
+        finally:
+            await restore()
+
+    async def _run(self, user_text: str | None) -> AsyncIterator[ev.Event]:
         self.hooks.new_run()
         # A resumed session whose model had already finished (a run killed mid-verification): verify first.
         finished = not user_text and self.verification is not None and self._model_has_finished()

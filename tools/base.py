@@ -14,6 +14,7 @@ from ghostline.sandbox.policy import Action
 
 if TYPE_CHECKING:
     from ghostline.tools.hooks import HookReport
+    from ghostline.tools.scope import ToolScope
 
 
 class ToolError(Exception):
@@ -85,6 +86,8 @@ class ToolContext:
     progress: Callable[[str], None] | None = None
     # What hooks reported while a call ran (PostToolUse), as `on_hook(call_id, report)`, for front ends.
     on_hook: Callable[[str, HookReport], None] | None = None
+    # The tools the current message may use (a custom command's allowed-tools); None: every tool.
+    tool_scope: ToolScope | None = None
 
 
 class Tool(Protocol):

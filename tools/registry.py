@@ -1,7 +1,7 @@
 """The tool registry, and the one gate every tool call passes.
 
-`admit` decides whether a call may run: its arguments are checked against the tool's JSON schema, PreToolUse
-hooks have their say (block, rewrite the
+`admit` decides whether a call may run: its arguments are checked against the tool's JSON schema and the
+message's tool scope (a custom command's allowed-tools), PreToolUse hooks have their say (block, rewrite the
 input, allow/deny/ask), then the permission policy judges the tool's own description of the call
 (`Tool.action`), and whatever must be asked goes to the front end's approver (Notification hooks fire first).
 `execute` runs the admitted calls of one assistant message (read-only ones concurrently, the others alone and in
@@ -94,6 +94,15 @@ def _refuse(call: Call, tool: Tool | None, content: str, meta: dict[str, Any], *
     return Verdict(call, tool, refusal=ToolResult(content, is_error=True, meta=meta), reason=content, **kw)
 
 
+def _out_of_scope(call: Call, tool: Tool, args: dict[str, Any], ctx: ToolContext) -> Verdict | None:
+    """The refusal of a call outside the message's tool scope (a custom command's allowed-tools), if it is."""
+    scope = ctx.tool_scope
+    if scope is None or scope.permits(tool.action(args), ctx.workspace):
+        return None
+    return _refuse(call, tool, f"{scope.label} allows only these tools: {scope.describe()}; this call is outside "
+                               f"them, so it was not run", {"denied": True, "out_of_scope": True})
+
+
 def _raw_arguments_error(raw: str) -> str:
     shown = raw if len(raw) <= 2000 else raw[:2000] + "..."
     return f"error: the tool call arguments were not a valid JSON object; nothing was run. Raw arguments: {shown}"
@@ -157,6 +166,9 @@ class ToolRegistry:
         args, err = self._schemas[call.name].check(call.args)
         if err is not None:
             return _refuse(call, tool, f"Invalid arguments for {tool.name}: {err}", {"invalid_args": True})
+        out_of_scope = _out_of_scope(call, tool, args, ctx)
+        if out_of_scope is not None:
+            return out_of_scope
         hook = await self._before_hooks(call, tool, args, ctx)
         verdict = await self._after_hooks(call, tool, args, hook, ctx)
         verdict.hook_reports[:0] = hook.reports
@@ -179,6 +191,9 @@ class ToolRegistry:
                 return _refuse(call, tool, f"a PreToolUse hook rewrote the arguments of {tool.name} into invalid "
                                            f"ones ({err}); nothing was run", {"invalid_args": True})
             args = updated
+            out_of_scope = _out_of_scope(call, tool, args, ctx)
+            if out_of_scope is not None:
+                return out_of_scope
         return await self._judge(call, tool, args, hook, ctx)
 
     async def _judge(self, call: Call, tool: Tool, args: dict[str, Any], hook: BeforeTool,
