@@ -330,3 +330,20 @@ def test_session_end_runs_from_synchronous_code(tmp_path):
     hooks = hooks_for(tmp_path, on("SessionEnd", end))
     reports = hooks.session_ended("other", ToolContext(workspace=tmp_path, cwd=tmp_path))
     assert [(r.kind, r.message) for r in reports] == [("warning", "bye")]
+
+
+async def test_notification_fires_before_a_person_is_asked(tmp_path):
+    seen = tmp_path / "notified.json"
+    notify = script(tmp_path, "notify", f"open({str(seen)!r}, 'w').write(json.dumps(data))")
+    hooks = hooks_for(tmp_path, on("Notification", notify, "permission_prompt"))
+
+    async def approver(request):
+        assert seen.exists()  # the hook ran before the question
+        return ApprovalAnswer(True)
+
+    tool, verdict, _ = await gate(tmp_path, hooks, {"command": "make deploy"}, policy="ask", approver=approver)
+    data = json.loads(seen.read_text())
+    assert data["notification_type"] == "permission_prompt" and "bash" in data["message"] and tool.ran
+    seen.unlink()
+    await gate(tmp_path, hooks, {"command": "ls"}, policy="allow", approver=approver)
+    assert not seen.exists()  # nobody asked: no notification
