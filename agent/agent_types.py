@@ -18,9 +18,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ghostline.agent.frontmatter import FrontmatterError, name_list, split_frontmatter
 from ghostline.agent.models import model_info, parse_model_spec
 from ghostline.agent.providers.base import ConfigError
+from ghostline.tools.frontmatter import list_field, split_frontmatter, text_field
 
 AGENTS_DIR = "agents"
 DEFAULT_TYPE = "general-purpose"
@@ -76,21 +76,18 @@ def parse_agent_file(path: Path) -> AgentType:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read it ({exc})") from None
-    try:
-        fields, body = split_frontmatter(text)
-    except FrontmatterError as exc:
-        raise ValueError(str(exc)) from None
-    name = str(fields.get("name") or path.stem).strip()
+    fields, body = split_frontmatter(text)
+    body = body.strip()
+    name = text_field(fields, "name") or path.stem
     if not _NAME.match(name):
         raise ValueError(f"name {name!r} must be letters, digits, '-', '_' or '.'")
     if not body:
         raise ValueError("the body (the subagent's system prompt) is empty")
-    description = " ".join(str(fields.get("description") or "").split()) or body.splitlines()[0][:200]
-    tools = fields.get("tools")
-    model = fields.get("model")
-    return AgentType(name, description, body,
-                     tuple(dict.fromkeys(tool_name(t) for t in name_list(tools))) if tools else None,
-                     str(model).strip() if model else None, str(path))
+    description = text_field(fields, "description") or body.splitlines()[0][:200]
+    tools = list_field(fields, "tools")
+    model = text_field(fields, "model")
+    return AgentType(name, description, body, tuple(dict.fromkeys(tool_name(t) for t in tools)) if tools else None,
+                     model or None, str(path))
 
 
 def agent_dirs(root: Path, user_dir: Path | None) -> list[Path]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ghostline.agent.hooks.config import HookTable, merge_tables, parse_hooks
 from ghostline.agent.providers.base import ConfigError
 from ghostline.sandbox.modes import APPROVAL_MODES, SANDBOX_MODES, ApprovalMode, SandboxMode
 from ghostline.sandbox.store import is_trusted
@@ -31,6 +32,7 @@ class Config:
     compaction: dict[str, Any] = field(default_factory=dict)
     acp: dict[str, Any] = field(default_factory=dict)  # `agent acp`: terminal = "auto" | "editor" | "sandbox"
     retry: dict[str, Any] = field(default_factory=dict)
+    hooks: HookTable = field(default_factory=dict)  # the user's, then the (trusted) project's
     warnings: list[str] = field(default_factory=list)
 
 
@@ -67,11 +69,29 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 _LOOSENING_KEYS = ("sandbox", "approval", "network", "permissions", "acp")
 
 
+def _load_hooks(user: dict[str, Any], user_file: Path, project: dict[str, Any], project_file: Path,
+                trusted: bool, warnings: list[str]) -> HookTable:
+    """Hooks run code: a project's only once the user trusts the directory. Both sets run (lists concatenate
+    rather than the project's replacing the user's)."""
+    user_hooks, w1 = parse_hooks(user.pop("hooks", None), str(user_file))
+    project_table = project.pop("hooks", None)
+    if project_table is not None and not trusted:
+        warnings.append(f"ignoring hooks in {project_file}: this directory is not trusted (run `agent trust` to "
+                        f"allow it)")
+        project_table = None
+    project_hooks, w2 = parse_hooks(project_table, str(project_file))
+    warnings.extend(w1 + w2)
+    return merge_tables(user_hooks, project_hooks)
+
+
 def load_config(cwd: Path, *, user_file: Path | None = None) -> Config:
-    user = read_toml(user_file or config_dir() / "config.toml")
+    user_file = user_file or config_dir() / "config.toml"
+    user = read_toml(user_file)
     root = find_project_root(cwd)
-    project = read_toml(root / ".ghostline" / "config.toml")
+    project_file = root / ".ghostline" / "config.toml"
+    project = read_toml(project_file)
     warnings: list[str] = []
+    hooks = _load_hooks(user, user_file, project, project_file, bool(project) and is_trusted(root), warnings)
     if project and not is_trusted(root):
         restricted = {k: project.pop(k) for k in _LOOSENING_KEYS if k in project}
         # A stricter sandbox/approval from an untrusted project is still honoured.
@@ -90,7 +110,7 @@ def load_config(cwd: Path, *, user_file: Path | None = None) -> Config:
                 f"this directory is not trusted (run `agent trust` to allow it)"
             )
     data = _merge(user, project)
-    cfg = Config(warnings=warnings)
+    cfg = Config(warnings=warnings, hooks=hooks)
     for key in ("model", "base_url", "approval", "sandbox", "max_turns", "max_tokens", "max_cost",
                 "max_output_tokens", "network"):
         if key in data:

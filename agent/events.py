@@ -167,6 +167,31 @@ class ApprovalNeeded(Event):
 
 
 @dataclass
+class HookBlocked(Event):
+    """A hook stopped something: a tool call (PreToolUse), the user's prompt (UserPromptSubmit), the end of the
+    model's turn (Stop: the model goes on), or objected to a call that ran (PostToolUse: the model is told)."""
+
+    type: ClassVar[str] = "hook_blocked"
+    hook_event: str
+    reason: str
+    command: str = ""  # the hook's command line
+    id: str = ""  # the tool call, for tool hooks
+
+
+@dataclass
+class HookWarning(Event):
+    """A hook failed (an exit other than 0 and 2, a time-out, JSON that does not parse), printed a
+    systemMessage, or asked the run to stop (`"continue": false`, then `stop` is true). The action went on."""
+
+    type: ClassVar[str] = "hook_warning"
+    hook_event: str
+    message: str
+    command: str = ""
+    id: str = ""
+    stop: bool = False
+
+
+@dataclass
 class Compaction(Event):
     type: ClassVar[str] = "compaction"
     stage: str

@@ -4,6 +4,7 @@ byte-stable system prompt."""
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 
 INSTRUCTION_FILES = ("AGENT.md", "AGENTS.md")
@@ -75,16 +76,27 @@ with `task`: it works in its own context and returns only its report.
 """ + TOOL_RULES
 
 
+def skills_section(skills: Sequence[tuple[str, str]]) -> str:
+    """Only each skill's name and description: its body reaches the model when the `skill` tool loads it."""
+    if not skills:
+        return ""
+    listed = "\n".join(f"- {name}: {description}" for name, description in skills)
+    return ("\nSkills (instructions for particular kinds of task, loaded on demand): when the task matches a "
+            "skill's description, call the `skill` tool with its name before you start, and follow what it "
+            f"says.\n{listed}\n")
+
+
 def system_prompt(*, root: Path, cwd: Path, instructions: str, sandbox: str, is_git: bool,
-                  base: str = BASE_PROMPT) -> str:
+                  base: str = BASE_PROMPT, skills: Sequence[tuple[str, str]] = ()) -> str:
     """Byte-stable across turns and resumes: no timestamps, ids or anything that changes while a session lives.
-    `base` is who the model is (a subagent's type gives its own); the environment and instructions follow."""
+    `base` is who the model is (a subagent's type gives its own); the environment, the skills (name and
+    description only) and the instructions follow."""
     env = (
         f"Environment:\n- working directory: {cwd}\n- workspace root: {root}\n"
         f"- git repository: {'yes' if is_git else 'no'}\n- platform: {platform.system()}\n"
         f"- sandbox: {sandbox}\n"
     )
-    prompt = base.rstrip("\n") + "\n\n" + env
+    prompt = base.rstrip("\n") + "\n\n" + env + skills_section(skills)
     if instructions:
         prompt += "\nProject and user instructions (follow them):\n\n" + instructions + "\n"
     return prompt

@@ -3,7 +3,9 @@
 One turn = one model call. Before each call: budgets, then compaction. After the model answers, its tool calls go
 through the registry's gate (validation, policy, approval) and run; their results go back; repeat until the model
 ends its turn without tool calls (and any --verify command passes) or a budget stops the run. Every way a run ends
-is a `Stop` carrying its final event.
+is a `Stop` carrying its final event. Hooks see the moments the loop owns: the session's first message
+(SessionStart), each prompt (UserPromptSubmit), the model's end of turn (Stop), a compaction about to summarise
+(PreCompact); tool hooks run in the registry's gate.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ghostline.agent import events as ev
+from ghostline.agent.hooks import Hooks
+from ghostline.agent.loop_hooks import LoopHooks
 from ghostline.agent.plan import system_for_mode
 from ghostline.agent.providers.base import (
     ContextLengthError,
@@ -28,6 +32,7 @@ from ghostline.agent.providers.base import (
     TurnComplete,
     TurnUsage,
 )
+from ghostline.agent.scope import MessageScope, enter_scope
 from ghostline.agent.session import INTERRUPTED, apply_event, close_dangling_tool_uses
 from ghostline.agent.shell import run_user_shell
 from ghostline.agent.verify import (
@@ -60,6 +65,7 @@ class CompactorLike(Protocol):
     def observe(self, event: dict[str, Any]) -> None: ...
     def record_usage(self, input_tokens: int) -> None: ...
     def estimate(self, system: str, tools: list[dict[str, Any]], messages: list[Message]) -> int: ...
+    def summary_due(self, system: str, tools: list[dict[str, Any]], messages: list[Message]) -> bool: ...
     async def prepare(self, system: str, tools: list[dict[str, Any]], messages: list[Message]) -> tuple[Any, Any]: ...
     async def compact_now(self, system: str, tools: list[dict[str, Any]], messages: list[Message], *,
                           focus: str | None = None) -> tuple[Any, Any]: ...
@@ -156,6 +162,7 @@ class AgentLoop:
         max_output_tokens: int = 8192,
         verification: Verification | None = None,
         stats: RunStats | None = None,
+        hooks: Hooks | None = None,
     ):
         self.provider = provider
         self.registry = registry
@@ -173,6 +180,8 @@ class AgentLoop:
         self.verify_runs = 0  # verification runs started in this run (not counting earlier runs of a session)
         self.verify_last: ev.VerificationResult | None = None
         self.stats = stats if stats is not None else RunStats()  # a subagent counts into its parent's
+        self.hooks = LoopHooks(hooks, lambda: self.ctx, self._emit)
+        self._next_scope: MessageScope | None = None
         close_dangling_tool_uses(self.messages)
 
     # -- bookkeeping -------------------------------------------------------------------------------------
@@ -190,6 +199,8 @@ class AgentLoop:
         return Stop(ev.Done(self.last_text() if text is None else text, subtype, self.stats.num_turns))
 
     def _check_budgets(self) -> None:
+        if self.hooks.stop_requested is not None:
+            raise self._done("stopped_by_hook", f"stopped by a hook: {self.hooks.stop_requested}")
         b, s = self.budgets, self.stats
         if b.max_turns is not None and s.num_turns >= b.max_turns:
             raise self._done("error_max_turns")
@@ -210,13 +221,34 @@ class AgentLoop:
 
     # -- the loop ----------------------------------------------------------------------------------------
 
+    def scope_next_message(self, scope: MessageScope) -> None:
+        """The next run() — one message and the turns it leads to — uses only the tools and the model `scope`
+        allows (a custom command's frontmatter); the run after it is as before."""
+        self._next_scope = scope
+
     async def run(self, user_text: str | None) -> AsyncIterator[ev.Event]:
         """Add the user's message (None: continue as is) and drive turns until a Stop."""
-        if user_text:
-            yield self._emit(ev.UserMessage(user_text))
+        scope, self._next_scope = self._next_scope, None
+        restore = enter_scope(self, scope)
+        try:
+            async for e in self._run(user_text):
+                yield e
+        finally:
+            await restore()
+
+    async def _run(self, user_text: str | None) -> AsyncIterator[ev.Event]:
+        self.hooks.new_run()
         # A resumed session whose model had already finished (a run killed mid-verification): verify first.
         finished = not user_text and self.verification is not None and self._model_has_finished()
         try:
+            async for e in self.hooks.session_start(resumed=bool(self.messages)):
+                yield e
+            if user_text:
+                async for e in self.hooks.prompt(user_text):
+                    yield e
+                if self.hooks.prompt_blocked is not None:
+                    raise self._done("stopped_by_hook", f"the prompt was blocked by a UserPromptSubmit hook: "
+                                                        f"{self.hooks.prompt_blocked}")
             while True:
                 if not finished:
                     self._check_budgets()
@@ -263,7 +295,12 @@ class AgentLoop:
 
     async def _verify_or_stop(self) -> AsyncIterator[ev.Event]:
         """The model says it is done: without --verify that is success; with it, the command decides. A failure
-        goes back to the model as a user message while attempts are left (the budgets still apply)."""
+        goes back to the model as a user message while attempts are left (the budgets still apply). Stop hooks
+        come first: one that blocks sends the model back to work before anything is verified."""
+        async for e in self.hooks.stop():
+            yield e
+        if self.hooks.keep_going:
+            return
         final_text = self.last_text()
         v = self.verification
         if v is None:
@@ -301,6 +338,8 @@ class AgentLoop:
             return
         tools = self.registry.specs()
         before = self.compactor.estimate(self.system, tools, self.messages)
+        async for e in self.hooks.pre_compact("manual", focus or ""):
+            yield e
         new_messages, stages = await self.compactor.compact_now(self.system, tools, self.messages, focus=focus)
         if self.compactor.estimate(self.system, tools, new_messages) >= before:
             return
@@ -310,6 +349,10 @@ class AgentLoop:
     async def _compact_before_call(self) -> AsyncIterator[ev.Event]:
         if self.compactor is None:
             return
+        if self.hooks.wants_pre_compact() and self.compactor.summary_due(self.system, self.registry.specs(),
+                                                                          self.messages):
+            async for e in self.hooks.pre_compact("auto"):
+                yield e
         result = await self.compactor.prepare(self.system, self.registry.specs(), self.messages)
         for e in self._adopt(*result):
             yield e
@@ -344,6 +387,8 @@ class AgentLoop:
                     raise ProviderError(
                         f"the conversation no longer fits the model's context window ({err}); "
                         f"start a new session or raise the window in config") from None
+                async for e in self.hooks.pre_compact("auto"):
+                    yield e
                 result = await self.compactor.on_context_error(self.system, self.registry.specs(), self.messages,
                                                                err.limit)
                 for e in self._adopt(*result):
@@ -361,6 +406,8 @@ class AgentLoop:
         for c in calls:
             verdict = await self.registry.admit(c, self.ctx)
             verdicts.append(verdict)
+            for r in verdict.hook_reports:
+                yield self.hooks.report(r, c.id)
             if verdict.asked or verdict.refusal is not None and verdict.refusal.meta.get("denied"):
                 yield self._emit(ev.ApprovalNeeded(c.name, c.args, verdict.reason,
                                                    "allowed" if verdict.allowed else "denied", c.id,
@@ -371,7 +418,8 @@ class AgentLoop:
         live: asyncio.Queue[ev.Event] = asyncio.Queue()
         ctx = dataclasses.replace(
             self.ctx, on_progress=lambda call_id, text: live.put_nowait(ev.ToolOutput(call_id, text)),
-            on_report=lambda call_id, item: live.put_nowait(ev.SubagentEvent(call_id, item)))
+            on_report=lambda call_id, item: live.put_nowait(ev.SubagentEvent(call_id, item)),
+            on_hook=lambda call_id, r: live.put_nowait(self.hooks.event(r, call_id)))
         task = asyncio.ensure_future(self.registry.execute(admitted, ctx))
         async for e in _drain(task, live):
             yield e if ev.is_transient(e) else self._emit(e)

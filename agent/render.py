@@ -10,7 +10,7 @@ from ghostline.agent import events as ev
 from ghostline.tools.todo import checklist
 
 EXIT_CODES = {"success": 0, "error_during_execution": 1, "error_max_turns": 3, "error_budget": 4,
-              "error_verification": 5, "interrupted": 130}
+              "error_verification": 5, "stopped_by_hook": 7, "interrupted": 130}
 
 
 def exit_code_for(subtype: str) -> int:
@@ -144,6 +144,11 @@ class TextRenderer:
             self._line(self._style(f"  ✗ not allowed: {title}", "33"), self.err)
         elif isinstance(e, ev.ContextNote) and e.kind == "tools":
             self._line(self._style(e.text, "33"), self.err)
+        elif isinstance(e, ev.HookBlocked):
+            self._line(self._style(f"  ✗ blocked by a {e.hook_event} hook: {_one_line(e.reason, 300)}", "33"),
+                       self.err)
+        elif isinstance(e, ev.HookWarning):
+            self._line(self._style(f"warning: {e.hook_event} hook: {_one_line(e.message, 300)}", "33"), self.err)
         elif isinstance(e, ev.Failed):
             self._line(f"error: {e.error}", self.err)
         elif isinstance(e, ev.Done):
@@ -152,7 +157,7 @@ class TextRenderer:
                 self._line(f"stopped: reached the turn limit ({e.num_turns} turns)", self.err)
             elif e.subtype == "error_budget":
                 self._line("stopped: reached the token or cost budget", self.err)
-            elif e.subtype == "error_verification":
+            elif e.subtype in ("error_verification", "stopped_by_hook"):
                 self._line(f"stopped: {e.result}", self.err)
 
     def _subagent(self, e: ev.Event) -> None:

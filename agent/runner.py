@@ -19,13 +19,17 @@ from typing import Any
 from ghostline.agent import events as ev
 from ghostline.agent.agent_types import load_agent_types, subagent_model
 from ghostline.agent.config import Config, load_config
+from ghostline.agent.custom_commands import CustomCommand, load_commands, parse_invocation
+from ghostline.agent.hooks import Hooks, report_event
 from ghostline.agent.instructions import TOOL_RULES, load_instructions, system_prompt
 from ghostline.agent.loop import AgentLoop, Budgets
 from ghostline.agent.mcp_config import load_servers
 from ghostline.agent.mcp_session import McpSession
+from ghostline.agent.mentions import expand_mentions
 from ghostline.agent.plan import ACCEPT_MODE, PLAN_MODE
 from ghostline.agent.providers.base import ConfigError, Provider, TurnComplete
 from ghostline.agent.render import exit_code_for, make_renderer, result_object
+from ghostline.agent.scope import MessageScope, ModelSwitch
 from ghostline.agent.session import Session, list_sessions, sessions_root
 from ghostline.agent.subagents import ChildModel, SubagentSetup, TaskTool, parent_model
 from ghostline.agent.verify import DEFAULT_VERIFY_ATTEMPTS, DEFAULT_VERIFY_TIMEOUT_S, Verification
@@ -43,6 +47,8 @@ from ghostline.tools import (
     default_tools,
 )
 from ghostline.tools.mcp import ServerSpec
+from ghostline.tools.scope import ToolScope
+from ghostline.tools.skill import Skill, SkillTool, discover_skills, skill_dirs
 
 from ghostline.dirs import config_dir, data_dir, find_project_root
 
@@ -213,6 +219,7 @@ class PreparedRun:
     instructions: str = ""
     resumed: bool = False
     mcp: McpSession | None = None
+    hooks: Hooks | None = None
     _start_recorded: bool = False
 
     async def start(self, ask: Approver | None = None, extra_servers: Sequence[ServerSpec] = ()) -> list[str]:
@@ -350,7 +357,9 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Approver | None =
     messages = session.transcript()
 
     instructions = load_instructions(root, cwd, config_dir())
-    system = system_prompt(root=root, cwd=cwd, instructions=instructions, sandbox=sandbox_mode, is_git=is_git)
+    skills = _load_skills(root)
+    system = system_prompt(root=root, cwd=cwd, instructions=instructions, sandbox=sandbox_mode, is_git=is_git,
+                           skills=[(s.name, s.description) for s in skills])
     sandbox_report: dict[str, Any] = {"mode": sandbox_mode, "approval": approval, "network": network,
                                       "level": _sandbox_level(sandbox_mode)}
     if worktree_note:
@@ -359,14 +368,16 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Approver | None =
     max_output = min(cfg.max_output_tokens, info.max_output_tokens)
     ctx = ToolContext(workspace=root, cwd=cwd, sandbox_mode=sandbox_mode, approval=approval, network=network,
                       output_dir=session.output_dir, on_file_changed=_notify_index)
-    registry = ToolRegistry(default_tools(), policy=_make_policy(cfg, root), approver=approver, project_root=root)
+    hooks = Hooks(cfg.hooks, session_id=session.id, transcript_path=session.path, project_dir=root) \
+        if cfg.hooks else None
+    registry = _make_registry(cfg, root, approver, hooks, skills)
     loop = AgentLoop(
         provider=provider, registry=registry, ctx=ctx, system=system, session=session, messages=messages,
         budgets=Budgets(opts.max_turns or cfg.max_turns, opts.max_tokens or cfg.max_tokens,
                         opts.max_cost if opts.max_cost is not None else cfg.max_cost),
         compactor=_make_compactor(cfg, info, session.dir, provider, instructions, max_output, registry),
         checkpoints=_make_checkpoints(root, session.id),
-        cost_of=lambda u: cost_usd(u, info), max_output_tokens=max_output, verification=verification,
+        cost_of=lambda u: cost_usd(u, info), max_output_tokens=max_output, verification=verification, hooks=hooks,
     )
     mcp = McpSession(load_servers(root), registry, root, trusted=is_trusted(root),
                      log_dir=data_dir() / "logs" / "mcp")
@@ -377,7 +388,7 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Approver | None =
                        model_label=provider_label(model_spec), sandbox_report=sandbox_report,
                        changed_before=_Later(_git_status_files if is_git else _no_files, root), started=started, config=cfg,
                        base_url=opts.base_url or cfg.base_url, instructions=instructions,
-                       resumed=bool(opts.resume or opts.cont), mcp=mcp)
+                       resumed=bool(opts.resume or opts.cont), mcp=mcp, hooks=hooks)
 
 
 def finish_run(run: PreparedRun, final: ev.Event | None, interrupted: bool) -> dict[str, Any]:
@@ -393,6 +404,9 @@ def finish_run(run: PreparedRun, final: ev.Event | None, interrupted: bool) -> d
     # Reported relative to the workspace root (stable whatever the cwd); absolute when outside it.
     stats.files_changed = [os.path.relpath(p, run.root) if Path(p).is_relative_to(run.root) else p
                            for p in changed]
+    if run.hooks is not None:
+        for report in run.hooks.session_ended("other", run.loop.ctx):
+            run.session.append(report_event(report).to_dict())
     result = result_object(final=final, session_id=run.session.id, stats=stats,
                            duration_ms=int((time.monotonic() - run.started) * 1000), sandbox=run.sandbox_report,
                            interrupted=interrupted, verification=run.loop.verification_report())
@@ -406,6 +420,7 @@ def _run_task(opts: RunOptions) -> int:
         raise UsageError('give a task: agent run "what to do" (or --continue / --resume ID)')
     run = prepare_run(opts, headless=headless, approver=None if headless else terminal_approver())
     session, loop = run.session, run.loop
+    task = expand_command(run, opts.task) if opts.task else opts.task
     renderer = make_renderer(opts.output_format, opts.verbose)
     rep = run.sandbox_report
     renderer.header(f"ghostline · {run.model_label} · {run.cwd} · sandbox {rep['mode']} ({rep['level']}) · "
@@ -417,7 +432,7 @@ def _run_task(opts: RunOptions) -> int:
 
     async def drive() -> None:
         nonlocal final
-        async for e in loop.run(opts.task):
+        async for e in loop.run(task):
             renderer.handle(e)
             if isinstance(e, (ev.Done, ev.Failed)):
                 final = e
@@ -456,6 +471,62 @@ def _run_task(opts: RunOptions) -> int:
         _err(f"plan mode: nothing was changed. To carry out the plan: agent run --resume {session.id} "
              f"--approval {ACCEPT_MODE} \"go ahead with the plan\"")
     return EXIT_INTERRUPTED if interrupted else exit_code_for(result["subtype"])
+
+
+def expand_command(run: PreparedRun, text: str) -> str:
+    """`/name args` naming a custom command → its prompt, with its allowed-tools and model put in force for that
+    message (on `run.loop`). Any other text is returned as it is. Raises UsageError for a command that cannot
+    be used as written."""
+    invocation = parse_invocation(text)
+    if invocation is None:
+        return text
+    name, arguments = invocation
+    commands, _ = load_commands(run.root, config_dir())
+    command = commands.get(name)
+    if command is None:
+        return text
+    scope, warnings = command_scope(run, command)
+    expansion = expand_mentions(command.expand(arguments), run.cwd, run.root)  # `@file` in the body, as the TUI
+    for w in warnings + expansion.notes:
+        _err(f"warning: {w}")
+    run.loop.scope_next_message(scope)
+    return expansion.text
+
+
+def command_scope(run: PreparedRun, command: CustomCommand) -> tuple[MessageScope, list[str]]:
+    """What a custom command's frontmatter puts in force for its message. A `model` that cannot be used is a
+    warning (the session's model answers); an `allowed-tools` entry that does not parse is a UsageError."""
+    label = f"/{command.name}"
+    try:
+        tools = ToolScope(command.allowed_tools, label) if command.allowed_tools else None
+    except ValueError as e:
+        raise UsageError(f"{command.path}: allowed-tools: {e}") from None
+    if not command.model:
+        return MessageScope(label, tools), []
+    from ghostline.agent.models import cost_usd, make_provider, model_info
+
+    try:
+        provider = make_provider(command.model, base_url=run.base_url, overrides=run.config.models,
+                                 retry=_retry_policy(run.config.retry))
+        info = model_info(command.model, run.config.models)
+    except ConfigError as e:
+        return MessageScope(label, tools), [f"{label}: not switching to model {command.model!r}: {e}"]
+    switch = ModelSwitch(provider, lambda u: cost_usd(u, info),
+                         min(run.config.max_output_tokens, info.max_output_tokens), command.model)
+    return MessageScope(label, tools, switch), []
+
+
+def _make_registry(cfg: Config, root: Path, approver: Approver | None, hooks: Hooks | None,
+                   skills: list[Skill]) -> ToolRegistry:
+    tools = default_tools() + ([SkillTool(skills)] if skills else [])  # no skills: no tool the model never needs
+    return ToolRegistry(tools, policy=_make_policy(cfg, root), approver=approver, project_root=root, hooks=hooks)
+
+
+def _load_skills(root: Path) -> list[Skill]:
+    skills, warnings = discover_skills(skill_dirs(root, config_dir()))
+    for w in warnings:
+        _err(f"warning: {w}")
+    return skills
 
 
 def _notify_index(path: Path) -> None:

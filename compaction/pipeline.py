@@ -142,6 +142,13 @@ class Compactor:
         self._context_failures = 0
         return self.accountant.record_usage(reported_input_tokens, estimated)
 
+    def summary_due(self, system: str, tools: list[dict[str, Any]], messages: list[Message]) -> bool:
+        """Whether `prepare` may summarise now: the request is past the collapse threshold before the cheap stages
+        run (they may still avoid it). For callers that announce a compaction first (PreCompact hooks)."""
+        if not self.config.enabled:
+            return False
+        return self.estimate(system, tools, messages) > self.config.collapse_at * self.effective_window
+
     async def prepare(self, system: str, tools: list[dict[str, Any]], messages: list[Message]) -> Result:
         """Stages 1-4 as needed, then stage 5 if still above the hard threshold. Returns the messages to send
         (the same list object when nothing changed) and one event per stage that changed something."""

@@ -7,10 +7,14 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol
 
 from ghostline.apply.rewrite import RewriteRule
 from ghostline.sandbox.policy import Action
+
+if TYPE_CHECKING:
+    from ghostline.tools.hooks import HookReport
+    from ghostline.tools.scope import ToolScope
 
 
 class ToolError(Exception):
@@ -103,6 +107,10 @@ class ToolContext:
     on_report: Callable[[str, Any], None] | None = None
     report: Callable[[Any], None] | None = None
     call_id: str = ""  # the call this context runs (set by the registry per call)
+    # What hooks reported while a call ran (PostToolUse), as `on_hook(call_id, report)`, for front ends.
+    on_hook: Callable[[str, HookReport], None] | None = None
+    # The tools the current message may use (a custom command's allowed-tools); None: every tool.
+    tool_scope: ToolScope | None = None
 
 
 class Tool(Protocol):

@@ -1,10 +1,12 @@
 """The tool registry, and the one gate every tool call passes.
 
-`admit` decides whether a call may run: its arguments are checked against the tool's JSON schema, then the
-permission policy judges the tool's own description of the call (`Tool.action`), and whatever the policy wants
-asked goes to the front end's approver. `execute` runs the admitted calls of one assistant message (read-only
-ones concurrently, the others alone and in order; a call is read-only when its action says so, so one tool may
-have calls of both kinds). The loop drives turns and never re-checks any of this.
+`admit` decides whether a call may run: its arguments are checked against the tool's JSON schema and the
+message's tool scope (a custom command's allowed-tools), PreToolUse hooks have their say (block, rewrite the
+input, allow/deny/ask), then the permission policy judges the tool's own description of the call
+(`Tool.action`), and whatever must be asked goes to the front end's approver (Notification hooks fire first).
+`execute` runs the admitted calls of one assistant message (read-only ones concurrently, the others alone and in
+order; a call is read-only when its action says so, so one tool may have calls of both kinds),
+and PostToolUse hooks see each result. The loop drives turns and never re-checks any of this.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ghostline.sandbox.policy import Action, Decision
+from ghostline.sandbox.policy import Action, Decision, suggest_rule
 from ghostline.sandbox.store import remember
 from ghostline.tools.base import Preview, Tool, ToolContext, ToolError, ToolKind, ToolResult
+from ghostline.tools.hooks import BeforeTool, HookReport, ToolHooks
 from ghostline.tools.schema import SchemaCheck
 
 log = logging.getLogger(__name__)
@@ -81,6 +84,8 @@ class Verdict:
     reason: str = ""
     asked: bool = False
     remembered_rule: str | None = None
+    hook_reports: list[HookReport] = field(default_factory=list)  # what hooks did while the call was judged
+    context: str = ""  # PreToolUse hooks' additional context, given to the model with the result
 
     @property
     def allowed(self) -> bool:
@@ -89,6 +94,15 @@ class Verdict:
 
 def _refuse(call: Call, tool: Tool | None, content: str, meta: dict[str, Any], **kw: Any) -> Verdict:
     return Verdict(call, tool, refusal=ToolResult(content, is_error=True, meta=meta), reason=content, **kw)
+
+
+def _out_of_scope(call: Call, tool: Tool, args: dict[str, Any], ctx: ToolContext) -> Verdict | None:
+    """The refusal of a call outside the message's tool scope (a custom command's allowed-tools), if it is."""
+    scope = ctx.tool_scope
+    if scope is None or scope.permits(tool.action(args), ctx.workspace):
+        return None
+    return _refuse(call, tool, f"{scope.label} allows only these tools: {scope.describe()}; this call is outside "
+                               f"them, so it was not run", {"denied": True, "out_of_scope": True})
 
 
 def _raw_arguments_error(raw: str) -> str:
@@ -100,7 +114,8 @@ class ToolRegistry:
     """The tools of a session, and the gate (validation, policy, approval) their calls pass."""
 
     def __init__(self, tools: Sequence[Tool], *, policy: PolicyLike | None = None,
-                 approver: Approver | None = None, project_root: Path | None = None) -> None:
+                 approver: Approver | None = None, project_root: Path | None = None,
+                 hooks: ToolHooks | None = None) -> None:
         self._tools: dict[str, Tool] = {}
         self._schemas: dict[str, SchemaCheck] = {}
         for t in tools:
@@ -109,6 +124,7 @@ class ToolRegistry:
         self.approver = approver  # None: headless — whatever needs approval is denied, and the model told why
         self.project_root = project_root  # where "always allow" rules are remembered (default: ctx.workspace)
         self._notices: list[str] = []
+        self.hooks = hooks  # PreToolUse/PostToolUse/Notification commands (None: no hooks)
 
     # -- the tools ---------------------------------------------------------------------------------------
 
@@ -162,19 +178,52 @@ class ToolRegistry:
         args, err = self._schemas[call.name].check(call.args)
         if err is not None:
             return _refuse(call, tool, f"Invalid arguments for {tool.name}: {err}", {"invalid_args": True})
-        return await self._judge(call, tool, args, ctx)
+        out_of_scope = _out_of_scope(call, tool, args, ctx)
+        if out_of_scope is not None:
+            return out_of_scope
+        hook = await self._before_hooks(call, tool, args, ctx)
+        verdict = await self._after_hooks(call, tool, args, hook, ctx)
+        verdict.hook_reports[:0] = hook.reports
+        verdict.context = hook.context
+        return verdict
 
-    async def _judge(self, call: Call, tool: Tool, args: dict[str, Any], ctx: ToolContext) -> Verdict:
+    async def _before_hooks(self, call: Call, tool: Tool, args: dict[str, Any], ctx: ToolContext) -> BeforeTool:
+        if self.hooks is None or not self.hooks.handles("PreToolUse"):
+            return BeforeTool()
+        return await self.hooks.before_tool(call.id, tool.name, args, ctx)
+
+    async def _after_hooks(self, call: Call, tool: Tool, args: dict[str, Any], hook: BeforeTool,
+                           ctx: ToolContext) -> Verdict:
+        if hook.decision == "deny":
+            return _refuse(call, tool, f"blocked by a PreToolUse hook: {hook.reason or 'no reason given'}",
+                           {"denied": True, "hook": "PreToolUse"})
+        if hook.updated_input is not None:
+            updated, err = self._schemas[tool.name].check(hook.updated_input)
+            if updated is None:
+                return _refuse(call, tool, f"a PreToolUse hook rewrote the arguments of {tool.name} into invalid "
+                                           f"ones ({err}); nothing was run", {"invalid_args": True})
+            args = updated
+            out_of_scope = _out_of_scope(call, tool, args, ctx)
+            if out_of_scope is not None:
+                return out_of_scope
+        return await self._judge(call, tool, args, hook, ctx)
+
+    async def _judge(self, call: Call, tool: Tool, args: dict[str, Any], hook: BeforeTool,
+                     ctx: ToolContext) -> Verdict:
         action = tool.action(args)
         kind = _call_kind(tool, action)
-        if self.policy is None:
-            return Verdict(call, tool, args, kind=kind)
-        decision = self.policy.evaluate(action, mode=ctx.sandbox_mode, approval=ctx.approval,
-                                        workspace=ctx.workspace, cwd=ctx.cwd)
+        decision = Decision("allow", "no policy")
+        if self.policy is not None:
+            decision = self.policy.evaluate(action, mode=ctx.sandbox_mode, approval=ctx.approval,
+                                            workspace=ctx.workspace, cwd=ctx.cwd)
+        if decision.action == "deny":  # no hook loosens the policy's hard limits
+            return _refuse(call, tool, f"denied by the sandbox policy: {decision.reason}", {"denied": True})
+        if hook.decision == "ask":
+            return await self._ask(call, tool, args, action, hook.reason or "a PreToolUse hook asks", ctx)
         if decision.action == "allow":
             return Verdict(call, tool, args, kind=kind, reason=decision.reason)
-        if decision.action == "deny":
-            return _refuse(call, tool, f"denied by the sandbox policy: {decision.reason}", {"denied": True})
+        if hook.decision == "allow":
+            return Verdict(call, tool, args, kind=kind, reason=f"allowed by a PreToolUse hook{_colon(hook.reason)}")
         return await self._ask(call, tool, args, action, decision.reason, ctx)
 
     async def _ask(self, call: Call, tool: Tool, args: dict[str, Any], action: Action, reason: str,
@@ -183,13 +232,22 @@ class ToolRegistry:
             return _refuse(call, tool, (
                 f"this action needs the user's approval ({reason}), and none can be given in a headless run; "
                 f"find another way that needs no approval, or stop and explain"), {"denied": True}, asked=True)
-        from ghostline.sandbox.policy import suggest_rule
-
         request = ApprovalRequest(call.id, tool.name, tool.kind, args, tool.title(args), reason,
                                   suggest_rule(action), _safe_preview(tool, args, ctx))
+        reports = []
+        if self.hooks is not None and self.hooks.handles("Notification"):
+            reports = await self.hooks.approval_asked(tool.name, request.title, reason, ctx)
+        verdict = await self._decide(request, call, tool, args, ctx)
+        verdict.kind = _call_kind(tool, action)
+        verdict.hook_reports.extend(reports)
+        return verdict
+
+    async def _decide(self, request: ApprovalRequest, call: Call, tool: Tool, args: dict[str, Any],
+                      ctx: ToolContext) -> Verdict:
+        assert self.approver is not None
         answer = await self.approver(request)
         if not answer.allow:
-            why = f"the user declined this action ({reason})"
+            why = f"the user declined this action ({request.reason})"
             if answer.message.strip():
                 why += f"; they said: {answer.message.strip()}"
             return _refuse(call, tool, why, {"denied": True}, asked=True)
@@ -197,8 +255,7 @@ class ToolRegistry:
         if answer.always:
             rule = request.suggested_rule
             remember(self.project_root or ctx.workspace, rule)
-        return Verdict(call, tool, args, kind=_call_kind(tool, action), reason=reason, asked=True,
-                       remembered_rule=rule)
+        return Verdict(call, tool, args, reason=request.reason, asked=True, remembered_rule=rule)
 
     # -- running -----------------------------------------------------------------------------------------
 
@@ -217,7 +274,7 @@ class ToolRegistry:
         batch: list[int] = []
 
         async def flush() -> None:
-            outs = await asyncio.gather(*(run_one(admitted[i], ctx) for i in batch))
+            outs = await asyncio.gather(*(self._run_admitted(admitted[i], ctx) for i in batch))
             for i, out in zip(batch, outs, strict=True):
                 results[i] = out
             batch.clear()
@@ -227,9 +284,32 @@ class ToolRegistry:
                 batch.append(i)
                 continue
             await flush()
-            results[i] = await run_one(verdict, ctx)
+            results[i] = await self._run_admitted(verdict, ctx)
         await flush()
         return [r if r is not None else ToolResult("tool call was not run", is_error=True) for r in results]
+
+    async def _run_admitted(self, verdict: Verdict, ctx: ToolContext) -> ToolResult:
+        """Run one call, then let PostToolUse hooks see what it did (a call that failed is not theirs: Claude
+        Code runs them after a tool succeeds). What hooks add for the model follows the result."""
+        result = with_feedback(await run_one(verdict, ctx), verdict.context)
+        if result.is_error or verdict.tool is None or self.hooks is None or not self.hooks.handles("PostToolUse"):
+            return result
+        after = await self.hooks.after_tool(verdict.call.id, verdict.tool.name, verdict.args, result, ctx)
+        if ctx.on_hook is not None:
+            for report in after.reports:
+                ctx.on_hook(verdict.call.id, report)
+        return with_feedback(result, after.feedback)
+
+
+def with_feedback(result: ToolResult, text: str) -> ToolResult:
+    """The result with hooks' words for the model after it (the same result when there are none)."""
+    if not text.strip():
+        return result
+    return dataclasses.replace(result, content=f"{result.content}\n\n{text.strip()}")
+
+
+def _colon(text: str) -> str:
+    return f": {text}" if text.strip() else ""
 
 
 def _safe_preview(tool: Tool, args: dict[str, Any], ctx: ToolContext) -> Preview | None:

@@ -16,6 +16,7 @@ from contextlib import suppress
 from typing import Any
 
 from ghostline.agent import events as ev
+from ghostline.agent.mentions import expand_mentions
 from ghostline.agent.providers.base import ConfigError
 from ghostline.agent.runner import PreparedRun, RunOptions, UsageError, close_quietly, finish_run, prepare_run
 from ghostline.agent.session import latest_todos, session_totals
@@ -25,7 +26,6 @@ from ghostline.agent.tui.commands import APPROVAL_CYCLE, SlashCommands, SlashPal
 from ghostline.agent.tui.conversation import Conversation
 from ghostline.agent.tui.history import PromptHistory
 from ghostline.agent.tui.keyboard import modified_keys_driver
-from ghostline.agent.tui.mentions import expand_mentions
 from ghostline.agent.tui.prompt import PromptInput
 from ghostline.agent.tui.status import StatusInfo, status_text
 from ghostline.agent.tui.todos import TodoPanel

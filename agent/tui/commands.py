@@ -8,10 +8,11 @@ import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from ghostline.agent.custom_commands import CustomCommand, load_commands
 from ghostline.agent.loop import UndoError
 from ghostline.agent.plan import PLAN_MODE
 from ghostline.agent.providers.base import ConfigError
-from ghostline.agent.runner import switch_model
+from ghostline.agent.runner import UsageError, command_scope, switch_model
 from ghostline.agent.session import list_sessions, session_totals, sessions_root
 from ghostline.agent.tui import slash
 from ghostline.agent.tui.rows import Line
@@ -20,12 +21,13 @@ from ghostline.sandbox.modes import APPROVAL_MODES
 from rich.syntax import Syntax
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from ghostline.dirs import data_dir
+from ghostline.dirs import config_dir, data_dir
 
 if TYPE_CHECKING:
     from ghostline.agent.tui.app import GhostlineApp
 
 APPROVAL_CYCLE = APPROVAL_MODES
+CUSTOM_RESCAN_S = 2.0  # completion asks for the table on every keystroke; files added meanwhile show soon after
 
 INIT_PROMPT = (
     "Draft an AGENT.md for this repository: the instructions a coding agent needs to work here. Explore first "
@@ -41,9 +43,27 @@ class SlashCommands:
 
     def __init__(self, app: GhostlineApp) -> None:
         self.app = app
+        self._custom: dict[str, CustomCommand] = {}
+        self._custom_scanned: tuple[Any, float] | None = None
 
     def specs(self) -> tuple[slash.CommandSpec, ...]:
-        return slash.BUILTIN
+        custom = tuple(slash.CommandSpec(c.name, c.argument_hint, f"{c.description} ({c.source})".strip())
+                       for c in self.custom_commands().values())
+        return slash.BUILTIN + custom
+
+    def custom_commands(self) -> dict[str, CustomCommand]:
+        """The project's and the user's command files (a built-in command's name stays the built-in's)."""
+        root = self.app.prepared.root if self.app.prepared is not None else None
+        now = time.monotonic()
+        if root is None:
+            return {}
+        if self._custom_scanned is None or self._custom_scanned[0] != root or \
+                now - self._custom_scanned[1] > CUSTOM_RESCAN_S:
+            builtin = {c.name for c in slash.BUILTIN} | set(slash.ALIASES)
+            found, _ = load_commands(root, config_dir())
+            self._custom = {name: c for name, c in found.items() if name not in builtin}
+            self._custom_scanned = (root, now)
+        return self._custom
 
     async def say(self, text: str, kind: str = "notice") -> None:
         await self.app.conversation.say(text, kind)
@@ -55,7 +75,24 @@ class SlashCommands:
         if self.app.busy and not cmd.spec.while_busy:
             await self.say(f"/{cmd.name} must wait until the running turn ends (Esc interrupts it)", "error")
             return
+        custom = self.custom_commands().get(cmd.name)
+        if custom is not None:
+            await self.run_custom(custom, cmd.arg)
+            return
         await getattr(self, f"cmd_{cmd.name}")(cmd.arg)
+
+    async def run_custom(self, command: CustomCommand, arg: str) -> None:
+        """`/name args` of a command file: its prompt goes to the model, within its allowed-tools and model."""
+        try:
+            scope, warnings = command_scope(self.app.prepared, command)
+        except UsageError as e:
+            await self.say(f"/{command.name}: {e}", "error")
+            return
+        for w in warnings:
+            await self.say(w, "warning")
+        text = await self.app.with_attachments(command.expand(arg))
+        self.app.loop.scope_next_message(scope)
+        self.app.send(text)
 
     # -- conversation ------------------------------------------------------------------------------------
 

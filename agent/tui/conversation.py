@@ -174,6 +174,11 @@ class Conversation(VerticalScroll):
     async def _note(self, e: ev.ContextNote) -> None:
         await self.say(e.text)
 
+    async def _hook(self, e: ev.HookBlocked | ev.HookWarning) -> None:
+        said = f"blocked by a {e.hook_event} hook: {e.reason}" if isinstance(e, ev.HookBlocked) else \
+            f"{e.hook_event} hook: {e.message}"
+        await self.say(f"[{said}]", "warning")
+
     async def _compaction(self, e: ev.Compaction) -> None:
         detail = f" · {e.detail}" if e.detail else ""
         await self.say(f"[compaction: {e.stage} {e.tokens_before:,} → {e.tokens_after:,} tokens{detail}]")
@@ -267,6 +272,8 @@ _HANDLERS: dict[type, Callable[[Conversation, Any], Any]] = {
     ev.SubagentEvent: Conversation._subagent,
     ev.ShellRun: Conversation._shell_run,
     ev.ContextNote: Conversation._note,
+    ev.HookBlocked: Conversation._hook,
+    ev.HookWarning: Conversation._hook,
     ev.Compaction: Conversation._compaction,
     ev.Retry: Conversation._retry,
     ev.VerificationStarted: Conversation._verify_started,

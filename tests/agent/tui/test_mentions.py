@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from ghostline.agent.tui.mentions import expand_mentions, mentioned_paths
+from ghostline.agent.mentions import expand_mentions, mentioned_paths
 
 
 @pytest.fixture
