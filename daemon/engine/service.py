@@ -9,6 +9,8 @@ from collections import deque
 from typing import Any, Protocol
 
 from ghostline.daemon.engine.classical import ClassicalCompleter
+from ghostline.daemon.engine.guard import GuardReport, SuggestionGuard
+from ghostline.daemon.engine.secrets import SecretScanner
 from ghostline.daemon.engine.types import Completion, CompletionRequest, CompletionResult, Job
 
 
@@ -31,8 +33,11 @@ class Backend(Protocol):
 
 class Engine:
     def __init__(self, backend: Backend | None = None, classical: ClassicalCompleter | None = None, *,
-                 default_deadline_ms: float = 0.0, model_alias: str = "", context: Any = None):
+                 default_deadline_ms: float = 0.0, model_alias: str = "", context: Any = None,
+                 scanner: SecretScanner | None = None):
         self.backend = backend
+        # every suggestion passes it before it is answered (daemon.engine.guard)
+        self.scanner = scanner or SecretScanner()
         self.classical = classical or ClassicalCompleter()
         # daemon.context.RepoContext: repository snippets ahead of the editor's extra chunks (None: none)
         self.context = context
@@ -43,8 +48,9 @@ class Engine:
         self.started_at = time.time()
         self.counters: dict[str, float] = {
             "requests_total": 0, "cancelled_superseded": 0, "cancelled_explicit": 0, "classical_served": 0,
-            "deadline_missed": 0,
+            "deadline_missed": 0, "secrets_blocked": 0,
         }
+        self.scan_ms: deque[float] = deque(maxlen=2048)  # the credential scanner's time per answered request
         self.latencies_ms: deque[float] = deque(maxlen=2048)
         # cancel requested -> job released: answered as cancelled and its backend seat free (see Job); the
         # cancelling side does this at once, so it does not wait for the forward pass in flight
@@ -95,6 +101,7 @@ class Engine:
     def submit(self, req: CompletionRequest) -> Job:
         job = Job(req, model=self.model_name, n_ctx=self.n_ctx)
         job.on_dropped = self._dropped
+        job.guard = SuggestionGuard(req, self.scanner, stream=req.stream)
         self.counters["requests_total"] += 1
         if req.client_id:
             old = self._by_client.get(req.client_id)
@@ -134,11 +141,26 @@ class Engine:
         if cid and self._by_client.get(cid) is job:
             del self._by_client[cid]
         res = job._future.result()
+        if isinstance(job.guard, SuggestionGuard):
+            self._count_guard(job.guard.report)
         if not res.cancelled:
             self.latencies_ms.append((time.perf_counter() - job.submitted_at) * 1e3)
         # only cancels that released the job (not a cancel arriving after it was answered)
         if job.cancel_requested_at and job.released_at >= job.cancel_requested_at:
             self.cancel_latencies_ms.append((job.released_at - job.cancel_requested_at) * 1e3)
+
+    def _count_guard(self, report: GuardReport) -> None:
+        """Secrets blocked (by kind) and filters that changed or dropped a suggestion, for /metrics and the bench."""
+        c = self.counters
+        for kind in report.blocked:
+            c["secrets_blocked"] += 1
+            c[f"secrets_blocked_{kind}"] = c.get(f"secrets_blocked_{kind}", 0) + 1
+        for name in report.changed:
+            c[f"filter_{name}_changed"] = c.get(f"filter_{name}_changed", 0) + 1
+        for name in report.dropped:
+            c[f"filter_{name}_dropped"] = c.get(f"filter_{name}_dropped", 0) + 1
+        if report.scan_ms:
+            self.scan_ms.append(report.scan_ms)
 
     def _dropped(self, job: Job) -> None:
         if job.cancel_requested_at and job.dropped_at:

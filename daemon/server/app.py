@@ -207,6 +207,8 @@ def llama_request(body: dict[str, Any], infill: bool, client: str) -> Completion
     fn = body.get("filename")
     if isinstance(fn, str):
         req.filename = fn
+    req.stream = bool(body.get("stream"))
+    req.reports_outcomes = body.get("reports_outcomes") is True
     return req
 
 
@@ -462,6 +464,7 @@ def openai_request(body: dict[str, Any], client: str) -> tuple[CompletionRequest
     seed = body.get("seed")
     req.seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
     req.client_id = client
+    req.stream = bool(body.get("stream"))
     model = body.get("model")
     return req, model if isinstance(model, str) else ""
 
