@@ -63,18 +63,18 @@ def repetition_loop(text: str, place: Place) -> str:
     for p in (1, 2, 3):
         for i in range(len(lines) - 3 * p + 1):
             unit = lines[i : i + p]
-            if sum(c.isalnum() for c in "".join(unit)) < 4:
+            if sum(c.isalnum() for c in "".join(unit)) < 2:
                 continue
             if unit == lines[i + p : i + 2 * p] == lines[i + 2 * p : i + 3 * p]:
                 return "\n".join(lines[: i + p])
+    m = _SAME_CHAR.search(text)
+    if m:
+        return text[: m.start() + 1]
     for m in _CHAR_LOOP.finditer(text):
         unit = m.group(1)
         reps = len(m.group(0)) // len(unit)
         if any(c.isalpha() for c in unit) and (m.end() == len(text) or reps >= 6) and len(m.group(0)) >= 12:
             return text[: m.start() + len(unit)]
-    m = _SAME_CHAR.search(text)
-    if m:
-        return text[: m.start() + 1]
     return text
 
 

@@ -81,9 +81,9 @@ _NOT_SECRET_WORDS = {"hash", "hashed", "digest", "checksum", "sha", "md5", "type
                      "kind", "mode", "version", "policy", "prompt", "help", "hint", "message", "msg", "error",
                      "text", "title", "description", "desc", "template", "column", "col", "attr", "attribute",
                      "keys", "class", "cls", "fn", "func", "method", "test", "tests", "example", "sample",
-                     "dummy", "fake", "mock", "validator", "pattern", "location", "source", "store", "storage",
+                     "dummy", "fake", "mock", "validator", "location", "source", "store", "storage",
                      "manager", "provider", "handler", "cache", "counter", "index", "position", "pos", "char",
-                     "chars", "span", "spans", "start", "end", "budget", "usage", "estimate", "limit", "parser"}
+                     "chars", "span", "spans", "start", "end", "budget", "usage", "estimate", "parser"}
 _PLACEHOLDER = re.compile(
     r"(?i)^(?:x{3,}|\*{3,}|\.{3,}|-+|_+|none|null|nil|true|false|undefined)$|[<>{}]|\$\{|\$\(|%\(|(?-i:%s)|\{\{|"
     r"(?:^|[^a-z0-9])(?:your|my|example|sample|dummy|fake|placeholder|changeme|change[_-]?me|replace|insert|redacted|"
