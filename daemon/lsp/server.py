@@ -502,6 +502,7 @@ def build_request(doc: Document, line: int, character: int, encoding: str, serve
         "stream": False,
         "filename": server.filename_of(doc.uri),
         "client_id": doc.uri,  # a newer request of this document cancels the older one in the daemon
+        "reports_outcomes": True,  # the bridge posts accepted/typed_through/dismissed: the daemon infers none
     }
     pl, pc = doc.position_at(off, encoding)
     return InfillRequest(body, prefix, suffix, types.Position(line=pl, character=pc), selected, off, doc.touched)

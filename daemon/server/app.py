@@ -593,7 +593,8 @@ async def ghost_cancel(request: web.Request) -> web.Response:
 
 async def feedback(request: web.Request) -> web.Response:
     """POST /v1/feedback {"id": request id, "event": "accepted"|"typed_through"|"dismissed", "chars": n}: the
-    outcome of a shown completion, recorded in the local telemetry (an unknown id is kept, unmatched)."""
+    outcome of a shown completion, recorded in the local telemetry (an unknown id is kept, unmatched). An
+    accepted suggestion starts a background prefetch of the next one."""
     body = await read_json(request)
     rid = body.get("id")
     if not isinstance(rid, str) or not rid or len(rid) > 128:
@@ -606,7 +607,8 @@ async def feedback(request: web.Request) -> web.Response:
         raise BadRequest("'chars' must be a non-negative integer")
     tel = request.app[TELEMETRY_KEY]
     recorded = tel.feedback(rid, event, int(chars)) if tel is not None else False
-    return json_response({"id": rid, "event": event, "recorded": recorded})
+    prefetching = event == "accepted" and request.app[ENGINE_KEY].accepted(rid)
+    return json_response({"id": rid, "event": event, "recorded": recorded, "prefetching": prefetching})
 
 
 # ----------------------------------------------------------------------------------------------------- metrics
@@ -685,6 +687,8 @@ def create_app(engine: Engine, *, token: str | None, allowed_hosts: set[str] | N
     app.on_shutdown.append(_close)
     if telemetry is not None:
         telemetry.start()
+        # outcomes the engine infers for clients that never report them (llama.vim)
+        engine.on_outcome = lambda rid, event, chars: telemetry.feedback(rid, event, chars)
 
         async def _close_telemetry(_app: web.Application) -> None:
             # the answers of the jobs engine.aclose() cancelled are on their way through the loop: their rows
