@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 from ghostline.daemon.engine.decoding import Decoding
 from ghostline.daemon.engine.kvcache import KV, PrefixCache
-from ghostline.daemon.engine.model import LocalModel, StaticDecoder, cache_of, decoder_layers, sample, truncate_cache
+from ghostline.daemon.engine.model import (
+    LocalModel,
+    StaticDecoder,
+    cache_of,
+    decoder_layers,
+    sample,
+    truncate_cache,
+)
 from ghostline.daemon.engine.types import CompletionRequest, Job
 
 log = logging.getLogger("ghostline.daemon.engine")
