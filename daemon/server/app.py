@@ -39,6 +39,8 @@ TELEMETRY_KEY: web.AppKey[Telemetry | None] = web.AppKey("telemetry")
 CANCEL_REASONS_KEY: web.AppKey[dict[str, str]] = web.AppKey("cancel_reasons", dict)
 # one future per job whose telemetry row is not queued yet, set when it is (shutdown waits for them)
 UNRECORDED_KEY: web.AppKey[set[asyncio.Future[None]]] = web.AppKey("unrecorded", set)
+# requests refused for a missing/wrong token: {"missing": n, "wrong": n, "last_at": unix time, "last_reason": ...}
+AUTH_KEY: web.AppKey[dict[str, Any]] = web.AppKey("auth_rejections", dict)
 
 
 def dumps(obj: Any) -> str:
@@ -81,7 +83,8 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
         auth = request.headers.get("Authorization", "")
         given = auth[7:].strip() if auth[:7].lower() == "bearer " else request.headers.get("X-Api-Key", "")
         if not hmac.compare_digest(given.encode(), token.encode()):
-            return error_response(401, "missing or invalid bearer token (see `agent daemon status` for its path)")
+            _count_rejection(request.app, "missing" if not given else "wrong", request.path)
+            return error_response(401, "missing or invalid bearer token (`agent daemon token` prints it)")
     try:
         return await handler(request)
     except web.HTTPRequestEntityTooLarge:
@@ -92,6 +95,19 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
         if e.status >= 400:
             return error_response(e.status, e.reason)
         raise
+
+
+def _count_rejection(app: web.Application, why: str, path: str) -> None:
+    """A request without the right token: counted for `agent daemon status` (llama.vim drops a 401 without a
+    word) and logged, at most once a minute."""
+    auth = app[AUTH_KEY]
+    auth[why] += 1
+    now = time.time()
+    if now - auth["last_at"] > 60:
+        log.warning("rejected a request to %s: %s bearer token (the editor's api key must be the token that "
+                    "`agent daemon token` prints)", path, why)
+    auth["last_at"] = now
+    auth["last_reason"] = why
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
@@ -647,10 +663,29 @@ async def metrics(request: web.Request) -> web.Response:
         for k in ("recorded", "dropped"):
             lines.append(f"# TYPE ghostline_telemetry_{k}_total counter")
             lines.append(f"ghostline_telemetry_{k}_total {tel.counters[k]}")
+    auth = request.app[AUTH_KEY]
+    lines.append("# TYPE ghostline_auth_rejected_total counter")
+    for why in ("missing", "wrong"):
+        lines.append(f'ghostline_auth_rejected_total{{reason="{why}"}} {auth[why]}')
     lines.append("# TYPE ghostline_uptime_seconds gauge")
     lines.append(f"ghostline_uptime_seconds {time.time() - engine.started_at:.1f}")
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})
+
+
+async def daemon_status(request: web.Request) -> web.Response:
+    """GET /v1/status: what `agent daemon status` shows besides the pid file -- requests refused for a missing or
+    wrong token, secrets blocked, the result cache."""
+    engine = request.app[ENGINE_KEY]
+    c = engine.counters
+    return json_response({
+        "model": engine.model_name, "backend": engine.kind, "uptime_s": round(time.time() - engine.started_at, 1),
+        "requests": int(c["requests_total"]), "auth_rejected": dict(request.app[AUTH_KEY]),
+        "secrets_blocked": {k[len("secrets_blocked_"):]: int(v) for k, v in c.items()
+                            if k.startswith("secrets_blocked_")},
+        "cache": {"hits": int(c["cache_hits"]), "typed_through": int(c["cache_typed_through"]),
+                  "entries": len(engine.results), "prefetched": int(c.get("prefetch_started", 0))},
+    })
 
 
 # --------------------------------------------------------------------------------------------------------- app
@@ -665,6 +700,7 @@ def create_app(engine: Engine, *, token: str | None, allowed_hosts: set[str] | N
     app[TELEMETRY_KEY] = telemetry
     app[CANCEL_REASONS_KEY] = {}
     app[UNRECORDED_KEY] = set()
+    app[AUTH_KEY] = {"missing": 0, "wrong": 0, "last_at": 0.0, "last_reason": ""}
     app[SETTINGS_KEY] = {"token": token or "", "allowed_hosts": frozenset(h.lower() for h in (allowed_hosts or ())),
                          "max_body": max_body, "model_path": model_path, "version": version}
     app.router.add_get("/health", health)
@@ -672,6 +708,7 @@ def create_app(engine: Engine, *, token: str | None, allowed_hosts: set[str] | N
     app.router.add_get("/v1/models", models)
     app.router.add_get("/models", models)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/v1/status", daemon_status)
     app.router.add_post("/infill", infill)
     app.router.add_post("/completion", completion)
     app.router.add_post("/completions", completion)
