@@ -664,9 +664,9 @@ async def metrics(request: web.Request) -> web.Response:
             lines.append(f"# TYPE ghostline_telemetry_{k}_total counter")
             lines.append(f"ghostline_telemetry_{k}_total {tel.counters[k]}")
     auth = request.app[AUTH_KEY]
-    lines.append("# TYPE ghostline_auth_rejected_total counter")
-    for why in ("missing", "wrong"):
-        lines.append(f'ghostline_auth_rejected_total{{reason="{why}"}} {auth[why]}')
+    for why in ("missing", "wrong"):  # requests refused for a missing / wrong bearer token
+        lines.append(f"# TYPE ghostline_auth_rejected_{why}_total counter")
+        lines.append(f"ghostline_auth_rejected_{why}_total {auth[why]}")
     lines.append("# TYPE ghostline_uptime_seconds gauge")
     lines.append(f"ghostline_uptime_seconds {time.time() - engine.started_at:.1f}")
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
