@@ -107,6 +107,20 @@ class LocalModel:
         """One forward of the model with `cache` as its KV cache (under the keyword this transformers takes)."""
         return self.model(**{self.cache_kw: cache}, **kw)
 
+    def chat_prompt(self, messages: list[dict[str, str]]) -> tuple[str, list[str]]:
+        """The prompt for a chat (its template, ready for the assistant's turn) and the strings that end a turn.
+        A model without a chat template (a base FIM model) gets ChatML."""
+        tok = self.tokenizer
+        if getattr(tok, "chat_template", None):
+            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        else:
+            text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+            text += "<|im_start|>assistant\n"
+        ends = ["<|im_end|>", "<|eot_id|>", "<|end|>", "<|end_of_turn|>", "<end_of_turn>", "</s>", "<|endoftext|>"]
+        if isinstance(tok.eos_token, str) and tok.eos_token:
+            ends.append(tok.eos_token)
+        return text, sorted(set(ends))
+
     def encode(self, text: str) -> list[int]:
         ids = self.tokenizer.encode(text, add_special_tokens=False)
         if self.bos_id is not None:

@@ -182,6 +182,14 @@ class Engine:
         job.finish(CompletionResult([Completion(hit.rest, [], "eos")], model=self.model_name, source="cache",
                                     n_ctx=self.n_ctx))
 
+    def chat_prompt(self, messages: list[dict[str, str]]) -> tuple[str, list[str]]:
+        """A chat's prompt under the model's chat template, and the strings that end its turn. ValueError when the
+        backend has no chat (classical completions, a remote server)."""
+        fn = getattr(self.backend, "chat_prompt", None)
+        if fn is None:
+            raise ValueError(f"chat needs a local model; this daemon serves {self.kind} completions")
+        return fn(messages)
+
     def accepted(self, request_id: str) -> bool:
         """The client inserted the suggestion of `request_id`: compute the next one in the background (it yields to
         every request a user waits for). True when a prefetch started."""

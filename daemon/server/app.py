@@ -25,6 +25,8 @@ from aiohttp import web
 from ghostline.daemon.engine.fim import ExtraChunk
 from ghostline.daemon.engine.service import Engine
 from ghostline.daemon.engine.types import CompletionRequest, CompletionResult, Job, TokenEvent
+from ghostline.daemon.server.chat import chat_chunk, chat_messages, chat_object, chat_request
+from ghostline.daemon.server.chat import finish_reason as chat_finish_reason
 from ghostline.daemon.server.security import host_allowed
 from ghostline.daemon.telemetry import EVENTS, Telemetry, record_from
 
@@ -526,6 +528,40 @@ async def v1_completions(request: web.Request) -> web.StreamResponse:
     })
 
 
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    """OpenAI chat on the local model (daemon.server.chat), streamed as chat.completion.chunk events or whole."""
+    body = await read_json(request)
+    engine = request.app[ENGINE_KEY]
+    try:
+        prompt, ends = engine.chat_prompt(chat_messages(body))
+        req = chat_request(body, prompt, ends)
+    except ValueError as e:  # ChatError, or no chat on this backend
+        raise BadRequest(str(e)) from e
+    req.client_id = _client_key(request, body)
+    cid = req.request_id = "chat" + new_request_id()
+    if not req.stream:
+        _, res = await _run_job(request, req, "/v1/chat/completions")
+        if res.error:
+            return error_response(500, res.error, "server_error")
+        return json_response(chat_object(cid, engine.model_name, res))
+    job = _submit(request, req, "/v1/chat/completions")
+    resp = await _sse_start(request, cid)
+    try:
+        await resp.write(f"data: {dumps(chat_chunk(cid, engine.model_name, {'role': 'assistant'}))}\n\n".encode())
+        async for ev in job:
+            if isinstance(ev, TokenEvent):
+                chunk = chat_chunk(cid, engine.model_name, {"content": ev.text})
+            else:
+                stop = ev.completions[0].stop_type if ev.completions else "none"
+                chunk = chat_chunk(cid, engine.model_name, {}, chat_finish_reason(stop))
+            await resp.write(f"data: {dumps(chunk)}\n\n".encode())
+        await resp.write(b"data: [DONE]\n\n")
+    finally:
+        _abandon(request, job)
+    await resp.write_eof()
+    return resp
+
+
 def _usage(res: CompletionResult) -> dict[str, int]:
     return {"prompt_tokens": res.prompt_tokens, "completion_tokens": res.predicted_n,
             "total_tokens": res.prompt_tokens + res.predicted_n}
@@ -713,6 +749,7 @@ def create_app(engine: Engine, *, token: str | None, allowed_hosts: set[str] | N
     app.router.add_post("/completion", completion)
     app.router.add_post("/completions", completion)
     app.router.add_post("/v1/completions", v1_completions)
+    app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/ghost", ghost)
     app.router.add_post("/v1/ghost/cancel", ghost_cancel)
     app.router.add_delete("/v1/ghost/{rid}", ghost_cancel)
