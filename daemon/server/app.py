@@ -314,8 +314,10 @@ def _record_when_answered(app: web.Application, tel: Telemetry, job: Job, req: C
         reason = reasons.pop(job.id, "")
         try:
             if not fut.cancelled() and fut.exception() is None:
+                report = getattr(job.guard, "report", None)
                 tel.record(record_from(endpoint, req, fut.result(),
-                                       (time.perf_counter() - job.submitted_at) * 1e3, reason))
+                                       (time.perf_counter() - job.submitted_at) * 1e3, reason,
+                                       secret_kinds=report.blocked if report is not None else None))
         except Exception:  # telemetry never breaks serving
             log.debug("telemetry record failed", exc_info=True)
         finally:

@@ -143,3 +143,23 @@ async def test_no_endpoint_lets_a_secret_through(leaky, path, body):
     assert leaky.engine.counters["secrets_blocked_anthropic_key"] == 1
     m = (await leaky.client.get("/metrics")).text
     assert "ghostline_secrets_blocked 1" in m and "sk-ant" not in m
+
+
+async def test_blocks_are_counted_in_telemetry_by_kind_never_the_text(tmp_path):
+    from ghostline.daemon.telemetry import Telemetry, format_stats, load_stats
+
+    be = ScriptedBackend(["x = 1\n", f"key = '{ANTHROPIC}'\n"])
+    tel = Telemetry(tmp_path / "t.sqlite3", flush_s=0.01)
+    runner = await start_server(create_app(Engine(be), token=TOKEN, telemetry=tel), "127.0.0.1", 0)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{bound_port(runner)}",
+                                     headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+            r = await c.post("/infill", json={"input_prefix": "", "input_suffix": "\n", "prompt": ""})
+            assert r.json()["content"] == "x = 1"
+    finally:
+        await runner.cleanup()
+    stats = load_stats(tmp_path / "t.sqlite3")
+    assert stats["secrets_blocked"] == {"anthropic_key": 1}
+    assert "suggestions cut for a secret: anthropic_key 1" in format_stats(stats)
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("t.sqlite3*"))
+    assert b"sk-ant" not in raw and ANTHROPIC[20:40].encode() not in raw
