@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from ghostline.daemon.engine.filters import Place, apply_filters, calls_for_multiline
-from ghostline.daemon.engine.secrets import SecretScanner
+from ghostline.daemon.engine.secrets import SecretScanner, undecided_tail
 from ghostline.daemon.engine.types import Completion, CompletionRequest, CompletionResult
 
 
@@ -53,18 +53,19 @@ class SuggestionGuard:
         if not self.stream or index in self.stopped:
             return ""
         done = self.released.get(index, 0)
-        n = self._settled(raw)
+        n = self._settled(index, raw)
         if n <= done:
             return ""
         self.released[index] = n
         return raw[done:n]
 
-    def _settled(self, raw: str) -> int:
+    def _settled(self, index: int, raw: str) -> int:
         ctx = self.context
-        safe = self.scanner.safe_length(ctx + raw, after=len(ctx)) - len(ctx)
-        if self.scanner.find(ctx + raw, after=len(ctx)) is not None:
-            return max(0, safe)
-        n = max(0, safe)
+        found = self.scanner.find(ctx + raw, after=len(ctx))
+        if found is not None:  # nothing from the secret on is ever streamed
+            self.stopped.add(index)
+            return max(0, found.start - len(ctx))
+        n = max(0, undecided_tail(ctx + raw) - len(ctx))
         if self.filters:
             rest = self.place.line_after.strip()
             if rest:

@@ -253,12 +253,19 @@ class SecretScanner:
         """How much of `text` (a completion still growing; text before `after` is the user's) may be shown now: up
         to the first secret, and never the trailing token (a secret may be starting there) nor an undecided PEM
         block."""
-        hold = _trailing_token_start(text)
-        pem = text.rfind("-----BEGIN")
-        if pem >= 0 and text.count("\n", pem) < 2:
-            hold = min(hold, text.rfind("\n", 0, pem) + 1)
         found = self.find(text, after)
+        hold = undecided_tail(text)
         return min(hold, found.start) if found is not None else hold
+
+
+def undecided_tail(text: str) -> int:
+    """Where the part of a growing text starts that may still turn into a secret: the trailing token (every
+    secret format is a run of token characters), or a PEM header whose key material has not come yet."""
+    hold = _trailing_token_start(text)
+    pem = text.rfind("-----BEGIN")
+    if pem >= 0 and text.count("\n", pem) < 2:
+        hold = min(hold, text.rfind("\n", 0, pem) + 1)
+    return hold
 
 
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/=.:@%~!$&*?#\\")
