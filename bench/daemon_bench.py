@@ -25,6 +25,10 @@ Measured per configuration (same keystroke schedule, same prompts):
         salvaged into the prefix cache): how long a cancelled job still costs compute;
       - cancel_client: measured by the client: the superseding keystroke's request sent -> the cancelled request's
         final SSE event received (HTTP, the server's event loop and the client included).
+Suggestions: the result cache (a typist who types the shown suggestion through, backspaces and retypes: hit
+rate, latency of what the cache serves vs the same keystrokes with the cache off), the credential scanner on the
+labelled test set (tests/support/secretset.py: how many it blocks, recall, false positives, cost per suggestion
+p50/p99) and the share of answered suggestions each filter changed or dropped.
 Configurations: KV reuse on, KV reuse off (the ratio is the point), and a naive baseline that runs
 `model.generate` on the full prompt for a sample of the same prompts (no server, no reuse, no cancellation).
 Writes bench/out/daemon_bench.json.
@@ -236,8 +240,88 @@ async def run_config(engine: Any, sessions: list[list[dict[str, Any]]], n_predic
         "cancel_client_p50": pct(client_cancel, 0.5), "cancel_client_p99": pct(client_cancel, 0.99),
         "cancel_client_measured": len(client_cancel),
         "mean_prompt_tokens": statistics.mean(r["reused"] + r["prompt_n"] for r in done) if done else 0,
+        "cache_hit_rate": sum(r["source"] == "cache" for r in rows) / len(rows) if rows else 0.0,
         "truncated": sum(r["truncated"] for r in done),
     }
+
+
+# ------------------------------------------------------------------------------- result cache and post-processing
+
+async def typed_through(engine: Any, sessions: list[list[dict[str, Any]]], n_predict: int, token: str,
+                        samples: int, cache: bool) -> dict[str, Any]:
+    """A user who types what is shown (llama.vim's /infill): for a sample of the plan's places, ask for a
+    suggestion, then type up to 8 of its characters one keystroke at a time, backspace twice and type them again;
+    every keystroke a request. With `cache` off (the baseline) each of them goes to the engine."""
+    import httpx
+    from ghostline.daemon.engine.resultcache import ResultCache
+    from ghostline.daemon.server.app import bound_port, create_app, start_server
+
+    engine.results = ResultCache() if cache else ResultCache(per_doc=0)
+    engine.backend.start(warmup=False)  # the previous server's shutdown stopped its worker
+    runner = await start_server(create_app(engine, token=token), "127.0.0.1", 0)
+    lat: list[float] = []
+    hit_lat: list[float] = []
+    keys = [k for s in sessions for k in s][:: max(1, sum(map(len, sessions)) // samples)][:samples]
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{bound_port(runner)}", timeout=120,
+                                 headers={"Authorization": f"Bearer {token}"}) as client:
+        async def ask(body: dict[str, Any], typed: str) -> tuple[str, float, bool]:
+            before = engine.counters["cache_hits"]
+            t0 = time.perf_counter()
+            r = (await client.post("/infill", json={
+                "input_prefix": body["prefix"] + typed, "input_suffix": body["suffix"], "n_predict": n_predict,
+                "input_extra": body["extra"], "client_id": "typist"})).json()
+            return r["content"], (time.perf_counter() - t0) * 1e3, engine.counters["cache_hits"] > before
+
+        for k in keys:
+            shown, _, _ = await ask(k["body"], "")
+            n = min(8, len(shown) - 1)
+            if n < 3:
+                continue
+            for typed in [shown[:i] for i in range(1, n + 1)] + [shown[: n - 2], shown[: n - 1], shown[:n]]:
+                _, ms, hit = await ask(k["body"], typed)
+                lat.append(ms)
+                if hit:
+                    hit_lat.append(ms)
+    await runner.cleanup()
+    return {"requests": len(lat), "cache_hits": len(hit_lat), "hit_rate": len(hit_lat) / len(lat) if lat else 0.0,
+            "latency_p50": pct(lat, 0.5), "latency_p99": pct(lat, 0.99),
+            "hit_latency_p50": pct(hit_lat, 0.5), "hit_latency_p99": pct(hit_lat, 0.99)}
+
+
+def scanner_figures(engine_counters: dict[str, float], answered: int) -> dict[str, Any]:
+    """The credential scanner on the labelled set (tests/support/secretset.py): recall, false positives, how
+    many it blocked, and its cost per suggestion as the engine pays it (SuggestionGuard.finish); and the share
+    of the typing run's answered suggestions each filter changed or dropped."""
+    from ghostline.daemon.engine.guard import SuggestionGuard
+    from ghostline.daemon.engine.secrets import SecretScanner
+    from ghostline.daemon.engine.types import Completion, CompletionRequest, CompletionResult
+
+    from tests.support.secretset import evaluate, negatives, positives
+
+    scanner = SecretScanner()
+    samples = positives() + negatives()
+    scores = evaluate(scanner, samples)
+    cost, scan = [], []
+    for smp in samples:
+        if len(smp.text) > 1000:  # a suggestion is at most a few hundred characters (n_predict tokens)
+            continue
+        best = best_scan = float("inf")
+        for _ in range(3):  # best of three: this machine is shared, a preemption is not the scanner's cost
+            g = SuggestionGuard(CompletionRequest(prefix="x = 1\n", suffix="\n"), scanner, stream=False)
+            t0 = time.perf_counter()
+            g.finish(CompletionResult([Completion(smp.text, [], "eos")]))
+            t1 = time.perf_counter()
+            scanner.find(smp.text)
+            best, best_scan = min(best, t1 - t0), min(best_scan, time.perf_counter() - t1)
+        cost.append(best * 1e3)
+        scan.append(best_scan * 1e3)
+    filters = {k[len("filter_"):]: v / answered for k, v in sorted(engine_counters.items())
+               if k.startswith("filter_") and answered}
+    return {"test_set": {"samples": scores["samples"], "blocked": scores["blocked"], "recall": scores["recall"],
+                         "false_positives": scores["false_positives"], "fp_rate": scores["fp_rate"],
+                         "precision": scores["precision"]},
+            "scan_p50_ms": pct(cost, 0.5), "scan_p99_ms": pct(cost, 0.99), "scanner_only_p99_ms": pct(scan, 0.99),
+            "filter_share": filters}
 
 
 def naive_baseline(lm: Any, sessions: list[list[dict[str, Any]]], n_predict: int, samples: int,
@@ -274,6 +358,22 @@ def naive_baseline(lm: Any, sessions: list[list[dict[str, Any]]], n_predict: int
 
 # ------------------------------------------------------------------------------------------------------ main
 
+def _print_suggestions(results: dict[str, Any]) -> None:
+    tc, nc, sg = results["typed_through_cache"], results["typed_through_no_cache"], results["suggestions"]
+    print(f"\nresult cache (a typist typing the shown suggestion through, backspacing, retyping; {tc['requests']} "
+          f"keystrokes): hit rate {tc['hit_rate']:.1%}; served from the cache p50 {tc['hit_latency_p50']:.2f} ms, "
+          f"p99 {tc['hit_latency_p99']:.2f} ms; without the cache (baseline) p50 {nc['latency_p50']:.2f} ms, "
+          f"p99 {nc['latency_p99']:.2f} ms; typing-simulation hit rate {results['kv_reuse_on']['cache_hit_rate']:.1%}")
+    ts = sg["test_set"]
+    print(f"credential scanner: {ts['blocked']} of {ts['samples']} test-set suggestions blocked (recall "
+          f"{ts['recall']:.1%}, false positives {ts['false_positives']} = {ts['fp_rate']:.2%}, precision "
+          f"{ts['precision']:.1%}); cost per suggestion (scanner + filters, best of 3) p50 {sg['scan_p50_ms']:.3f} ms, "
+          f"p99 {sg['scan_p99_ms']:.3f} ms (scanner alone p99 {sg['scanner_only_p99_ms']:.3f} ms; in the engine "
+          f"during the typing run, model thread competing: p99 {sg['engine_scan_p99_ms']:.3f} ms)")
+    shares = ", ".join(f"{k} {v:.1%}" for k, v in sg["filter_share"].items()) or "none"
+    print(f"filters (share of answered suggestions changed/dropped): {shares}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny model, few keystrokes (smoke test)")
@@ -291,6 +391,8 @@ def main() -> int:
                          "StarCoder tokenizer); e.g. starcoder for prefix-suffix-middle")
     ap.add_argument("--repo-context", action="store_true",
                     help="also run with repository snippets in the prompts (daemon/context.py over the packages)")
+    ap.add_argument("--typed-samples", type=int, default=None,
+                    help="places where the typist types the shown suggestion through (result cache phase)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "daemon_bench.json"))
     a = ap.parse_args()
 
@@ -318,6 +420,7 @@ def main() -> int:
     keys = a.keys or keys
     n_predict = a.n_predict or n_predict
     naive = a.naive_samples if a.naive_samples is not None else naive
+    a.typed_samples = a.typed_samples or (3 if a.quick else 12)
 
     cache_dir = ROOT / "bench" / ".cache" / f"daemon-ckpt-{shape}"
     if not (cache_dir / "config.json").is_file():
@@ -357,6 +460,13 @@ def main() -> int:
         if ctx is not None:
             results[name]["context"] = dict(ctx.stats)
             ctx.stop()
+        if name == "kv_reuse_on":
+            answered = results[name]["answered"] + results[name]["seq_requests"]
+            results["suggestions"] = scanner_figures(dict(eng.counters), answered)
+            results["suggestions"]["engine_scan_p99_ms"] = pct(list(eng.scan_ms), 0.99)
+            for label, cache in (("typed_through_cache", True), ("typed_through_no_cache", False)):
+                print(f"running {label} ...", file=sys.stderr)
+                results[label] = asyncio.run(typed_through(eng, plan, n_predict, token, a.typed_samples, cache))
         be.stop()
     results["config"]["torch_threads"] = torch.get_num_threads()
     if naive:
@@ -408,6 +518,7 @@ def main() -> int:
           " cancel_client = next keystroke's request sent -> the cancelled request's final event at the client)")
     for k, v in results["ratios"].items():
         print(f"{k:40s} {v:8.2f}x")
+    _print_suggestions(results)
     r = results["ratios"]
     print(f"done-when: p50 TTFT with reuse >= 2x faster: {'yes' if r['ttft_p50_off_over_on (sequential)'] >= 2 else 'NO'};"
           f" cancel frees the slot, p99 < 10 ms: {'yes' if on['cancel_latency_p99'] < 10 else 'NO'}"

@@ -8,7 +8,9 @@
 * `daemon.lsp` — the LSP bridge (`agent daemon lsp`, stdio, pygls): `textDocument/inlineCompletion` from the
   editor's open buffers through the daemon's /infill, classical completions while the daemon is down.
 
-Run with `agent daemon serve --model PATH` or `python -m ghostline.daemon serve --model PATH`. For llama.vim:
-`let g:llama_config = {'endpoint': 'http://127.0.0.1:8012/infill', 'api_key': '<contents of the token file>'}`.
+Every suggestion passes the filters and the credential scanner (`daemon.engine.guard`); a per-document result
+cache serves typed-through suggestions (`daemon.engine.resultcache`). Run with `agent daemon serve --model PATH` or
+`python -m ghostline.daemon serve --model PATH`; `agent daemon editor-config vim|neovim|emacs|vscode|zed` prints an
+editor's configuration (`daemon.editors`).
 This package never imports `agent`; torch/transformers are imported only when a model is loaded.
 """

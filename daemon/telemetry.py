@@ -75,6 +75,13 @@ CREATE TABLE IF NOT EXISTS feedback (
     matched INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS feedback_ts ON feedback (ts);
+CREATE TABLE IF NOT EXISTS secret_blocks (
+    id INTEGER PRIMARY KEY,
+    ts REAL NOT NULL,
+    request_id TEXT NOT NULL,
+    kind TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS secret_blocks_ts ON secret_blocks (ts);
 """
 
 _COLUMNS = ("ts", "request_id", "endpoint", "client", "ext", "source", "prompt_tokens", "reused_tokens",
@@ -106,9 +113,11 @@ class Record:
     error: bool = False
     warmup: bool = False
     ts: float = field(default_factory=time.time)
+    secret_kinds: list[str] = field(default_factory=list)  # a suggestion cut for a secret: its kind, never the text
 
 
-def record_from(endpoint: str, req: Any, res: Any, total_ms: float, cancel_reason: str = "") -> Record:
+def record_from(endpoint: str, req: Any, res: Any, total_ms: float, cancel_reason: str = "",
+                secret_kinds: list[str] | None = None) -> Record:
     """A Record from an engine CompletionRequest and its CompletionResult (duck-typed)."""
     content = res.content if res.completions else ""
     cancelled = bool(res.cancelled)
@@ -121,7 +130,7 @@ def record_from(endpoint: str, req: Any, res: Any, total_ms: float, cancel_reaso
         predict_ms=float(res.predicted_ms), ttft_ms=float(res.ttft_ms), total_ms=float(total_ms),
         chars_shown=0 if (cancelled or error) else len(content), cancelled=cancelled,
         cancel_reason=(cancel_reason or "cancelled") if cancelled else "", error=bool(res.error),
-        warmup=req.n_predict == 0,
+        warmup=req.n_predict == 0, secret_kinds=list(secret_kinds or []),
     )
 
 
@@ -278,6 +287,9 @@ class Telemetry:
                         r.source, r.prompt_tokens, r.reused_tokens, r.predicted_tokens, r.queue_ms, r.prompt_ms,
                         r.predict_ms, r.ttft_ms, r.total_ms, r.chars_shown, int(r.cancelled), r.cancel_reason,
                         int(r.error), int(r.warmup)))
+                    for kind in r.secret_kinds:
+                        conn.execute("INSERT INTO secret_blocks (ts, request_id, kind) VALUES (?,?,?)",
+                                     (r.ts, r.request_id, kind))
                 else:
                     ts, rid, event, chars = op
                     row = conn.execute("SELECT id, outcome FROM requests WHERE request_id = ? ORDER BY id DESC "
@@ -342,6 +354,7 @@ def prune(conn: sqlite3.Connection, *, retention_days: float = 30.0, max_rows: i
         n += conn.execute("DELETE FROM requests WHERE id <= (SELECT id FROM requests ORDER BY id DESC LIMIT 1 "
                           "OFFSET ?)", (max_rows,)).rowcount
         conn.execute("DELETE FROM feedback WHERE ts < ?", (cutoff,))
+        conn.execute("DELETE FROM secret_blocks WHERE ts < ?", (cutoff,))
         conn.execute("DELETE FROM feedback WHERE id <= (SELECT id FROM feedback ORDER BY id DESC LIMIT 1 "
                      "OFFSET ?)", (max_rows,))
     return n
@@ -395,6 +408,7 @@ def load_stats(path: Path | str | None = None, since_s: float | None = 7 * 86400
             (cutoff,)).fetchall()
         unmatched = conn.execute("SELECT COUNT(*) FROM feedback WHERE ts >= ? AND matched = 0",
                                  (cutoff,)).fetchone()[0]
+        blocks = _secret_blocks(conn, cutoff)
     except sqlite3.Error as e:
         raise NoStore(f"cannot read the telemetry store {p}: {e}") from e
     finally:
@@ -408,7 +422,18 @@ def load_stats(path: Path | str | None = None, since_s: float | None = 7 * 86400
         groups["all"].append(r)
         groups.setdefault(r[0] or "unknown", []).append(r)
     out["by_source"] = {k: _aggregate(v) for k, v in groups.items()}
+    out["secrets_blocked"] = blocks
     return out
+
+
+def _secret_blocks(conn: sqlite3.Connection, cutoff: float) -> dict[str, int]:
+    """Suggestions cut for a secret, by kind (a store written before the table existed has none)."""
+    try:
+        rows = conn.execute("SELECT kind, COUNT(*) FROM secret_blocks WHERE ts >= ? GROUP BY kind",
+                            (cutoff,)).fetchall()
+    except sqlite3.OperationalError:
+        return {}
+    return {k: int(n) for k, n in rows}
 
 
 def _aggregate(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
@@ -473,6 +498,10 @@ def format_stats(stats: dict[str, Any]) -> str:
             else:
                 lines.append(f"  {label:<12}{lat['p50']:>10.1f}{lat['p90']:>10.1f}{lat['p99']:>10.1f}"
                              f"{lat['n']:>8}")
+    if stats.get("secrets_blocked"):
+        lines.append("")
+        lines.append("suggestions cut for a secret: " + ", ".join(
+            f"{k} {n}" for k, n in sorted(stats["secrets_blocked"].items())))
     extra = []
     if stats["warmups"]:
         extra.append(f"{stats['warmups']} cache warm-ups not counted")

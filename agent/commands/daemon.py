@@ -78,12 +78,13 @@ def serve_cmd(
 ) -> None:
     """Serve completions in the foreground until Ctrl-C."""
     opts = _serve_options(locals())  # the parameters, nothing else yet
-    from ghostline.daemon.server.process import DaemonError, serve
+    from ghostline.daemon.server.process import DaemonError, exit_process, serve
 
     try:
         serve(opts, announce=lambda m: typer.echo(m, err=True))
     except DaemonError as e:
         raise _fail(str(e)) from None
+    exit_process(0)  # served until Ctrl-C/SIGTERM: gone at once, without the interpreter's slow teardown
 
 
 @daemon_app.command("start")
@@ -121,7 +122,8 @@ def stop_cmd() -> None:
 def status_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
-    """Show whether a background daemon is running, where, and where its token and log are."""
+    """Show whether a daemon is running (started with `start` or `serve`), where, where its token and log are,
+    and how many requests it refused for a missing or wrong token."""
     from ghostline.daemon.server.process import status
 
     st = status()
@@ -130,12 +132,69 @@ def status_cmd(
         typer.echo(json.dumps(st))
     elif st["running"]:
         health = "healthy" if st.get("healthy") else "not answering"
-        typer.echo(f"running: pid {st['pid']} on http://{st['host']}:{st['port']} ({health})")
-        typer.echo(f"token: {st['token_file']}\nlog: {st['log_file']}")
+        how = "foreground `serve`" if st.get("mode") == "serve" else "background"
+        typer.echo(f"running ({how}): pid {st['pid']} on http://{st['host']}:{st['port']} ({health})")
+        typer.echo(f"token: {st['token_file']} (`agent daemon token` prints it)\nlog: {st['log_file']}")
+        _echo_daemon_figures(st.get("daemon") or {})
     else:
         typer.echo(f"not running (log: {st['log_file']})")
     if not st["running"]:
         raise typer.Exit(1)
+
+
+def _echo_daemon_figures(d: dict[str, Any]) -> None:
+    if "error" in d:
+        typer.echo(f"the daemon's own status: {d['error']}")
+        return
+    auth = d.get("auth_rejected") or {}
+    refused = int(auth.get("missing", 0)) + int(auth.get("wrong", 0))
+    if refused:
+        typer.echo(f"refused {refused} requests without the right token (missing {auth.get('missing', 0)}, "
+                   f"wrong {auth.get('wrong', 0)}): the editor's api key must be what `agent daemon token` prints")
+    else:
+        typer.echo("refused no requests for a missing or wrong token")
+    blocked = d.get("secrets_blocked") or {}
+    if blocked:
+        typer.echo("suggestions cut for a secret: " + ", ".join(f"{k} {v}" for k, v in sorted(blocked.items())))
+    cache = d.get("cache") or {}
+    if "hits" in cache:
+        typer.echo(f"result cache: {cache['hits']} hits ({cache.get('typed_through', 0)} typed through), "
+                   f"{cache.get('entries', 0)} entries")
+
+
+@daemon_app.command("token")
+def token_cmd() -> None:
+    """Print the daemon's bearer token (created on first use): the api key editors send."""
+    from ghostline.daemon.server.security import load_or_create_token
+
+    try:
+        typer.echo(load_or_create_token())
+    except OSError as e:
+        raise _fail(f"cannot read or create the token file {token_path()}: {e.strerror or e}") from None
+
+
+@daemon_app.command("editor-config")
+def editor_config_cmd(
+    editor: Annotated[str, typer.Argument(help="vim (llama.vim), neovim, emacs, vscode or zed.")],
+    port: Annotated[int | None, typer.Option(
+        "--port", help="The daemon's port (default: the running daemon's, else 8012).")] = None,
+) -> None:
+    """Print a ready configuration for EDITOR, with the daemon's address and token filled in."""
+    from ghostline.daemon.editors import editor_config
+    from ghostline.daemon.server.process import read_pid
+    from ghostline.daemon.server.security import load_or_create_token
+
+    info = read_pid() or {}
+    host = str(info.get("host") or "127.0.0.1")
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url = f"http://{host}:{port or info.get('port') or 8012}"
+    try:
+        load_or_create_token()  # the snippet reads the file: it must exist before the editor starts
+        typer.echo(editor_config(editor, url=url, token_file=token_path()), nl=False)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    except OSError as e:
+        raise _fail(f"cannot create the token file {token_path()}: {e.strerror or e}") from None
 
 
 @daemon_app.command("stats")

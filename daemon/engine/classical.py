@@ -18,6 +18,11 @@ from ghostline.index.walker import FileFilter, IgnoreRules, walk
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TAIL_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
+_HEAD_IDENT = re.compile(r"[A-Za-z0-9_]+")
+_ATTR = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)")
+_TAIL_ATTR = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z0-9_]*)$")
+# an assignment statement: its target, then the operator
+_ASSIGNMENT = re.compile(r"^\s*([\w.\[\]'\"]+)\s*(?:[-+*/%&|^@]|//|\*\*|>>|<<)?=(?!=)")
 _SOURCE_EXT = {
     ".py", ".pyi", ".js", ".jsx", ".ts", ".tsx", ".go", ".rs", ".java", ".kt", ".c", ".h", ".cc", ".cpp", ".hpp",
     ".cs", ".rb", ".php", ".swift", ".scala", ".sh", ".lua", ".sql", ".md", ".toml", ".yaml", ".yml", ".json",
@@ -93,36 +98,38 @@ class ClassicalCompleter:
         self._lock = threading.Lock()
         self.idents = _Index()
         self.lines = _Index()
-        self._buffers: dict[str, tuple[Counter[str], Counter[str]]] = {}
+        self.attrs = _Index()  # "obj.attr" as seen in the text: what follows `obj.`
+        self._buffers: dict[str, tuple[Counter[str], Counter[str], Counter[str]]] = {}
         self.files_indexed = 0
 
-    def _mine(self, text: str) -> tuple[list[str], list[str]]:
+    def _mine(self, text: str) -> tuple[list[str], list[str], list[str]]:
         idents = [m for m in _IDENT.findall(text) if len(m) > 2]
         lines = []
         for ln in text.splitlines():
             s = ln.strip()
             if 3 <= len(s) <= self.max_line_len:
                 lines.append(s)
-        return idents, lines
+        attrs = [f"{a}.{b}" for a, b in _ATTR.findall(text)]
+        return idents, lines, attrs
 
     def add_text(self, text: str, weight: int = 1) -> None:
-        idents, lines = self._mine(text)
+        idents, lines, attrs = self._mine(text)
         with self._lock:
             self.idents.add(idents, weight)
             self.lines.add(lines, weight)
+            self.attrs.add(attrs, weight)
 
     def update_buffer(self, name: str, text: str) -> None:
         """An open buffer (from the editor): replaces what was learnt from the same buffer before."""
-        idents, lines = self._mine(text)
-        ci, cl = Counter(idents), Counter(lines)
+        counts = tuple(Counter(x) for x in self._mine(text))
+        indexes = (self.idents, self.lines, self.attrs)
         with self._lock:
             old = self._buffers.get(name)
-            if old is not None:
-                self.idents.remove(old[0], self.BUFFER_WEIGHT)
-                self.lines.remove(old[1], self.BUFFER_WEIGHT)
-            self.idents.add(dict(ci), self.BUFFER_WEIGHT)
-            self.lines.add(dict(cl), self.BUFFER_WEIGHT)
-            self._buffers[name] = (ci, cl)
+            for i, index in enumerate(indexes):
+                if old is not None:
+                    index.remove(old[i], self.BUFFER_WEIGHT)
+                index.add(dict(counts[i]), self.BUFFER_WEIGHT)
+            self._buffers[name] = counts  # type: ignore[assignment]
 
     def index_repository(self, root: str | Path, max_files: int = 3000, max_bytes: int = 32 * 2**20) -> int:
         """Mine the repository's source files (the index's walk: .gitignore honoured, VCS/cache/venv folders
@@ -146,28 +153,62 @@ class ClassicalCompleter:
         return seen
 
     def complete(self, prefix: str, suffix: str = "", n: int = 1) -> list[str]:
-        """Up to n completions of the text at the cursor (what to insert, not the whole word/line)."""
+        """Up to n completions of the text at the cursor (what to insert, not the whole word/line). What stands
+        right of the cursor is respected: inside a word only an insertion that joins up with the rest of the word,
+        a line only when it ends with the rest of the cursor line; after `obj.` the attributes seen after it."""
         cur_line = prefix.rsplit("\n", 1)[-1]
-        nxt = suffix.split("\n", 1)[0]
+        rest = suffix.split("\n", 1)[0].rstrip("\r")
+        head = _HEAD_IDENT.match(rest)
+        right_word = head.group(0) if head else ""
         want = n + 8  # some may repeat what follows the cursor and be dropped
         out: list[str] = []
         with self._lock:
+            attr = _TAIL_ATTR.search(cur_line)
+            if attr:
+                out += self._words(self.attrs, f"{attr.group(1)}.{attr.group(2)}", right_word, want)
             m = _TAIL_IDENT.search(cur_line)
-            if m and len(m.group(0)) >= 1:
-                frag = m.group(0)
-                cands = self.idents.matches(frag)
-                cands.sort(key=lambda kv: (-kv[1], len(kv[0]), kv[0]))
-                for word, _ in cands[:want]:
-                    out.append(word[len(frag) :])
+            if m and not (attr and attr.group(2) == ""):
+                out += [w for w in self._words(self.idents, m.group(0), right_word, want) if w not in out]
             stripped = cur_line.lstrip()
-            if len(out) < want and len(stripped) >= 2:
-                cands = self.lines.matches(stripped)
-                cands.sort(key=lambda kv: (-kv[1], len(kv[0]), kv[0]))
-                for line, _ in cands:
-                    rest = line[len(stripped) :]
-                    if rest not in out:
-                        out.append(rest)
-                    if len(out) >= want:
-                        break
+            if len(out) < want and len(stripped) >= 2 and not right_word:
+                out += [x for x in self._lines(stripped, rest.rstrip(), want - len(out)) if x not in out]
         # never repeat what already follows the cursor
-        return [c for c in out if c and not nxt.startswith(c)][:n]
+        return [c for c in out if c and not rest.startswith(c)][:n]
+
+    @staticmethod
+    def _words(index: _Index, frag: str, right_word: str, want: int) -> list[str]:
+        """What to insert after `frag` for the best-ranked keys starting with it; with a word right of the cursor,
+        only keys that end with it (the insertion joins the two halves)."""
+        cands = index.matches(frag)
+        cands.sort(key=lambda kv: (-kv[1], len(kv[0]), kv[0]))
+        out = []
+        for word, _ in cands:
+            if right_word:
+                if not word.endswith(right_word) or len(word) <= len(frag) + len(right_word):
+                    continue
+                ins = word[len(frag) : len(word) - len(right_word)]
+            else:
+                ins = word[len(frag) :]
+            out.append(ins)
+            if len(out) >= want:
+                break
+        return out
+
+    def _lines(self, stripped: str, rest: str, want: int) -> list[str]:
+        """Rests of known lines that start with the typed line, end with what stands right of the cursor, and do
+        not assign to a target the user has not finished typing (`self.` must not become `self.x = 0`)."""
+        cands = self.lines.matches(stripped)
+        cands.sort(key=lambda kv: (-kv[1], len(kv[0]), kv[0]))
+        out: list[str] = []
+        for line, _ in cands:
+            if rest and not (line.endswith(rest) and len(line) > len(stripped) + len(rest)):
+                continue
+            a = _ASSIGNMENT.match(line)
+            if a and a.end(1) > len(stripped):
+                continue
+            ins = line[len(stripped) : len(line) - len(rest)]
+            if ins not in out:
+                out.append(ins)
+            if len(out) >= want:
+                break
+        return out

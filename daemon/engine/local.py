@@ -108,6 +108,9 @@ class LocalBackend:
     def submit(self, job: Job) -> None:
         self.scheduler.submit(job)
 
+    def chat_prompt(self, messages: list[dict[str, str]]) -> tuple[str, list[str]]:
+        return self.lm.chat_prompt(messages)
+
     def _work(self, warmup: bool, ready: threading.Event) -> None:
         import torch
 

@@ -58,6 +58,9 @@ class LocalModel:
     stop_ids: set[int] = field(default_factory=set)
     bos_id: int | None = None
     n_params: int = 0
+    # the forward keyword of the KV cache: `cache` (transformers >= 5.2x; `past_key_values` is deprecated there
+    # and goes away in 5.40), `past_key_values` before
+    cache_kw: str = "past_key_values"
 
     @classmethod
     def load(
@@ -97,7 +100,26 @@ class LocalModel:
         return cls(
             model=model, tokenizer=tok, name=p.name, device=device, dtype=dtype, fim=fim, n_ctx=ctx,
             stop_ids=stop_ids, bos_id=tok.bos_token_id if add_bos else None, n_params=n_params,
+            cache_kw=cache_keyword(model),
         )
+
+    def call(self, cache: Any, **kw: Any) -> Any:
+        """One forward of the model with `cache` as its KV cache (under the keyword this transformers takes)."""
+        return self.model(**{self.cache_kw: cache}, **kw)
+
+    def chat_prompt(self, messages: list[dict[str, str]]) -> tuple[str, list[str]]:
+        """The prompt for a chat (its template, ready for the assistant's turn) and the strings that end a turn.
+        A model without a chat template (a base FIM model) gets ChatML."""
+        tok = self.tokenizer
+        if getattr(tok, "chat_template", None):
+            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        else:
+            text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+            text += "<|im_start|>assistant\n"
+        ends = ["<|im_end|>", "<|eot_id|>", "<|end|>", "<|end_of_turn|>", "<end_of_turn>", "</s>", "<|endoftext|>"]
+        if isinstance(tok.eos_token, str) and tok.eos_token:
+            ends.append(tok.eos_token)
+        return text, sorted(set(ends))
 
     def encode(self, text: str) -> list[int]:
         ids = self.tokenizer.encode(text, add_special_tokens=False)
@@ -107,6 +129,22 @@ class LocalModel:
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+def cache_keyword(model: Any) -> str:
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def cache_of(out: Any) -> Any:
+    """The KV cache a forward returned (`out.cache`; `out.past_key_values` on older transformers)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
 
 
 def _device_and_dtype(torch: Any, device: str | None, dtype: str | None) -> tuple[str, str]:
@@ -190,7 +228,7 @@ class StaticDecoder:
         self.length = 0
 
     def _decode_eager(self, input_ids: Any, position_ids: Any) -> Any:
-        out = self.lm.model(input_ids=input_ids, position_ids=position_ids, past_key_values=self.cache, use_cache=True)
+        out = self.lm.call(self.cache, input_ids=input_ids, position_ids=position_ids, use_cache=True)
         return out.logits[:, -1, :]
 
     def load_prefix(self, kv: KV | None, n: int) -> None:
@@ -208,7 +246,7 @@ class StaticDecoder:
 
         t = torch.tensor([ids], device=self.lm.device)
         pos = torch.arange(self.length, self.length + len(ids), device=self.lm.device).unsqueeze(0)
-        out = self.lm.model(input_ids=t, position_ids=pos, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
+        out = self.lm.call(self.cache, input_ids=t, position_ids=pos, use_cache=True, logits_to_keep=1)
         self.length += len(ids)
         return out.logits[:, -1, :]
 

@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 from ghostline.daemon.engine.decoding import Decoding
 from ghostline.daemon.engine.kvcache import KV, PrefixCache
-from ghostline.daemon.engine.model import LocalModel, StaticDecoder, decoder_layers, sample, truncate_cache
+from ghostline.daemon.engine.model import (
+    LocalModel,
+    StaticDecoder,
+    cache_of,
+    decoder_layers,
+    sample,
+    truncate_cache,
+)
 from ghostline.daemon.engine.types import CompletionRequest, Job
 
 log = logging.getLogger("ghostline.daemon.engine")
@@ -110,14 +117,14 @@ class ModelRunner:
         if all(j.cancel_event.is_set() for j in jobs):
             raise ForwardAborted
 
-    def forward(self, jobs: tuple[Job, ...], abort_on_any: bool = False, **kw: Any) -> Any:
+    def forward(self, jobs: tuple[Job, ...], cache: Any, abort_on_any: bool = False, **kw: Any) -> Any:
         """One forward of the model on the dynamic-cache path, abortable between decoder layers once every job
         in `jobs` is cancelled, or any of them with `abort_on_any` (raises ForwardAborted; the caller restores
         the KV cache it passed in)."""
         self._fwd_jobs = jobs
         self._fwd_abort_on_any = abort_on_any
         try:
-            return self.lm.model(**kw)
+            return self.lm.call(cache, **kw)
         finally:
             self._fwd_jobs = None
 
@@ -162,13 +169,13 @@ class ModelRunner:
         ids = torch.tensor([chunk], device=self.lm.device)
         position_ids = torch.arange(pf.pos, pf.pos + len(chunk), device=self.lm.device).unsqueeze(0)
         try:
-            out = self.forward((job,), input_ids=ids, position_ids=position_ids, past_key_values=pf.cache,
-                               use_cache=True, logits_to_keep=1)
+            out = self.forward((job,), pf.cache, input_ids=ids, position_ids=position_ids, use_cache=True,
+                               logits_to_keep=1)
         except ForwardAborted:  # cancelled during this chunk: back to the KV state before it
             truncate_cache(pf.cache, pf.pos)
             self._count_abort()
             raise
-        pf.cache = out.past_key_values
+        pf.cache = cache_of(out)
         return out.logits[:, -1, :]
 
     def save_prefill(self, prompt: list[int], pf: Prefill) -> None:
@@ -227,11 +234,11 @@ class ModelRunner:
         n = st.kv_length
         pos = torch.full((st.rows, 1), n, device=self.lm.device)
         try:
-            out = self.forward((st.job,), input_ids=ids, position_ids=pos, past_key_values=st.cache, use_cache=True)
+            out = self.forward((st.job,), st.cache, input_ids=ids, position_ids=pos, use_cache=True)
         except ForwardAborted:
             truncate_cache(st.cache, n)
             raise
-        st.cache = out.past_key_values
+        st.cache = cache_of(out)
         return out.logits[:, -1, :]
 
     def forward_batch(self, live: list[Decoding]) -> None:
@@ -250,10 +257,10 @@ class ModelRunner:
             mask[i, : maxlen - n] = 0
         ids = torch.stack([st.next_tok.view(()) for st in live]).view(len(live), 1)
         pos = torch.tensor(lens, device=self.lm.device).view(len(live), 1)
-        out = self.forward(tuple(st.job for st in live), abort_on_any=True, input_ids=ids, attention_mask=mask,
-                           position_ids=pos, past_key_values=cache, use_cache=True)
+        out = self.forward(tuple(st.job for st in live), cache, abort_on_any=True, input_ids=ids,
+                           attention_mask=mask, position_ids=pos, use_cache=True)
         logits = out.logits[:, -1, :]
-        new = kv_layers(out.past_key_values)
+        new = kv_layers(cache_of(out))
         for i, st in enumerate(live):
             pad = maxlen - lens[i]
             st.cache = DynamicCache(ddp_cache_data=[(k[i : i + 1, :, pad:, :], v[i : i + 1, :, pad:, :]) for k, v in new])
@@ -322,7 +329,7 @@ class ModelRunner:
             tb, (cache, tok) = self._timed_prefill(ids)
             t1 = time.perf_counter()
             for _ in range(4):
-                out = self.lm.model(input_ids=tok.view(1, 1), past_key_values=cache, use_cache=True)
+                out = self.lm.call(cache, input_ids=tok.view(1, 1), use_cache=True)
                 tok = out.logits[:, -1, :].argmax(-1)
             self.sync()
             dec = min(dec, (time.perf_counter() - t1) * 1e3 / 4)
@@ -339,8 +346,8 @@ class ModelRunner:
 
         t0 = time.perf_counter()
         cache = DynamicCache()
-        out = self.lm.model(input_ids=torch.tensor([ids], device=self.lm.device), past_key_values=cache,
-                            use_cache=True, logits_to_keep=1)
+        out = self.lm.call(cache, input_ids=torch.tensor([ids], device=self.lm.device), use_cache=True,
+                           logits_to_keep=1)
         self.sync()
         return (time.perf_counter() - t0) * 1e3, (cache, out.logits[:, -1, :].argmax(-1))
 

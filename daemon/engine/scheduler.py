@@ -111,6 +111,7 @@ class Scheduler:
         once. A cancelled active job holds no seat: its cancel released it (Job), its row goes at the next sweep."""
         new: list[Job] = []
         seats = sum(1 for a in self.active if not a.job.cancelled)
+        pending.sort(key=lambda j: -j.request.priority)  # background work (a prefetch) after everything else
         for job in list(pending):
             if job.cancelled:
                 pending.remove(job)

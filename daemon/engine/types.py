@@ -8,7 +8,7 @@ import itertools
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from ghostline.daemon.engine.fim import ExtraChunk
 
@@ -45,6 +45,9 @@ class CompletionRequest:
     request_id: str = field(default_factory=new_request_id)
     deadline_ms: float = 0.0  # > 0: answer from the classical completer if the model has not finished by then
     use_cache: bool | None = None  # per-request override of the engine's KV reuse (benchmarks)
+    stream: bool = True  # the client reads the token events (else only the final answer counts)
+    priority: int = 0  # < 0: background work (a prefetch) that yields to every request a user waits for
+    reports_outcomes: bool = False  # the client posts accepted/typed_through/dismissed itself (the LSP bridge)
 
 
 @dataclass
@@ -101,6 +104,15 @@ class TokenEvent:
     text: str
 
 
+class Guard(Protocol):
+    """Post-processing between the worker and the client (daemon.engine.guard.SuggestionGuard)."""
+
+    def feed(self, index: int, piece: str) -> str: ...
+
+    def finish(self, result: CompletionResult, *, follows_stream: bool = True) -> tuple[CompletionResult,
+                                                                                       dict[int, str]]: ...
+
+
 class Job:
     """A submitted request: stream its events with `async for`, or `await job.result()`; `cancel()` any time.
 
@@ -138,12 +150,16 @@ class Job:
         # what the worker knows so far (prompt sizes, reuse), set at admission; a cancelled answer copies it
         self.partial: CompletionResult | None = None
         self.on_dropped: Callable[[Job], None] | None = None
+        # every piece of text and the final answer pass it (filters, the credential scanner); None: as they are
+        self.guard: Guard | None = None
         self._lock = threading.Lock()
         self._texts: dict[int, list[str]] = {}  # streamed text per candidate (for the cancelled answer)
         self._queue: asyncio.Queue[TokenEvent | CompletionResult] = asyncio.Queue()
         self._future: asyncio.Future[CompletionResult] = self.loop.create_future()
         self._done = threading.Event()
         self._dropped = threading.Event()
+        # the backend produced its first text (what the client sees may be held back longer: see `guard`)
+        self.generating = threading.Event()
 
     @property
     def id(self) -> str:
@@ -197,13 +213,22 @@ class Job:
     def emit(self, index: int, text: str) -> None:
         if not text:
             return
+        self.generating.set()
         with self._lock:
             if self._done.is_set():  # answered (cancelled): nothing more reaches the client
                 return
-            if not self.first_token_at:
-                self.first_token_at = time.perf_counter()
-            self._texts.setdefault(index, []).append(text)
-            self._call(self._queue.put_nowait, TokenEvent(index, text))
+            if self.guard is not None:
+                text = self.guard.feed(index, text)
+                if not text:
+                    return
+            self._put_text(index, text)
+
+    def _put_text(self, index: int, text: str) -> None:
+        # caller holds _lock
+        if not self.first_token_at:
+            self.first_token_at = time.perf_counter()
+        self._texts.setdefault(index, []).append(text)
+        self._call(self._queue.put_nowait, TokenEvent(index, text))
 
     def finish(self, result: CompletionResult) -> None:
         """The worker is done with the job: deliver `result` unless the job was already answered (by `cancel`),
@@ -229,6 +254,16 @@ class Job:
 
     def _settle(self, result: CompletionResult) -> None:
         # caller holds _lock; scheduled after every event emitted before it (the loop runs callbacks in order)
+        if self.guard is not None and not result.cancelled:
+            try:
+                result, tails = self.guard.finish(result, follows_stream=not result.deadline_missed)
+            except Exception:  # a bug in post-processing must not hang the client: answer without the text
+                result = dataclasses.replace(result, completions=[Completion("", [], "none")],
+                                             error="post-processing failed")
+                tails = {}
+            if not result.deadline_missed:  # a stand-in answer is not streamed (the model's partial stream stays)
+                for i, tail in sorted(tails.items()):
+                    self._put_text(i, tail)
         self.released_at = time.perf_counter()
         self._done.set()
         self._call(self._finish, result)

@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from ghostline.daemon.engine.classical import ClassicalCompleter
+from ghostline.daemon.engine.guard import guard_completions
+from ghostline.daemon.engine.secrets import SecretScanner
+from ghostline.daemon.engine.types import Completion, CompletionRequest
 from ghostline.daemon.lsp.documents import UTF16, Document, DocumentStore, _change_parts, code_units
 from ghostline.daemon.paths import token_path
 from lsprotocol import types
@@ -145,7 +148,9 @@ class GhostlineLanguageServer(LanguageServer):
         self._outage: str = ""  # the kind of failure the user was told about ('' while the daemon answers)
         self._url: str | None = None
         self._token: str | None = None
-        self.stats = {"daemon": 0, "classical": 0, "superseded": 0, "failures": 0, "feedback": 0}
+        self.stats = {"daemon": 0, "classical": 0, "superseded": 0, "failures": 0, "feedback": 0,
+                      "secrets_blocked": 0}
+        self._scanner: SecretScanner | None = None  # built on the first classical answer
         self._shown: dict[str, Shown] = {}  # uri -> the daemon's completion last shown there, outcome pending
         self._feedback_tasks: set[asyncio.Task[Any]] = set()
 
@@ -368,7 +373,18 @@ class GhostlineLanguageServer(LanguageServer):
                 self._mined[uri] = doc.touched
         self.stats["classical"] += 1
         cands = self.classical.complete(req.prefix, req.suffix, n=1)
-        return cands[0] if cands else ""
+        if not cands:
+            return ""
+        # the same post-processing and credential scan as the daemon's answers (a buffer may hold a secret)
+        comps, report = guard_completions(CompletionRequest(prefix=req.prefix, suffix=req.suffix), self.scanner(),
+                                          [Completion(cands[0], [], "eos")])
+        self.stats["secrets_blocked"] += len(report.blocked)
+        return comps[0].content
+
+    def scanner(self) -> SecretScanner:
+        if self._scanner is None:
+            self._scanner = SecretScanner()
+        return self._scanner
 
     def forget(self, uri: str) -> None:
         self.settle(uri)
@@ -486,6 +502,7 @@ def build_request(doc: Document, line: int, character: int, encoding: str, serve
         "stream": False,
         "filename": server.filename_of(doc.uri),
         "client_id": doc.uri,  # a newer request of this document cancels the older one in the daemon
+        "reports_outcomes": True,  # the bridge posts accepted/typed_through/dismissed: the daemon infers none
     }
     pl, pc = doc.position_at(off, encoding)
     return InfillRequest(body, prefix, suffix, types.Position(line=pl, character=pc), selected, off, doc.touched)

@@ -25,6 +25,8 @@ from aiohttp import web
 from ghostline.daemon.engine.fim import ExtraChunk
 from ghostline.daemon.engine.service import Engine
 from ghostline.daemon.engine.types import CompletionRequest, CompletionResult, Job, TokenEvent
+from ghostline.daemon.server.chat import chat_chunk, chat_messages, chat_object, chat_request
+from ghostline.daemon.server.chat import finish_reason as chat_finish_reason
 from ghostline.daemon.server.security import host_allowed
 from ghostline.daemon.telemetry import EVENTS, Telemetry, record_from
 
@@ -39,6 +41,8 @@ TELEMETRY_KEY: web.AppKey[Telemetry | None] = web.AppKey("telemetry")
 CANCEL_REASONS_KEY: web.AppKey[dict[str, str]] = web.AppKey("cancel_reasons", dict)
 # one future per job whose telemetry row is not queued yet, set when it is (shutdown waits for them)
 UNRECORDED_KEY: web.AppKey[set[asyncio.Future[None]]] = web.AppKey("unrecorded", set)
+# requests refused for a missing/wrong token: {"missing": n, "wrong": n, "last_at": unix time, "last_reason": ...}
+AUTH_KEY: web.AppKey[dict[str, Any]] = web.AppKey("auth_rejections", dict)
 
 
 def dumps(obj: Any) -> str:
@@ -81,7 +85,8 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
         auth = request.headers.get("Authorization", "")
         given = auth[7:].strip() if auth[:7].lower() == "bearer " else request.headers.get("X-Api-Key", "")
         if not hmac.compare_digest(given.encode(), token.encode()):
-            return error_response(401, "missing or invalid bearer token (see `agent daemon status` for its path)")
+            _count_rejection(request.app, "missing" if not given else "wrong", request.path)
+            return error_response(401, "missing or invalid bearer token (`agent daemon token` prints it)")
     try:
         return await handler(request)
     except web.HTTPRequestEntityTooLarge:
@@ -92,6 +97,19 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
         if e.status >= 400:
             return error_response(e.status, e.reason)
         raise
+
+
+def _count_rejection(app: web.Application, why: str, path: str) -> None:
+    """A request without the right token: counted for `agent daemon status` (llama.vim drops a 401 without a
+    word) and logged, at most once a minute."""
+    auth = app[AUTH_KEY]
+    auth[why] += 1
+    now = time.time()
+    if now - auth["last_at"] > 60:
+        log.warning("rejected a request to %s: %s bearer token (the editor's api key must be the token that "
+                    "`agent daemon token` prints)", path, why)
+    auth["last_at"] = now
+    auth["last_reason"] = why
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
@@ -207,6 +225,8 @@ def llama_request(body: dict[str, Any], infill: bool, client: str) -> Completion
     fn = body.get("filename")
     if isinstance(fn, str):
         req.filename = fn
+    req.stream = bool(body.get("stream"))
+    req.reports_outcomes = body.get("reports_outcomes") is True
     return req
 
 
@@ -294,8 +314,10 @@ def _record_when_answered(app: web.Application, tel: Telemetry, job: Job, req: C
         reason = reasons.pop(job.id, "")
         try:
             if not fut.cancelled() and fut.exception() is None:
+                report = getattr(job.guard, "report", None)
                 tel.record(record_from(endpoint, req, fut.result(),
-                                       (time.perf_counter() - job.submitted_at) * 1e3, reason))
+                                       (time.perf_counter() - job.submitted_at) * 1e3, reason,
+                                       secret_kinds=report.blocked if report is not None else None))
         except Exception:  # telemetry never breaks serving
             log.debug("telemetry record failed", exc_info=True)
         finally:
@@ -462,6 +484,7 @@ def openai_request(body: dict[str, Any], client: str) -> tuple[CompletionRequest
     seed = body.get("seed")
     req.seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
     req.client_id = client
+    req.stream = bool(body.get("stream"))
     model = body.get("model")
     return req, model if isinstance(model, str) else ""
 
@@ -505,6 +528,40 @@ async def v1_completions(request: web.Request) -> web.StreamResponse:
                     for i, c in enumerate(res.completions)],
         "usage": _usage(res),
     })
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    """OpenAI chat on the local model (daemon.server.chat), streamed as chat.completion.chunk events or whole."""
+    body = await read_json(request)
+    engine = request.app[ENGINE_KEY]
+    try:
+        prompt, ends = engine.chat_prompt(chat_messages(body))
+        req = chat_request(body, prompt, ends)
+    except ValueError as e:  # ChatError, or no chat on this backend
+        raise BadRequest(str(e)) from e
+    req.client_id = _client_key(request, body)
+    cid = req.request_id = "chat" + new_request_id()
+    if not req.stream:
+        _, res = await _run_job(request, req, "/v1/chat/completions")
+        if res.error:
+            return error_response(500, res.error, "server_error")
+        return json_response(chat_object(cid, engine.model_name, res))
+    job = _submit(request, req, "/v1/chat/completions")
+    resp = await _sse_start(request, cid)
+    try:
+        await resp.write(f"data: {dumps(chat_chunk(cid, engine.model_name, {'role': 'assistant'}))}\n\n".encode())
+        async for ev in job:
+            if isinstance(ev, TokenEvent):
+                chunk = chat_chunk(cid, engine.model_name, {"content": ev.text})
+            else:
+                stop = ev.completions[0].stop_type if ev.completions else "none"
+                chunk = chat_chunk(cid, engine.model_name, {}, chat_finish_reason(stop))
+            await resp.write(f"data: {dumps(chunk)}\n\n".encode())
+        await resp.write(b"data: [DONE]\n\n")
+    finally:
+        _abandon(request, job)
+    await resp.write_eof()
+    return resp
 
 
 def _usage(res: CompletionResult) -> dict[str, int]:
@@ -590,7 +647,8 @@ async def ghost_cancel(request: web.Request) -> web.Response:
 
 async def feedback(request: web.Request) -> web.Response:
     """POST /v1/feedback {"id": request id, "event": "accepted"|"typed_through"|"dismissed", "chars": n}: the
-    outcome of a shown completion, recorded in the local telemetry (an unknown id is kept, unmatched)."""
+    outcome of a shown completion, recorded in the local telemetry (an unknown id is kept, unmatched). An
+    accepted suggestion starts a background prefetch of the next one."""
     body = await read_json(request)
     rid = body.get("id")
     if not isinstance(rid, str) or not rid or len(rid) > 128:
@@ -603,7 +661,8 @@ async def feedback(request: web.Request) -> web.Response:
         raise BadRequest("'chars' must be a non-negative integer")
     tel = request.app[TELEMETRY_KEY]
     recorded = tel.feedback(rid, event, int(chars)) if tel is not None else False
-    return json_response({"id": rid, "event": event, "recorded": recorded})
+    prefetching = event == "accepted" and request.app[ENGINE_KEY].accepted(rid)
+    return json_response({"id": rid, "event": event, "recorded": recorded, "prefetching": prefetching})
 
 
 # ----------------------------------------------------------------------------------------------------- metrics
@@ -642,10 +701,29 @@ async def metrics(request: web.Request) -> web.Response:
         for k in ("recorded", "dropped"):
             lines.append(f"# TYPE ghostline_telemetry_{k}_total counter")
             lines.append(f"ghostline_telemetry_{k}_total {tel.counters[k]}")
+    auth = request.app[AUTH_KEY]
+    for why in ("missing", "wrong"):  # requests refused for a missing / wrong bearer token
+        lines.append(f"# TYPE ghostline_auth_rejected_{why}_total counter")
+        lines.append(f"ghostline_auth_rejected_{why}_total {auth[why]}")
     lines.append("# TYPE ghostline_uptime_seconds gauge")
     lines.append(f"ghostline_uptime_seconds {time.time() - engine.started_at:.1f}")
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})
+
+
+async def daemon_status(request: web.Request) -> web.Response:
+    """GET /v1/status: what `agent daemon status` shows besides the pid file -- requests refused for a missing or
+    wrong token, secrets blocked, the result cache."""
+    engine = request.app[ENGINE_KEY]
+    c = engine.counters
+    return json_response({
+        "model": engine.model_name, "backend": engine.kind, "uptime_s": round(time.time() - engine.started_at, 1),
+        "requests": int(c["requests_total"]), "auth_rejected": dict(request.app[AUTH_KEY]),
+        "secrets_blocked": {k[len("secrets_blocked_"):]: int(v) for k, v in c.items()
+                            if k.startswith("secrets_blocked_")},
+        "cache": {"hits": int(c["cache_hits"]), "typed_through": int(c["cache_typed_through"]),
+                  "entries": len(engine.results), "prefetched": int(c.get("prefetch_started", 0))},
+    })
 
 
 # --------------------------------------------------------------------------------------------------------- app
@@ -660,6 +738,7 @@ def create_app(engine: Engine, *, token: str | None, allowed_hosts: set[str] | N
     app[TELEMETRY_KEY] = telemetry
     app[CANCEL_REASONS_KEY] = {}
     app[UNRECORDED_KEY] = set()
+    app[AUTH_KEY] = {"missing": 0, "wrong": 0, "last_at": 0.0, "last_reason": ""}
     app[SETTINGS_KEY] = {"token": token or "", "allowed_hosts": frozenset(h.lower() for h in (allowed_hosts or ())),
                          "max_body": max_body, "model_path": model_path, "version": version}
     app.router.add_get("/health", health)
@@ -667,10 +746,12 @@ def create_app(engine: Engine, *, token: str | None, allowed_hosts: set[str] | N
     app.router.add_get("/v1/models", models)
     app.router.add_get("/models", models)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/v1/status", daemon_status)
     app.router.add_post("/infill", infill)
     app.router.add_post("/completion", completion)
     app.router.add_post("/completions", completion)
     app.router.add_post("/v1/completions", v1_completions)
+    app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/ghost", ghost)
     app.router.add_post("/v1/ghost/cancel", ghost_cancel)
     app.router.add_delete("/v1/ghost/{rid}", ghost_cancel)
@@ -682,6 +763,8 @@ def create_app(engine: Engine, *, token: str | None, allowed_hosts: set[str] | N
     app.on_shutdown.append(_close)
     if telemetry is not None:
         telemetry.start()
+        # outcomes the engine infers for clients that never report them (llama.vim)
+        engine.on_outcome = lambda rid, event, chars: telemetry.feedback(rid, event, chars)
 
         async def _close_telemetry(_app: web.Application) -> None:
             # the answers of the jobs engine.aclose() cancelled are on their way through the loop: their rows

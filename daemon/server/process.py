@@ -60,42 +60,29 @@ class ServeOptions:
 
 
 def serve(opts: ServeOptions, *, write_pid: bool = False, announce: Any = print) -> None:
-    """Load the engine and serve until interrupted. Raises DaemonError for user errors."""
-    from ghostline.daemon.engine import load_engine
-    from ghostline.daemon.engine.model import ModelLoadError
-    from ghostline.daemon.server.app import serve_forever
-    from ghostline.daemon.server.security import load_or_create_token
+    """Load the engine and serve until interrupted. Raises DaemonError for user errors.
 
+    The pid file (pid, host, port, how it was started) is written for a foreground daemon as for a background one
+    (`write_pid`: started by `start`), so `status` and the LSP bridge find either -- unless another live daemon
+    owns it already."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if opts.model and opts.backend:
-        raise DaemonError("give either --model (a local checkpoint) or --backend (a server URL), not both")
-    if opts.model and not Path(opts.model).expanduser().exists():
-        raise DaemonError(f"model path does not exist: {opts.model}")
-    if opts.backend_api_key == "" and opts.backend:
-        opts.backend_api_key = os.environ.get("GHOSTLINE_BACKEND_API_KEY", "")
-    try:
-        engine = load_engine(
-            opts.model, backend_url=opts.backend, fim_format=opts.fim_format, api_key=opts.backend_api_key,
-            remote_model=opts.backend_model, device=opts.device, kv_reuse=not opts.no_kv_reuse,
-            cache_mb=opts.cache_mb, deadline_ms=opts.deadline_ms, repo=opts.repo,
-        )
-    except (ModelLoadError, ValueError) as e:
-        raise DaemonError(str(e)) from e
-    token = None if opts.no_auth else load_or_create_token()
+    engine = _load(opts)
+    token = None if opts.no_auth else _token()
     telemetry = None
     if not opts.no_telemetry:
         from ghostline.daemon.telemetry import Telemetry
 
         telemetry = Telemetry(telemetry_path())
+    owns_pid = [False]
 
     def ready(port: int) -> None:
-        if write_pid:
-            pid_path().parent.mkdir(parents=True, exist_ok=True)
-            pid_path().write_text(json.dumps({"pid": os.getpid(), "host": opts.host, "port": port}))
+        owns_pid[0] = _claim_pid_file(opts.host, port, "start" if write_pid else "serve", bool(token))
         what = engine.model_name if engine.backend is not None else "classical completions (no model)"
         announce(f"ghostline daemon on http://{opts.host}:{port} serving {what}"
-                 + (f"; token in {token_path()}" if token else "; no auth")
+                 + (f"; token in {token_path()} (`agent daemon token` prints it)" if token else "; no auth")
                  + (f"; local telemetry in {telemetry_path()}" if telemetry is not None else "; no telemetry"))
+
+    from ghostline.daemon.server.app import serve_forever
 
     try:
         asyncio.run(serve_forever(engine, opts.host, opts.port, token, model_path=opts.model or "",
@@ -105,13 +92,69 @@ def serve(opts: ServeOptions, *, write_pid: bool = False, announce: Any = print)
     except KeyboardInterrupt:
         pass
     finally:
-        if write_pid:
-            try:
-                info = json.loads(pid_path().read_text())
-                if info.get("pid") == os.getpid():
-                    pid_path().unlink()
-            except (OSError, ValueError):
-                pass
+        if owns_pid[0]:
+            _release_pid_file()
+
+
+def _load(opts: ServeOptions) -> Any:
+    from ghostline.daemon.engine import load_engine
+    from ghostline.daemon.engine.model import ModelLoadError
+
+    if opts.model and opts.backend:
+        raise DaemonError("give either --model (a local checkpoint) or --backend (a server URL), not both")
+    if opts.model and not Path(opts.model).expanduser().exists():
+        raise DaemonError(f"model path does not exist: {opts.model}")
+    if opts.backend_api_key == "" and opts.backend:
+        opts.backend_api_key = os.environ.get("GHOSTLINE_BACKEND_API_KEY", "")
+    try:
+        return load_engine(
+            opts.model, backend_url=opts.backend, fim_format=opts.fim_format, api_key=opts.backend_api_key,
+            remote_model=opts.backend_model, device=opts.device, kv_reuse=not opts.no_kv_reuse,
+            cache_mb=opts.cache_mb, deadline_ms=opts.deadline_ms, repo=opts.repo,
+        )
+    except (ModelLoadError, ValueError) as e:
+        raise DaemonError(str(e)) from e
+
+
+def _token() -> str:
+    from ghostline.daemon.server.security import load_or_create_token
+
+    return load_or_create_token()
+
+
+def _claim_pid_file(host: str, port: int, mode: str, auth: bool) -> bool:
+    """Write the pid file unless another live daemon owns it. True when written."""
+    info = read_pid()
+    if info is not None and info["pid"] != os.getpid() and _alive(info["pid"]):
+        logging.getLogger("ghostline.daemon").warning(
+            "another daemon (pid %s, port %s) owns %s: `agent daemon status` shows that one", info["pid"],
+            info.get("port"), pid_path())
+        return False
+    pid_path().parent.mkdir(parents=True, exist_ok=True)
+    pid_path().write_text(json.dumps({"pid": os.getpid(), "host": host, "port": port, "mode": mode, "auth": auth}))
+    return True
+
+
+def _release_pid_file() -> None:
+    try:
+        info = json.loads(pid_path().read_text())
+        if info.get("pid") == os.getpid():
+            pid_path().unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def exit_process(code: int) -> None:
+    """End the daemon's process now that serving is over (the pid file removed, the telemetry written): flush
+    what is printed and logged, then leave without the interpreter's teardown, which with torch loaded spends
+    seconds in native thread pools (a daemon must be gone within a second of SIGTERM)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    logging.shutdown()
+    os._exit(code)
 
 
 def _alive(pid: int) -> bool:
@@ -147,10 +190,38 @@ def status() -> dict[str, Any]:
     running = _alive(info["pid"])
     out = {"running": running, **info, "pid_file": str(pid_path()), "log_file": str(log_path())}
     if running:
-        out["healthy"] = _health(info.get("host", "127.0.0.1"), int(info.get("port", 8012)))
+        host, port = info.get("host", "127.0.0.1"), int(info.get("port", 8012))
+        out["healthy"] = _health(host, port)
+        if out["healthy"]:
+            out["daemon"] = _daemon_status(host, port)
     else:
         pid_path().unlink(missing_ok=True)
     return out
+
+
+def _daemon_status(host: str, port: int, timeout: float = 2.0) -> dict[str, Any]:
+    """The daemon's own GET /v1/status (with the token): rejected requests, secrets blocked, cache figures."""
+    import http.client
+
+    from ghostline.daemon.server.security import read_token
+
+    h = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    headers = {"Host": f"127.0.0.1:{port}"}
+    token = read_token()
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        conn = http.client.HTTPConnection(h, port, timeout=timeout)
+        conn.request("GET", "/v1/status", headers=headers)
+        resp = conn.getresponse()
+        body = resp.read()
+        conn.close()
+        if resp.status != 200:
+            return {"error": f"HTTP {resp.status} (is {token_path()} the token this daemon uses?)"}
+        obj = json.loads(body)
+        return obj if isinstance(obj, dict) else {}
+    except (OSError, ValueError) as e:
+        return {"error": str(e) or type(e).__name__}
 
 
 def _health(host: str, port: int, timeout: float = 1.0) -> bool:

@@ -33,6 +33,14 @@ def load_or_create_token(path: Path | None = None) -> str:
     return tok
 
 
+def read_token(path: Path | None = None) -> str:
+    """The token, or '' when there is no token file (never created from here)."""
+    try:
+        return (path or token_path()).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
 def _split_host(host_header: str) -> str:
     h = host_header.strip()
     if h.startswith("["):

@@ -3,6 +3,8 @@ with save_pretrained and loaded through the daemon's real loading code."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 
@@ -55,3 +57,15 @@ def daemon_cli():
 
     register(a)
     return a
+
+
+@pytest.fixture(autouse=True)
+def _no_future_warnings():
+    """transformers (and torch) announce what they will remove with a FutureWarning: a daemon test fails on one,
+    so the next deprecation is caught here and not by users. Recorded from every thread (the model worker's
+    too), whatever pytest's own warning settings are."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", FutureWarning)
+        yield
+    future = [f"{w.filename}:{w.lineno}: {w.message}" for w in seen if issubclass(w.category, FutureWarning)]
+    assert not future, "FutureWarning (a deprecated API is in use):\n" + "\n".join(future)

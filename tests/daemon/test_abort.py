@@ -146,25 +146,24 @@ async def test_decode_abort_restores_the_kv_cache_to_its_pre_forward_length(be, 
 async def test_truncate_cache_after_an_aborted_forward(be, tiny_lm):
     from transformers import DynamicCache
 
-    model = tiny_lm.model
     ids = torch.tensor([tiny_lm.encode(PREFIX)[:40]])
     with torch.inference_mode():
         ref_cache = DynamicCache()
-        ref = model(input_ids=ids, past_key_values=ref_cache, use_cache=True).logits
+        ref = tiny_lm.call(ref_cache, input_ids=ids, use_cache=True).logits
         cache = DynamicCache()
-        model(input_ids=ids[:, :24], past_key_values=cache, use_cache=True)
+        tiny_lm.call(cache, input_ids=ids[:, :24], use_cache=True)
         job = Job(req())
         be.probe.when = lambda h: True
         be.probe.cancel = [job]
         with pytest.raises(ForwardAborted):
-            be.runner.forward((job,), input_ids=ids[:, 24:], position_ids=torch.arange(24, 40).unsqueeze(0),
-                        past_key_values=cache, use_cache=True)
+            be.runner.forward((job,), cache, input_ids=ids[:, 24:], position_ids=torch.arange(24, 40).unsqueeze(0),
+                              use_cache=True)
         lens = [layer.keys.shape[2] for layer in cache.layers]
         assert lens[0] == 40 and lens[-1] == 24  # the first layer grew, the last did not
         truncate_cache(cache, 24)
         assert [layer.keys.shape[2] for layer in cache.layers] == [24] * len(lens)
-        out = model(input_ids=ids[:, 24:], position_ids=torch.arange(24, 40).unsqueeze(0), past_key_values=cache,
-                    use_cache=True).logits
+        out = tiny_lm.call(cache, input_ids=ids[:, 24:], position_ids=torch.arange(24, 40).unsqueeze(0),
+                           use_cache=True).logits
     torch.testing.assert_close(out, ref[:, 24:], rtol=1e-4, atol=1e-4)
     for a, b in zip(kv_layers(cache), kv_layers(ref_cache), strict=True):
         torch.testing.assert_close(a[0], b[0], rtol=1e-4, atol=1e-4)

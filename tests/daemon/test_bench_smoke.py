@@ -25,3 +25,7 @@ def test_daemon_bench_quick(tmp_path):
     assert "ttft_p50_off_over_on (sequential)" in data["ratios"] and "naive_generate" in data
     assert data["kv_reuse_on"]["seq_requests"] == 2
     assert "ttft_p50" in r.stdout
+    # the result cache, the scanner on the labelled set and the filters are reported
+    assert data["typed_through_cache"]["requests"] > 0 and data["typed_through_no_cache"]["cache_hits"] == 0
+    assert data["suggestions"]["test_set"]["recall"] == 1.0 and "filter_share" in data["suggestions"]
+    assert "result cache" in r.stdout and "credential scanner" in r.stdout

@@ -127,9 +127,7 @@ async def test_cancel_releases_without_waiting_for_the_forward_in_flight(tiny_lm
         try:
             eng = Engine(be)
             a = eng.submit(CompletionRequest(prefix=PREFIX, suffix=SUFFIX, n_predict=100_000, client_id="doc"))
-            async for ev in a:  # decoding has begun
-                assert isinstance(ev, TokenEvent)
-                break
+            assert await asyncio.to_thread(a.generating.wait, 30)  # decoding has begun
             fwd.armed.set()
             assert await asyncio.to_thread(fwd.entered.wait, 30)  # a decode forward is now stuck in flight
             # the next keystroke supersedes it: the old job is answered while that forward is still running

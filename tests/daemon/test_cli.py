@@ -83,3 +83,70 @@ def test_module_import_is_light():
 def test_agent_console_script():
     out = subprocess.run([sys.executable, "-m", "ghostline.agent", "daemon", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0 and "serve" in out.stdout
+
+
+# ------------------------------------------------------------------------------------------------- first use
+
+def test_token_prints_the_token_file(daemon_cli):
+    r = CliRunner().invoke(daemon_cli, ["daemon", "token"])
+    assert r.exit_code == 0
+    from ghostline.daemon.paths import token_path
+
+    assert r.output.strip() == token_path().read_text().strip() and len(r.output.strip()) >= 32
+    assert oct(token_path().stat().st_mode & 0o777) == "0o600"
+    assert CliRunner().invoke(daemon_cli, ["daemon", "token"]).output == r.output  # the same one every time
+
+
+@pytest.mark.parametrize("editor,needle", [
+    ("vim", "'api_key':       readfile(expand('{tf}'))[0]"), ("neovim", "vim.lsp.inline_completion.enable()"),
+    ("emacs", "lsp-inline-completion-mode"), ("vscode", "'--token-file', '{tf}'"),
+    ("zed", '"api_url": "http://127.0.0.1:9123/v1/completions"'),
+])
+def test_editor_config_fills_in_the_address_and_token(daemon_cli, editor, needle):
+    from ghostline.daemon.paths import token_path
+
+    r = CliRunner().invoke(daemon_cli, ["daemon", "editor-config", editor, "--port", "9123"])
+    assert r.exit_code == 0, r.output
+    assert needle.format(tf=token_path()) in r.output and "http://127.0.0.1:9123" in r.output
+    assert token_path().is_file()  # the snippet reads it: it exists before the editor starts
+
+
+def test_editor_config_unknown_editor(daemon_cli):
+    r = CliRunner().invoke(daemon_cli, ["daemon", "editor-config", "helix"])
+    assert r.exit_code == 2 and "Helix has no inline completion yet" in r.output and "Traceback" not in r.output
+
+
+def test_a_serve_daemon_is_found_counts_refused_requests_and_ends_on_sigterm(daemon_cli, tiny_ckpt):
+    import os
+    import signal
+
+    import httpx
+    from ghostline.daemon.lsp import default_daemon_url
+
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "ghostline.daemon", "serve", "--model", str(tiny_ckpt),
+                             "--port", str(port), "--no-telemetry"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in proc.stdout:  # ready: printed once it listens (after the model's loading output)
+            if "ghostline daemon on" in line:
+                break
+        else:
+            raise AssertionError("the daemon ended before it listened")
+        st = json.loads(CliRunner().invoke(daemon_cli, ["daemon", "status", "--json"]).output)
+        assert st["running"] and st["mode"] == "serve" and st["port"] == port and st["pid"] == proc.pid
+        assert default_daemon_url() == f"http://127.0.0.1:{port}"  # the LSP bridge finds it, port and all
+        assert httpx.post(f"http://127.0.0.1:{port}/infill", json={}).status_code == 401
+        assert httpx.post(f"http://127.0.0.1:{port}/infill", json={},
+                          headers={"Authorization": "Bearer nope"}).status_code == 401
+        r = CliRunner().invoke(daemon_cli, ["daemon", "status"])
+        assert "running (foreground `serve`)" in r.output
+        assert "refused 2 requests without the right token (missing 1, wrong 1)" in r.output
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=30)
+    assert rc == 0
+    from ghostline.daemon.paths import pid_path
+
+    assert not pid_path().exists()

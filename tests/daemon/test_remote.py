@@ -45,7 +45,9 @@ async def test_remote_applies_fim_template_and_streams():
         job = eng.submit(CompletionRequest(prefix="def f(x):\n    ", suffix="\n", n_predict=16))
         texts = [ev.text async for ev in job if isinstance(ev, TokenEvent)]
         res = await job.result()
-        assert texts == ["ret", "urn x", "\n"] and res.content == "return x\n" and res.source == "remote"
+        # streamed as it settles (a token is held until it ends: a secret never shows in part), adding up to
+        # the answer
+        assert texts == ["return ", "x\n"] and res.content == "return x\n" and res.source == "remote"
         body = seen[0]["body"]
         assert body["prompt"] == "<|fim_prefix|>def f(x):\n    <|fim_suffix|>\n<|fim_middle|>"
         assert body["model"] == "qwen-coder" and body["max_tokens"] == 16 and body["stream"] is True
@@ -80,8 +82,7 @@ async def test_remote_cancel():
     try:
         eng = Engine(be)
         job = eng.submit(CompletionRequest(prefix="x", request_id="r1"))
-        async for _ev in job:
-            break
+        assert await asyncio.to_thread(job.generating.wait, 30)
         assert eng.cancel("r1")
         res = await job.result()
         assert res.cancelled and len(res.content) < 200

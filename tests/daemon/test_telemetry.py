@@ -247,7 +247,8 @@ async def test_feedback_endpoint(daemon):
         assert r.status_code == 400 and msg in r.json()["error"]["message"], bad
     assert (await d.client.post("/v1/feedback", content=b"{nope")).status_code == 400
     r = await d.client.post("/v1/feedback", json={"id": rid, "event": "accepted", "chars": 5})
-    assert r.json() == {"id": rid, "event": "accepted", "recorded": True}
+    # an accepted model suggestion also starts computing the next one in the background
+    assert r.json() == {"id": rid, "event": "accepted", "recorded": True, "prefetching": True}
     await d.client.post("/v1/feedback", json={"id": rid, "event": "dismissed"})  # never downgrades accepted
     await d.client.post("/v1/feedback", json={"id": "cmpl-unknown", "event": "dismissed"})
     metrics = (await d.client.get("/metrics")).text

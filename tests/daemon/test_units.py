@@ -125,7 +125,9 @@ def test_classical_lines_and_suffix_dedup():
     c.add_text("    return self.value\n    return self.value\n    return None\n")
     assert c.complete("def f():\n    return s") == ["elf"]  # identifier first
     assert c.complete("def f():\n    return ", n=2)[0] == "self.value"
-    assert c.complete("def f():\n    return ", suffix="self.value\n", n=1) == ["None"]
+    # a line must end with what stands right of the cursor: "None" before "self.value" would not
+    assert c.complete("def f():\n    return ", suffix="self.value\n", n=1) == []
+    assert c.complete("def f():\n    return ", suffix="\n", n=2) == ["self.value", "None"]
 
 
 def test_classical_buffers_replace_and_repo(tmp_path):
