@@ -325,43 +325,55 @@ class _Walker:
         return names
 
     def record_imports(self, node: Any) -> None:
-        line = node.start_point[0] + 1
-        lang = self.spec.name
-        mods: list[str] = []
-        if lang == "python":
-            if node.type == "import_from_statement":
-                mod = node.child_by_field_name("module_name")
-                if mod is not None:
-                    mods.append(_text(mod))
-            elif node.type == "future_import_statement":
-                mods.append("__future__")
-            else:
-                for c in node.named_children:
-                    target = c.child_by_field_name("name") if c.type == "aliased_import" else c
-                    if target is not None and target.type == "dotted_name":
-                        mods.append(_text(target))
-        elif lang in ("javascript", "typescript", "tsx"):
-            src = node.child_by_field_name("source")
-            if src is not None:
-                mods.append(_text(src).strip("'\"`"))
-        elif lang == "go":
-            for spec_node in _descendants(node, "import_spec"):
-                p = spec_node.child_by_field_name("path")
-                if p is not None:
-                    mods.append(_text(p).strip('"`'))
-        elif lang == "rust":
-            arg = node.child_by_field_name("argument") or node.child_by_field_name("name")
-            if arg is not None:
-                mods.append(_text(arg))
-        elif lang == "java":
-            named = [c for c in node.named_children if c.type in ("scoped_identifier", "identifier")]
-            if named:
-                mods.append(_text(named[0]))
-        elif lang in ("c", "cpp"):
-            p = node.child_by_field_name("path")
-            if p is not None:
-                mods.append(_text(p).strip('"<>'))
-        self.imports.extend(Import(m, line) for m in mods if m)
+        read = _IMPORT_READERS.get(self.spec.name)
+        if read is not None:
+            line = node.start_point[0] + 1
+            self.imports.extend(Import(m, line) for m in read(node) if m)
+
+
+def _python_imports(node: Any) -> list[str]:
+    if node.type == "import_from_statement":
+        mod = node.child_by_field_name("module_name")
+        return [_text(mod)] if mod is not None else []
+    if node.type == "future_import_statement":
+        return ["__future__"]
+    out = []
+    for c in node.named_children:
+        target = c.child_by_field_name("name") if c.type == "aliased_import" else c
+        if target is not None and target.type == "dotted_name":
+            out.append(_text(target))
+    return out
+
+
+def _js_imports(node: Any) -> list[str]:
+    src = node.child_by_field_name("source")
+    return [_text(src).strip("'\"`")] if src is not None else []
+
+
+def _go_imports(node: Any) -> list[str]:
+    paths = (s.child_by_field_name("path") for s in _descendants(node, "import_spec"))
+    return [_text(p).strip('"`') for p in paths if p is not None]
+
+
+def _rust_imports(node: Any) -> list[str]:
+    arg = node.child_by_field_name("argument") or node.child_by_field_name("name")
+    return [_text(arg)] if arg is not None else []
+
+
+def _java_imports(node: Any) -> list[str]:
+    named = [c for c in node.named_children if c.type in ("scoped_identifier", "identifier")]
+    return [_text(named[0])] if named else []
+
+
+def _c_imports(node: Any) -> list[str]:
+    p = node.child_by_field_name("path")
+    return [_text(p).strip('"<>')] if p is not None else []
+
+
+# Which modules an import node names, per language (the node types that are imports are in langs.py).
+_IMPORT_READERS = {"python": _python_imports, "javascript": _js_imports, "typescript": _js_imports,
+                   "tsx": _js_imports, "go": _go_imports, "rust": _rust_imports, "java": _java_imports,
+                   "c": _c_imports, "cpp": _c_imports}
 
 
 def _end_row(node: Any) -> int:
