@@ -19,6 +19,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -500,25 +501,16 @@ async def v1_completions(request: web.Request) -> web.StreamResponse:
     cid = req.request_id = new_request_id()
     created = int(time.time())
     if body.get("stream"):
-        job = _submit(request, req, "/v1/completions")
-        resp = await _sse_start(request, cid)
-        try:
-            async for ev in job:
-                if isinstance(ev, TokenEvent):
-                    chunk = {"id": cid, "object": "text_completion", "created": created, "model": engine.model_name,
-                             "choices": [{"text": ev.text, "index": ev.index, "logprobs": None, "finish_reason": None}]}
-                    await resp.write(f"data: {dumps(chunk)}\n\n".encode())
-                else:
-                    choices = [{"text": "", "index": i, "logprobs": None, "finish_reason": _finish_reason(c.stop_type)}
-                               for i, c in enumerate(ev.completions)]
-                    chunk = {"id": cid, "object": "text_completion", "created": created, "model": engine.model_name,
-                             "choices": choices, "usage": _usage(ev)}
-                    await resp.write(f"data: {dumps(chunk)}\n\n".encode())
-            await resp.write(b"data: [DONE]\n\n")
-        finally:
-            _abandon(request, job)
-        await resp.write_eof()
-        return resp
+        def chunk(ev: Any) -> dict[str, Any]:
+            head = {"id": cid, "object": "text_completion", "created": created, "model": engine.model_name}
+            if isinstance(ev, TokenEvent):
+                return {**head, "choices": [{"text": ev.text, "index": ev.index, "logprobs": None,
+                                             "finish_reason": None}]}
+            return {**head, "choices": [{"text": "", "index": i, "logprobs": None,
+                                         "finish_reason": _finish_reason(c.stop_type)}
+                                        for i, c in enumerate(ev.completions)], "usage": _usage(ev)}
+
+        return await _stream_sse(request, req, "/v1/completions", cid, chunk)
     _, res = await _run_job(request, req, "/v1/completions")
     if res.error:
         return error_response(500, res.error, "server_error")
@@ -546,17 +538,26 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         if res.error:
             return error_response(500, res.error, "server_error")
         return json_response(chat_object(cid, engine.model_name, res))
-    job = _submit(request, req, "/v1/chat/completions")
+    def chunk(ev: Any) -> dict[str, Any]:
+        if isinstance(ev, TokenEvent):
+            return chat_chunk(cid, engine.model_name, {"content": ev.text})
+        stop = ev.completions[0].stop_type if ev.completions else "none"
+        return chat_chunk(cid, engine.model_name, {}, chat_finish_reason(stop))
+
+    first = chat_chunk(cid, engine.model_name, {"role": "assistant"})
+    return await _stream_sse(request, req, "/v1/chat/completions", cid, chunk, first=first)
+
+
+async def _stream_sse(request: web.Request, req: CompletionRequest, endpoint: str, cid: str,
+                      chunk: Callable[[Any], dict[str, Any]], first: dict[str, Any] | None = None) -> web.StreamResponse:
+    """An OpenAI-style event stream: `first`, a chunk per job event, then [DONE]; the job let go however it ends."""
+    job = _submit(request, req, endpoint)
     resp = await _sse_start(request, cid)
     try:
-        await resp.write(f"data: {dumps(chat_chunk(cid, engine.model_name, {'role': 'assistant'}))}\n\n".encode())
+        if first is not None:
+            await resp.write(f"data: {dumps(first)}\n\n".encode())
         async for ev in job:
-            if isinstance(ev, TokenEvent):
-                chunk = chat_chunk(cid, engine.model_name, {"content": ev.text})
-            else:
-                stop = ev.completions[0].stop_type if ev.completions else "none"
-                chunk = chat_chunk(cid, engine.model_name, {}, chat_finish_reason(stop))
-            await resp.write(f"data: {dumps(chunk)}\n\n".encode())
+            await resp.write(f"data: {dumps(chunk(ev))}\n\n".encode())
         await resp.write(b"data: [DONE]\n\n")
     finally:
         _abandon(request, job)
