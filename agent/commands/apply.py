@@ -25,21 +25,20 @@ class EditFormat(StrEnum):
     whole = "whole"
 
 
-# Directories whose files no edit means; walking them would also be slow.
-_NOT_EDITED_DIRS = {".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache", ".tox"}
 _MAX_FILES = 20000  # past this many files a near-miss file name is not guessed
 
 
 def project_files(root: Path) -> list[str]:
     """Every file under ``root`` (root-relative paths) that an edit naming a missing file may have meant;
     none when there are more than ``_MAX_FILES`` (too many to guess among, and too slow to list)."""
+    from ghostline.index.walker import ALL_FILES, IgnoreRules, iter_files  # pathspec: not for `agent --help`
+
     files: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in _NOT_EDITED_DIRS]
-        for f in filenames:
-            files.append(os.path.relpath(os.path.join(dirpath, f), root))
-            if len(files) > _MAX_FILES:
-                return []
+    # The repository's one walk (gitignore-aware, the usual build and tool folders skipped), every file kept.
+    for f in iter_files(IgnoreRules(root), files=ALL_FILES):
+        files.append(f.path)
+        if len(files) > _MAX_FILES:
+            return []
     return files
 
 
