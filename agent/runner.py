@@ -221,6 +221,18 @@ class PreparedRun:
     mcp: McpSession | None = None
     hooks: Hooks | None = None
     _start_recorded: bool = False
+    _status_now: _Later | None = None  # git status taken while the model thinks: files are quiet then
+
+    def observe(self, e: ev.Event) -> None:
+        """Follow the run's events so the report at the end costs nothing after the last answer: while a model
+        call runs nothing changes the files, so the closing `git status` is taken then, and dropped again as
+        soon as something may change them (a tool call, a command, a verification)."""
+        if not self.is_git:
+            return
+        if isinstance(e, ev.TurnStarted):
+            self._status_now = _Later(_git_status_files, self.root)
+        elif isinstance(e, (ev.ToolCall, ev.ShellRun, ev.VerificationStarted)):
+            self._status_now = None
 
     async def start(self, ask: Approver | None = None, extra_servers: Sequence[ServerSpec] = ()) -> list[str]:
         """Start the session's MCP servers (in parallel, each within its startup timeout) before the first turn;
@@ -397,7 +409,8 @@ def finish_run(run: PreparedRun, final: ev.Event | None, interrupted: bool) -> d
     changed = [os.path.normpath(p) for p in stats.files_changed]
     if run.is_git:
         before = run.changed_before.get()
-        for path, digest in _git_status_files(run.root).items():
+        after = run._status_now.get() if run._status_now is not None else _git_status_files(run.root)
+        for path, digest in after.items():
             full = os.path.normpath(str(run.root / path))
             if before.get(path) != digest and full not in changed:
                 changed.append(full)
@@ -433,6 +446,7 @@ def _run_task(opts: RunOptions) -> int:
     async def drive() -> None:
         nonlocal final
         async for e in loop.run(task):
+            run.observe(e)
             renderer.handle(e)
             if isinstance(e, (ev.Done, ev.Failed)):
                 final = e
