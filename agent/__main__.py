@@ -6,6 +6,7 @@ import atexit
 import os
 import sys
 import threading
+from collections.abc import Callable
 from typing import NoReturn
 
 
@@ -49,7 +50,7 @@ def main() -> None:
         sys.exit(1)
 
 
-def _exit_without_teardown(code: int) -> NoReturn:
+def exit_without_teardown(code: int) -> NoReturn:
     """Leave as soon as the work is saved. A run has thousands of modules loaded (the SDKs' pydantic types), and
     tearing the interpreter down (a GC pass and module cleanup over them) costs 0.3-2 s after the last answer.
     What the normal exit would still do that matters happens first: threads that are not daemons finish, exit
@@ -75,15 +76,24 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
-def entry() -> NoReturn:
-    """The console script: `main`, then a fast exit."""
+def exit_code_of(fn: Callable[[], None]) -> int:
+    """Run the CLI; the exit code it ends with."""
     try:
-        main()
+        fn()
     except SystemExit as exc:
-        _exit_without_teardown(_exit_code(exc))
+        return _exit_code(exc)
     except KeyboardInterrupt:
-        _exit_without_teardown(130)
-    _exit_without_teardown(0)
+        return 130
+    return 0
+
+
+def entry() -> NoReturn:
+    """The console script: a warm server's fork runs `agent run` when one answers (see agent/warm.py), else
+    `main` here; then a fast exit."""
+    from ghostline.agent.warm import try_warm_run
+
+    code = try_warm_run(sys.argv[1:])
+    exit_without_teardown(code if code is not None else exit_code_of(main))
 
 
 if __name__ == "__main__":

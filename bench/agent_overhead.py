@@ -40,6 +40,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from ghostline.agent import warm  # noqa: E402
 from tests.fakeserver import FakeModelServer, Reply, _Handler, reply  # noqa: E402
 
 MODEL = "claude-sonnet-4-5"
@@ -221,18 +222,21 @@ class Agent:
     label: str  # the table's column
     vocabulary: str  # "ghostline" | "claude": the tools its requests offer (see Script)
     checkout: Path | None = None  # Ghostline: the checkout whose code runs
+    warm: bool = False  # Ghostline: runs are forks of the warm process (agent/warm.py), which the warm-up run starts
 
 
 def command(agent: Agent, srv: FakeModelServer, home: Path) -> tuple[list[str], dict[str, str]]:
     if agent.vocabulary == "claude":
         return claude_cmd(srv, home)
-    return ghostline_cmd(srv, home, agent.checkout or REPO)
+    return ghostline_cmd(srv, home, agent.checkout or REPO, agent.warm)
 
 
-def ghostline_cmd(srv: FakeModelServer, home: Path, checkout: Path) -> tuple[list[str], dict[str, str]]:
+def ghostline_cmd(srv: FakeModelServer, home: Path, checkout: Path, warm: bool = False
+                  ) -> tuple[list[str], dict[str, str]]:
     env = {**os.environ, "PYTHONPATH": str(checkout), "GHOSTLINE_DATA_DIR": str(home / "data"),
            "GHOSTLINE_CONFIG_DIR": str(home / "config"), "GHOSTLINE_EMBEDDINGS": "off",
-           "ANTHROPIC_API_KEY": "sk-ant-bench", "CI": "1"}
+           "ANTHROPIC_API_KEY": "sk-ant-bench", "CI": "1", "GHOSTLINE_WARM": "1" if warm else "0",
+           "GHOSTLINE_STATE_DIR": str(home / ("state-warm" if warm else "state"))}
     for name in ("GHOSTLINE_MODEL", "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN"):
         env.pop(name, None)
     cmd = [*agent_exe(), "run", TASK, "-m", f"anthropic:{MODEL}", "--base-url", srv.anthropic_base_url,
@@ -385,8 +389,11 @@ def main() -> int:
     ap.add_argument("--no-claude", action="store_true", help="Ghostline only, even when claude is installed")
     ap.add_argument("--fresh", action="store_true", help="rebuild the cached workspaces")
     ap.add_argument("--baseline", type=Path, help="another Ghostline checkout, run alongside (before/after)")
+    ap.add_argument("--no-warm", action="store_true", help="leave out the runs forked from the warm process")
     args = ap.parse_args()
     agents = [Agent("ghostline", "ghostline")]
+    if not args.no_warm:
+        agents.append(Agent("gl-warm", "ghostline", warm=True))
     if args.baseline is not None:
         agents.append(Agent("baseline", "ghostline", args.baseline.resolve()))
     if not args.no_claude and shutil.which("claude"):
@@ -415,6 +422,9 @@ def main() -> int:
         print(f"{name:<42} {ms:>10.1f}")
     result["cli_ms"] = cli
     result["loadavg_after"] = os.getloadavg()
+    for agent in agents:
+        if agent.warm:
+            warm.query("stop", warm.socket_path(ghostline_cmd(srv, home, agent.checkout or REPO, True)[1]))
     out = REPO / "bench/out"
     out.mkdir(parents=True, exist_ok=True)
     (out / "agent_overhead.json").write_text(json.dumps(result, indent=2))

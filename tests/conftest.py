@@ -10,6 +10,12 @@ import pytest
 from tests.fakeserver import FakeModelServer
 
 
+@pytest.fixture(autouse=True)
+def _no_warm_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`agent run` in tests imports for itself: no background warm process (tests/agent/test_warm.py turns it on)."""
+    monkeypatch.setenv("GHOSTLINE_WARM", "0")
+
+
 @pytest.fixture
 def fake_server() -> Iterator[FakeModelServer]:
     with FakeModelServer() as srv:

@@ -49,7 +49,7 @@ from ghostline.compaction.transcript import (
 
 _EPHEMERAL = {"type": "ephemeral"}
 # What `client.messages` imports: loaded in the background with the SDK, off the first request's path.
-_FIRST_REQUEST_MODULES = ("anthropic.resources.messages.messages",)
+FIRST_REQUEST_MODULES = ("anthropic.resources.messages.messages",)
 _RETRYABLE_TYPES = {"overloaded_error", "api_error", "rate_limit_error", "timeout_error"}
 
 
@@ -136,7 +136,7 @@ class AnthropicProvider(RetryingSDKProvider):
         prompt_caching: bool | None = None,
         client: Any = None,
     ):
-        self._sdk_loader = load_sdk("anthropic", "AsyncAnthropic", preload=_FIRST_REQUEST_MODULES)
+        self._sdk_loader = load_sdk("anthropic", "AsyncAnthropic", preload=FIRST_REQUEST_MODULES)
         self.model = model
         self.info = info  # agent.models.ModelInfo, from make_provider
         self.retry = retry or RetryPolicy()

@@ -40,7 +40,7 @@ from ghostline.agent.providers.sdk_provider import RetryingSDKProvider
 from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
 
 # What `client.chat.completions` imports: loaded in the background with the SDK, off the first request's path.
-_FIRST_REQUEST_MODULES = ("openai.resources.chat.chat", "openai.resources.chat.completions.completions")
+FIRST_REQUEST_MODULES = ("openai.resources.chat.chat", "openai.resources.chat.completions.completions")
 _FINISH = {"stop": "end_turn", "tool_calls": "tool_use", "function_call": "tool_use", "length": "max_tokens"}
 
 
@@ -115,7 +115,7 @@ class OpenAIProvider(RetryingSDKProvider):
         timeout: float | None = None,
         client: Any = None,
     ):
-        self._sdk_loader = load_sdk("openai", "AsyncOpenAI", preload=_FIRST_REQUEST_MODULES)
+        self._sdk_loader = load_sdk("openai", "AsyncOpenAI", preload=FIRST_REQUEST_MODULES)
         self.model = model
         self.info = info  # agent.models.ModelInfo, from make_provider
         self.retry = retry or RetryPolicy()
