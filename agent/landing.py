@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,31 +116,55 @@ def _diffstat(numstat: str) -> dict[str, int]:
     return {"files": files, "insertions": insertions, "deletions": deletions}
 
 
+@dataclass
+class _Staged:
+    """The run's changes staged on top of `base` in a throwaway index (`env` points git at it)."""
+
+    env: dict[str, str]
+    base: str
+    paths: list[str]  # the run's paths that are changes git can record
+
+    def numstat(self, repo: Path) -> dict[str, int]:
+        return _diffstat(_git(repo, "diff", "--cached", "--numstat", self.base, "--", *self.paths, env=self.env))
+
+    def patch(self, repo: Path) -> bytes:
+        return _git_bytes(repo, "diff", "--cached", "--binary", self.base, "--", *self.paths, env=self.env)
+
+
+@contextmanager
+def _staged(repo: Path, base: str | None, paths: list[str]) -> Iterator[_Staged]:
+    with tempfile.TemporaryDirectory(prefix="ghostline-index-") as tmp:
+        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        base = base or EMPTY_TREE
+        _git(repo, "read-tree", base, env=env)
+        addable = _addable(repo, paths, env) if paths else []
+        if addable:
+            _git(repo, "add", "-A", "--", *addable, env=env)
+        yield _Staged(env, base, addable)
+
+
 def diff_against(repo: Path, base: str | None, paths: list[str]) -> tuple[bytes, dict[str, int]]:
     """The binary git diff of `paths` from `base` to the working tree, and its diffstat, through a throwaway
     index (new files included, nothing staged in the repository's own index)."""
-    empty = {"files": 0, "insertions": 0, "deletions": 0}
-    if not paths:
-        return b"", empty
-    base = base or EMPTY_TREE
-    with tempfile.TemporaryDirectory(prefix="ghostline-index-") as tmp:
-        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        _git(repo, "read-tree", base, env=env)
-        addable = _addable(repo, paths, env)
-        if not addable:
-            return b"", empty
-        _git(repo, "add", "-A", "--", *addable, env=env)
-        patch = _git_bytes(repo, "diff", "--cached", "--binary", base, "--", *addable, env=env)
-        stat = _git(repo, "diff", "--cached", "--numstat", base, "--", *addable, env=env)
-    return patch, _diffstat(stat)
+    with _staged(repo, base, paths) as staged:
+        if not staged.paths:
+            return b"", _diffstat("")
+        return staged.patch(repo), staged.numstat(repo)
 
 
 def _identity_args(repo: Path) -> list[str]:
     """`-c user.name/email` when git would not know who commits (no config, no GIT_* variables): a CI machine
-    often has no identity, and a commit must not fail for it."""
-    if all(_git(repo, "var", var, check=False).strip() for var in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT")):
+    often has no identity, and a commit must not fail for it. (The author falls back to the committer's.)"""
+    if _git(repo, "var", "GIT_COMMITTER_IDENT", check=False).strip():
         return []
     return ["-c", f"user.name={FALLBACK_IDENTITY[0]}", "-c", f"user.email={FALLBACK_IDENTITY[1]}"]
+
+
+def _commit(repo: Path, message: str, author: str | None, *, pathspec: list[str],
+            env: dict[str, str] | None = None) -> None:
+    author_arg = [f"--author={author}"] if author else []
+    _git_bytes(repo, *_identity_args(repo), "commit", "-q", "-F", "-", *author_arg, "--", *pathspec,
+               env=env, stdin=message.encode())
 
 
 def commit_paths(repo: Path, paths: list[str], message: str, author: str | None = None) -> str | None:
@@ -150,9 +176,17 @@ def commit_paths(repo: Path, paths: list[str], message: str, author: str | None 
     _git(repo, "add", "-A", "--", *addable)
     if head_commit(repo) and not _git(repo, "diff", "--cached", "--name-only", "HEAD", "--", *addable).strip():
         return None
-    author_arg = [f"--author={author}"] if author else []
-    _git_bytes(repo, *_identity_args(repo), "commit", "-q", "-F", "-", *author_arg, "--", *addable,
-               stdin=message.encode())
+    _commit(repo, message, author, pathspec=addable)
+    return head_commit(repo)
+
+
+def _commit_staged(repo: Path, staged: _Staged, message: str, author: str | None) -> str | None:
+    """Commit what `staged` holds when the branch is still at its base (the usual case: one git commit, from the
+    throwaway index, then the repository's index follows for those paths); else as `commit_paths` does."""
+    if head_commit(repo) != staged.base:  # the run committed, or a resumed run started from an older commit
+        return commit_paths(repo, staged.paths, message, author)
+    _commit(repo, message, author, pathspec=[], env=staged.env)
+    _git(repo, "reset", "-q", "--", *staged.paths)
     return head_commit(repo)
 
 
@@ -162,16 +196,19 @@ def land(repo: Path, *, base: str | None, paths: list[str], request: LandingRequ
     `repo`) since `base`. The patch is written whatever the outcome (it shows what a failed run did); the commit
     is made only for a run that succeeded. A git failure becomes `landing_error` (the run's outcome stands)."""
     out: dict[str, Any] = {"branch": current_branch(repo), "commit": None, "patch": None,
-                           "diffstat": {"files": 0, "insertions": 0, "deletions": 0}}
+                           "diffstat": _diffstat("")}
     try:
-        patch, out["diffstat"] = diff_against(repo, base, paths)
-        if request.patch is not None:
-            target = request.patch.expanduser().absolute()
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(patch)
-            out["patch"] = str(target)
-        if request.commit and succeeded:
-            out["commit"] = commit_paths(repo, paths, commit_message(summary, task, session_id), request.author)
+        with _staged(repo, base, paths) as staged:
+            if staged.paths:
+                out["diffstat"] = staged.numstat(repo)
+            if request.patch is not None:
+                target = request.patch.expanduser().absolute()
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(staged.patch(repo) if staged.paths else b"")
+                out["patch"] = str(target)
+            if request.commit and succeeded and out["diffstat"]["files"]:
+                out["commit"] = _commit_staged(repo, staged, commit_message(summary, task, session_id),
+                                               request.author)
     except (LandingError, OSError, subprocess.SubprocessError) as e:
         out["landing_error"] = str(e)
     return out

@@ -92,7 +92,9 @@ class Batch:
     async def _slot(self, plan: JobPlan, slots: asyncio.Semaphore) -> None:
         async with slots:
             if self.stopped_by is None:
+                began = time.monotonic()
                 entry = await self._run_job(plan)
+                entry["elapsed_ms"] = int((time.monotonic() - began) * 1000)  # worktree to landed, all of it
             elif plan.continue_session and plan.previous:  # keep what lets a later --resume go on with it
                 entry = plan.previous
             else:

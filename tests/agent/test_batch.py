@@ -206,3 +206,18 @@ def test_ctrl_c_mid_batch_saves_sessions_and_resume_goes_on(tmp_path):
     for job in interrupted:  # the interrupted jobs went on in their own sessions
         assert after[job["id"]]["session_id"] == job["session_id"] and after[job["id"]]["status"] == "success"
     assert len(continued) == 3 and sum("Carry on with the task" in json.dumps(b) for b in continued) == 2
+
+
+def test_max_cost_total_stops_the_batch_with_exit_4(tmp_path):
+    repo = make_repo(tmp_path)
+    jobs = write_jobs(tmp_path / "jobs.jsonl", [{"id": f"m{i}", "task": f"[m{i}] loop"} for i in range(3)])
+    endless = lambda body, provider: reply("", [("glob", {"pattern": "*.py"})], usage=USAGE)  # noqa: E731
+    with FakeModelServer(endless) as srv:
+        r = batch([str(jobs), "--parallel", "2", "--max-cost-total", "0.01", "--report", str(tmp_path / "r.json")],
+                  cwd=repo, env=agent_env(tmp_path, srv, "anthropic"))
+    assert r.returncode == 4, r.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["stopped_by"] == "max_cost_total" and report["max_cost_total"] == 0.01
+    assert [j["status"] for j in report["jobs"]] == ["error_budget", "error_budget", "not_run"]
+    assert "--max-cost-total" in report["jobs"][0]["result"] and report["totals"]["cost_usd"] >= 0.01
+    assert "the batch reached --max-cost-total ($0.01)" in r.stderr
