@@ -2,8 +2,10 @@
 and `agent run -` reads the task itself from stdin.
 
 Only a pipe or a redirected file is read: a terminal is the user's, and /dev/null or a socket a CI runner left
-open carries nothing meant for the task (reading a socket could wait forever). Text only, at most STDIN_CAP
-bytes (the rest is cut, and the model told so).
+open carries nothing meant for the task (reading a socket could wait forever). A pipe that stays silent for
+QUIET_S while a task was given is one a CI runner left open: the run goes on without it (one line says so), as
+a headless run must never hang on input. Text only, at most STDIN_CAP bytes (the rest is cut, and the model
+told so).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 from typing import BinaryIO
 
 STDIN_CAP = 256 * 1024
-WAIT_NOTICE_S = 3.0  # a pipe that stays silent this long gets a line on stderr saying what the run waits for
+QUIET_S = 3.0  # how long a pipe may stay silent before the run stops waiting for it (or says what it waits for)
 
 
 class StdinError(ValueError):
@@ -31,20 +33,22 @@ def _source(stream: BinaryIO) -> str | None:
     return "pipe" if stat.S_ISFIFO(mode) else "file" if stat.S_ISREG(mode) else None
 
 
-def _announce_wait(stream: BinaryIO) -> None:
+def _says_something(stream: BinaryIO) -> bool:
+    """Whether the pipe has data (or its end) within QUIET_S seconds."""
     try:
-        ready, _, _ = select.select([stream], [], [], WAIT_NOTICE_S)
+        ready, _, _ = select.select([stream], [], [], QUIET_S)
     except (OSError, ValueError):
-        return
-    if not ready:
-        sys.stderr.write("agent: waiting for the input piped to stdin (run with </dev/null to do without it)\n")
-        sys.stderr.flush()
+        return True
+    return bool(ready)
+
+
+def _note(text: str) -> None:
+    sys.stderr.write(f"agent: {text}\n")
+    sys.stderr.flush()
 
 
 def read_stdin(stream: BinaryIO, *, cap: int = STDIN_CAP) -> tuple[str, bool]:
     """Everything up to `cap` bytes as text, and whether more was cut. Raises StdinError on binary data."""
-    if _source(stream) == "pipe":
-        _announce_wait(stream)
     chunks: list[bytes] = []
     size = 0
     while size <= cap:
@@ -76,12 +80,21 @@ def task_with_stdin(task: str | None, stream: BinaryIO | None = None) -> str | N
     task (or is the task when none was given). Raises StdinError."""
     stream = stream if stream is not None else sys.stdin.buffer
     if task == "-":
+        if _source(stream) == "pipe" and not _says_something(stream):
+            _note("waiting for the task on stdin (`agent run -` reads it from there)")
         text, cut = read_stdin(stream)
         if not text.strip():
             raise StdinError("`agent run -` reads the task from stdin, and stdin was empty")
         return text + (f"\n[cut: only the first {STDIN_CAP // 1024} KiB were read]" if cut else "")
-    if _source(stream) is None:
+    source = _source(stream)
+    if source is None:
         return task
+    if source == "pipe" and not _says_something(stream):
+        if task:
+            _note(f"nothing arrived on stdin in {QUIET_S:g} s: going on without it (pipe the input in, or run "
+                  f"with </dev/null)")
+            return task
+        _note("waiting for the task on stdin")
     text, cut = read_stdin(stream)
     if not text.strip():
         return task

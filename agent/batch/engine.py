@@ -35,7 +35,10 @@ from ghostline.agent.providers.base import ConfigError
 from ghostline.agent.runner import PreparedRun, RunOptions, UsageError, close_quietly, prepare_run
 from ghostline.sandbox import CheckpointError
 
-CONTINUE = "The run was interrupted before it finished. Carry on with the task from where it stopped."
+# An interrupted job goes on in its session with this message (the task again: the job may have been stopped
+# before its first message was sent).
+CONTINUE = ("The run was interrupted before it finished. Carry on with the task from where it stopped (look at "
+            "the files as they are now first). The task:\n\n{task}")
 
 
 def _err(msg: str) -> None:
@@ -65,7 +68,7 @@ class Batch:
         handled = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                loop.add_signal_handler(sig, self.stop, STOPPED_INTERRUPTED)
+                loop.add_signal_handler(sig, self._interrupted, loop, sig)
                 handled.append(sig)
             except (NotImplementedError, RuntimeError):
                 pass
@@ -76,6 +79,12 @@ class Batch:
             for sig in handled:
                 loop.remove_signal_handler(sig)
         return self.report()
+
+    def _interrupted(self, loop: asyncio.AbstractEventLoop, sig: int) -> None:
+        """Ctrl-C: stop cleanly. The handler goes, so a second Ctrl-C stops at once (the report then says what
+        was known)."""
+        self.stop(STOPPED_INTERRUPTED)
+        loop.remove_signal_handler(sig)
 
     def report(self) -> dict[str, Any]:
         return build_report(self.plan.jobs_file, list(self.entries.values()), shard=self.plan.shard,
@@ -139,7 +148,8 @@ class Batch:
                              worktree=worktree, error=str(e))
         run.record_start()
         self.progress.started(job.id, {"branch": place.branch, "worktree": worktree, "session_id": run.session.id})
-        outcome = await self._execute(job.id, run, CONTINUE if plan.continue_session else job.task)
+        outcome = await self._execute(job.id, run, CONTINUE.format(task=job.task) if plan.continue_session
+                                      else job.task)
         result = await asyncio.to_thread(conclude, run, outcome, task=job.task, base=place.base, request=request,
                                          schema=self.schema)
         run.session.close()

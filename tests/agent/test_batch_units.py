@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from ghostline.agent import stdin_input
 from ghostline.agent.batch.jobs import Job, JobsError, JobsFile, load_jobs, parse_shard, select_shard
 from ghostline.agent.batch.junit import junit_xml
 from ghostline.agent.batch.progress import TableProgress
@@ -157,6 +158,15 @@ def _pipe(data: bytes):
     os.write(w, data)
     os.close(w)
     return os.fdopen(r, "rb")
+
+
+def test_a_silent_pipe_left_open_is_not_waited_for(monkeypatch, capsys):
+    monkeypatch.setattr(stdin_input, "QUIET_S", 0.05)
+    r, w = os.pipe()  # the writer stays open and says nothing, like a CI runner's stdin
+    with os.fdopen(r, "rb") as silent:
+        assert task_with_stdin("the task", silent) == "the task"
+    os.close(w)
+    assert "nothing arrived on stdin in 0.05 s: going on without it" in capsys.readouterr().err
 
 
 def test_stdin_from_a_pipe(tmp_path):
