@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -185,3 +186,33 @@ def test_stdin_from_a_pipe(tmp_path):
     with big.open("rb") as f:
         text, cut = read_stdin(f)
     assert cut and len(text.encode()) <= STDIN_CAP and set(text) == {"é"}
+
+
+def test_land_takes_only_real_changes_and_commits_without_a_configured_identity(tmp_path, monkeypatch):
+    from ghostline.agent.landing import LandingRequest, head_commit, land
+
+    repo = tmp_path / "r"
+    repo.mkdir()
+    for k in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no global git config: a bare CI machine
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    run = lambda *a: subprocess.run(["git", "-C", str(repo), *a], check=True, capture_output=True, text=True)  # noqa: E731
+    run("init", "-q")
+    (repo / ".gitignore").write_text("build/\n")
+    (repo / "kept.py").write_text("x = 1\n")
+    run("add", "-A")
+    run("-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "init")
+    base = head_commit(repo)
+    (repo / "kept.py").write_text("x = 2\n")
+    (repo / "build").mkdir()
+    (repo / "build" / "out.bin").write_text("ignored")
+    (repo / "staged.txt").write_text("the user's")
+    run("add", "staged.txt")
+    out = land(repo, base=base, paths=["kept.py", "build/out.bin", "gone.txt"], request=LandingRequest(
+        commit=True, patch=tmp_path / "p.patch"), succeeded=True, summary="Bump x", task="t", session_id="S")
+    assert "landing_error" not in out, out
+    assert out["diffstat"] == {"files": 1, "insertions": 1, "deletions": 1} and out["commit"] == head_commit(repo)
+    assert run("show", "--name-only", "--format=%s", "HEAD").stdout.split() == ["Bump", "x", "kept.py"]
+    assert run("status", "--porcelain").stdout.splitlines() == ["A  staged.txt"]  # the user's staging stands
+    assert "kept.py" in (tmp_path / "p.patch").read_text() and "out.bin" not in (tmp_path / "p.patch").read_text()
