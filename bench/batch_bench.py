@@ -8,7 +8,7 @@ Each job makes two model calls (write a file, then say it is done), and the fake
 - `agent batch JOBS --parallel P --commit` (jobs as tasks of one process): the batch's wall time, the ideal wall
   time (waves x model time), each job's elapsed time from its slot to its landed commit (worktree creation,
   session, run, commit, teardown) minus its model time = the per-job overhead (target <= 0.3 s), and the
-  batch's peak RSS (GNU time's %M).
+  batch's peak RSS and CPU time per job (GNU time: the process and the commands it ran).
 - the same jobs as `agent run --worktree=ID --commit` processes, P at a time: what one process per job costs.
 
 Prints a table and writes bench/out/batch_bench.json.
@@ -53,15 +53,21 @@ def script(delay_s: float):
 
 
 def timed(cmd: list[str], *, cwd: Path, env: dict[str, str], rss_file: Path) -> tuple[float, int, str]:
-    """Wall seconds, exit code and stderr of `cmd`, its peak RSS written to rss_file (KiB) by GNU time."""
+    """Wall seconds, exit code and stderr of `cmd`; GNU time writes its peak RSS (KiB) and CPU seconds (user,
+    system; its children's included) to rss_file."""
     t = time.perf_counter()
-    proc = subprocess.run([TIME, "-f", "%M", "-o", str(rss_file), *cmd], cwd=cwd, env=env, capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, timeout=900)
+    proc = subprocess.run([TIME, "-f", "%M %U %S", "-o", str(rss_file), *cmd], cwd=cwd, env=env,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=900)
     return time.perf_counter() - t, proc.returncode, proc.stderr
 
 
 def _kib(path: Path) -> int:
-    return int(path.read_text().split()[-1])
+    return int(path.read_text().split()[-3])
+
+
+def _cpu(path: Path) -> float:
+    user, system = path.read_text().split()[-2:]
+    return float(user) + float(system)
 
 
 def _stats(xs: list[float]) -> dict[str, float]:
@@ -84,28 +90,29 @@ def bench_batch(work: Path, env: dict[str, str], ids: list[str], parallel: int, 
     waves = math.ceil(len(ids) / parallel)
     return {"wall_s": round(wall, 3), "ideal_wall_s": round(waves * model_s, 3),
             "overhead_per_wave_s": round((wall - waves * model_s) / waves, 3), "per_job_overhead_s": _stats(overheads),
-            "peak_rss_mb": round(_kib(work / "rss") / 1024, 1)}
+            "cpu_s_per_job": round(_cpu(work / "rss") / len(ids), 3), "peak_rss_mb": round(_kib(work / "rss") / 1024, 1)}
 
 
 def bench_processes(work: Path, env: dict[str, str], ids: list[str], parallel: int, model_s: float) -> dict[str, Any]:
     repo = make_repo(work)
 
-    def one(job: str) -> tuple[float, int]:
+    def one(job: str) -> tuple[float, int, float]:
         wall, code, err = timed([AGENT, "run", f"[{job}] write {job}.txt", f"--worktree={job}", "--commit", "-m",
                                  MODEL, "-o", "json"], cwd=repo, env=env, rss_file=work / f"rss-{job}")
         if code != 0:
             raise SystemExit(f"agent run failed (exit {code}): {err[-2000:]}")
-        return wall, _kib(work / f"rss-{job}")
+        return wall, _kib(work / f"rss-{job}"), _cpu(work / f"rss-{job}")
 
     t = time.perf_counter()
     with ThreadPoolExecutor(parallel) as pool:
         results = list(pool.map(one, ids))
     wall = time.perf_counter() - t
     waves = math.ceil(len(ids) / parallel)
-    peak = max(kib for _, kib in results) / 1024
+    peak = max(kib for _, kib, _ in results) / 1024
     return {"wall_s": round(wall, 3), "ideal_wall_s": round(waves * model_s, 3),
             "overhead_per_wave_s": round((wall - waves * model_s) / waves, 3),
-            "per_job_overhead_s": _stats([w - model_s for w, _ in results]),
+            "per_job_overhead_s": _stats([w - model_s for w, _, _ in results]),
+            "cpu_s_per_job": round(sum(c for _, _, c in results) / len(ids), 3),
             "peak_rss_mb": round(peak * parallel, 1), "peak_rss_per_process_mb": round(peak, 1)}
 
 
@@ -138,12 +145,13 @@ def main(argv: list[str] | None = None) -> int:
           f"job (model time {model_s:.2f} s per job); per-job overhead = elapsed - model time; target <= "
           f"{TARGET_S} s")
     print(f"{'variant':<36}{'wall s':>8}{'ideal s':>9}{'per wave s':>11}{'overhead/job s: median':>24}"
-          f"{'p90':>7}{'max':>7}{'peak RSS MB':>13}")
+          f"{'p90':>7}{'max':>7}{'CPU s/job':>11}{'peak RSS MB':>13}")
     for name, r in rows.items():
         o = r["per_job_overhead_s"]
         verdict = "ok" if o["median"] <= TARGET_S else "OVER"
         print(f"{name:<36}{r['wall_s']:>8.2f}{r['ideal_wall_s']:>9.2f}{r['overhead_per_wave_s']:>11.2f}"
-              f"{o['median']:>24.3f}{o['p90']:>7.3f}{o['max']:>7.3f}{r['peak_rss_mb']:>13.1f}  {verdict}")
+              f"{o['median']:>24.3f}{o['p90']:>7.3f}{o['max']:>7.3f}{r['cpu_s_per_job']:>11.3f}"
+              f"{r['peak_rss_mb']:>13.1f}  {verdict}")
     load = os.getloadavg()[0]
     result = {"jobs": args.jobs, "parallel": args.parallel, "model_ms_per_call": args.model_ms,
               "model_s_per_job": model_s, "target_s": TARGET_S, "cpus": os.cpu_count(), "load_average": round(load, 2),
