@@ -76,7 +76,7 @@ def _root(
                               resume=resume, cont=cont, worktree=worktree, cwd=cwd))
 
 
-COMMAND_MODULES = ("run", "tui", "apply", "sandbox", "index", "daemon", "mcp", "acp", "warm")
+COMMAND_MODULES = ("run", "batch", "tui", "apply", "sandbox", "index", "daemon", "mcp", "acp", "warm")
 
 
 def _register_all() -> None:

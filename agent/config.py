@@ -32,6 +32,7 @@ class Config:
     compaction: dict[str, Any] = field(default_factory=dict)
     acp: dict[str, Any] = field(default_factory=dict)  # `agent acp`: terminal = "auto" | "editor" | "sandbox"
     retry: dict[str, Any] = field(default_factory=dict)
+    commit: dict[str, Any] = field(default_factory=dict)  # --commit: author = "Name <email>"
     hooks: HookTable = field(default_factory=dict)  # the user's, then the (trusted) project's
     warnings: list[str] = field(default_factory=list)
 
@@ -115,7 +116,7 @@ def load_config(cwd: Path, *, user_file: Path | None = None) -> Config:
                 "max_output_tokens", "network"):
         if key in data:
             setattr(cfg, key, data[key])
-    for key in ("models", "permissions", "compaction", "retry", "acp"):
+    for key in ("models", "permissions", "compaction", "retry", "acp", "commit"):
         if isinstance(data.get(key), dict):
             setattr(cfg, key, data[key])
     env_model = os.environ.get("GHOSTLINE_MODEL")

@@ -154,16 +154,22 @@ def innermost(event: Event) -> Event:
 
 
 @dataclass
-class ApprovalNeeded(Event):
-    """The permission gate asked about a call (or refused it): what was decided, and why."""
+class PermissionRequest(Event):
+    """The permission gate did not simply allow a call: a person was asked (headless, nobody can be, so it was
+    denied and the model told why), or a deny rule, a hook or the message's tool scope refused it. Sessions
+    written before this name logged it as `approval_needed` (readers accept both)."""
 
-    type: ClassVar[str] = "approval_needed"
+    type: ClassVar[str] = "permission_request"
     tool: str
     input: dict[str, Any]
     reason: str
     decision: str = "denied"  # allowed | denied
     id: str = ""  # the tool call
     remembered_rule: str | None = None  # "always allow" stored this rule
+    decided_by: str = ""  # user | headless | policy | hook | scope ("" in older sessions)
+
+
+ApprovalNeeded = PermissionRequest  # its earlier name
 
 
 @dataclass
@@ -245,10 +251,21 @@ class VerificationResult(Event):
 
 
 @dataclass
+class OutputSchemaCheck(Event):
+    """The final answer checked against --output-schema: valid, or why not (the model is told once and answers
+    again; still invalid, the run ends with subtype error_output_schema)."""
+
+    type: ClassVar[str] = "output_schema_check"
+    valid: bool
+    attempt: int  # 1-based
+    error: str = ""
+
+
+@dataclass
 class Done(Event):
     type: ClassVar[str] = "done"
     result: str
-    subtype: str = "success"  # success | error_max_turns | error_budget | error_verification
+    subtype: str = "success"  # success | error_max_turns | error_budget | error_verification | error_output_schema
     num_turns: int = 0
 
 

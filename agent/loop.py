@@ -409,9 +409,9 @@ class AgentLoop:
             for r in verdict.hook_reports:
                 yield self.hooks.report(r, c.id)
             if verdict.asked or verdict.refusal is not None and verdict.refusal.meta.get("denied"):
-                yield self._emit(ev.ApprovalNeeded(c.name, c.args, verdict.reason,
-                                                   "allowed" if verdict.allowed else "denied", c.id,
-                                                   verdict.remembered_rule))
+                yield self._emit(ev.PermissionRequest(c.name, c.args, verdict.reason,
+                                                      "allowed" if verdict.allowed else "denied", c.id,
+                                                      verdict.remembered_rule, verdict.decided_by))
         admitted = [v for v in verdicts if v.allowed]
         if any(v.tool is not None and v.kind != "read" for v in admitted):
             await self._checkpoint()

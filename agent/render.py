@@ -10,7 +10,7 @@ from ghostline.agent import events as ev
 from ghostline.tools.todo import checklist
 
 EXIT_CODES = {"success": 0, "error_during_execution": 1, "error_max_turns": 3, "error_budget": 4,
-              "error_verification": 5, "stopped_by_hook": 7, "interrupted": 130}
+              "error_verification": 5, "error_output_schema": 6, "stopped_by_hook": 7, "interrupted": 130}
 
 
 def exit_code_for(subtype: str) -> int:
@@ -132,6 +132,9 @@ class TextRenderer:
                 self._line(self._style(f"  ✗ verification failed ({how}, {secs})", "31"))
                 if self.verbose and e.output_tail:
                     self._line(self._style(e.output_tail, "2"))
+        elif isinstance(e, ev.OutputSchemaCheck) and not e.valid:
+            self._line(self._style(f"  ✗ the answer does not satisfy --output-schema: {_one_line(e.error, 200)}",
+                                   "31"))
         elif isinstance(e, ev.Diff) and self.verbose:
             self._line(e.diff.rstrip("\n"))
         elif isinstance(e, ev.Retry):
@@ -139,9 +142,10 @@ class TextRenderer:
         elif isinstance(e, ev.Compaction):
             self._line(self._style(f"[compaction: {e.stage} {e.tokens_before} → {e.tokens_after} tokens]", "2"),
                        self.err)
-        elif isinstance(e, ev.ApprovalNeeded) and e.decision == "denied":
+        elif isinstance(e, ev.PermissionRequest) and e.decision == "denied":
             title = self._titles.get(e.id) or f"{e.tool} {_one_line(e.input)}"
-            self._line(self._style(f"  ✗ not allowed: {title}", "33"), self.err)
+            why = " (needs approval, and a headless run cannot ask)" if e.decided_by == "headless" else ""
+            self._line(self._style(f"  ✗ not allowed{why}: {title}", "33"), self.err)
         elif isinstance(e, ev.ContextNote) and e.kind == "tools":
             self._line(self._style(e.text, "33"), self.err)
         elif isinstance(e, ev.HookBlocked):
@@ -157,7 +161,7 @@ class TextRenderer:
                 self._line(f"stopped: reached the turn limit ({e.num_turns} turns)", self.err)
             elif e.subtype == "error_budget":
                 self._line("stopped: reached the token or cost budget", self.err)
-            elif e.subtype in ("error_verification", "stopped_by_hook"):
+            elif e.subtype in ("error_verification", "error_output_schema", "stopped_by_hook"):
                 self._line(f"stopped: {e.result}", self.err)
 
     def _subagent(self, e: ev.Event) -> None:

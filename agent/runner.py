@@ -6,13 +6,12 @@ import asyncio
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,13 @@ from ghostline.agent.config import Config, load_config
 from ghostline.agent.custom_commands import CustomCommand, load_commands, parse_invocation
 from ghostline.agent.hooks import Hooks, report_event
 from ghostline.agent.instructions import TOOL_RULES, load_instructions, system_prompt
+from ghostline.agent.landing import LandingError, is_work_tree, start_branch
 from ghostline.agent.loop import AgentLoop, Budgets
 from ghostline.agent.mcp_config import load_servers
 from ghostline.agent.mcp_session import McpSession
 from ghostline.agent.mentions import expand_mentions
-from ghostline.agent.plan import ACCEPT_MODE, PLAN_MODE
 from ghostline.agent.providers.base import ConfigError, Provider, TurnComplete
-from ghostline.agent.render import exit_code_for, make_renderer, result_object
+from ghostline.agent.render import result_object
 from ghostline.agent.scope import MessageScope, ModelSwitch
 from ghostline.agent.session import Session, list_sessions, sessions_root
 from ghostline.agent.subagents import ChildModel, SubagentSetup, TaskTool, parent_model
@@ -36,6 +35,7 @@ from ghostline.agent.verify import DEFAULT_VERIFY_ATTEMPTS, DEFAULT_VERIFY_TIMEO
 from ghostline.compaction import CompactionConfig, Compactor
 from ghostline.compaction.tokens import load_encoding_in_background
 from ghostline.sandbox import CheckpointError, Checkpoints, Policy, create_worktree, detect_level
+from ghostline.sandbox.rules import Rule
 from ghostline.sandbox.store import is_trusted
 from ghostline.tools import (
     ApprovalAnswer,
@@ -53,9 +53,6 @@ from ghostline.tools.skill import Skill, SkillTool, discover_skills, skill_dirs
 from ghostline.dirs import config_dir, data_dir, find_project_root
 
 log = logging.getLogger(__name__)
-
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 @dataclass
@@ -78,6 +75,12 @@ class RunOptions:
     verify: str | None = None  # a command that must pass before the run counts as done
     verify_attempts: int | None = None  # extra attempts after the first failure (default 2)
     verify_timeout: float | None = None  # seconds per verification run (default 600)
+    allow: list[str] = field(default_factory=list)  # --allow RULE: permission rules on top of the config's
+    deny: list[str] = field(default_factory=list)  # --deny RULE
+    branch: str | None = None  # work on this new branch (the worktree's, with --worktree)
+    commit: bool = False  # commit the run's changes when it succeeds (agent/landing.py)
+    patch: Path | None = None  # write the run's changes as a git diff here
+    output_schema: Path | None = None  # the final answer must be JSON valid against this schema
 
 
 class UsageError(Exception):
@@ -191,14 +194,6 @@ class _Later:
     def get(self) -> Any:
         self._thread.join()
         return self._result
-
-
-def run_task(opts: RunOptions) -> int:
-    try:
-        return _run_task(opts)
-    except (UsageError, ConfigError) as e:
-        _err(str(e))
-        return EXIT_USAGE
 
 
 @dataclass
@@ -334,6 +329,7 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Approver | None =
     cfg: Config = load_config(cwd)
     for w in cfg.warnings:
         _err(f"warning: {w}")
+    _add_cli_rules(cfg, opts)
     session = _open_session(opts, cwd)
     if session is not None and session.meta().get("cwd"):
         cwd = Path(session.meta()["cwd"])
@@ -355,12 +351,15 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Approver | None =
         if not (root / ".git").exists():
             raise UsageError(f"--worktree needs a git repository; {cwd} is not in one")
         try:
-            wt_path, branch = create_worktree(root, opts.worktree or None)
+            wt_path, branch = create_worktree(root, opts.worktree or None, branch=opts.branch)
         except Exception as e:  # git refuses: name taken, dirty state it cannot handle...
             raise UsageError(f"cannot create a worktree: {e}") from None
         cwd = Path(wt_path).resolve()
         worktree_note = {"path": str(cwd), "branch": branch}
         _err(f"worktree: {cwd} (branch {branch})")
+
+    elif opts.branch:
+        _start_branch(cwd, opts.branch)
 
     root = find_project_root(cwd)
     is_git = (root / ".git").exists()
@@ -405,6 +404,19 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Approver | None =
 
 def finish_run(run: PreparedRun, final: ev.Event | None, interrupted: bool) -> dict[str, Any]:
     """The result object (also appended to the session). Adds files changed by shell commands (git status)."""
+    result = collect_result(run, final, interrupted)
+    record_result(run, result)
+    return result
+
+
+def record_result(run: PreparedRun, result: dict[str, Any]) -> None:
+    """The result object as the session's last record (`agent sessions` reads the outcome from it)."""
+    run.session.append({"type": "result", **result})
+
+
+def collect_result(run: PreparedRun, final: ev.Event | None, interrupted: bool) -> dict[str, Any]:
+    """The result object, not yet recorded (a front end may add to it: where the work landed, ...); runs the
+    SessionEnd hooks."""
     stats = run.loop.stats
     changed = [os.path.normpath(p) for p in stats.files_changed]
     if run.is_git:
@@ -420,71 +432,9 @@ def finish_run(run: PreparedRun, final: ev.Event | None, interrupted: bool) -> d
     if run.hooks is not None:
         for report in run.hooks.session_ended("other", run.loop.ctx):
             run.session.append(report_event(report).to_dict())
-    result = result_object(final=final, session_id=run.session.id, stats=stats,
-                           duration_ms=int((time.monotonic() - run.started) * 1000), sandbox=run.sandbox_report,
-                           interrupted=interrupted, verification=run.loop.verification_report())
-    run.session.append({"type": "result", **result})
-    return result
-
-
-def _run_task(opts: RunOptions) -> int:
-    headless = is_headless()
-    if not opts.task and not (opts.resume or opts.cont):
-        raise UsageError('give a task: agent run "what to do" (or --continue / --resume ID)')
-    run = prepare_run(opts, headless=headless, approver=None if headless else terminal_approver())
-    session, loop = run.session, run.loop
-    task = expand_command(run, opts.task) if opts.task else opts.task
-    renderer = make_renderer(opts.output_format, opts.verbose)
-    rep = run.sandbox_report
-    renderer.header(f"ghostline · {run.model_label} · {run.cwd} · sandbox {rep['mode']} ({rep['level']}) · "
-                    f"approval {rep['approval']} · session {session.id}")
-    renderer.handle(run.record_start())
-
-    final: ev.Event | None = None
-    interrupted = False
-
-    async def drive() -> None:
-        nonlocal final
-        async for e in loop.run(task):
-            run.observe(e)
-            renderer.handle(e)
-            if isinstance(e, (ev.Done, ev.Failed)):
-                final = e
-
-    async def main() -> None:
-        nonlocal interrupted
-        for line in await run.start(None if headless else terminal_approver()):
-            _err(line)
-        task = asyncio.ensure_future(drive())
-        lp = asyncio.get_running_loop()
-        try:
-            lp.add_signal_handler(signal.SIGINT, task.cancel)
-            lp.add_signal_handler(signal.SIGTERM, task.cancel)
-        except (NotImplementedError, RuntimeError):
-            pass
-        try:
-            await task
-        except asyncio.CancelledError:
-            interrupted = True
-        finally:
-            await run.stop()
-            await close_quietly(loop.provider)
-
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        interrupted = True
-    if interrupted:
-        loop.settle_interrupted()
-        session.append({"type": "interrupted"})
-        _err("interrupted; the session is saved: agent run --resume " + session.id)
-    result = finish_run(run, final, interrupted)
-    session.close()
-    renderer.finish(result)
-    if rep["approval"] == PLAN_MODE and result["subtype"] == "success":
-        _err(f"plan mode: nothing was changed. To carry out the plan: agent run --resume {session.id} "
-             f"--approval {ACCEPT_MODE} \"go ahead with the plan\"")
-    return EXIT_INTERRUPTED if interrupted else exit_code_for(result["subtype"])
+    return result_object(final=final, session_id=run.session.id, stats=stats,
+                         duration_ms=int((time.monotonic() - run.started) * 1000), sandbox=run.sandbox_report,
+                         interrupted=interrupted, verification=run.loop.verification_report())
 
 
 def expand_command(run: PreparedRun, text: str) -> str:
@@ -583,6 +533,31 @@ def _sandbox_level(mode: str) -> str:
         return detect_level()
     except Exception:
         return "none"
+
+
+def _start_branch(cwd: Path, name: str) -> None:
+    """--branch NAME without --worktree: the run works on a new branch made from HEAD in this checkout."""
+    if not is_work_tree(cwd):
+        raise UsageError(f"--branch needs a git repository; {cwd} is not in one")
+    try:
+        start_branch(cwd, name)
+    except LandingError as e:
+        raise UsageError(f"--branch: {e}") from None
+    _err(f"branch: {name}")
+
+
+def _add_cli_rules(cfg: Config, opts: RunOptions) -> None:
+    """--allow/--deny RULE: the person running the command gives them, so they count like the user's config
+    (a deny still wins over any allow). Raises UsageError for a rule that does not parse."""
+    for flag, key, rules in (("--allow", "allow", opts.allow), ("--deny", "deny", opts.deny)):
+        for rule in rules:
+            try:
+                Rule.parse(rule)
+            except ValueError as e:
+                raise UsageError(f"{flag}: {e}") from None
+        if rules:
+            have = cfg.permissions.get(key) or []
+            cfg.permissions = {**cfg.permissions, key: ([have] if isinstance(have, str) else list(have)) + rules}
 
 
 def _make_policy(cfg: Config, root: Path) -> Policy:

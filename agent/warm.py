@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from ghostline.agent.lifecycle import exit_code_of, exit_without_teardown, main
+
 IDLE_EXIT_S = 900.0
 CONNECT_TIMEOUT_S = 0.5
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -357,8 +359,6 @@ class _Server:
         conn.close()
 
     def _become_run(self, request: dict, fds: list[int]) -> None:
-        from ghostline.agent.__main__ import exit_without_teardown
-
         code = 1
         try:
             self.selector.close()
@@ -444,8 +444,6 @@ def _run_request(request: dict, fds: list[int]) -> int:
     os.environ.clear()
     os.environ.update(request["env"])
     sys.argv = ["agent", *request["argv"]]
-    from ghostline.agent.__main__ import exit_code_of, main
-
     return exit_code_of(main)
 
 

@@ -101,7 +101,7 @@ class Ledger:
         elif t == "tool_result":
             self.add_tool_result(str(event.get("id")), str(event.get("content") or ""),
                                  bool(event.get("is_error")), event.get("meta") or {}, name=event.get("name"))
-        elif t == "approval_needed" and event.get("decision") == "denied":
+        elif t in ("permission_request", "approval_needed") and event.get("decision") == "denied":
             self._add_denied(str(event.get("tool")), event.get("input") or {}, str(event.get("reason") or ""))
 
     def ingest(self, messages: list[Message]) -> None:

@@ -403,29 +403,35 @@ def expired(cps: list[Checkpoint], now: float, current: str | None) -> list[Chec
     return out
 
 
-def create_worktree(repo: Path, name: str | None = None) -> tuple[Path, str]:
-    """A new git worktree of `repo` on a new branch `ghostline/<name>`, beside the repository in
-    `<repo>.worktrees/<name>`. Returns (path, branch)."""
+def create_worktree(repo: Path, name: str | None = None, *, branch: str | None = None,
+                    base: str = "HEAD") -> tuple[Path, str]:
+    """A new git worktree of `repo` on a new branch `ghostline/<name>` (or exactly `branch`, which must not
+    exist yet), made from `base`, beside the repository in `<repo>.worktrees/<name>`. Returns (path, branch)."""
     repo = Path(os.path.realpath(repo))
     git = Git(repo)
     try:
         top = Path(git("rev-parse", "--show-toplevel").strip())
     except CheckpointError:
         raise CheckpointError(f"{repo} is not inside a git repository") from None
-    name = _ref_component(name or time.strftime("run-%Y%m%d-%H%M%S"))
-    branch = f"ghostline/{name}"
-    base = top.parent / f"{top.name}.worktrees"
-    path = base / name
+    if branch and git.succeeds("rev-parse", "--verify", "-q", f"refs/heads/{branch}"):
+        raise CheckpointError(f"branch {branch} already exists")
+    name = _ref_component(name or (branch.rsplit("/", 1)[-1] if branch else time.strftime("run-%Y%m%d-%H%M%S")))
+    exact = branch
+    branch = exact or f"ghostline/{name}"
+    where = top.parent / f"{top.name}.worktrees"
+    path = where / name
     i = 1
-    while path.exists() or git.succeeds("rev-parse", "--verify", "-q", f"refs/heads/{branch}"):
+    while path.exists() or not exact and git.succeeds("rev-parse", "--verify", "-q", f"refs/heads/{branch}"):
         i += 1
-        path = base / f"{name}-{i}"
-        branch = f"ghostline/{name}-{i}"
-    if not git.succeeds("rev-parse", "--verify", "-q", "HEAD"):
-        raise CheckpointError("the repository has no commit yet; commit once before using --worktree")
-    base.mkdir(parents=True, exist_ok=True)
+        path = where / f"{name}-{i}"
+        branch = exact or f"ghostline/{name}-{i}"
+    if not git.succeeds("rev-parse", "--verify", "-q", f"{base}^{{commit}}"):
+        if base == "HEAD":
+            raise CheckpointError("the repository has no commit yet; commit once before using --worktree")
+        raise CheckpointError(f"{base!r} is not a commit, branch or tag of {top}")
+    where.mkdir(parents=True, exist_ok=True)
     try:
-        git("worktree", "add", "-q", "-b", branch, str(path), "HEAD")
+        git("worktree", "add", "-q", "-b", branch, str(path), base)
     except CheckpointError as e:
         raise CheckpointError(f"git worktree add failed: {str(e).split(': ', 1)[-1]}") from None
     return path, branch

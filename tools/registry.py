@@ -83,6 +83,7 @@ class Verdict:
     refusal: ToolResult | None = None
     reason: str = ""
     asked: bool = False
+    decided_by: str = ""  # who decided a call that was not simply allowed: user | headless | policy | hook | scope
     remembered_rule: str | None = None
     hook_reports: list[HookReport] = field(default_factory=list)  # what hooks did while the call was judged
     context: str = ""  # PreToolUse hooks' additional context, given to the model with the result
@@ -102,7 +103,8 @@ def _out_of_scope(call: Call, tool: Tool, args: dict[str, Any], ctx: ToolContext
     if scope is None or scope.permits(tool.action(args), ctx.workspace):
         return None
     return _refuse(call, tool, f"{scope.label} allows only these tools: {scope.describe()}; this call is outside "
-                               f"them, so it was not run", {"denied": True, "out_of_scope": True})
+                               f"them, so it was not run", {"denied": True, "out_of_scope": True},
+                   decided_by="scope")
 
 
 def _raw_arguments_error(raw: str) -> str:
@@ -196,7 +198,7 @@ class ToolRegistry:
                            ctx: ToolContext) -> Verdict:
         if hook.decision == "deny":
             return _refuse(call, tool, f"blocked by a PreToolUse hook: {hook.reason or 'no reason given'}",
-                           {"denied": True, "hook": "PreToolUse"})
+                           {"denied": True, "hook": "PreToolUse"}, decided_by="hook")
         if hook.updated_input is not None:
             updated, err = self._schemas[tool.name].check(hook.updated_input)
             if updated is None:
@@ -217,7 +219,8 @@ class ToolRegistry:
             decision = self.policy.evaluate(action, mode=ctx.sandbox_mode, approval=ctx.approval,
                                             workspace=ctx.workspace, cwd=ctx.cwd)
         if decision.action == "deny":  # no hook loosens the policy's hard limits
-            return _refuse(call, tool, f"denied by the sandbox policy: {decision.reason}", {"denied": True})
+            return _refuse(call, tool, f"denied by the sandbox policy: {decision.reason}", {"denied": True},
+                           decided_by="policy")
         if hook.decision == "ask":
             return await self._ask(call, tool, args, action, hook.reason or "a PreToolUse hook asks", ctx)
         if decision.action == "allow":
@@ -231,7 +234,8 @@ class ToolRegistry:
         if self.approver is None:
             return _refuse(call, tool, (
                 f"this action needs the user's approval ({reason}), and none can be given in a headless run; "
-                f"find another way that needs no approval, or stop and explain"), {"denied": True}, asked=True)
+                f"find another way that needs no approval, or stop and explain"), {"denied": True}, asked=True,
+                decided_by="headless")
         request = ApprovalRequest(call.id, tool.name, tool.kind, args, tool.title(args), reason,
                                   suggest_rule(action), _safe_preview(tool, args, ctx))
         reports = []
@@ -250,12 +254,13 @@ class ToolRegistry:
             why = f"the user declined this action ({request.reason})"
             if answer.message.strip():
                 why += f"; they said: {answer.message.strip()}"
-            return _refuse(call, tool, why, {"denied": True}, asked=True)
+            return _refuse(call, tool, why, {"denied": True}, asked=True, decided_by="user")
         rule = None
         if answer.always:
             rule = request.suggested_rule
             remember(self.project_root or ctx.workspace, rule)
-        return Verdict(call, tool, args, reason=request.reason, asked=True, remembered_rule=rule)
+        return Verdict(call, tool, args, reason=request.reason, asked=True, decided_by="user",
+                       remembered_rule=rule)
 
     # -- running -----------------------------------------------------------------------------------------
 

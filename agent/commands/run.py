@@ -40,10 +40,21 @@ VERIFY_ATTEMPTS_OPT = typer.Option(None, "--verify-attempts", help="Extra attemp
                                    "verification (default 2; 0: verify once).")
 VERIFY_TIMEOUT_OPT = typer.Option(None, "--verify-timeout", help="Seconds per verification run before it is "
                                   "killed (default 600).")
+ALLOW_OPT = typer.Option(None, "--allow", metavar="RULE", help="Allow what RULE matches without asking, as a "
+                         "permission rule in config would (repeatable), e.g. --allow 'bash: npm test *'.")
+DENY_OPT = typer.Option(None, "--deny", metavar="RULE", help="Refuse what RULE matches (repeatable; a deny wins "
+                        "over any allow), e.g. --deny 'bash: git push *'.")
+COMMIT_OPT = typer.Option(False, "--commit", help="When the run succeeds, commit the files it changed (message "
+                          "from the model's summary; author from [commit] author in config, GIT_AUTHOR_* or the "
+                          "repository's).")
+OUTPUT_SCHEMA_OPT = typer.Option(None, "--output-schema", metavar="FILE", help="The final answer must be JSON "
+                                 "valid against this JSON Schema: told once if not, then exit 6; the value is the "
+                                 "report's structured_result.")
 
 
 def run(
-    task: str = typer.Argument(None, help="What the agent should do. Omit with --continue/--resume to go on."),
+    task: str = typer.Argument(None, help="What the agent should do (`-`: read it from stdin; text piped to "
+                               "stdin is attached to it). Omit with --continue/--resume to go on."),
     model: str = MODEL_OPT,
     base_url: str = BASE_URL_OPT,
     output_format: OutputFormat = OUTPUT_FORMAT_OPT,
@@ -61,20 +72,31 @@ def run(
     verify: str = VERIFY_OPT,
     verify_attempts: int = VERIFY_ATTEMPTS_OPT,
     verify_timeout: float = VERIFY_TIMEOUT_OPT,
+    allow: list[str] = ALLOW_OPT,
+    deny: list[str] = DENY_OPT,
+    commit: bool = COMMIT_OPT,
+    patch: Path = typer.Option(None, "--patch", metavar="FILE", help="Write the run's changes as a git diff "
+                               "(apply with `git apply`)."),
+    branch: str = typer.Option(None, "--branch", metavar="NAME", help="Work on a new branch NAME (the "
+                               "worktree's branch with --worktree; else made from HEAD in this checkout)."),
+    output_schema: Path = OUTPUT_SCHEMA_OPT,
 ) -> None:
     """Run the agent on a task until it is done or a budget stops it.
 
     Exit codes: 0 done; 1 failed during execution; 2 usage or configuration error; 3 stopped at --max-turns;
     4 stopped at --max-tokens or --max-cost; 5 the --verify command still fails after its attempts;
-    130 interrupted (the session is saved).
+    6 the final answer does not satisfy --output-schema; 7 a hook stopped the run; 130 interrupted (the session is
+    saved).
     """
-    from ghostline.agent.runner import RunOptions, run_task
+    from ghostline.agent.headless import run_task
+    from ghostline.agent.runner import RunOptions
 
     raise typer.Exit(run_task(RunOptions(
         task=task, model=model, base_url=base_url, output_format=output_format, max_turns=max_turns,
         max_tokens=max_tokens, max_cost=max_cost, approval=approval, sandbox=sandbox, network=network,
         resume=resume, cont=cont, worktree=worktree, cwd=cwd, verbose=verbose, verify=verify,
-        verify_attempts=verify_attempts, verify_timeout=verify_timeout,
+        verify_attempts=verify_attempts, verify_timeout=verify_timeout, allow=list(allow or []),
+        deny=list(deny or []), commit=commit, patch=patch, branch=branch, output_schema=output_schema,
     )))
 
 

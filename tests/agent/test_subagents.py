@@ -169,7 +169,7 @@ def test_agent_files_give_prompt_tools_and_model_and_the_gate_still_judges(tmp_p
     assert system_of(scout).startswith("You are SCOUT.") and sorted(tool_names(scout)) == ["grep", "read"]
     assert scout["model"] == "claude-haiku-4-5"
     denied = [e["event"] for e in events(r.stdout)
-              if e["type"] == "subagent_event" and e["event"]["type"] == "approval_needed"]
+              if e["type"] == "subagent_event" and e["event"]["type"] == "permission_request"]
     assert denied and denied[0]["decision"] == "denied" and denied[0]["tool"] == "edit"
 
 
