@@ -61,7 +61,8 @@ TOOL_RULES = """Tool rules:
   surrounding lines to make it unique, or set replace_all.
 - Prefer `edit` for changes to existing files; use `write` for new files or complete rewrites.
 - Use `grep`/`glob`/`search` to find code instead of guessing paths. Paths are relative to the working directory.
-- Calls that only read (read, grep, glob, search) can be issued together in one message; they run in parallel.
+- Calls that only read (read, grep, glob, search, fetch) can be issued together in one message; they run in
+  parallel. `fetch` reads a web page (documentation, an issue) as Markdown, where the user's rules allow it.
 - `bash` runs in a sandbox; keep commands non-interactive. Long output is cut to its head and tail.
 - A tool error is information: read it, adjust, and try again differently; do not repeat a failing call unchanged.
 - Never claim a change or a test result you have not seen in a tool result.

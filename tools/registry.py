@@ -125,6 +125,7 @@ class ToolRegistry:
         self.project_root = project_root  # where "always allow" rules are remembered (default: ctx.workspace)
         self._notices: list[str] = []
         self.hooks = hooks  # PreToolUse/PostToolUse/Notification commands (None: no hooks)
+        self._rechecks: asyncio.Lock | None = None  # running calls ask one at a time (they run concurrently)
 
     # -- the tools ---------------------------------------------------------------------------------------
 
@@ -291,7 +292,9 @@ class ToolRegistry:
     async def _run_admitted(self, verdict: Verdict, ctx: ToolContext) -> ToolResult:
         """Run one call, then let PostToolUse hooks see what it did (a call that failed is not theirs: Claude
         Code runs them after a tool succeeds). What hooks add for the model follows the result."""
-        result = with_feedback(await run_one(verdict, ctx), verdict.context)
+        call = verdict.call
+        running = dataclasses.replace(ctx, recheck=lambda args: self._recheck(call, args, ctx))
+        result = with_feedback(await run_one(verdict, running), verdict.context)
         if result.is_error or verdict.tool is None or self.hooks is None or not self.hooks.handles("PostToolUse"):
             return result
         after = await self.hooks.after_tool(verdict.call.id, verdict.tool.name, verdict.args, result, ctx)
@@ -299,6 +302,19 @@ class ToolRegistry:
             for report in after.reports:
                 ctx.on_hook(verdict.call.id, report)
         return with_feedback(result, after.feedback)
+
+
+    async def _recheck(self, call: Call, args: dict[str, Any], ctx: ToolContext) -> str | None:
+        """`ToolContext.recheck`: the running call `call` would go on with `args` (a redirect to another host);
+        the gate judges that as a call of its own. None when it may, else the refusal's reason."""
+        if self._rechecks is None:
+            self._rechecks = asyncio.Lock()
+        async with self._rechecks:
+            verdict = await self.admit(Call(call.id, call.name, args), ctx)
+        if ctx.on_hook is not None:
+            for report in verdict.hook_reports:
+                ctx.on_hook(call.id, report)
+        return None if verdict.allowed else verdict.reason
 
 
 def with_feedback(result: ToolResult, text: str) -> ToolResult:
@@ -364,9 +380,10 @@ async def run_one(verdict: Verdict, ctx: ToolContext) -> ToolResult:
 
 
 def default_tools() -> list[Tool]:
-    """read, write, edit, bash, grep, glob, search and todo_write, in that order."""
+    """read, write, edit, bash, grep, glob, search, fetch and todo_write, in that order."""
     from ghostline.tools.bash import BashTool
     from ghostline.tools.edit import EditTool
+    from ghostline.tools.fetch import FetchTool
     from ghostline.tools.glob_tool import GlobTool
     from ghostline.tools.grep import GrepTool
     from ghostline.tools.read import ReadTool
@@ -374,4 +391,5 @@ def default_tools() -> list[Tool]:
     from ghostline.tools.todo import TodoWriteTool
     from ghostline.tools.write import WriteTool
 
-    return [ReadTool(), WriteTool(), EditTool(), BashTool(), GrepTool(), GlobTool(), SearchTool(), TodoWriteTool()]
+    return [ReadTool(), WriteTool(), EditTool(), BashTool(), GrepTool(), GlobTool(), SearchTool(), FetchTool(),
+            TodoWriteTool()]
