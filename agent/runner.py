@@ -18,6 +18,7 @@ from typing import Any
 
 from ghostline.agent import events as ev
 from ghostline.agent.agent_types import load_agent_types, subagent_model
+from ghostline.agent.attachments import attach_images
 from ghostline.agent.config import Config, load_config
 from ghostline.agent.custom_commands import CustomCommand, load_commands, parse_invocation
 from ghostline.agent.hooks import Hooks, report_event
@@ -78,6 +79,7 @@ class RunOptions:
     verify: str | None = None  # a command that must pass before the run counts as done
     verify_attempts: int | None = None  # extra attempts after the first failure (default 2)
     verify_timeout: float | None = None  # seconds per verification run (default 600)
+    images: tuple[Path, ...] = ()  # --image: sent with the task
 
 
 class UsageError(Exception):
@@ -267,11 +269,12 @@ class PreparedRun:
 def switch_model(run: PreparedRun, spec: str) -> Provider:
     """/model: the next turns go to `spec`. Returns the provider it replaced (the caller closes it).
     Raises ConfigError for an unknown provider or a missing key, leaving the run as it was."""
-    from ghostline.agent.models import cost_usd, make_provider, model_info
+    from ghostline.agent.models import cost_usd, image_limits, make_provider, model_info
 
     provider = make_provider(spec, base_url=run.base_url, overrides=run.config.models,
                              retry=_retry_policy(run.config.retry))
     info = model_info(spec, run.config.models)
+    run.loop.ctx.images = image_limits(info)
     old = run.loop.provider
     run.loop.set_provider(provider, cost_of=lambda u: cost_usd(u, info),
                           max_output_tokens=min(run.config.max_output_tokens, info.max_output_tokens))
@@ -330,7 +333,7 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Approver | None =
     network = opts.network if opts.network is not None else (cfg.network or sandbox_mode == "full-access")
     model_spec = opts.model or cfg.model or (session.current_model() if session else None)
 
-    from ghostline.agent.models import cost_usd, make_provider, model_info
+    from ghostline.agent.models import cost_usd, image_limits, make_provider, model_info
 
     provider = make_provider(model_spec, base_url=opts.base_url or cfg.base_url, overrides=cfg.models,
                              retry=_retry_policy(cfg.retry))
@@ -367,7 +370,7 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Approver | None =
 
     max_output = min(cfg.max_output_tokens, info.max_output_tokens)
     ctx = ToolContext(workspace=root, cwd=cwd, sandbox_mode=sandbox_mode, approval=approval, network=network,
-                      output_dir=session.output_dir, on_file_changed=_notify_index)
+                      output_dir=session.output_dir, on_file_changed=_notify_index, images=image_limits(info))
     hooks = Hooks(cfg.hooks, session_id=session.id, transcript_path=session.path, project_dir=root) \
         if cfg.hooks else None
     registry = _make_registry(cfg, root, approver, hooks, skills)
@@ -421,6 +424,7 @@ def _run_task(opts: RunOptions) -> int:
     run = prepare_run(opts, headless=headless, approver=None if headless else terminal_approver())
     session, loop = run.session, run.loop
     task = expand_command(run, opts.task) if opts.task else opts.task
+    _attach_images(run, opts.images, task)
     renderer = make_renderer(opts.output_format, opts.verbose)
     rep = run.sandbox_report
     renderer.header(f"ghostline · {run.model_label} · {run.cwd} · sandbox {rep['mode']} ({rep['level']}) · "
@@ -471,6 +475,17 @@ def _run_task(opts: RunOptions) -> int:
         _err(f"plan mode: nothing was changed. To carry out the plan: agent run --resume {session.id} "
              f"--approval {ACCEPT_MODE} \"go ahead with the plan\"")
     return EXIT_INTERRUPTED if interrupted else exit_code_for(result["subtype"])
+
+
+def _attach_images(run: PreparedRun, paths: Sequence[Path], task: str | None) -> None:
+    """--image FILE: checked against the model's limits (UsageError: the first problem), sent with the task."""
+    if paths and not task:
+        raise UsageError('--image goes with a task to send it with: agent run "what is wrong here?" --image shot.png')
+    images, problems = attach_images(paths, run.loop.ctx.images, run.session.output_dir, model=run.model_label,
+                                     cwd=run.cwd)
+    if problems:
+        raise UsageError(f"--image {problems[0]}")
+    run.loop.attach_images(images)
 
 
 def expand_command(run: PreparedRun, text: str) -> str:

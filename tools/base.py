@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol
 
 from ghostline.apply.rewrite import RewriteRule
 from ghostline.sandbox.policy import Action
+from ghostline.tools.images import ImageLimits
 
 if TYPE_CHECKING:
     from ghostline.tools.hooks import HookReport
@@ -116,6 +117,8 @@ class ToolContext:
     # the checks of a new call (schema, scope, hooks, policy, approval). Returns None when it may, else why not.
     # Bound per call by the registry; None outside it (a tool then refuses what it would have to ask about).
     recheck: Callable[[dict[str, Any]], Awaitable[str | None]] | None = None
+    # The images the model takes (from the model table); None: it takes none, so tools describe images in words.
+    images: ImageLimits | None = None
 
 
 class Tool(Protocol):

@@ -21,6 +21,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 from ghostline.sandbox.policy import Action
 from ghostline.tools.base import BaseTool, ToolContext, ToolError, ToolKind, ToolResult
+from ghostline.tools.images import MEDIA_TYPES, ImageError, check_image, image_entry, keep_image
 
 MAX_DOWNLOAD_BYTES = 5 * 1024 * 1024
 CHUNK_CHARS = 40_000
@@ -46,6 +47,7 @@ class FetchedPage:
     status: int
     fetched_at: float
     cut: bool = False  # the download stopped at MAX_DOWNLOAD_BYTES
+    image: bytes = b""  # an image URL's bytes (shown to a model that takes images)
 
 
 class PageCache:
@@ -87,7 +89,7 @@ class FetchTool(BaseTool):
     subject_key = "url"
     description = (
         "Fetch a URL (http or https) and return its content: a web page's main content as Markdown (title, "
-        "headings, code blocks, links), text and JSON as they are. Long content comes in parts of "
+        "headings, code blocks, links), text and JSON as they are, an image shown when you can see images. Long content comes in parts of "
         f"{CHUNK_CHARS:,} characters: the result says where it stops, and `start` reads on from there. Pages are "
         "cached for the session, so reading on costs no new request. Which hosts may be reached is the user's "
         "decision (their rules, or a question to them); a refused fetch says why, so do not retry it unchanged. "
@@ -127,7 +129,10 @@ class FetchTool(BaseTool):
             self.cache.put(url, page)
             if page.url != url:
                 self.cache.put(page.url, page)
-        return _result(url, page, start, cached)
+        result = _result(url, page, start, cached)
+        if page.image:
+            _show_image(result, page, ctx)
+        return result
 
     async def _download(self, url: str, ctx: ToolContext) -> FetchedPage:
         async with httpx.AsyncClient(follow_redirects=False, timeout=TIMEOUT_S, transport=self._transport,
@@ -186,6 +191,9 @@ def _page(url: str, status: int, headers: httpx.Headers, body: bytes, cut: bool)
         title, text = converted.title, converted.text
     elif not content_type or content_type.startswith(_TEXT_TYPES):
         text = body.decode(charset or "utf-8", errors="replace")
+    elif content_type in MEDIA_TYPES.values() and not cut and status < 400:
+        return FetchedPage(url, "", f"[an image: {content_type}, {_size(len(body))}]", content_type, status,
+                           time.time(), image=body)
     else:
         raise ToolError(f"{url} is {content_type} ({_size(len(body))}{'+' if cut else ''}); fetch returns web pages "
                         f"and text, not this kind of content")
@@ -194,6 +202,21 @@ def _page(url: str, status: int, headers: httpx.Headers, body: bytes, cut: bool)
         raise ToolError(f"{url} answered {status} {httpx.codes.get_reason_phrase(status)}"
                         + (f": {excerpt}" if excerpt else ""))
     return FetchedPage(url, title, text, content_type or "text/plain", status, time.time(), cut)
+
+
+def _show_image(result: ToolResult, page: FetchedPage, ctx: ToolContext) -> None:
+    """An image URL: shown to a model that takes images (kept beside the session like any image), else said."""
+    if ctx.images is None:
+        result.content += "\n[the image cannot be shown: this model does not take images]"
+        return
+    try:
+        image = check_image(page.image, page.url, ctx.images)
+    except ImageError as exc:
+        result.content += f"\n[not shown: {exc}]"
+        return
+    block = keep_image(image, ctx.output_dir, page.url)
+    result.meta["images"] = [image_entry(block)]
+    result.content += f"\n[{image.describe()}; the image follows]"
 
 
 def _charset(content_type: str) -> str | None:

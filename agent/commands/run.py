@@ -38,6 +38,8 @@ VERIFY_OPT = typer.Option(None, "--verify", help="A command that must pass (exit
                           "to the model to fix (exit 5 if it still fails).")
 VERIFY_ATTEMPTS_OPT = typer.Option(None, "--verify-attempts", help="Extra attempts after the first failed "
                                    "verification (default 2; 0: verify once).")
+IMAGE_OPT = typer.Option(None, "--image", "-i", help="An image (PNG, JPEG, GIF, WebP) sent with the task; repeat "
+                         "for several. The model must take images.")
 VERIFY_TIMEOUT_OPT = typer.Option(None, "--verify-timeout", help="Seconds per verification run before it is "
                                   "killed (default 600).")
 
@@ -61,6 +63,7 @@ def run(
     verify: str = VERIFY_OPT,
     verify_attempts: int = VERIFY_ATTEMPTS_OPT,
     verify_timeout: float = VERIFY_TIMEOUT_OPT,
+    image: list[Path] = IMAGE_OPT,
 ) -> None:
     """Run the agent on a task until it is done or a budget stops it.
 
@@ -74,7 +77,7 @@ def run(
         task=task, model=model, base_url=base_url, output_format=output_format, max_turns=max_turns,
         max_tokens=max_tokens, max_cost=max_cost, approval=approval, sandbox=sandbox, network=network,
         resume=resume, cont=cont, worktree=worktree, cwd=cwd, verbose=verbose, verify=verify,
-        verify_attempts=verify_attempts, verify_timeout=verify_timeout,
+        verify_attempts=verify_attempts, verify_timeout=verify_timeout, images=tuple(image or ()),
     )))
 
 

@@ -11,10 +11,12 @@ from ghostline.sandbox.policy import Action, Policy, suggest_rule
 from ghostline.tools import fetch as fetch_module
 from ghostline.tools.base import ToolContext, ToolError
 from ghostline.tools.fetch import FetchTool, host_of
+from ghostline.tools.images import ImageLimits
 from ghostline.tools.registry import ApprovalAnswer, Call, ToolRegistry
 from ghostline.tools.scope import ToolScope
 from ghostline.tools.webpage import to_markdown
 
+from tests.support.images import make_png
 from tests.support.web import LocalWebServer, Route, page, redirect
 from tests.tools.conftest import call
 
@@ -136,6 +138,16 @@ async def test_errors_are_one_clear_result(ctx, monkeypatch):
     assert bad.is_error and "http:// or https://" in bad.content
     port_closed = await call(FetchTool(), ctx, url="http://127.0.0.1:9/")
     assert port_closed.is_error and "cannot fetch http://127.0.0.1:9/" in port_closed.content
+
+
+async def test_an_image_url_is_shown_to_a_model_that_takes_images(ctx, tmp_path):
+    png = make_png(10, 10)
+    seeing = ToolContext(ctx.workspace, ctx.cwd, images=ImageLimits(100_000), output_dir=tmp_path / "outputs")
+    with LocalWebServer({"/shot.png": Route(200, png, {"Content-Type": "image/png"})}) as web:
+        shown = await call(FetchTool(), seeing, url=web.url("/shot.png"))
+        described = await call(FetchTool(), ctx, url=web.url("/shot.png"))
+    assert "[PNG 10x10" in shown.content and Path(shown.meta["images"][0]["path"]).read_bytes() == png
+    assert "this model does not take images" in described.content and "images" not in described.meta
 
 
 async def test_a_redirect_on_the_same_host_is_followed(ctx):
