@@ -12,6 +12,7 @@ Any field can be overridden per model from config, e.g.::
     output_price = 0.0
     protocol = "react"           # text ReAct protocol for servers without tool calling
     images = true                # the model takes images (a local vision model, say)
+    edit_tool = "apply_patch"    # the edit tool it was trained on: "edit" (old/new strings) or "apply_patch"
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ghostline.tools.images import ImageLimits
 
 PROVIDERS = ("anthropic", "openai")
 PROTOCOLS = ("native", "react")
+EDIT_TOOLS = ("edit", "apply_patch")
 
 DEFAULT_CONTEXT_WINDOW = 32_768
 DEFAULT_MAX_OUTPUT = 4_096
@@ -58,6 +60,9 @@ class ModelInfo:
     images: bool = False
     max_image_bytes: int = 0
     max_image_side: int = 0
+    # The tool it edits files with: "edit" (exact old/new strings, Claude's) or "apply_patch" (Codex's patch
+    # envelope, what the GPT-5 family was trained on).
+    edit_tool: str = "edit"
     known: bool = False  # found in the table (not a default for an unknown/local model)
 
 
@@ -70,6 +75,7 @@ def _m(
 _OAI = {"max_tokens_param": "max_completion_tokens"}
 _SEES = {"images": True}
 _OAI_SEES = {**_OAI, **_SEES}
+_GPT5 = {**_OAI_SEES, "edit_tool": "apply_patch"}
 # What each API accepts per image: Anthropic refuses base64 over 5 MB (3.75 MB of bytes) and sides over 8000 px;
 # OpenAI takes up to 20 MB an image (and 50 MB a request).
 IMAGE_LIMITS = {"anthropic": (3_750_000, 8000), "openai": (20 * 1024 * 1024, 0)}
@@ -98,13 +104,13 @@ KNOWN_MODELS: dict[str, ModelInfo] = {
         _m("claude-3-5-haiku", 200_000, 8_192, 0.80, 4.0, 0.08, 1.0, **_SEES),
         _m("claude-3-haiku", 200_000, 4_096, 0.25, 1.25, 0.03, 0.30, **_SEES),
         # OpenAI (cached input is discounted; there is no cache-write premium)
-        _m("gpt-5.1", 400_000, 128_000, 1.25, 10.0, 0.125, 1.25, **_OAI_SEES),
-        _m("gpt-5.1-codex", 400_000, 128_000, 1.25, 10.0, 0.125, 1.25, **_OAI_SEES),
-        _m("gpt-5.1-codex-mini", 400_000, 128_000, 0.25, 2.0, 0.025, 0.25, **_OAI_SEES),
-        _m("gpt-5", 400_000, 128_000, 1.25, 10.0, 0.125, 1.25, **_OAI_SEES),
-        _m("gpt-5-codex", 400_000, 128_000, 1.25, 10.0, 0.125, 1.25, **_OAI_SEES),
-        _m("gpt-5-mini", 400_000, 128_000, 0.25, 2.0, 0.025, 0.25, **_OAI_SEES),
-        _m("gpt-5-nano", 400_000, 128_000, 0.05, 0.40, 0.005, 0.05, **_OAI_SEES),
+        _m("gpt-5.1", 400_000, 128_000, 1.25, 10.0, 0.125, 1.25, **_GPT5),
+        _m("gpt-5.1-codex", 400_000, 128_000, 1.25, 10.0, 0.125, 1.25, **_GPT5),
+        _m("gpt-5.1-codex-mini", 400_000, 128_000, 0.25, 2.0, 0.025, 0.25, **_GPT5),
+        _m("gpt-5", 400_000, 128_000, 1.25, 10.0, 0.125, 1.25, **_GPT5),
+        _m("gpt-5-codex", 400_000, 128_000, 1.25, 10.0, 0.125, 1.25, **_GPT5),
+        _m("gpt-5-mini", 400_000, 128_000, 0.25, 2.0, 0.025, 0.25, **_GPT5),
+        _m("gpt-5-nano", 400_000, 128_000, 0.05, 0.40, 0.005, 0.05, **_GPT5),
         _m("gpt-4.1", 1_047_576, 32_768, 2.0, 8.0, 0.50, 2.0, **_OAI_SEES),
         _m("gpt-4.1-mini", 1_047_576, 32_768, 0.40, 1.60, 0.10, 0.40, **_OAI_SEES),
         _m("gpt-4.1-nano", 1_047_576, 32_768, 0.10, 0.40, 0.025, 0.10, **_OAI_SEES),
@@ -167,7 +173,7 @@ def _example(provider: str) -> str:
 # the family's request conventions, and an unknown price (cost None) until configured.
 _FAMILIES: list[tuple[re.Pattern[str], dict[str, Any]]] = [
     (re.compile(r"^claude-"), {"context_window": 200_000, "max_output_tokens": 32_000, **_SEES}),
-    (re.compile(r"^gpt-5"), {"context_window": 200_000, "max_output_tokens": 32_768, **_OAI_SEES}),
+    (re.compile(r"^gpt-5"), {"context_window": 200_000, "max_output_tokens": 32_768, **_GPT5}),
     (re.compile(r"^o[1-9]"), {"context_window": 200_000, "max_output_tokens": 32_768, **_OAI}),
     (re.compile(r"^gpt-4\.1"), {"context_window": 1_000_000, "max_output_tokens": 32_768, **_OAI_SEES}),
     (re.compile(r"^gpt-4o"), {"context_window": 128_000, "max_output_tokens": 16_384, **_OAI_SEES}),
@@ -240,6 +246,9 @@ def _with_overrides(info: ModelInfo, provider: str, name: str, overrides: dict[s
             )
         if v is not None and k in merged:
             merged[k] = float(v)
+    if "edit_tool" in merged and merged["edit_tool"] not in EDIT_TOOLS:
+        raise ConfigError(f"edit_tool for model '{provider}:{name}' must be \"edit\" or \"apply_patch\", "
+                          f"got {merged['edit_tool']!r}")
     if "protocol" in merged and merged["protocol"] not in PROTOCOLS:
         raise ConfigError(
             f'protocol for model \'{provider}:{name}\' must be "native" or "react", got {merged["protocol"]!r}'

@@ -22,7 +22,13 @@ from ghostline.agent.attachments import attach_images
 from ghostline.agent.config import Config, load_config
 from ghostline.agent.custom_commands import CustomCommand, load_commands, parse_invocation
 from ghostline.agent.hooks import Hooks, report_event
-from ghostline.agent.instructions import TOOL_RULES, load_instructions, system_prompt
+from ghostline.agent.instructions import (
+    EDIT_RULES,
+    TOOL_RULES,
+    load_instructions,
+    system_prompt,
+    with_edit_rules,
+)
 from ghostline.agent.loop import AgentLoop, Budgets
 from ghostline.agent.mcp_config import load_servers
 from ghostline.agent.mcp_session import McpSession
@@ -46,6 +52,7 @@ from ghostline.tools import (
     ToolContext,
     ToolRegistry,
     default_tools,
+    edit_tool,
 )
 from ghostline.tools.mcp import ServerSpec
 from ghostline.tools.scope import ToolScope
@@ -275,12 +282,24 @@ def switch_model(run: PreparedRun, spec: str) -> Provider:
                              retry=_retry_policy(run.config.retry))
     info = model_info(spec, run.config.models)
     run.loop.ctx.images = image_limits(info)
+    _use_edit_tool(run.loop, info.edit_tool)
     old = run.loop.provider
     run.loop.set_provider(provider, cost_of=lambda u: cost_usd(u, info),
                           max_output_tokens=min(run.config.max_output_tokens, info.max_output_tokens))
     run.model_label = provider_label(spec)
     run.session.append({"type": "model_changed", "model": spec})
     return old
+
+
+def _use_edit_tool(loop: AgentLoop, name: str) -> None:
+    """After a model switch: the edit tool the new model knows best, in the old one's place, and the system
+    prompt's rules for it."""
+    current = next((t for t in loop.registry.tools if t.name in EDIT_RULES), None)
+    if current is None or current.name == name:
+        return
+    loop.registry.replace(current.name, edit_tool(name))
+    loop.base_system = with_edit_rules(loop.base_system, [t.name for t in loop.registry.tools])
+    loop.set_approval_mode(loop.ctx.approval)  # rebuilds the system prompt from the base
 
 
 def _verification(opts: RunOptions) -> Any:
@@ -373,7 +392,8 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Approver | None =
                       output_dir=session.output_dir, on_file_changed=_notify_index, images=image_limits(info))
     hooks = Hooks(cfg.hooks, session_id=session.id, transcript_path=session.path, project_dir=root) \
         if cfg.hooks else None
-    registry = _make_registry(cfg, root, approver, hooks, skills)
+    registry = _make_registry(cfg, root, approver, hooks, skills, info.edit_tool)
+    system = with_edit_rules(system, [t.name for t in registry.tools])
     loop = AgentLoop(
         provider=provider, registry=registry, ctx=ctx, system=system, session=session, messages=messages,
         budgets=Budgets(opts.max_turns or cfg.max_turns, opts.max_tokens or cfg.max_tokens,
@@ -532,8 +552,8 @@ def command_scope(run: PreparedRun, command: CustomCommand) -> tuple[MessageScop
 
 
 def _make_registry(cfg: Config, root: Path, approver: Approver | None, hooks: Hooks | None,
-                   skills: list[Skill]) -> ToolRegistry:
-    tools = default_tools() + ([SkillTool(skills)] if skills else [])  # no skills: no tool the model never needs
+                   skills: list[Skill], edit: str) -> ToolRegistry:
+    tools = default_tools(edit) + ([SkillTool(skills)] if skills else [])  # no skills: no tool the model never needs
     return ToolRegistry(tools, policy=_make_policy(cfg, root), approver=approver, project_root=root, hooks=hooks)
 
 
@@ -612,6 +632,8 @@ def _subagent_setup(cfg: Config, *, root: Path, cwd: Path, session: Session, ins
 
     types, warnings = load_agent_types(root, config_dir())
     have = {t.name for t in tools}
+    if have & EDIT_RULES.keys():  # a type naming either edit tool gets the one this model has
+        have |= EDIT_RULES.keys()
     for t in types.values():
         missing = [name for name in t.tools or () if name not in have]
         if missing:

@@ -133,6 +133,16 @@ class ToolRegistry:
         self._tools[tool.name] = tool
         self._schemas[tool.name] = SchemaCheck(tool.input_schema)
 
+    def replace(self, name: str, tool: Tool) -> None:
+        """`tool` in the place of the tool called `name` (a model switch changes the edit tool): the order of the
+        tools, which the model sees, stays."""
+        if name not in self._tools:
+            self.add(tool)
+            return
+        self._tools = {(tool.name if n == name else n): (tool if n == name else t) for n, t in self._tools.items()}
+        self._schemas.pop(name)
+        self._schemas[tool.name] = SchemaCheck(tool.input_schema)
+
     def remove(self, name: str) -> None:
         self._tools.pop(name, None)
         self._schemas.pop(name, None)
@@ -379,10 +389,22 @@ async def run_one(verdict: Verdict, ctx: ToolContext) -> ToolResult:
     return result
 
 
-def default_tools() -> list[Tool]:
-    """read, write, edit, bash, grep, glob, search, fetch and todo_write, in that order."""
-    from ghostline.tools.bash import BashTool
+def edit_tool(name: str = "edit") -> Tool:
+    """The tool a model edits files with, by the name the model table gives: `edit` (old_string/new_string) or
+    `apply_patch` (Codex's patch envelope). Both go through the same applier ladder."""
+    from ghostline.tools.apply_patch import ApplyPatchTool
     from ghostline.tools.edit import EditTool
+
+    tools: dict[str, Callable[[], Tool]] = {"edit": EditTool, "apply_patch": ApplyPatchTool}
+    if name not in tools:
+        raise ValueError(f"unknown edit tool {name!r} (one of {', '.join(tools)})")
+    return tools[name]()
+
+
+def default_tools(edit: str = "edit") -> list[Tool]:
+    """read, write, the edit tool (`edit_tool(edit)`), bash, grep, glob, search, fetch and todo_write, in that
+    order."""
+    from ghostline.tools.bash import BashTool
     from ghostline.tools.fetch import FetchTool
     from ghostline.tools.glob_tool import GlobTool
     from ghostline.tools.grep import GrepTool
@@ -391,5 +413,5 @@ def default_tools() -> list[Tool]:
     from ghostline.tools.todo import TodoWriteTool
     from ghostline.tools.write import WriteTool
 
-    return [ReadTool(), WriteTool(), EditTool(), BashTool(), GrepTool(), GlobTool(), SearchTool(), FetchTool(),
+    return [ReadTool(), WriteTool(), edit_tool(edit), BashTool(), GrepTool(), GlobTool(), SearchTool(), FetchTool(),
             TodoWriteTool()]

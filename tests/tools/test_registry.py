@@ -232,6 +232,8 @@ def test_default_tools_and_specs() -> None:
     assert set(by["grep"]["properties"]) == {"pattern", "path", "glob", "ignore_case", "context", "max_results"}
     assert set(by["glob"]["properties"]) == {"pattern", "path"}
     assert set(by["fetch"]["properties"]) == {"url", "start"}
+    patching = [t.name for t in default_tools("apply_patch")]
+    assert patching == [("apply_patch" if n == "edit" else n) for n in names]
 
 
 class SometimesReadsTool(BarrierTool):
