@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _PORT = re.compile(r":\d+$")
+# Claude Code's names for tools that Ghostline names otherwise, so its rules (`WebFetch(domain:x)`) work as written.
+_CLAUDE_CODE_TOOLS = {"webfetch": "fetch"}
 _RULE_RE = re.compile(r"^\s*([A-Za-z0-9_.\-*?\[\]]+)\s*(?:\((.*)\)|:\s*(.*))?\s*$", re.S)
 
 
@@ -35,7 +37,8 @@ class Rule:
             raise ValueError(f"bad permission rule {text!r} (expected 'tool' or 'tool: pattern')")
         pat = m.group(2) if m.group(2) is not None else m.group(3)
         pat = pat.strip() if pat else None
-        return cls(tool=m.group(1).lower(), pattern=pat or None, source=text)
+        tool = m.group(1).lower()
+        return cls(tool=_CLAUDE_CODE_TOOLS.get(tool, tool), pattern=pat or None, source=text)
 
     def matches_tool(self, tool: str) -> bool:
         name = tool.lower()

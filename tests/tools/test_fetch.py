@@ -77,6 +77,7 @@ def test_the_policy_judges_hosts():
     assert decide(none, fetch, mode="full-access") == "allow"
     assert decide(Policy(["fetch: docs.python.org"], remembered=False), fetch) == "allow"
     assert decide(Policy(["fetch(domain:*.python.org)"], remembered=False), fetch) == "allow"
+    assert decide(Policy(["WebFetch(domain:docs.python.org)"], remembered=False), fetch) == "allow"  # Claude Code's
     assert decide(Policy(["fetch: example.com"], remembered=False), fetch) == "ask"
     assert decide(Policy(["fetch: 127.0.0.1"], remembered=False), local) == "allow"  # every port
     assert decide(Policy(["fetch: 127.0.0.1:9999"], remembered=False), local) == "ask"  # that port only
@@ -86,6 +87,7 @@ def test_the_policy_judges_hosts():
     reason = none.evaluate(fetch, mode="workspace-write", approval="ask", workspace=Path("/w"), level="none").reason
     assert "`fetch: docs.python.org`" in reason
     assert ToolScope(["fetch(domain:docs.python.org)"]).permits(fetch, Path("/w"))
+    assert ToolScope(["WebFetch"]).permits(fetch, Path("/w"))
     assert not ToolScope(["fetch: example.com"]).permits(fetch, Path("/w"))
 
 
