@@ -32,6 +32,8 @@ class SessionStarted(Event):
 class UserMessage(Event):
     type: ClassVar[str] = "user_message"
     text: str
+    # Images sent with the text (ImageBlock dicts: media_type, path beside the session, name, width, height).
+    images: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

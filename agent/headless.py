@@ -24,6 +24,7 @@ from ghostline.agent.runner import (
     PreparedRun,
     RunOptions,
     UsageError,
+    attach_task_images,
     close_quietly,
     collect_result,
     expand_command,
@@ -136,6 +137,7 @@ def _run_task(opts: RunOptions) -> int:
     request = landing_request(run, opts)
     base = head_commit(run.root) if run.is_git else None
     task = expand_command(run, opts.task) if opts.task else opts.task
+    attach_task_images(run, opts.images, task)
     renderer = make_renderer(opts.output_format, opts.verbose)
     rep = run.sandbox_report
     renderer.header(f"ghostline · {run.model_label} · {run.cwd} · sandbox {rep['mode']} ({rep['level']}) · "

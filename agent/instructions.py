@@ -56,12 +56,27 @@ def load_instructions(root: Path, cwd: Path, user_dir: Path | None) -> str:
     return "\n\n".join(parts)
 
 
+# How a model changes files, by the edit tool it has (the model table picks it: agent/models.py).
+EDIT_RULES = {
+    "edit": """\
+- Read a file before you edit or overwrite it. `edit` replaces an exact, unique `old_string`; include enough
+  surrounding lines to make it unique, or set replace_all.
+- Prefer `edit` for changes to existing files; use `write` for new files or complete rewrites.
+""",
+    "apply_patch": """\
+- Change files with `apply_patch`: one patch may update, add, delete and move several files. Read what you change
+  first, and give each change three lines of context (more `@@` lines when that is not unique).
+- Use `write` only to replace a whole file you have read.
+""",
+}
+
 TOOL_RULES = """Tool rules:
 - Read a file before you edit or overwrite it. `edit` replaces an exact, unique `old_string`; include enough
   surrounding lines to make it unique, or set replace_all.
 - Prefer `edit` for changes to existing files; use `write` for new files or complete rewrites.
 - Use `grep`/`glob`/`search` to find code instead of guessing paths. Paths are relative to the working directory.
-- Calls that only read (read, grep, glob, search) can be issued together in one message; they run in parallel.
+- Calls that only read (read, grep, glob, search, fetch) can be issued together in one message; they run in
+  parallel. `fetch` reads a web page (documentation, an issue) as Markdown, where the user's rules allow it.
 - `bash` runs in a sandbox; keep commands non-interactive. Long output is cut to its head and tail.
 - A tool error is information: read it, adjust, and try again differently; do not repeat a failing call unchanged.
 - Never claim a change or a test result you have not seen in a tool result.
@@ -74,6 +89,15 @@ steps, keep your checklist with `todo_write`. Hand a self-contained sub-task (a 
 with `task`: it works in its own context and returns only its report.
 
 """ + TOOL_RULES
+
+
+def with_edit_rules(prompt: str, tool_names: Sequence[str]) -> str:
+    """`prompt` with the rules for the edit tool among `tool_names` (prompts are written with `edit`'s)."""
+    edit = next((name for name in EDIT_RULES if name in tool_names), "edit")
+    for rules in EDIT_RULES.values():
+        if rules in prompt:
+            return prompt.replace(rules, EDIT_RULES[edit])
+    return prompt
 
 
 def skills_section(skills: Sequence[tuple[str, str]]) -> str:

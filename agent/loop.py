@@ -43,7 +43,7 @@ from ghostline.agent.verify import (
     verification_feedback,
 )
 from ghostline.compaction import CompactionFailed
-from ghostline.compaction.transcript import Message, ToolUseBlock
+from ghostline.compaction.transcript import ImageBlock, Message, ToolUseBlock, block_to_dict
 from ghostline.tools.base import ToolContext, ToolResult
 from ghostline.tools.registry import Call, ToolRegistry, Verdict
 
@@ -182,6 +182,7 @@ class AgentLoop:
         self.stats = stats if stats is not None else RunStats()  # a subagent counts into its parent's
         self.hooks = LoopHooks(hooks, lambda: self.ctx, self._emit)
         self._next_scope: MessageScope | None = None
+        self._next_images: list[ImageBlock] = []
         close_dangling_tool_uses(self.messages)
 
     # -- bookkeeping -------------------------------------------------------------------------------------
@@ -226,6 +227,12 @@ class AgentLoop:
         allows (a custom command's frontmatter); the run after it is as before."""
         self._next_scope = scope
 
+    def attach_images(self, images: list[ImageBlock]) -> None:
+        """Images the next message carries (checked and kept beside the session: `agent.attachments`); the next
+        run() with text sends them. An image already waiting is not added twice (a message sent again)."""
+        waiting = {(i.path, i.data) for i in self._next_images}
+        self._next_images.extend(i for i in images if (i.path, i.data) not in waiting)
+
     async def run(self, user_text: str | None) -> AsyncIterator[ev.Event]:
         """Add the user's message (None: continue as is) and drive turns until a Stop."""
         scope, self._next_scope = self._next_scope, None
@@ -244,7 +251,8 @@ class AgentLoop:
             async for e in self.hooks.session_start(resumed=bool(self.messages)):
                 yield e
             if user_text:
-                async for e in self.hooks.prompt(user_text):
+                images, self._next_images = self._next_images, []
+                async for e in self.hooks.prompt(user_text, [block_to_dict(i) for i in images]):
                     yield e
                 if self.hooks.prompt_blocked is not None:
                     raise self._done("stopped_by_hook", f"the prompt was blocked by a UserPromptSubmit hook: "

@@ -9,6 +9,7 @@ Every event goes through the loop's `emit`, so the session records it and the tr
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from ghostline.agent import events as ev
 from ghostline.agent.hooks import Hooks, report_event
@@ -56,11 +57,11 @@ class LoopHooks:
         if context:
             yield self._emit(ev.ContextNote(context, "hook"))
 
-    async def prompt(self, text: str) -> AsyncIterator[ev.Event]:
-        """The user's message, unless a UserPromptSubmit hook drops it (then `prompt_blocked` says why); what
-        the hooks add for the model follows it."""
+    async def prompt(self, text: str, images: list[dict[str, Any]] | None = None) -> AsyncIterator[ev.Event]:
+        """The user's message (with its images), unless a UserPromptSubmit hook drops it (then `prompt_blocked`
+        says why); what the hooks add for the model follows it."""
         if self.hooks is None or not self._on("UserPromptSubmit"):
-            yield self._emit(ev.UserMessage(text))
+            yield self._emit(ev.UserMessage(text, images or []))
             return
         verdict = await self.hooks.prompt_submitted(text, self._ctx())
         for r in verdict.reports:
@@ -68,7 +69,7 @@ class LoopHooks:
         if verdict.blocked is not None:
             self.prompt_blocked = verdict.blocked
             return
-        yield self._emit(ev.UserMessage(text))
+        yield self._emit(ev.UserMessage(text, images or []))
         if verdict.context:
             yield self._emit(ev.ContextNote(verdict.context, "hook"))
 

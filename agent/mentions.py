@@ -5,8 +5,8 @@ A mention is `@` at the start of the text or after whitespace, then a path up to
 (`see @app.py.`). Only mentions of existing files inside the workspace are attached; a mention of something
 that does not exist stays plain text (it may be a handle or a decorator). Files outside the workspace, in
 Ghostline's protected places (.git, .ghostline, its config and data) and binary files are refused with a note;
-long files are cut with a note. Images are not attached yet: their paths come back in `images`, for the
-image-block feature to pick up.
+long files are cut with a note. Images are not inlined: their paths come back in `images`, and the front end
+attaches them as image blocks (`agent.attachments.attach_images`, which checks them against the model).
 
 Blocking file I/O: call it off the UI thread (`await asyncio.to_thread(expand_mentions, ...)`).
 """
@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ghostline.sandbox.paths import PathDenied, protected_reason, resolve_path
-from ghostline.tools.read import IMAGE_EXTS, decode_text
+from ghostline.tools.images import IMAGE_EXTS
+from ghostline.tools.read import decode_text
 
 MAX_FILE_CHARS = 60_000
 MAX_TOTAL_CHARS = 240_000
@@ -31,7 +32,7 @@ _TRAILING = ".,;:!?)]}'"
 class Expansion:
     text: str  # the message for the model: the user's text, then one block per attached file
     attached: list[str] = field(default_factory=list)  # workspace-relative paths, in mention order
-    images: list[Path] = field(default_factory=list)  # mentioned images (not attached yet)
+    images: list[Path] = field(default_factory=list)  # mentioned images, for `attachments.attach_images`
     notes: list[str] = field(default_factory=list)  # one line each: refusals and cuts, for the user
 
 

@@ -11,6 +11,8 @@ Any field can be overridden per model from config, e.g.::
     input_price = 0.0
     output_price = 0.0
     protocol = "react"           # text ReAct protocol for servers without tool calling
+    images = true                # the model takes images (a local vision model, say)
+    edit_tool = "apply_patch"    # the edit tool it was trained on: "edit" (old/new strings) or "apply_patch"
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ghostline.agent.providers.base import ConfigError, Provider, TurnUsage
+from ghostline.tools.images import ImageLimits
 
 PROVIDERS = ("anthropic", "openai")
 PROTOCOLS = ("native", "react")
+EDIT_TOOLS = ("edit", "apply_patch")
 
 DEFAULT_CONTEXT_WINDOW = 32_768
 DEFAULT_MAX_OUTPUT = 4_096
@@ -51,6 +55,14 @@ class ModelInfo:
     # max_completion_tokens; many OpenAI-compatible servers only know max_tokens. None: decided by the table.
     max_tokens_param: str | None = None
     prompt_caching: bool = True  # Anthropic: send cache_control breakpoints
+    # Whether the model takes images (user attachments, images tools return); per image at most `max_image_bytes`
+    # (raw bytes) and `max_image_side` pixels a side (0: no limit). 0 bytes: the provider's API limit.
+    images: bool = False
+    max_image_bytes: int = 0
+    max_image_side: int = 0
+    # The tool it edits files with: "edit" (exact old/new strings, Claude's) or "apply_patch" (Codex's patch
+    # envelope, what the GPT-5 family was trained on).
+    edit_tool: str = "edit"
     known: bool = False  # found in the table (not a default for an unknown/local model)
 
 
@@ -61,47 +73,53 @@ def _m(
 
 
 _OAI = {"max_tokens_param": "max_completion_tokens"}
+_SEES = {"images": True}
+_OAI_SEES = {**_OAI, **_SEES}
+_GPT5 = {**_OAI_SEES, "edit_tool": "apply_patch"}
+# What each API accepts per image: Anthropic refuses base64 over 5 MB (3.75 MB of bytes) and sides over 8000 px;
+# OpenAI takes up to 20 MB an image (and 50 MB a request).
+IMAGE_LIMITS = {"anthropic": (3_750_000, 8000), "openai": (20 * 1024 * 1024, 0)}
 
 KNOWN_MODELS: dict[str, ModelInfo] = {
     m.name: m
     for m in [
         # Anthropic (cache read 0.1x input, 5-minute cache write 1.25x input)
-        _m("claude-fable-5-1", 1_000_000, 128_000, 10.0, 50.0, 1.00, 12.50),
-        _m("claude-opus-5-5", 1_000_000, 128_000, 4.0, 20.0, 0.40, 5.0),
-        _m("claude-sonnet-5-5", 1_000_000, 128_000, 2.0, 10.0, 0.20, 2.50),
-        _m("claude-haiku-5-5", 1_000_000, 128_000, 0.10, 0.50, 0.01, 0.125),
-        _m("claude-opus-5", 1_000_000, 128_000, 5.0, 25.0, 0.50, 6.25),
-        _m("claude-sonnet-5", 1_000_000, 128_000, 2.0, 10.0, 0.20, 2.50),
-        _m("claude-opus-4-8", 1_000_000, 128_000, 5.0, 25.0, 0.50, 6.25),
-        _m("claude-opus-4-7", 1_000_000, 128_000, 5.0, 25.0, 0.50, 6.25),
-        _m("claude-opus-4-6", 1_000_000, 128_000, 5.0, 25.0, 0.50, 6.25),
-        _m("claude-sonnet-4-6", 1_000_000, 128_000, 3.0, 15.0, 0.30, 3.75),
-        _m("claude-opus-4-5", 200_000, 64_000, 5.0, 25.0, 0.50, 6.25),
-        _m("claude-opus-4-1", 200_000, 32_000, 15.0, 75.0, 1.50, 18.75),
-        _m("claude-opus-4", 200_000, 32_000, 15.0, 75.0, 1.50, 18.75),
-        _m("claude-sonnet-4-5", 200_000, 64_000, 3.0, 15.0, 0.30, 3.75),
-        _m("claude-sonnet-4", 200_000, 64_000, 3.0, 15.0, 0.30, 3.75),
-        _m("claude-3-7-sonnet", 200_000, 64_000, 3.0, 15.0, 0.30, 3.75),
-        _m("claude-haiku-4-5", 200_000, 64_000, 1.0, 5.0, 0.10, 1.25),
-        _m("claude-3-5-haiku", 200_000, 8_192, 0.80, 4.0, 0.08, 1.0),
-        _m("claude-3-haiku", 200_000, 4_096, 0.25, 1.25, 0.03, 0.30),
+        _m("claude-fable-5-1", 1_000_000, 128_000, 10.0, 50.0, 1.00, 12.50, **_SEES),
+        _m("claude-opus-5-5", 1_000_000, 128_000, 4.0, 20.0, 0.40, 5.0, **_SEES),
+        _m("claude-sonnet-5-5", 1_000_000, 128_000, 2.0, 10.0, 0.20, 2.50, **_SEES),
+        _m("claude-haiku-5-5", 1_000_000, 128_000, 0.10, 0.50, 0.01, 0.125, **_SEES),
+        _m("claude-opus-5", 1_000_000, 128_000, 5.0, 25.0, 0.50, 6.25, **_SEES),
+        _m("claude-sonnet-5", 1_000_000, 128_000, 2.0, 10.0, 0.20, 2.50, **_SEES),
+        _m("claude-opus-4-8", 1_000_000, 128_000, 5.0, 25.0, 0.50, 6.25, **_SEES),
+        _m("claude-opus-4-7", 1_000_000, 128_000, 5.0, 25.0, 0.50, 6.25, **_SEES),
+        _m("claude-opus-4-6", 1_000_000, 128_000, 5.0, 25.0, 0.50, 6.25, **_SEES),
+        _m("claude-sonnet-4-6", 1_000_000, 128_000, 3.0, 15.0, 0.30, 3.75, **_SEES),
+        _m("claude-opus-4-5", 200_000, 64_000, 5.0, 25.0, 0.50, 6.25, **_SEES),
+        _m("claude-opus-4-1", 200_000, 32_000, 15.0, 75.0, 1.50, 18.75, **_SEES),
+        _m("claude-opus-4", 200_000, 32_000, 15.0, 75.0, 1.50, 18.75, **_SEES),
+        _m("claude-sonnet-4-5", 200_000, 64_000, 3.0, 15.0, 0.30, 3.75, **_SEES),
+        _m("claude-sonnet-4", 200_000, 64_000, 3.0, 15.0, 0.30, 3.75, **_SEES),
+        _m("claude-3-7-sonnet", 200_000, 64_000, 3.0, 15.0, 0.30, 3.75, **_SEES),
+        _m("claude-haiku-4-5", 200_000, 64_000, 1.0, 5.0, 0.10, 1.25, **_SEES),
+        _m("claude-3-5-haiku", 200_000, 8_192, 0.80, 4.0, 0.08, 1.0, **_SEES),
+        _m("claude-3-haiku", 200_000, 4_096, 0.25, 1.25, 0.03, 0.30, **_SEES),
         # OpenAI (cached input is discounted; there is no cache-write premium)
-        _m("gpt-5.1", 400_000, 128_000, 1.25, 10.0, 0.125, 1.25, **_OAI),
-        _m("gpt-5.1-codex", 400_000, 128_000, 1.25, 10.0, 0.125, 1.25, **_OAI),
-        _m("gpt-5.1-codex-mini", 400_000, 128_000, 0.25, 2.0, 0.025, 0.25, **_OAI),
-        _m("gpt-5", 400_000, 128_000, 1.25, 10.0, 0.125, 1.25, **_OAI),
-        _m("gpt-5-codex", 400_000, 128_000, 1.25, 10.0, 0.125, 1.25, **_OAI),
-        _m("gpt-5-mini", 400_000, 128_000, 0.25, 2.0, 0.025, 0.25, **_OAI),
-        _m("gpt-5-nano", 400_000, 128_000, 0.05, 0.40, 0.005, 0.05, **_OAI),
-        _m("gpt-4.1", 1_047_576, 32_768, 2.0, 8.0, 0.50, 2.0, **_OAI),
-        _m("gpt-4.1-mini", 1_047_576, 32_768, 0.40, 1.60, 0.10, 0.40, **_OAI),
-        _m("gpt-4.1-nano", 1_047_576, 32_768, 0.10, 0.40, 0.025, 0.10, **_OAI),
-        _m("gpt-4o", 128_000, 16_384, 2.50, 10.0, 1.25, 2.50, **_OAI),
-        _m("gpt-4o-mini", 128_000, 16_384, 0.15, 0.60, 0.075, 0.15, **_OAI),
-        _m("o3", 200_000, 100_000, 2.0, 8.0, 0.50, 2.0, **_OAI),
+        _m("gpt-5.1", 400_000, 128_000, 1.25, 10.0, 0.125, 1.25, **_GPT5),
+        _m("gpt-5.1-codex", 400_000, 128_000, 1.25, 10.0, 0.125, 1.25, **_GPT5),
+        _m("gpt-5.1-codex-mini", 400_000, 128_000, 0.25, 2.0, 0.025, 0.25, **_GPT5),
+        _m("gpt-5", 400_000, 128_000, 1.25, 10.0, 0.125, 1.25, **_GPT5),
+        _m("gpt-5-codex", 400_000, 128_000, 1.25, 10.0, 0.125, 1.25, **_GPT5),
+        _m("gpt-5-mini", 400_000, 128_000, 0.25, 2.0, 0.025, 0.25, **_GPT5),
+        _m("gpt-5-nano", 400_000, 128_000, 0.05, 0.40, 0.005, 0.05, **_GPT5),
+        _m("gpt-4.1", 1_047_576, 32_768, 2.0, 8.0, 0.50, 2.0, **_OAI_SEES),
+        _m("gpt-4.1-mini", 1_047_576, 32_768, 0.40, 1.60, 0.10, 0.40, **_OAI_SEES),
+        _m("gpt-4.1-nano", 1_047_576, 32_768, 0.10, 0.40, 0.025, 0.10, **_OAI_SEES),
+        _m("gpt-4o", 128_000, 16_384, 2.50, 10.0, 1.25, 2.50, **_OAI_SEES),
+        _m("gpt-4o-mini", 128_000, 16_384, 0.15, 0.60, 0.075, 0.15, **_OAI_SEES),
+        _m("o3", 200_000, 100_000, 2.0, 8.0, 0.50, 2.0, **_OAI_SEES),
         _m("o3-mini", 200_000, 100_000, 1.10, 4.40, 0.55, 1.10, **_OAI),
-        _m("o4-mini", 200_000, 100_000, 1.10, 4.40, 0.275, 1.10, **_OAI),
-        _m("o1", 200_000, 100_000, 15.0, 60.0, 7.50, 15.0, **_OAI),
+        _m("o4-mini", 200_000, 100_000, 1.10, 4.40, 0.275, 1.10, **_OAI_SEES),
+        _m("o1", 200_000, 100_000, 15.0, 60.0, 7.50, 15.0, **_OAI_SEES),
     ]
 }
 
@@ -154,10 +172,11 @@ def _example(provider: str) -> str:
 # Models of a known family that are not in the table (newer releases): a conservative window and output cap,
 # the family's request conventions, and an unknown price (cost None) until configured.
 _FAMILIES: list[tuple[re.Pattern[str], dict[str, Any]]] = [
-    (re.compile(r"^claude-"), {"context_window": 200_000, "max_output_tokens": 32_000}),
-    (re.compile(r"^(gpt-5|o[1-9])"), {"context_window": 200_000, "max_output_tokens": 32_768, **_OAI}),
-    (re.compile(r"^gpt-4\.1"), {"context_window": 1_000_000, "max_output_tokens": 32_768, **_OAI}),
-    (re.compile(r"^gpt-4o"), {"context_window": 128_000, "max_output_tokens": 16_384, **_OAI}),
+    (re.compile(r"^claude-"), {"context_window": 200_000, "max_output_tokens": 32_000, **_SEES}),
+    (re.compile(r"^gpt-5"), {"context_window": 200_000, "max_output_tokens": 32_768, **_GPT5}),
+    (re.compile(r"^o[1-9]"), {"context_window": 200_000, "max_output_tokens": 32_768, **_OAI}),
+    (re.compile(r"^gpt-4\.1"), {"context_window": 1_000_000, "max_output_tokens": 32_768, **_OAI_SEES}),
+    (re.compile(r"^gpt-4o"), {"context_window": 128_000, "max_output_tokens": 16_384, **_OAI_SEES}),
 ]
 
 
@@ -180,8 +199,20 @@ def model_info(spec: str, overrides: dict[str, dict[str, Any]] | None = None) ->
     provider, name = parse_model_spec(spec)
     info = _lookup(name)
     info = dataclasses.replace(info, name=name) if info else ModelInfo(name=name)
-    if not overrides:
-        return info
+    info = _with_overrides(info, provider, name, overrides or {})
+    max_bytes, max_side = IMAGE_LIMITS[provider]
+    return dataclasses.replace(info, max_image_bytes=info.max_image_bytes or max_bytes,
+                               max_image_side=info.max_image_side or max_side)
+
+
+def image_limits(info: ModelInfo) -> ImageLimits | None:
+    """What the model takes per image (for tools and attachments); None when it takes no images."""
+    if not info.images:
+        return None
+    return ImageLimits(info.max_image_bytes or min(b for b, _ in IMAGE_LIMITS.values()), info.max_image_side)
+
+
+def _with_overrides(info: ModelInfo, provider: str, name: str, overrides: dict[str, dict[str, Any]]) -> ModelInfo:
     merged: dict[str, Any] = {}
     for key in (name, f"{provider}:{name}"):  # the full spec wins over the bare name
         merged.update(overrides.get(key) or {})
@@ -193,6 +224,11 @@ def model_info(spec: str, overrides: dict[str, dict[str, Any]] | None = None) ->
             f"unknown setting {bad[0]!r} for model '{provider}:{name}' in config: "
             f"use one of {', '.join(sorted(_OVERRIDE_FIELDS))}"
         )
+    if "images" in merged and not isinstance(merged["images"], bool):
+        raise ConfigError(f"images for model '{provider}:{name}' must be true or false, got {merged['images']!r}")
+    for k in ("max_image_bytes", "max_image_side"):
+        if k in merged and (not isinstance(merged[k], int) or isinstance(merged[k], bool) or merged[k] < 0):
+            raise ConfigError(f"{k} for model '{provider}:{name}' must be an integer >= 0, got {merged[k]!r}")
     for k in ("context_window", "max_output_tokens"):
         if k in merged and (not isinstance(merged[k], int) or isinstance(merged[k], bool) or merged[k] <= 0):
             raise ConfigError(
@@ -210,6 +246,9 @@ def model_info(spec: str, overrides: dict[str, dict[str, Any]] | None = None) ->
             )
         if v is not None and k in merged:
             merged[k] = float(v)
+    if "edit_tool" in merged and merged["edit_tool"] not in EDIT_TOOLS:
+        raise ConfigError(f"edit_tool for model '{provider}:{name}' must be \"edit\" or \"apply_patch\", "
+                          f"got {merged['edit_tool']!r}")
     if "protocol" in merged and merged["protocol"] not in PROTOCOLS:
         raise ConfigError(
             f'protocol for model \'{provider}:{name}\' must be "native" or "react", got {merged["protocol"]!r}'

@@ -17,10 +17,17 @@ from typing import Any
 
 from ghostline.agent import events as ev
 from ghostline.agent.agent_types import load_agent_types, subagent_model
+from ghostline.agent.attachments import attach_images
 from ghostline.agent.config import Config, load_config
 from ghostline.agent.custom_commands import CustomCommand, load_commands, parse_invocation
 from ghostline.agent.hooks import Hooks, report_event
-from ghostline.agent.instructions import TOOL_RULES, load_instructions, system_prompt
+from ghostline.agent.instructions import (
+    EDIT_RULES,
+    TOOL_RULES,
+    load_instructions,
+    system_prompt,
+    with_edit_rules,
+)
 from ghostline.agent.landing import LandingError, is_work_tree, start_branch
 from ghostline.agent.loop import AgentLoop, Budgets
 from ghostline.agent.mcp_config import load_servers
@@ -45,6 +52,7 @@ from ghostline.tools import (
     ToolContext,
     ToolRegistry,
     default_tools,
+    edit_tool,
 )
 from ghostline.tools.mcp import ServerSpec
 from ghostline.tools.scope import ToolScope
@@ -81,6 +89,7 @@ class RunOptions:
     commit: bool = False  # commit the run's changes when it succeeds (agent/landing.py)
     patch: Path | None = None  # write the run's changes as a git diff here
     output_schema: Path | None = None  # the final answer must be JSON valid against this schema
+    images: tuple[Path, ...] = ()  # --image: sent with the task
 
 
 class UsageError(Exception):
@@ -274,17 +283,30 @@ class PreparedRun:
 def switch_model(run: PreparedRun, spec: str) -> Provider:
     """/model: the next turns go to `spec`. Returns the provider it replaced (the caller closes it).
     Raises ConfigError for an unknown provider or a missing key, leaving the run as it was."""
-    from ghostline.agent.models import cost_usd, make_provider, model_info
+    from ghostline.agent.models import cost_usd, image_limits, make_provider, model_info
 
     provider = make_provider(spec, base_url=run.base_url, overrides=run.config.models,
                              retry=_retry_policy(run.config.retry))
     info = model_info(spec, run.config.models)
+    run.loop.ctx.images = image_limits(info)
+    _use_edit_tool(run.loop, info.edit_tool)
     old = run.loop.provider
     run.loop.set_provider(provider, cost_of=lambda u: cost_usd(u, info),
                           max_output_tokens=min(run.config.max_output_tokens, info.max_output_tokens))
     run.model_label = provider_label(spec)
     run.session.append({"type": "model_changed", "model": spec})
     return old
+
+
+def _use_edit_tool(loop: AgentLoop, name: str) -> None:
+    """After a model switch: the edit tool the new model knows best, in the old one's place, and the system
+    prompt's rules for it."""
+    current = next((t for t in loop.registry.tools if t.name in EDIT_RULES), None)
+    if current is None or current.name == name:
+        return
+    loop.registry.replace(current.name, edit_tool(name))
+    loop.base_system = with_edit_rules(loop.base_system, [t.name for t in loop.registry.tools])
+    loop.set_approval_mode(loop.ctx.approval)  # rebuilds the system prompt from the base
 
 
 def _verification(opts: RunOptions) -> Any:
@@ -338,7 +360,7 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Approver | None =
     network = opts.network if opts.network is not None else (cfg.network or sandbox_mode == "full-access")
     model_spec = opts.model or cfg.model or (session.current_model() if session else None)
 
-    from ghostline.agent.models import cost_usd, make_provider, model_info
+    from ghostline.agent.models import cost_usd, image_limits, make_provider, model_info
 
     provider = make_provider(model_spec, base_url=opts.base_url or cfg.base_url, overrides=cfg.models,
                              retry=_retry_policy(cfg.retry))
@@ -378,10 +400,11 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Approver | None =
 
     max_output = min(cfg.max_output_tokens, info.max_output_tokens)
     ctx = ToolContext(workspace=root, cwd=cwd, sandbox_mode=sandbox_mode, approval=approval, network=network,
-                      output_dir=session.output_dir, on_file_changed=_notify_index)
+                      output_dir=session.output_dir, on_file_changed=_notify_index, images=image_limits(info))
     hooks = Hooks(cfg.hooks, session_id=session.id, transcript_path=session.path, project_dir=root) \
         if cfg.hooks else None
-    registry = _make_registry(cfg, root, approver, hooks, skills)
+    registry = _make_registry(cfg, root, approver, hooks, skills, info.edit_tool)
+    system = with_edit_rules(system, [t.name for t in registry.tools])
     loop = AgentLoop(
         provider=provider, registry=registry, ctx=ctx, system=system, session=session, messages=messages,
         budgets=Budgets(opts.max_turns or cfg.max_turns, opts.max_tokens or cfg.max_tokens,
@@ -437,6 +460,17 @@ def collect_result(run: PreparedRun, final: ev.Event | None, interrupted: bool) 
                          interrupted=interrupted, verification=run.loop.verification_report())
 
 
+def attach_task_images(run: PreparedRun, paths: Sequence[Path], task: str | None) -> None:
+    """--image FILE: checked against the model's limits (UsageError: the first problem), sent with the task."""
+    if paths and not task:
+        raise UsageError('--image goes with a task to send it with: agent run "what is wrong here?" --image shot.png')
+    images, problems = attach_images(paths, run.loop.ctx.images, run.session.output_dir, model=run.model_label,
+                                     cwd=run.cwd)
+    if problems:
+        raise UsageError(f"--image {problems[0]}")
+    run.loop.attach_images(images)
+
+
 def expand_command(run: PreparedRun, text: str) -> str:
     """`/name args` naming a custom command → its prompt, with its allowed-tools and model put in force for that
     message (on `run.loop`). Any other text is returned as it is. Raises UsageError for a command that cannot
@@ -481,8 +515,8 @@ def command_scope(run: PreparedRun, command: CustomCommand) -> tuple[MessageScop
 
 
 def _make_registry(cfg: Config, root: Path, approver: Approver | None, hooks: Hooks | None,
-                   skills: list[Skill]) -> ToolRegistry:
-    tools = default_tools() + ([SkillTool(skills)] if skills else [])  # no skills: no tool the model never needs
+                   skills: list[Skill], edit: str) -> ToolRegistry:
+    tools = default_tools(edit) + ([SkillTool(skills)] if skills else [])  # no skills: no tool the model never needs
     return ToolRegistry(tools, policy=_make_policy(cfg, root), approver=approver, project_root=root, hooks=hooks)
 
 
@@ -586,6 +620,8 @@ def _subagent_setup(cfg: Config, *, root: Path, cwd: Path, session: Session, ins
 
     types, warnings = load_agent_types(root, config_dir())
     have = {t.name for t in tools}
+    if have & EDIT_RULES.keys():  # a type naming either edit tool gets the one this model has
+        have |= EDIT_RULES.keys()
     for t in types.values():
         missing = [name for name in t.tools or () if name not in have]
         if missing:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from ghostline.compaction.transcript import Message, TextBlock, ToolResultBlock
+from ghostline.compaction.transcript import Message, TextBlock, ToolResultBlock, block_from_dict
+from ghostline.tools.images import blocks_from_meta
 
 INTERRUPTED = "interrupted: the run stopped before this tool call finished; nothing is known of its effect"
 
@@ -24,10 +25,14 @@ def apply_event(messages: list[Message], event: dict[str, Any]) -> None:
     kind = event.get("type")
     if kind == "user_message":
         _add_user_text(messages, event["text"])
+        for image in event.get("images") or ():
+            messages[-1].content.append(block_from_dict({**image, "type": "image"}))
     elif kind == "assistant_message":
         messages.append(Message.from_dict(event["message"]))
     elif kind == "tool_result":
-        block = ToolResultBlock(event["id"], event["content"], bool(event.get("is_error")), dict(event.get("meta") or {}))
+        meta = dict(event.get("meta") or {})
+        block = ToolResultBlock(event["id"], event["content"], bool(event.get("is_error")), meta,
+                                images=blocks_from_meta(meta))
         if messages and messages[-1].role == "user" and messages[-1].tool_results:
             messages[-1].content.append(block)
         else:

@@ -22,6 +22,7 @@ from typing import Any
 
 from ghostline.agent import events as ev
 from ghostline.agent.agent_types import DEFAULT_TYPE, AgentType
+from ghostline.agent.instructions import EDIT_RULES, with_edit_rules
 from ghostline.agent.loop import AgentLoop, CompactorLike
 from ghostline.agent.providers.base import Provider, TurnUsage
 from ghostline.apply.rewrite import RewriteRule
@@ -90,9 +91,13 @@ class TaskTool(BaseTool):
         return self.setup.types.get(str(args.get("subagent_type") or DEFAULT_TYPE))
 
     def tools_for(self, agent_type: AgentType) -> list[Tool]:
-        """The parent's tools the type names (all of them when it names none), never a task tool."""
+        """The parent's tools the type names (all of them when it names none), never a task tool. Naming either
+        edit tool (`edit`, `apply_patch`) names the one the session's model has."""
+        names = set(agent_type.tools or ())
+        if names & EDIT_RULES.keys():
+            names |= EDIT_RULES.keys()
         return [t for t in self.parent.registry.tools if not isinstance(t, TaskTool)
-                and (agent_type.tools is None or t.name in agent_type.tools)]
+                and (agent_type.tools is None or t.name in names)]
 
     def action(self, args: dict[str, Any]) -> Action:
         # Starting a subagent changes nothing by itself; each of its calls passes the same gate (self_contained).
@@ -127,7 +132,8 @@ class TaskTool(BaseTool):
         registry = ToolRegistry(tools, policy=gate.policy, approver=self._approver(agent_type.name),
                                 project_root=gate.project_root)
         child = AgentLoop(provider=model.provider, registry=registry, ctx=_child_context(ctx),
-                          system=self.setup.system_for(agent_type.prompt), budgets=self.parent.budgets,
+                          system=with_edit_rules(self.setup.system_for(agent_type.prompt), [t.name for t in tools]),
+                          budgets=self.parent.budgets,
                           stats=self.parent.stats, compactor=self.setup.compactor_for(model, registry, ctx.call_id),
                           cost_of=model.cost_of, max_output_tokens=model.max_output_tokens)
         tally = Tally(agent_type.name, model.label)

@@ -6,7 +6,8 @@ Public surface:
 * :func:`edit_text` — the same edit on a text rather than a file (an editor's buffer), returning the new text.
 * :func:`write_file` — whole-file write (the ``write`` tool), atomic, keeps mode/encoding/BOM/line endings.
 * :func:`apply_text` — edits written by a model as text (SEARCH/REPLACE blocks, unified diffs, Codex patches,
-  whole files, edit JSON) applied under a root directory; :func:`parse` gives the parsed operations.  The
+  whole files, edit JSON) applied under a root directory; :func:`parse` gives the parsed operations and
+  :func:`apply_ops` applies them (a caller that checks the paths in between: the ``apply_patch`` tool).  The
   caller may pass a listing of the project's files to resolve near-miss file names (``apply`` walks nothing).
 * :func:`check_rewrite`, :class:`RewriteRule`, :data:`REWRITE_REQUEST` — the whole-file-rewrite fallback
   after repeated failures on one file.
@@ -30,7 +31,7 @@ from ghostline.apply.diff import make_diff
 from ghostline.apply.formats import FORMATS, FileOp, ParseError, detect, parse
 from ghostline.apply.rewrite import REWRITE_REQUEST, RewriteRule, check_rewrite
 from ghostline.apply.syntax import prefetch as prefetch_syntax
-from ghostline.apply.text import apply_text
+from ghostline.apply.text import apply_ops, apply_text
 
 __all__ = [
     "FORMATS",
@@ -42,6 +43,7 @@ __all__ = [
     "ParseError",
     "apply_blocks",
     "apply_edit",
+    "apply_ops",
     "apply_text",
     "check_rewrite",
     "delete_file",

@@ -43,6 +43,19 @@ def apply_text(
     meant (a unique file of the same name, else a unique close path).  Without it paths are taken as written.
     """
     fmt, ops = parse(text, format)
+    return apply_ops(fmt, ops, root, dry_run=dry_run, existing_files=existing_files)
+
+
+def apply_ops(
+    fmt: str,
+    ops: list[FileOp],
+    root: Path | str = ".",
+    *,
+    dry_run: bool = False,
+    existing_files: ExistingFiles | None = None,
+) -> list[ApplyResult]:
+    """Apply operations :func:`parse` gave for format ``fmt`` under ``root``, as :func:`apply_text` does (for a
+    caller that checks or rewrites the paths between parsing and applying)."""
     options = _Options(Path(os.path.realpath(root)), dry_run, atomic=fmt == "patch", guard_whole=fmt == "whole",
                        existing_files=existing_files)
     if options.atomic and not dry_run:

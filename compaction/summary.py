@@ -11,7 +11,14 @@ from typing import Any, Callable
 
 from ghostline.compaction.ledger import Ledger
 from ghostline.compaction.toolcalls import describe_call
-from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
+from ghostline.compaction.transcript import (
+    ImageBlock,
+    Message,
+    SummaryBlock,
+    TextBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+)
 
 SUMMARY_SECTIONS = (
     "Goal",
@@ -55,8 +62,11 @@ def item_text(m: Message, b: Any, names: dict[str, str], inputs: dict[str, dict]
         if b.is_error:
             head += " ERROR"
         head += "]"
-        return head + "\n" + trunc(b.content, item_tokens)
+        return head + "\n" + trunc(b.content, item_tokens) + "".join(f"\n{i.as_text()}" for i in b.images)
+    if isinstance(b, ImageBlock):
+        return f"[{m.role}] {b.as_text()}"
     return str(b)
+
 
 
 def transcript_items(messages: list[Message], trunc: Callable[[str, int], str], item_tokens: int) -> list[str]:

@@ -20,7 +20,14 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
+from ghostline.compaction.transcript import (
+    ImageBlock,
+    Message,
+    SummaryBlock,
+    TextBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +36,12 @@ APPROXIMATE = "chars/4"
 MESSAGE_OVERHEAD = 4  # role + separators, per message
 BLOCK_OVERHEAD = 3  # per content block (tool ids, type tags)
 TOOL_OVERHEAD = 8  # per tool definition
+# An image costs what its pixels cost, not its base64: the APIs scale it to fit ~1568 px a side and ~1.15
+# megapixels, at ~750 pixels a token (Anthropic's published rule; OpenAI's tiles cost less), so at most ~1600.
+IMAGE_MAX_SIDE = 1568
+IMAGE_MAX_PIXELS = 1_150_000
+IMAGE_PIXELS_PER_TOKEN = 750
+IMAGE_MIN_TOKENS = 85
 
 _encoding_lock = threading.Lock()
 _encoding: Any = None
@@ -172,7 +185,9 @@ class TokenCounter:
         if isinstance(block, (TextBlock, SummaryBlock)):
             return BLOCK_OVERHEAD + self.count(block.text)
         if isinstance(block, ToolResultBlock):
-            return BLOCK_OVERHEAD + self.count(block.content)
+            return BLOCK_OVERHEAD + self.count(block.content) + sum(map(image_tokens, block.images))
+        if isinstance(block, ImageBlock):
+            return BLOCK_OVERHEAD + image_tokens(block)
         if isinstance(block, ToolUseBlock):
             hit = self._use_cache.get(block.id)
             if hit is not None and hit[0] is block.input:
@@ -219,6 +234,16 @@ class TokenCounter:
             return out.replace("\ufffd", "")
         n = int(max_tokens * CHARS_PER_TOKEN)
         return text[-n:] if from_end else text[:n]
+
+
+def image_tokens(block: ImageBlock) -> int:
+    """What an image costs in the context: by its pixels after the APIs' scaling (the most when its size is
+    unknown)."""
+    w, h = block.width or 0, block.height or 0
+    if w <= 0 or h <= 0:
+        return IMAGE_MAX_PIXELS // IMAGE_PIXELS_PER_TOKEN
+    scale = min(1.0, IMAGE_MAX_SIDE / max(w, h), (IMAGE_MAX_PIXELS / (w * h)) ** 0.5)
+    return max(IMAGE_MIN_TOKENS, int(w * h * scale * scale / IMAGE_PIXELS_PER_TOKEN + 0.999))
 
 
 def _dumps(obj: Any) -> str:

@@ -31,12 +31,35 @@ class ToolUseBlock:
 
 
 @dataclass
+class ImageBlock:
+    """An image the model sees: one the user attached, or (in `ToolResultBlock.images`) one a tool returned. The
+    bytes live in a file beside the session (`path`), so the session log stays small; `data` (base64) holds them
+    only when no file could be kept. Providers that take images send it; others say in words that it is there."""
+
+    media_type: str  # image/png | image/jpeg | image/gif | image/webp
+    path: str = ""
+    data: str = ""
+    name: str = ""  # what people call it: the file as the user or the tool named it
+    width: int | None = None
+    height: int | None = None
+    type: Literal["image"] = "image"
+
+    def as_text(self) -> str:
+        """The image in words, where only text goes (a summary; a model that takes no images)."""
+        dims = f", {self.width}x{self.height}" if self.width and self.height else ""
+        return f"[image {self.name or '(unnamed)'}: {self.media_type}{dims}]"
+
+
+@dataclass
 class ToolResultBlock:
     tool_use_id: str
     content: str
     is_error: bool = False
     # Facts for compaction and reports (exit_code, path, full_output_path, lines, ...); never sent to the model.
     meta: dict[str, Any] = field(default_factory=dict)
+    # Images the tool returned (from its meta's "images" entries): sent with the content. A result compaction
+    # rewrites (cleared, cut) leaves them out.
+    images: list[ImageBlock] = field(default_factory=list)
     type: Literal["tool_result"] = "tool_result"
 
 
@@ -59,7 +82,7 @@ class ThinkingBlock:
     type: Literal["thinking"] = "thinking"
 
 
-Block = TextBlock | ToolUseBlock | ToolResultBlock | SummaryBlock | ThinkingBlock
+Block = TextBlock | ToolUseBlock | ToolResultBlock | SummaryBlock | ThinkingBlock | ImageBlock
 
 _BLOCK_TYPES: dict[str, type] = {
     "text": TextBlock,
@@ -67,6 +90,7 @@ _BLOCK_TYPES: dict[str, type] = {
     "tool_result": ToolResultBlock,
     "summary": SummaryBlock,
     "thinking": ThinkingBlock,
+    "image": ImageBlock,
 }
 
 
@@ -75,10 +99,16 @@ _OLD_RAW_KEY = "__raw_arguments__"
 
 def block_to_dict(block: Block) -> dict[str, Any]:
     d = dict(block.__dict__)
-    if isinstance(block, ToolResultBlock) and not block.meta:
-        d.pop("meta")
+    if isinstance(block, ToolResultBlock):
+        if not block.meta:
+            d.pop("meta")
+        d.pop("images")
+        if block.images:
+            d["images"] = [block_to_dict(i) for i in block.images]
     if isinstance(block, ToolUseBlock) and block.raw_arguments is None:
         d.pop("raw_arguments")
+    if isinstance(block, ImageBlock):
+        d = {k: v for k, v in d.items() if v not in ("", None)}
     return d
 
 
@@ -88,6 +118,8 @@ def block_from_dict(d: dict[str, Any]) -> Block:
     if cls is ToolUseBlock and _OLD_RAW_KEY in kwargs.get("input", {}):  # sessions written before raw_arguments
         kwargs["raw_arguments"] = str(kwargs["input"][_OLD_RAW_KEY])
         kwargs["input"] = {}
+    if cls is ToolResultBlock and kwargs.get("images"):
+        kwargs["images"] = [block_from_dict({"type": "image", **i}) for i in kwargs["images"]]
     return cls(**kwargs)
 
 
@@ -118,3 +150,7 @@ class Message:
     @property
     def tool_results(self) -> list[ToolResultBlock]:
         return [b for b in self.content if isinstance(b, ToolResultBlock)]
+
+    @property
+    def images(self) -> list[ImageBlock]:
+        return [b for b in self.content if isinstance(b, ImageBlock)]

@@ -3,7 +3,9 @@
 Rules come from config (`[permissions] allow = [...]; ask = [...]; deny = [...]`) and from remembered
 approvals. A rule is `tool` or `tool: pattern` (also `tool(pattern)`); for `bash` the pattern is a glob over
 one command (`npm run test *`, where a trailing ` *` also matches no arguments), for file tools a glob over
-the path (relative to the workspace, or absolute). Shell commands are split with tree-sitter-bash into every
+the path (relative to the workspace, or absolute), for network tools a glob over the host (`fetch: docs.python.org`,
+`fetch(domain:*.python.org)`). A network call is asked about unless a rule allows its host (or under
+full-access + auto): headless, where nobody can answer, it is refused. Shell commands are split with tree-sitter-bash into every
 simple command they run (`&&`, `||`, `;`, `|`, newlines, `$(...)`, backticks, `bash -c`, `env`, `xargs`,
 `find -exec`, ...) and each part is evaluated deny -> ask -> allow. What cannot be parsed needs approval.
 """
@@ -44,7 +46,8 @@ class Action:
     """What a tool call would do, as the policy judges it. Tools describe their own calls (`Tool.action`), so
     the policy never needs to know a tool by its name; the name is only matched against rules.
 
-    kind: read (no side effects), edit (changes the files in `paths`), shell (runs `command`), other.
+    kind: read (no side effects), edit (changes the files in `paths`), shell (runs `command`), network (reaches
+    the `hosts` over the network, e.g. `docs.python.org` or `127.0.0.1:8080`), other.
     configured_by: who put the tool in the session: "ghostline" (built in), "user" (the user's own config, an
     editor's session) or "project" (a repository's `.mcp.json` or project config: code its author chose, so
     its calls are asked about even under `--approval auto` unless a rule allows them).
@@ -60,6 +63,7 @@ class Action:
     command: str | None = None
     configured_by: str = "ghostline"
     self_contained: bool = False
+    hosts: tuple[str, ...] = ()
 
 
 @dataclass
@@ -443,6 +447,8 @@ class Policy:
             level = self.level
         yolo = mode == "full-access" and approval == "auto"
         allow_rules = self.allow + self._remembered_rules(workspace)
+        if action.kind == "network":
+            return self._evaluate_network(action, allow_rules, yolo=yolo)
         if action.kind == "shell":
             return self._evaluate_shell(action.tool, action.command or "", mode=mode, approval=approval,
                                         workspace=workspace, cwd=cwd, level=level, yolo=yolo,
@@ -469,6 +475,22 @@ class Policy:
         if yolo or approval == "auto":
             return Decision("allow", "auto")
         return Decision("ask", f"{action.tool} needs approval")
+
+    def _evaluate_network(self, action: Action, allow_rules: list[Rule], *, yolo: bool) -> Decision:
+        """A call that reaches hosts: a rule naming them decides; else only full-access + auto allows it unasked
+        (plan mode included: looking something up changes nothing here)."""
+        for rules, verdict in ((self.deny, "deny"), (self.ask, "ask")):
+            for r in rules:
+                if r.matches_tool(action.tool) and (r.pattern is None or any(map(r.matches_host, action.hosts))):
+                    return Decision(verdict, f"{verdict} rule '{r.source}'")
+        hosts = ", ".join(action.hosts) or "the network"
+        for r in allow_rules:
+            if r.matches_tool(action.tool) and (r.pattern is None or all(map(r.matches_host, action.hosts))):
+                return Decision("allow", f"allow rule '{r.source}'")
+        if yolo:
+            return Decision("allow", "full-access + auto")
+        rule = f"{action.tool}: {action.hosts[0]}" if action.hosts else action.tool
+        return Decision("ask", f"{action.tool} reaches {hosts}; a rule such as `{rule}` allows it without asking")
 
     def _deny_or_ask_rule(self, action: Action, workspace: Path) -> Decision | None:
         for rules, verdict in ((self.deny, "deny"), (self.ask, "ask")):
@@ -585,7 +607,9 @@ def _evaluate_edit(paths: tuple[str, ...], *, mode: str, approval: str, workspac
 
 
 def suggest_rule(action: Action) -> str:
-    """The rule an "always allow this" answer would remember (e.g. `bash: npm run test *`)."""
+    """The rule an "always allow this" answer would remember (e.g. `bash: npm run test *`, `fetch: example.com`)."""
+    if action.kind == "network" and action.hosts:
+        return f"{action.tool}: {action.hosts[0]}"
     if action.kind != "shell":
         return action.tool
     command = action.command or ""

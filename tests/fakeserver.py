@@ -16,7 +16,8 @@ provider is "anthropic" or "openai" (a callable may also return a str, taken as 
 error (529/429/500 with retry-after), a stream cut mid tool-call JSON (the connection is closed), a stream
 that ends properly but early (no message_stop / finish_reason), a context-length error (each provider's real error body), an error event inside the stream.
 
-Requests are validated like the real APIs do it (roles, tool_use/tool_result pairing, required fields); a bad
+Requests are validated like the real APIs do it (roles, tool_use/tool_result pairing, required fields, images: base64
+of a format the API takes that matches its media type, Anthropic's 5 MB, OpenAI's images only in user messages); a bad
 request gets the real 400 error and is recorded in ``srv.errors``, as is a request after the script ran out.
 
 Usage, unless scripted, is computed from the request size (about 4 characters a token), with prompt caching
@@ -27,6 +28,8 @@ prefix (of whole messages) seen before, from 1024 tokens, in steps of 128.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import socket
@@ -314,9 +317,19 @@ def _validate_anthropic(body: dict[str, Any]) -> str | None:
                 if not isinstance(b.get("input"), dict):
                     return f"messages.{i}.content.{j}.tool_use.input: Input should be a valid dictionary"
                 ids_here.append(b.get("id"))
+            elif t == "image":
+                if role != "user":
+                    return f"messages.{i}.content.{j}: image blocks can only be in user messages"
+                err = _anthropic_image_error(b, f"messages.{i}.content.{j}")
+                if err:
+                    return err
+                seen_other = True
             elif t == "tool_result":
                 if role != "user":
                     return f"messages.{i}.content.{j}: tool_result blocks can only be in user messages"
+                err = _tool_result_content_error(b.get("content"), f"messages.{i}.content.{j}.content")
+                if err:
+                    return err
                 if seen_other:
                     return (
                         f"messages.{i}: tool_result blocks must come first in the user message content, "
@@ -357,6 +370,71 @@ def _validate_anthropic(body: dict[str, Any]) -> str | None:
     return None
 
 
+_IMAGE_MAGIC = {"image/png": (b"\x89PNG\r\n\x1a\n",), "image/jpeg": (b"\xff\xd8\xff",),
+                "image/gif": (b"GIF87a", b"GIF89a"), "image/webp": (b"RIFF",)}
+ANTHROPIC_IMAGE_MAX_BASE64 = 5 * 1024 * 1024
+
+
+def _image_bytes_error(media_type: Any, data: Any, where: str) -> str | None:
+    """The APIs' checks of one base64 image: a format they take, valid base64, bytes that are that format."""
+    if media_type not in _IMAGE_MAGIC:
+        return f"{where}.source.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'"
+    try:
+        raw = base64.b64decode(data or "", validate=True)
+    except (binascii.Error, ValueError):
+        return f"{where}.source.data: invalid base64 data"
+    if not raw.startswith(_IMAGE_MAGIC[media_type]):
+        return f"{where}: Image does not match the provided media type {media_type}"
+    return None
+
+
+def _anthropic_image_error(b: dict[str, Any], where: str) -> str | None:
+    src = b.get("source") or {}
+    if src.get("type") != "base64":
+        return f"{where}.source.type: Input should be 'base64' (this fake takes only base64 images)"
+    if len(src.get("data") or "") > ANTHROPIC_IMAGE_MAX_BASE64:
+        return f"{where}.image.source.base64: image exceeds 5 MB maximum"
+    return _image_bytes_error(src.get("media_type"), src.get("data"), where)
+
+
+def _tool_result_content_error(content: Any, where: str) -> str | None:
+    if isinstance(content, str) or content is None:
+        return None
+    for k, part in enumerate(content):
+        if part.get("type") == "image":
+            err = _anthropic_image_error(part, f"{where}.{k}")
+            if err:
+                return err
+        elif part.get("type") == "text":
+            if not part.get("text"):
+                return f"{where}.{k}.text: text content blocks must be non-empty"
+        else:
+            return f"{where}.{k}.type: Input should be 'text' or 'image'"
+    return None
+
+
+def _openai_content_error(m: dict[str, Any], i: int) -> str | None:
+    content = m.get("content")
+    if not isinstance(content, list):
+        return None
+    for part in content:
+        t = part.get("type")
+        if t == "image_url":
+            if m.get("role") != "user":
+                return (f"Invalid 'messages[{i}]'. Image URLs are only allowed for messages with role 'user', but "
+                        f"this message with role '{m.get('role')}' contains an image URL.")
+            url = (part.get("image_url") or {}).get("url") or ""
+            head, _, data = url.partition(",")
+            if not head.startswith("data:") or not head.endswith(";base64"):
+                return f"Invalid 'messages[{i}]': this fake takes only base64 data URLs"
+            err = _image_bytes_error(head[5:-7], data, f"messages[{i}].content.image_url")
+            if err:
+                return "Invalid image_url: " + err
+        elif t != "text":
+            return f"Invalid value: '{t}'. Supported values are: 'text' and 'image_url'."
+    return None
+
+
 def _validate_openai(body: dict[str, Any]) -> str | None:
     for key in ("model", "messages"):
         if key not in body:
@@ -371,6 +449,9 @@ def _validate_openai(body: dict[str, Any]) -> str | None:
         role = m.get("role")
         if role not in ("system", "developer", "user", "assistant", "tool"):
             return f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'tool'."
+        err = _openai_content_error(m, i)
+        if err:
+            return err
         if role == "tool":
             if m.get("tool_call_id") not in pending:
                 return (

@@ -1,11 +1,11 @@
-"""Model-facing tools: read, write, edit, bash, grep, glob, search, todo_write; and the registry, the gate their
-calls pass.
+"""Model-facing tools: read, write, edit (or apply_patch), bash, grep, glob, search, fetch, todo_write; and the
+registry, the gate their calls pass.
 
 Public surface:
     Tool (protocol), BaseTool, ToolKind, ToolResult, ToolContext, ToolError, Preview, FileState   (tools.base)
     ToolRegistry(tools, policy=, approver=): specs(), kind_of(name), admit(call, ctx) -> Verdict,
         execute(verdicts, ctx) -> [ToolResult];  Call, Verdict, ApprovalRequest, ApprovalAnswer, Approver
-    default_tools() -> list[Tool]
+    default_tools(edit="edit") -> list[Tool];  edit_tool(name) -> the edit tool a model gets (edit | apply_patch)
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from ghostline.tools.registry import (
     ToolRegistry,
     Verdict,
     default_tools,
+    edit_tool,
 )
 from ghostline.tools.todo import TodoWriteTool
 from ghostline.tools.write import WriteTool
@@ -62,4 +63,5 @@ __all__ = [
     "Verdict",
     "WriteTool",
     "default_tools",
+    "edit_tool",
 ]

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol
 
 from ghostline.apply.rewrite import RewriteRule
 from ghostline.sandbox.policy import Action
+from ghostline.tools.images import ImageLimits
 
 if TYPE_CHECKING:
     from ghostline.tools.hooks import HookReport
@@ -111,6 +113,12 @@ class ToolContext:
     on_hook: Callable[[str, HookReport], None] | None = None
     # The tools the current message may use (a custom command's allowed-tools); None: every tool.
     tool_scope: ToolScope | None = None
+    # Asks the gate whether the running call may go on with other arguments (a fetch redirected to another host):
+    # the checks of a new call (schema, scope, hooks, policy, approval). Returns None when it may, else why not.
+    # Bound per call by the registry; None outside it (a tool then refuses what it would have to ask about).
+    recheck: Callable[[dict[str, Any]], Awaitable[str | None]] | None = None
+    # The images the model takes (from the model table); None: it takes none, so tools describe images in words.
+    images: ImageLimits | None = None
 
 
 class Tool(Protocol):

@@ -1,4 +1,5 @@
-"""The `read` tool: a file's lines numbered like `cat -n`; images described, binary files refused."""
+"""The `read` tool: a file's lines numbered like `cat -n`; images shown to a model that takes them (else described),
+binary files refused."""
 
 from __future__ import annotations
 
@@ -7,19 +8,29 @@ import codecs
 import difflib
 import hashlib
 import os
-import struct
 from pathlib import Path
 from typing import Any
 
 from ghostline.tools.base import BaseTool, FileSnapshot, ToolContext, ToolError, ToolKind, ToolResult
 from ghostline.tools.files import text_snapshot
+from ghostline.tools.images import (
+    IMAGE_EXTS,
+    ImageError,
+    check_image,
+    header,
+    image_entry,
+    image_size,
+    keep_image,
+    size_text,
+    sniff_format,
+)
 from ghostline.tools.paths import display, resolve
 
 DEFAULT_LIMIT = 2000
 LINE_CUT = 2000
 MAX_OUTPUT_CHARS = 200_000
 MAX_FILE_BYTES = 64 * 1024 * 1024
-IMAGE_EXTS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".gif": "GIF", ".webp": "WebP"}
+__all__ = ["DEFAULT_LIMIT", "IMAGE_EXTS", "LINE_CUT", "ReadTool", "decode_text", "image_size"]
 
 
 class ReadTool(BaseTool):
@@ -32,8 +43,8 @@ class ReadTool(BaseTool):
         "not part of the file. `offset`: first line to show (1-based, default 1); `limit`: how many lines "
         f"(default {DEFAULT_LIMIT}). Lines longer than {LINE_CUT} characters are cut. When only part of "
         "the file is shown the result says which lines and how to read on. Binary files are refused; "
-        "images (png, jpg, gif, webp) are described (format, dimensions, size). A file must be read "
-        "before `edit` or `write` may change it."
+        "images (png, jpg, gif, webp) are shown to you when you can see images, else described (format, "
+        "dimensions, size). A file must be read before `edit` or `write` may change it."
     )
     input_schema: dict[str, Any] = {
         "type": "object",
@@ -78,7 +89,7 @@ def _read(ctx: ToolContext, path: Path, given: str, offset: int, limit: int) -> 
     shown_name = display(ctx, path)
     image = IMAGE_EXTS.get(path.suffix.lower()) or _sniff_image(path)
     if image is not None:
-        res = _describe_image(path, shown_name, image, st.st_size)
+        res = _image(ctx, path, shown_name, image, st.st_size)
         # Seen as far as write's read-before-overwrite rule goes (the model may replace an image).
         try:
             ctx.file_state.record(path)
@@ -175,96 +186,39 @@ def decode_text(data: bytes) -> str | None:
 
 
 def _size(n: int) -> str:
-    if n < 1024:
-        return f"{n} bytes"
-    if n < 1048576:
-        return f"{n / 1024:.1f} KiB"
-    return f"{n / 1048576:.1f} MiB"
+    return size_text(n)
 
 
 def _sniff_image(path: Path) -> str | None:
     try:
-        with open(path, "rb") as fh:
-            return _sniff_image_bytes(fh.read(16))
+        return sniff_format(header(path)[:16])
     except OSError:
         return None
 
 
-def _describe_image(path: Path, shown: str, fmt: str, size: int) -> ToolResult:
+def _image(ctx: ToolContext, path: Path, shown: str, fmt: str, size: int) -> ToolResult:
+    """The image described; shown too (an `images` meta entry the transcript turns into an image block) when the
+    model takes images and this one is within its limits, else the description says why it is not."""
+    limits = ctx.images
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(min(size, 4 * 1024 * 1024))
+        data = path.read_bytes() if limits is not None and size <= limits.max_bytes else header(path)
     except OSError as exc:
         raise ToolError(f"cannot read {shown}: {exc.strerror or exc}") from None
-    real = _sniff_image_bytes(data) or fmt
+    real = sniff_format(data) or fmt
     dims = image_size(data, real)
-    desc = f"{real} image" + (f", {dims[0]}x{dims[1]} pixels" if dims else ", dimensions unknown")
-    text = f"[{shown}: {desc}, {_size(size)}. Image contents cannot be shown as text.]"
+    desc = f"[{shown}: {real} image" + (f", {dims[0]}x{dims[1]} pixels" if dims else ", dimensions unknown")
+    desc += f", {size_text(size)}"
     meta: dict[str, Any] = {"path": str(path), "image": real, "bytes": size}
     if dims:
         meta["width"], meta["height"] = dims
-    return ToolResult(text, meta=meta)
-
-
-def _sniff_image_bytes(data: bytes) -> str | None:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "PNG"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "GIF"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WebP"
-    return None
-
-
-def image_size(data: bytes, fmt: str) -> tuple[int, int] | None:
-    """Width and height from an image header (PNG, GIF, JPEG, WebP), None when they cannot be read."""
+    if limits is None:
+        return ToolResult(f"{desc}. Image contents cannot be shown as text.]", meta=meta)
+    if size > limits.max_bytes:
+        return ToolResult(f"{desc}. Not shown: this model takes images up to {size_text(limits.max_bytes)}.]",
+                          meta=meta)
     try:
-        if fmt == "PNG" and data[12:16] == b"IHDR":
-            w, h = struct.unpack(">II", data[16:24])
-            return w, h
-        if fmt == "GIF":
-            w, h = struct.unpack("<HH", data[6:10])
-            return w, h
-        if fmt == "JPEG":
-            return _jpeg_size(data)
-        if fmt == "WebP":
-            chunk = data[12:16]
-            if chunk == b"VP8 ":
-                w, h = struct.unpack("<HH", data[26:30])
-                return w & 0x3FFF, h & 0x3FFF
-            if chunk == b"VP8L":
-                b = data[21:25]
-                w = 1 + (((b[1] & 0x3F) << 8) | b[0])
-                h = 1 + (((b[3] & 0x0F) << 10) | (b[2] << 2) | ((b[1] & 0xC0) >> 6))
-                return w, h
-            if chunk == b"VP8X":
-                w = 1 + int.from_bytes(data[24:27], "little")
-                h = 1 + int.from_bytes(data[27:30], "little")
-                return w, h
-    except (struct.error, IndexError):
-        return None
-    return None
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    i = 2
-    n = len(data)
-    while i + 9 < n:
-        if data[i] != 0xFF:
-            i += 1
-            continue
-        marker = data[i + 1]
-        if marker == 0xFF:
-            i += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            i += 2
-            continue
-        seg_len = struct.unpack(">H", data[i + 2 : i + 4])[0]
-        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
-            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
-            return w, h
-        i += 2 + seg_len
-    return None
+        image = check_image(data, shown, limits)
+    except ImageError as exc:
+        return ToolResult(f"{desc}. Not shown: {exc}.]", meta=meta)
+    meta["images"] = [image_entry(keep_image(image, ctx.output_dir, shown))]
+    return ToolResult(f"{desc}; the image follows.]", meta=meta)

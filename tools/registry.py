@@ -127,11 +127,22 @@ class ToolRegistry:
         self.project_root = project_root  # where "always allow" rules are remembered (default: ctx.workspace)
         self._notices: list[str] = []
         self.hooks = hooks  # PreToolUse/PostToolUse/Notification commands (None: no hooks)
+        self._rechecks: asyncio.Lock | None = None  # running calls ask one at a time (they run concurrently)
 
     # -- the tools ---------------------------------------------------------------------------------------
 
     def add(self, tool: Tool) -> None:
         self._tools[tool.name] = tool
+        self._schemas[tool.name] = SchemaCheck(tool.input_schema)
+
+    def replace(self, name: str, tool: Tool) -> None:
+        """`tool` in the place of the tool called `name` (a model switch changes the edit tool): the order of the
+        tools, which the model sees, stays."""
+        if name not in self._tools:
+            self.add(tool)
+            return
+        self._tools = {(tool.name if n == name else n): (tool if n == name else t) for n, t in self._tools.items()}
+        self._schemas.pop(name)
         self._schemas[tool.name] = SchemaCheck(tool.input_schema)
 
     def remove(self, name: str) -> None:
@@ -296,7 +307,9 @@ class ToolRegistry:
     async def _run_admitted(self, verdict: Verdict, ctx: ToolContext) -> ToolResult:
         """Run one call, then let PostToolUse hooks see what it did (a call that failed is not theirs: Claude
         Code runs them after a tool succeeds). What hooks add for the model follows the result."""
-        result = with_feedback(await run_one(verdict, ctx), verdict.context)
+        call = verdict.call
+        running = dataclasses.replace(ctx, recheck=lambda args: self._recheck(call, args, ctx))
+        result = with_feedback(await run_one(verdict, running), verdict.context)
         if result.is_error or verdict.tool is None or self.hooks is None or not self.hooks.handles("PostToolUse"):
             return result
         after = await self.hooks.after_tool(verdict.call.id, verdict.tool.name, verdict.args, result, ctx)
@@ -304,6 +317,19 @@ class ToolRegistry:
             for report in after.reports:
                 ctx.on_hook(verdict.call.id, report)
         return with_feedback(result, after.feedback)
+
+
+    async def _recheck(self, call: Call, args: dict[str, Any], ctx: ToolContext) -> str | None:
+        """`ToolContext.recheck`: the running call `call` would go on with `args` (a redirect to another host);
+        the gate judges that as a call of its own. None when it may, else the refusal's reason."""
+        if self._rechecks is None:
+            self._rechecks = asyncio.Lock()
+        async with self._rechecks:
+            verdict = await self.admit(Call(call.id, call.name, args), ctx)
+        if ctx.on_hook is not None:
+            for report in verdict.hook_reports:
+                ctx.on_hook(call.id, report)
+        return None if verdict.allowed else verdict.reason
 
 
 def with_feedback(result: ToolResult, text: str) -> ToolResult:
@@ -368,10 +394,23 @@ async def run_one(verdict: Verdict, ctx: ToolContext) -> ToolResult:
     return result
 
 
-def default_tools() -> list[Tool]:
-    """read, write, edit, bash, grep, glob, search and todo_write, in that order."""
-    from ghostline.tools.bash import BashTool
+def edit_tool(name: str = "edit") -> Tool:
+    """The tool a model edits files with, by the name the model table gives: `edit` (old_string/new_string) or
+    `apply_patch` (Codex's patch envelope). Both go through the same applier ladder."""
+    from ghostline.tools.apply_patch import ApplyPatchTool
     from ghostline.tools.edit import EditTool
+
+    tools: dict[str, Callable[[], Tool]] = {"edit": EditTool, "apply_patch": ApplyPatchTool}
+    if name not in tools:
+        raise ValueError(f"unknown edit tool {name!r} (one of {', '.join(tools)})")
+    return tools[name]()
+
+
+def default_tools(edit: str = "edit") -> list[Tool]:
+    """read, write, the edit tool (`edit_tool(edit)`), bash, grep, glob, search, fetch and todo_write, in that
+    order."""
+    from ghostline.tools.bash import BashTool
+    from ghostline.tools.fetch import FetchTool
     from ghostline.tools.glob_tool import GlobTool
     from ghostline.tools.grep import GrepTool
     from ghostline.tools.read import ReadTool
@@ -379,4 +418,5 @@ def default_tools() -> list[Tool]:
     from ghostline.tools.todo import TodoWriteTool
     from ghostline.tools.write import WriteTool
 
-    return [ReadTool(), WriteTool(), EditTool(), BashTool(), GrepTool(), GlobTool(), SearchTool(), TodoWriteTool()]
+    return [ReadTool(), WriteTool(), edit_tool(edit), BashTool(), GrepTool(), GlobTool(), SearchTool(), FetchTool(),
+            TodoWriteTool()]

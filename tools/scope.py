@@ -3,7 +3,8 @@
 Entries are permission rules as the policy writes them, in Claude Code's spelling or Ghostline's (tool names
 compare case-insensitively): `Read`, `grep`, `Bash(git diff:*)`, `bash: pytest *`, `edit: src/*`. A call is in
 scope when a rule names its tool and, if the rule has a pattern, covers it: for a shell call every simple command
-of the line (so `git status && rm -rf x` is not covered by `Bash(git status:*)`), for a file call every path.
+of the line (so `git status && rm -rf x` is not covered by `Bash(git status:*)`), for a file call every path, for
+a network call every host.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class ToolScope:
             return True
         if action.kind == "shell":
             return _covers_command(rules, action.command or "")
+        if action.kind == "network":
+            return all(any(r.matches_host(h) for r in rules) for h in action.hosts)
         return all(any(r.matches_path(p, workspace) for r in rules) for p in action.paths)
 
 

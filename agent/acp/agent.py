@@ -34,7 +34,7 @@ from acp.schema import (
 from ghostline.agent import __version__
 from ghostline.agent import events as ev
 from ghostline.agent.acp.editor import EditorFiles, EditorTerminal, permission_approver
-from ghostline.agent.acp.prompt import editor_servers, prompt_text
+from ghostline.agent.acp.prompt import editor_servers, prompt_images, prompt_text
 from ghostline.agent.acp.updates import Translator, replay, stop_reason
 from ghostline.agent.providers.base import ConfigError
 from ghostline.agent.runner import PreparedRun, RunOptions, UsageError, close_quietly, finish_run, prepare_run
@@ -76,7 +76,7 @@ class GhostlineAgent:
                          client_info: Any = None, **_: Any) -> InitializeResponse:
         self.caps = client_capabilities or ClientCapabilities()
         caps = AgentCapabilities(load_session=True,
-                                 prompt_capabilities=PromptCapabilities(image=False, embedded_context=True),
+                                 prompt_capabilities=PromptCapabilities(image=True, embedded_context=True),
                                  mcp_capabilities=McpCapabilities(http=True, sse=False))
         return InitializeResponse(protocol_version=min(protocol_version, PROTOCOL_VERSION), agent_capabilities=caps,
                                   agent_info=Implementation(name="ghostline", title="Ghostline", version=__version__))
@@ -149,8 +149,14 @@ class GhostlineAgent:
         if session.task is not None and not session.task.done():
             raise RequestError.invalid_request({"message": "a prompt is already running in this session"})
         text = prompt_text(prompt)
+        run = session.run
+        images, problems = prompt_images(prompt, run.loop.ctx.images, run.session.output_dir, run.model_label)
+        if not text.strip() and images:
+            text = "(see the attached image)"
         if not text.strip():
-            raise RequestError.invalid_params({"message": "the prompt is empty"})
+            raise RequestError.invalid_params({"message": "; ".join(problems) or "the prompt is empty"})
+        run.loop.attach_images(images)
+        session.notes.extend(problems)
         session.cancelled = session.interrupted = False
         session.run.record_start()
         session.task = asyncio.ensure_future(self._drive(session, text))

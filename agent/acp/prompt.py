@@ -1,18 +1,25 @@
 """What an editor sends with a session or a prompt, in Ghostline's terms: the prompt's blocks as the user's
-message text (embedded context in delimited blocks), and the MCP servers the editor passes as ServerSpecs."""
+message text (embedded context in delimited blocks) and its images (checked, kept beside the session), and the MCP
+servers the editor passes as ServerSpecs."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+from pathlib import Path
 from typing import Any
 
 from acp.schema import (
     EmbeddedResourceContentBlock,
     HttpMcpServer,
+    ImageContentBlock,
     McpServerStdio,
     ResourceContentBlock,
     TextContentBlock,
     TextResourceContents,
 )
+from ghostline.compaction.transcript import ImageBlock
+from ghostline.tools.images import ImageError, ImageLimits, check_image, keep_image
 from ghostline.tools.mcp import ServerSpec
 
 
@@ -31,9 +38,31 @@ def prompt_text(blocks: list[Any]) -> str:
                 parts.append(f"[attached: {res.uri} ({res.mime_type or 'binary'}), not shown]")
         elif isinstance(block, ResourceContentBlock):
             parts.append(f"[{block.name}]({block.uri})")
+        elif isinstance(block, ImageContentBlock):
+            continue  # prompt_images
         else:
             parts.append(f"[a {getattr(block, 'type', 'non-text')} block was attached; only text is read]")
     return "\n".join(parts).strip()
+
+
+def prompt_images(blocks: list[Any], limits: ImageLimits | None, keep_in: Path | None,
+                  model: str) -> tuple[list[ImageBlock], list[str]]:
+    """The prompt's images as blocks for the model, and one line per image it cannot take."""
+    images = [b for b in blocks if isinstance(b, ImageContentBlock)]
+    if not images:
+        return [], []
+    if limits is None:
+        return [], [f"{len(images)} image(s) not attached: {model} does not take images"]
+    out: list[ImageBlock] = []
+    problems: list[str] = []
+    for n, block in enumerate(images, 1):
+        name = block.uri or f"image {n}"
+        try:
+            data = base64.b64decode(block.data, validate=True)
+            out.append(keep_image(check_image(data, name, limits), keep_in, name))
+        except (binascii.Error, ValueError) as exc:
+            problems.append(f"image not attached: {exc if isinstance(exc, ImageError) else f'{name} is not base64'}")
+    return out, problems
 
 
 def editor_servers(servers: list[Any]) -> list[ServerSpec]:

@@ -38,6 +38,8 @@ VERIFY_OPT = typer.Option(None, "--verify", help="A command that must pass (exit
                           "to the model to fix (exit 5 if it still fails).")
 VERIFY_ATTEMPTS_OPT = typer.Option(None, "--verify-attempts", help="Extra attempts after the first failed "
                                    "verification (default 2; 0: verify once).")
+IMAGE_OPT = typer.Option(None, "--image", "-i", help="An image (PNG, JPEG, GIF, WebP) sent with the task; repeat "
+                         "for several. The model must take images.")
 VERIFY_TIMEOUT_OPT = typer.Option(None, "--verify-timeout", help="Seconds per verification run before it is "
                                   "killed (default 600).")
 ALLOW_OPT = typer.Option(None, "--allow", metavar="RULE", help="Allow what RULE matches without asking, as a "
@@ -80,6 +82,7 @@ def run(
     branch: str = typer.Option(None, "--branch", metavar="NAME", help="Work on a new branch NAME (the "
                                "worktree's branch with --worktree; else made from HEAD in this checkout)."),
     output_schema: Path = OUTPUT_SCHEMA_OPT,
+    image: list[Path] = IMAGE_OPT,
 ) -> None:
     """Run the agent on a task until it is done or a budget stops it.
 
@@ -97,6 +100,7 @@ def run(
         resume=resume, cont=cont, worktree=worktree, cwd=cwd, verbose=verbose, verify=verify,
         verify_attempts=verify_attempts, verify_timeout=verify_timeout, allow=list(allow or []),
         deny=list(deny or []), commit=commit, patch=patch, branch=branch, output_schema=output_schema,
+        images=tuple(image or ()),
     )))
 
 

@@ -21,11 +21,14 @@ from ghostline.agent.providers.base import (
     TurnUsage,
 )
 from ghostline.agent.providers.common import (
+    ImageWire,
     context_length_error,
     flatten_tool_blocks,
     has_tool_blocks,
+    image_wire,
     summary_text,
     tool_use_from_json,
+    unsent_image,
 )
 from ghostline.agent.providers.retry import (
     Failure,
@@ -39,6 +42,7 @@ from ghostline.agent.providers.retry import (
 from ghostline.agent.providers.sdk_import import load_sdk
 from ghostline.agent.providers.sdk_provider import RetryingSDKProvider
 from ghostline.compaction.transcript import (
+    ImageBlock,
     Message,
     SummaryBlock,
     TextBlock,
@@ -51,9 +55,32 @@ _EPHEMERAL = {"type": "ephemeral"}
 # What `client.messages` imports: loaded in the background with the SDK, off the first request's path.
 FIRST_REQUEST_MODULES = ("anthropic.resources.messages.messages",)
 _RETRYABLE_TYPES = {"overloaded_error", "api_error", "rate_limit_error", "timeout_error"}
+_USER_ORDER = {"tool_result": 0, "image": 1}
 
 
-def _block_to_wire(block: Any) -> dict[str, Any] | None:
+def _image_to_wire(block: ImageBlock, images: ImageWire | None) -> dict[str, Any]:
+    """An image content block (base64 source), or its words when the model is not sent it."""
+    payload = images.payload(block) if images is not None else None
+    if payload is None:
+        return {"type": "text", "text": unsent_image(block)}
+    media_type, data = payload
+    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+
+
+def _tool_result_to_wire(block: ToolResultBlock, images: ImageWire | None) -> dict[str, Any]:
+    """A tool_result; the images a tool returned go inside it, after its text (the API takes both there)."""
+    text = block.content if block.content else "(no output)"
+    wire: dict[str, Any] = {"type": "tool_result", "tool_use_id": block.tool_use_id, "content": text}
+    if block.images:
+        wire["content"] = [{"type": "text", "text": text}] + [_image_to_wire(i, images) for i in block.images]
+    if block.is_error:
+        wire["is_error"] = True
+    return wire
+
+
+def _block_to_wire(block: Any, images: ImageWire | None = None) -> dict[str, Any] | None:
+    if isinstance(block, ImageBlock):
+        return _image_to_wire(block, images)
     if isinstance(block, TextBlock):
         return {"type": "text", "text": block.text} if block.text else None  # the API refuses empty text
     if isinstance(block, SummaryBlock):
@@ -61,14 +88,7 @@ def _block_to_wire(block: Any) -> dict[str, Any] | None:
     if isinstance(block, ToolUseBlock):
         return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
     if isinstance(block, ToolResultBlock):
-        wire: dict[str, Any] = {
-            "type": "tool_result",
-            "tool_use_id": block.tool_use_id,
-            "content": block.content if block.content else "(no output)",
-        }
-        if block.is_error:
-            wire["is_error"] = True
-        return wire
+        return _tool_result_to_wire(block, images)
     if isinstance(block, ThinkingBlock):
         # Returned verbatim: the API checks the signature of reasoning that precedes a tool call.
         if block.data:
@@ -77,12 +97,13 @@ def _block_to_wire(block: Any) -> dict[str, Any] | None:
     raise TypeError(f"unknown block {block!r}")
 
 
-def messages_to_wire(messages: list[Message]) -> list[dict[str, Any]]:
+def messages_to_wire(messages: list[Message], images: ImageWire | None = None) -> list[dict[str, Any]]:
     """Our transcript -> Anthropic messages: roles alternate (same-role neighbours merge), tool_result blocks
-    come first in their user message, empty messages are dropped, the first message is a user message."""
+    come first in their user message and images before text (as the API advises), empty messages are dropped,
+    the first message is a user message. `images`: how the model takes images (None: as their words)."""
     out: list[dict[str, Any]] = []
     for msg in messages:
-        blocks = [w for w in (_block_to_wire(b) for b in msg.content) if w is not None]
+        blocks = [w for w in (_block_to_wire(b, images) for b in msg.content) if w is not None]
         if not blocks:
             continue
         if out and out[-1]["role"] == msg.role:
@@ -91,7 +112,7 @@ def messages_to_wire(messages: list[Message]) -> list[dict[str, Any]]:
             out.append({"role": msg.role, "content": blocks})
     for m in out:
         if m["role"] == "user":
-            m["content"].sort(key=lambda b: 0 if b["type"] == "tool_result" else 1)  # stable
+            m["content"].sort(key=lambda b: _USER_ORDER.get(b["type"], 2))  # stable
     if out and out[0]["role"] != "user":
         out.insert(0, {"role": "user", "content": [{"type": "text", "text": "(conversation continues)"}]})
     return out
@@ -166,7 +187,7 @@ class AnthropicProvider(RetryingSDKProvider):
         params: dict[str, Any] = {
             "model": self.model,
             "max_tokens": max_output_tokens,
-            "messages": messages_to_wire(messages),
+            "messages": messages_to_wire(messages, image_wire(self.info)),
         }
         if system:
             params["system"] = [{"type": "text", "text": system}]

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import functools
 import json
+import os
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from ghostline.agent.providers.base import ContextLengthError
 from ghostline.compaction.transcript import (
+    ImageBlock,
     Message,
     SummaryBlock,
     TextBlock,
@@ -16,6 +21,49 @@ from ghostline.compaction.transcript import (
     ToolResultBlock,
     ToolUseBlock,
 )
+
+
+@dataclass(frozen=True)
+class ImageWire:
+    """Images go to this model as images (up to `max_bytes` each); providers build one from the model table."""
+
+    max_bytes: int
+
+    def payload(self, block: ImageBlock) -> tuple[str, str] | None:
+        """(media type, base64 data) to send, or None when the image cannot be sent (its kept file is gone or
+        over this model's limit): its words (`block.as_text()`) stand in."""
+        if block.data:
+            return (block.media_type, block.data) if len(block.data) * 3 // 4 <= self.max_bytes else None
+        try:
+            st = os.stat(block.path)
+        except OSError:
+            return None
+        if st.st_size > self.max_bytes:
+            return None
+        data = _encoded(block.path, st.st_size, st.st_mtime_ns)
+        return (block.media_type, data) if data is not None else None
+
+
+def image_wire(info: Any) -> ImageWire | None:
+    """How a model with table entry `info` takes images; None: it takes none (images go as their words)."""
+    if info is None or not getattr(info, "images", False):
+        return None
+    return ImageWire(int(getattr(info, "max_image_bytes", 0) or 3_750_000))
+
+
+@functools.lru_cache(maxsize=32)
+def _encoded(path: str, size: int, mtime_ns: int) -> str | None:
+    """A kept image's base64, read once per version of the file (every request re-sends it)."""
+    try:
+        with open(path, "rb") as fh:
+            return base64.b64encode(fh.read()).decode("ascii")
+    except OSError:
+        return None
+
+
+def unsent_image(block: ImageBlock) -> str:
+    """What the model reads instead of an image it is not sent."""
+    return f"{block.as_text()} (not shown: this model is not sent this image)"
 
 
 def summary_text(block: SummaryBlock) -> str:
@@ -105,6 +153,7 @@ def flatten_tool_blocks(messages: list[Message]) -> list[Message]:
             elif isinstance(b, ToolResultBlock):
                 label = "error from" if b.is_error else "result of"
                 blocks.append(TextBlock(f"[{label} {names.get(b.tool_use_id, 'tool')}]\n{b.content}"))
+                blocks.extend(b.images)
             elif isinstance(b, ThinkingBlock):
                 continue  # signed reasoning is only valid inside its own tool-use exchange
             else:

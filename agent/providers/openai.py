@@ -18,13 +18,16 @@ from ghostline.agent.providers.base import (
     TurnUsage,
 )
 from ghostline.agent.providers.common import (
+    ImageWire,
     context_length_error,
     estimate_tokens,
     flatten_tool_blocks,
     has_tool_blocks,
+    image_wire,
     new_tool_id,
     summary_text,
     tool_use_from_json,
+    unsent_image,
 )
 from ghostline.agent.providers.retry import (
     Failure,
@@ -37,57 +40,102 @@ from ghostline.agent.providers.retry import (
 )
 from ghostline.agent.providers.sdk_import import load_sdk
 from ghostline.agent.providers.sdk_provider import RetryingSDKProvider
-from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
+from ghostline.compaction.transcript import (
+    ImageBlock,
+    Message,
+    SummaryBlock,
+    TextBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+)
 
 # What `client.chat.completions` imports: loaded in the background with the SDK, off the first request's path.
 FIRST_REQUEST_MODULES = ("openai.resources.chat.chat", "openai.resources.chat.completions.completions")
 _FINISH = {"stop": "end_turn", "tool_calls": "tool_use", "function_call": "tool_use", "length": "max_tokens"}
 
 
-def messages_to_wire(system: str, messages: list[Message]) -> list[dict[str, Any]]:
+def messages_to_wire(system: str, messages: list[Message], images: ImageWire | None = None) -> list[dict[str, Any]]:
     """Our transcript -> Chat Completions messages. A user message's tool results become `tool` messages
-    (first, right after the assistant message that called them); its text and summaries follow as a user
-    message."""
+    (first, right after the assistant message that called them); its text, summaries and images follow as a user
+    message. Tool messages take only text, so the images a tool returned go in that user message, each after a
+    line naming its call. `images`: how the model takes images (None: as their words)."""
     out: list[dict[str, Any]] = []
     if system:
         out.append({"role": "system", "content": system})
     for msg in messages:
-        texts: list[str] = []
         if msg.role == "assistant":
-            calls = []
-            for b in msg.content:
-                if isinstance(b, TextBlock) and b.text:
-                    texts.append(b.text)
-                elif isinstance(b, SummaryBlock):
-                    texts.append(summary_text(b))
-                elif isinstance(b, ToolUseBlock):
-                    calls.append(
-                        {
-                            "id": b.id,
-                            "type": "function",
-                            "function": {"name": b.name, "arguments": json.dumps(b.input)},
-                        }
-                    )
-            if not texts and not calls:
-                continue
-            wire: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
-            if calls:
-                wire["tool_calls"] = calls
-            out.append(wire)
+            wire = _assistant_to_wire(msg)
+            if wire is not None:
+                out.append(wire)
             continue
-        for b in msg.content:
-            if isinstance(b, ToolResultBlock):
-                content = b.content if b.content else "(no output)"
-                if b.is_error and not content.lower().startswith("error"):
-                    content = "Error: " + content
-                out.append({"role": "tool", "tool_call_id": b.tool_use_id, "content": content})
-            elif isinstance(b, TextBlock) and b.text:
-                texts.append(b.text)
-            elif isinstance(b, SummaryBlock):
-                texts.append(summary_text(b))
-        if texts:
-            out.append({"role": "user", "content": "\n\n".join(texts)})
+        out.extend(_user_to_wire(msg, images))
     return out
+
+
+def _assistant_to_wire(msg: Message) -> dict[str, Any] | None:
+    texts: list[str] = []
+    calls = []
+    for b in msg.content:
+        if isinstance(b, TextBlock) and b.text:
+            texts.append(b.text)
+        elif isinstance(b, SummaryBlock):
+            texts.append(summary_text(b))
+        elif isinstance(b, ToolUseBlock):
+            calls.append({"id": b.id, "type": "function",
+                          "function": {"name": b.name, "arguments": json.dumps(b.input)}})
+    if not texts and not calls:
+        return None
+    wire: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
+    if calls:
+        wire["tool_calls"] = calls
+    return wire
+
+
+def _user_to_wire(msg: Message, images: ImageWire | None) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    texts: list[str] = []
+    pictures: list[dict[str, Any]] = []  # content parts: the tool results' images, then the user's
+    for b in msg.content:
+        if isinstance(b, ToolResultBlock):
+            out.append(_tool_message(b, images))
+            for image in b.images:
+                part = _image_part(image, images)
+                if part is not None:
+                    pictures += [{"type": "text", "text": f"[image returned by tool call {b.tool_use_id}]"}, part]
+        elif isinstance(b, TextBlock) and b.text:
+            texts.append(b.text)
+        elif isinstance(b, SummaryBlock):
+            texts.append(summary_text(b))
+        elif isinstance(b, ImageBlock):
+            part = _image_part(b, images)
+            if part is None:
+                texts.append(unsent_image(b))
+            else:
+                pictures.append(part)
+    if pictures:
+        head = [{"type": "text", "text": "\n\n".join(texts)}] if texts else []
+        out.append({"role": "user", "content": head + pictures})
+    elif texts:
+        out.append({"role": "user", "content": "\n\n".join(texts)})
+    return out
+
+
+def _tool_message(b: ToolResultBlock, images: ImageWire | None) -> dict[str, Any]:
+    content = b.content if b.content else "(no output)"
+    if b.is_error and not content.lower().startswith("error"):
+        content = "Error: " + content
+    unsent = [i for i in b.images if images is None or images.payload(i) is None]
+    if unsent:
+        content += "".join(f"\n{unsent_image(i)}" for i in unsent)
+    return {"role": "tool", "tool_call_id": b.tool_use_id, "content": content}
+
+
+def _image_part(block: ImageBlock, images: ImageWire | None) -> dict[str, Any] | None:
+    payload = images.payload(block) if images is not None else None
+    if payload is None:
+        return None
+    media_type, data = payload
+    return {"type": "image_url", "image_url": {"url": f"data:{media_type};base64,{data}"}}
 
 
 def tools_to_wire(tools: list[ToolSpec]) -> list[dict[str, Any]]:
@@ -139,7 +187,7 @@ class OpenAIProvider(RetryingSDKProvider):
             messages = flatten_tool_blocks(messages)
         params: dict[str, Any] = {
             "model": self.model,
-            "messages": messages_to_wire(system, messages),
+            "messages": messages_to_wire(system, messages, image_wire(self.info)),
             "stream": True,
             "stream_options": {"include_usage": True},
             self.max_tokens_param: max_output_tokens,

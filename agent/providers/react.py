@@ -19,7 +19,14 @@ from typing import Any
 
 from ghostline.agent.providers.base import StreamItem, StreamText, ToolSpec, TurnComplete
 from ghostline.agent.providers.common import new_tool_id, summary_text
-from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
+from ghostline.compaction.transcript import (
+    ImageBlock,
+    Message,
+    SummaryBlock,
+    TextBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+)
 
 OBSERVATION = "Observation:"
 STOP_SEQUENCES = ["\nObservation:"]
@@ -77,9 +84,12 @@ def to_text_transcript(messages: list[Message]) -> list[Message]:
     out: list[Message] = []
     for msg in messages:
         parts: list[str] = []
+        images: list[ImageBlock] = []  # passed on: the wrapped provider sends them or says they are there
         results = [b for b in msg.content if isinstance(b, ToolResultBlock)]
         for b in msg.content:
-            if isinstance(b, TextBlock) and b.text:
+            if isinstance(b, ImageBlock):
+                images.append(b)
+            elif isinstance(b, TextBlock) and b.text:
                 parts.append(b.text.rstrip())
             elif isinstance(b, SummaryBlock):
                 parts.append(summary_text(b))
@@ -88,9 +98,10 @@ def to_text_transcript(messages: list[Message]) -> list[Message]:
                 parts.append(_action_text(b))
             elif isinstance(b, ToolResultBlock):
                 parts.append(_observation_text(b, names.get(b.tool_use_id), len(results) > 1))
+                images.extend(b.images)
         text = "\n".join(p for p in parts if p)
-        if text:
-            out.append(Message(role=msg.role, content=[TextBlock(text)]))
+        if text or images:
+            out.append(Message(role=msg.role, content=([TextBlock(text)] if text else []) + images))
     return out
 
 

@@ -16,6 +16,7 @@ from contextlib import suppress
 from typing import Any
 
 from ghostline.agent import events as ev
+from ghostline.agent.attachments import attach_images
 from ghostline.agent.mentions import expand_mentions
 from ghostline.agent.providers.base import ConfigError
 from ghostline.agent.runner import PreparedRun, RunOptions, UsageError, close_quietly, finish_run, prepare_run
@@ -355,10 +356,17 @@ class GhostlineApp(App[int]):
         await plan_choice.choose(self, message.accept)
 
     async def with_attachments(self, text: str) -> str:
-        """`@path` mentions of files in the workspace attach them; what could not be attached is said."""
+        """`@path` mentions of files in the workspace attach them (images go with the next message sent); what
+        could not be attached is said."""
         assert self.prepared is not None
-        exp = await asyncio.to_thread(expand_mentions, text, self.prepared.cwd, self.prepared.root)
-        for note in exp.notes:
+        run = self.prepared
+        exp = await asyncio.to_thread(expand_mentions, text, run.cwd, run.root)
+        images, problems = await asyncio.to_thread(attach_images, exp.images, self.loop.ctx.images,
+                                                   run.session.output_dir, model=run.model_label, cwd=run.cwd)
+        self.loop.attach_images(images)
+        for image in images:
+            await self.conversation.say(f"image attached: {image.name}", "notice")
+        for note in exp.notes + [f"image not attached: {p}" for p in problems]:
             await self.conversation.say(note, "warning")
         return exp.text
 

@@ -217,3 +217,23 @@ def test_context_length_messages(msg, code, body, limit):
 
 def test_not_a_context_error():
     assert context_length_error("messages.1.content: Field required") is None
+
+
+def test_the_table_says_which_edit_tool_and_images_a_model_gets():
+    from ghostline.agent.models import image_limits
+
+    assert model_info("openai:gpt-5").edit_tool == "apply_patch"
+    assert model_info("openai:gpt-5.1-codex-mini").edit_tool == "apply_patch"
+    assert model_info("openai:gpt-5.3-future").edit_tool == "apply_patch"  # the family
+    assert model_info("openai:gpt-4.1").edit_tool == "edit"
+    assert model_info("anthropic:claude-sonnet-5-5").edit_tool == "edit"
+    assert model_info("openai:my-local", {"openai:my-local": {"edit_tool": "apply_patch"}}).edit_tool == "apply_patch"
+    with pytest.raises(ConfigError, match='edit_tool .* must be "edit" or "apply_patch"'):
+        model_info("openai:gpt-5", {"gpt-5": {"edit_tool": "sed"}})
+    claude = image_limits(model_info("anthropic:claude-haiku-4-5"))
+    assert claude is not None and (claude.max_bytes, claude.max_side) == (3_750_000, 8000)
+    assert image_limits(model_info("openai:o3-mini")) is None and image_limits(model_info("openai:llava")) is None
+    vision = model_info("openai:llava", {"openai:llava": {"images": True, "max_image_bytes": 1000}})
+    assert image_limits(vision) is not None and image_limits(vision).max_bytes == 1000
+    with pytest.raises(ConfigError, match="images for model 'openai:llava' must be true or false"):
+        model_info("openai:llava", {"llava": {"images": "yes"}})

@@ -216,14 +216,14 @@ def test_schema_check_normalises_and_explains() -> None:
 def test_default_tools_and_specs() -> None:
     tools = default_tools()
     names = [t.name for t in tools]
-    assert names == ["read", "write", "edit", "bash", "grep", "glob", "search", "todo_write"]
+    assert names == ["read", "write", "edit", "bash", "grep", "glob", "search", "fetch", "todo_write"]
     specs = ToolRegistry(tools).specs()
     for spec in specs:
         assert set(spec) == {"name", "description", "input_schema"}
         assert spec["input_schema"]["type"] == "object" and spec["description"]
     assert {t.name: t.kind for t in tools} == {"read": "read", "write": "edit", "edit": "edit", "bash": "shell",
                                                "grep": "read", "glob": "read", "search": "read",
-                                               "todo_write": "other"}
+                                               "fetch": "read", "todo_write": "other"}
     by = {s["name"]: s["input_schema"] for s in specs}
     assert set(by["read"]["properties"]) == {"path", "offset", "limit"}
     assert set(by["write"]["properties"]) == {"path", "content"}
@@ -231,6 +231,9 @@ def test_default_tools_and_specs() -> None:
     assert set(by["bash"]["properties"]) == {"command", "timeout"}
     assert set(by["grep"]["properties"]) == {"pattern", "path", "glob", "ignore_case", "context", "max_results"}
     assert set(by["glob"]["properties"]) == {"pattern", "path"}
+    assert set(by["fetch"]["properties"]) == {"url", "start"}
+    patching = [t.name for t in default_tools("apply_patch")]
+    assert patching == [("apply_patch" if n == "edit" else n) for n in names]
 
 
 class SometimesReadsTool(BarrierTool):
