@@ -65,9 +65,15 @@ def _package_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+def _interpreter() -> str:
+    """The environment and interpreter a run uses. Not sys.executable: `python` and `python3` in one venv are the
+    same interpreter, and the `agent` script's shebang may name either."""
+    return f"{sys.prefix}:{os.path.realpath(sys.executable)}:{sys.version}"
+
+
 def code_fingerprint() -> str:
     """Changes when any of Ghostline's Python files does (a checkout being edited, an upgrade)."""
-    h = hashlib.sha256(sys.executable.encode())
+    h = hashlib.sha256(_interpreter().encode())
     root = _package_root()
     for pkg in PACKAGES:
         for path in sorted((root / pkg).rglob("*.py")):
@@ -81,7 +87,7 @@ def code_fingerprint() -> str:
 
 def socket_path(env: dict[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
-    key = hashlib.sha256(repr([sys.executable, str(_package_root())] + [env.get(k) for k in _IMPORT_TIME_ENV])
+    key = hashlib.sha256(repr([_interpreter(), str(_package_root())] + [env.get(k) for k in _IMPORT_TIME_ENV])
                          .encode()).hexdigest()[:16]
     return _runtime_dir() / f"agent-{key}.sock"
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from ghostline.agent import warm
@@ -94,3 +96,14 @@ def test_the_fingerprint_follows_the_code(tmp_path, monkeypatch):
     before = warm.code_fingerprint()
     (tmp_path / "tools" / "m.py").write_text("x = 22\n")
     assert warm.code_fingerprint() != before
+
+
+def test_python_and_python3_of_one_venv_share_a_server(monkeypatch):
+    """The `agent` script's shebang may name python3 where a test or another script runs python."""
+    exe = Path(sys.executable)
+    sibling = exe.with_name("python3" if exe.name == "python" else "python")
+    if not sibling.exists():
+        pytest.skip(f"no {sibling.name} beside {exe}")
+    before = (warm.socket_path(), warm.code_fingerprint())
+    monkeypatch.setattr(sys, "executable", str(sibling))
+    assert (warm.socket_path(), warm.code_fingerprint()) == before
