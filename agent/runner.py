@@ -17,6 +17,7 @@ from ghostline.agent import events as ev
 from ghostline.agent.config import Config, load_config
 from ghostline.agent.instructions import load_instructions, system_prompt
 from ghostline.agent.loop import AgentLoop, Budgets
+from ghostline.agent.options import EXIT_USAGE, RunOptions, UsageError
 from ghostline.agent.providers.base import ConfigError, Provider, TurnComplete
 from ghostline.agent.render import exit_code_for, make_renderer, result_object
 from ghostline.agent.session import Session, list_sessions, sessions_root
@@ -37,34 +38,7 @@ from ghostline.dirs import config_dir, data_dir, find_project_root
 
 log = logging.getLogger(__name__)
 
-EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-
-@dataclass
-class RunOptions:
-    task: str | None = None
-    model: str | None = None
-    base_url: str | None = None
-    output_format: str = "text"
-    max_turns: int | None = None
-    max_tokens: int | None = None
-    max_cost: float | None = None
-    approval: str | None = None
-    sandbox: str | None = None
-    network: bool | None = None
-    resume: str | None = None
-    cont: bool = False
-    worktree: str | None = None
-    cwd: Path | None = None
-    verbose: bool = False
-    verify: str | None = None  # a command that must pass before the run counts as done
-    verify_attempts: int | None = None  # extra attempts after the first failure (default 2)
-    verify_timeout: float | None = None  # seconds per verification run (default 600)
-
-
-class UsageError(Exception):
-    """A mistake in how the command was called or configured (exit 2)."""
 
 
 def _err(msg: str) -> None:
