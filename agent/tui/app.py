@@ -1,43 +1,46 @@
 """The interactive TUI: a Textual app that drives the loop's public methods and renders its events, nothing else.
 
 Layout: the status line (model, context fill, approval, sandbox, cost, turns), the scrolling conversation, the
-input box and a footer with the state and the keys that matter now. Turns run as workers, so Esc or Ctrl+C
-cancels one (the running command is killed by the cancellation) and the app stays. Messages typed while a turn
-runs wait in a queue and go when it ends. Whatever the policy wants approved opens a dialog.
+input box and a footer with the state and the keys that matter now. The input works from the first frame: the
+run (loop, tools, the provider's SDK) is prepared in a thread behind it, and what is sent meanwhile waits for it.
+Turns run as workers, so Esc or Ctrl+C cancels one (the running command is killed by the cancellation) and the
+app stays. Messages typed while a turn runs wait in a queue and go when it ends. Whatever the policy wants
+approved opens a dialog. Frames are written as differences from the last one (frames.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-import traceback
-from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ghostline.agent import events as ev
-from ghostline.agent.providers.base import ConfigError
-from ghostline.agent.runner import PreparedRun, RunOptions, UsageError, close_quietly, finish_run, prepare_run
-from ghostline.agent.session import session_totals
+from ghostline.agent.options import EXIT_USAGE, RunOptions
 from ghostline.agent.tui import slash
-from ghostline.agent.tui.approval import ApprovalScreen
-from ghostline.agent.tui.commands import APPROVAL_CYCLE, SlashCommands, SlashPalette
 from ghostline.agent.tui.conversation import Conversation
+from ghostline.agent.tui.frames import ScreenDiff, ScrollWatch, frame_budget_s
 from ghostline.agent.tui.history import PromptHistory
+from ghostline.agent.tui.jobs import Jobs
 from ghostline.agent.tui.keyboard import modified_keys_driver
-from ghostline.agent.tui.mentions import expand_mentions
+from ghostline.agent.tui.palette import SlashPalette
 from ghostline.agent.tui.prompt import PromptInput
-from ghostline.agent.tui.status import StatusInfo, status_text
-from ghostline.tools import ApprovalAnswer, ApprovalRequest
-from rich.console import Console
+from ghostline.agent.tui.start import START_ERRORS, StartInfo, preflight
+from ghostline.agent.tui.status import OneLine, StatusInfo, status_text
+from ghostline.sandbox.modes import APPROVAL_MODES
 from rich.text import Text
 from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.widgets import Static
-from textual.worker import Worker
 
-EXIT_USAGE = 2
+if TYPE_CHECKING:
+    from ghostline.agent.tui.commands import SlashCommands
+    from ghostline.agent.tui.run import TuiRun
+    from ghostline.tools import ApprovalAnswer, ApprovalRequest
+
 QUIT_WINDOW_S = 3.0
 
 
@@ -63,91 +66,107 @@ class GhostlineApp(App[int]):
         Binding("ctrl+end", "jump_to_latest", show=False),
     ]
 
-    def __init__(self, opts: RunOptions) -> None:
+    def __init__(self, opts: RunOptions, start: StartInfo | None = None) -> None:
         super().__init__(driver_class=modified_keys_driver())
         self.opts = opts
-        self.prepared: PreparedRun | None = None
-        self.final: ev.Event | None = None
-        self.interrupted = False
-        self.job: Worker[Any] | None = None
-        self.job_kind = ""
-        self.job_started = 0.0
-        self.queue: list[str] = []
-        self.status = StatusInfo()
-        self.commands = SlashCommands(self)
-        self._run_closed = True
+        self.start = start or preflight(opts)
+        self.agent_run: TuiRun | None = None
+        self.commands: SlashCommands | None = None
+        self.start_error: BaseException | None = None
+        self.pending: list[str] = []  # sent before the run was ready
+        self.jobs = Jobs(self)
+        self.status = StatusInfo(model=self.start.model, sandbox=self.start.sandbox, approval=self.start.approval)
+        self.frames = ScreenDiff() if frame_budget_s() > 0 else None
+        self._scroll_watch = ScrollWatch()
         self._quit_armed_at: float | None = None
-        self._cost_before_run: float | None = None
-        self._scrollback: list[Any] = []
+        self.scrollback: list[Any] = []  # the conversation as it was when the app closed
 
-    # -- the run ---------------------------------------------------------------------------------------
+    # -- the run, prepared behind the first frame -----------------------------------------------------------
 
-    def start_run(self, opts: RunOptions) -> None:
-        """Prepare the loop and its session (raises UsageError/ConfigError before anything is shown)."""
-        self.adopt_run(prepare_run(opts, headless=False, approver=self.approve))
-
-    def adopt_run(self, prepared: PreparedRun) -> None:
-        self.prepared = prepared
-        self.final = None
-        self.interrupted = False
-        self._run_closed = False
-        rep = prepared.sandbox_report
-        totals = session_totals(prepared.session.records())
-        self._cost_before_run = totals.cost_usd
-        self.status = StatusInfo(model=prepared.model_label, sandbox=rep["mode"], level=rep["level"],
-                                 approval=rep["approval"], cost_usd=totals.cost_usd, turns=totals.turns,
-                                 session=prepared.session.id)
-
-    def close_run(self) -> dict[str, Any] | None:
-        """Write the result record and close the session (idempotent; nothing for a session never used)."""
-        if self._run_closed or self.prepared is None:
-            return None
-        self._run_closed = True
-        try:
-            if not self.prepared.session.exists:
-                return None
-            return finish_run(self.prepared, self.final, self.interrupted)
-        finally:
-            self.prepared.session.close()
+    @property
+    def ready(self) -> bool:
+        return self.agent_run is not None
 
     @property
     def loop(self) -> Any:
-        assert self.prepared is not None
-        return self.prepared.loop
+        assert self.agent_run is not None
+        return self.agent_run.loop
+
+    @property
+    def prepared(self) -> Any:
+        assert self.agent_run is not None
+        return self.agent_run.prepared
 
     @property
     def busy(self) -> bool:
-        return self.job is not None and not self.job.is_finished
+        return self.jobs.busy
+
+    def _prepare(self) -> None:
+        """In a thread: the loop, the tools, the provider's SDK (most of the startup time)."""
+        try:
+            from ghostline.agent.tui import answer  # noqa: F401 - Markdown for the first answer, loaded here
+            from ghostline.agent.tui.run import TuiRun  # heavy, and why it runs here
+
+            run = TuiRun.prepare(self.opts, self.approve)
+        except Exception as e:  # a mistake in the options (one line, exit 2), or a bug (reported on exit)
+            with suppress(RuntimeError):  # the user quit meanwhile
+                self.call_from_thread(self._start_failed, e)
+            return
+        with suppress(RuntimeError):
+            self.call_from_thread(self.adopt_run, run)
+
+    def _start_failed(self, error: Exception) -> None:
+        self.start_error = error
+        self.exit(EXIT_USAGE if isinstance(error, START_ERRORS) else 1)
+
+    async def adopt_run(self, run: TuiRun) -> None:
+        """The run is ready: show where it starts, then send what waited for it."""
+        from ghostline.agent.tui.commands import SlashCommands  # the loop's modules are loaded by now
+
+        self.agent_run, self.commands = run, SlashCommands(self)
+        self.status = run.status()
+        if run.prepared.root != self.start.root:  # --worktree: the files and history are the worktree's
+            self.prompt.use_project(run.prepared.root)
+        await self.show_run_start()
+        waiting, self.pending = self.pending, []
+        if self.opts.task:
+            self.send(self.opts.task)
+        for text in waiting:
+            await self.submit(text)
+
+    def close_run(self) -> dict[str, Any] | None:
+        return self.agent_run.close() if self.agent_run is not None else None
 
     # -- layout ----------------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="status")
+        yield OneLine(id="status")
         yield Conversation(id="conversation")
         yield Static("↓ more output below — Ctrl+End (or End on an empty input) jumps to the latest", id="missed")
-        root = self.prepared.root if self.prepared is not None else None
-        yield PromptInput(id="input", history=PromptHistory.for_project(root) if root else None,
-                          commands=lambda: [(c.name, c.args, c.description) for c in self.commands.specs()],
-                          root=root)
-        yield Static("", id="footer")
+        root = self.start.root
+        yield PromptInput(id="input", history=PromptHistory.for_project(root), root=root,
+                          commands=lambda: [(c.name, c.args, c.description) for c in slash.BUILTIN])
+        yield OneLine(id="footer")
 
     async def on_mount(self) -> None:
         self.conversation.anchor()
         self.prompt.focus()
-        await self.show_run_start()
+        self.refresh_status()
+        self.refresh_footer()
         self.set_interval(1.0, self.refresh_footer)
-        if self.opts.task:
-            self.send(self.opts.task)
+        if self.agent_run is None:  # after the first paint, so that it comes at once
+            self.call_after_refresh(threading.Thread(target=self._prepare, name="ghostline-prepare",
+                                                     daemon=True).start)
 
     def exit(self, *args: Any, **kw: Any) -> None:
         # Every way out passes here while the conversation is still on screen: keep it for the scrollback.
         with suppress(Exception):
-            self._scrollback = list(self.conversation.transcript())
+            self.scrollback = list(self.conversation.transcript())
         super().exit(*args, **kw)
 
     async def on_unmount(self) -> None:
-        if self.prepared is not None:
-            await close_quietly(self.loop.provider)
+        if self.agent_run is not None:
+            await self.agent_run.close_provider()
 
     @property
     def conversation(self) -> Conversation:
@@ -158,69 +177,83 @@ class GhostlineApp(App[int]):
         return self.query_one(PromptInput)
 
     async def show_run_start(self) -> None:
-        assert self.prepared is not None
         self.refresh_status()
         self.refresh_footer()
+        worktree = self.prepared.sandbox_report.get("worktree")
+        if worktree:
+            await self.conversation.say(f"[worktree: {worktree['path']} (branch {worktree['branch']})]")
         if self.loop.messages:
             await self.conversation.replay(self.loop.messages, self.loop.registry.title_of)
             await self.conversation.say(f"[resumed session {self.prepared.session.id}]")
 
+    def _line(self, name: str) -> OneLine | None:
+        found = self.screen_stack[0].query(f"#{name}") if self.screen_stack else None
+        return found.first(OneLine) if found else None  # None: shutting down
+
     def refresh_status(self) -> None:
-        if self.prepared is not None:
-            usage = self.loop.context_usage()
-            if usage is not None:
-                self.status.context_tokens, self.status.context_window = usage.tokens, usage.window
-        found = self.screen_stack[0].query("#status") if self.screen_stack else None
-        if found:
-            found.first(Static).update(status_text(self.status, max(self.size.width - 2, 20)))
+        if self.agent_run is not None:
+            self.agent_run.refresh_context(self.status)
+        line = self._line("status")
+        if line is not None:
+            line.show(status_text(self.status, max(self.size.width - 2, 20)))
 
     def refresh_footer(self) -> None:
-        found = self.screen_stack[0].query("#footer") if self.screen_stack else None
-        if not found:
-            return  # shutting down
-        footer = found.first(Static)
-        busy = self.busy and bool(self.job_kind)
-        footer.set_class(busy, "busy")
-        if busy:
-            secs = int(time.monotonic() - self.job_started)
-            state = f"{self.job_kind} {secs}s · Esc interrupts"
-        else:
+        footer = self._line("footer")
+        if footer is None:
+            return
+        state = self.jobs.state()
+        footer.set_class(bool(state), "busy")
+        if self.agent_run is None:
+            state = "starting · type away: what you send goes when the session is ready"
+        elif not state:
             state = "ready · /help for commands · Shift+Tab: approval mode"
-        footer.update(Text(state, no_wrap=True, overflow="ellipsis"))
-        hint = f"{len(self.queue)} message{'s' * (len(self.queue) != 1)} queued · sent when the turn ends"
-        self.prompt.set_hint(hint if self.queue else "")
+        footer.show(Text(state, no_wrap=True, overflow="ellipsis"))
+        self.prompt.set_hint(self._waiting_hint())
+
+    def _waiting_hint(self) -> str:
+        n, plural = len(self.pending) or len(self.jobs.queue), "s"
+        plural = "s" * (n != 1)
+        if self.pending:
+            return f"{n} message{plural} waiting · sent when the session is ready"
+        return f"{n} message{plural} queued · sent when the turn ends" if n else ""
 
     def on_resize(self, event: events.Resize) -> None:
+        if self.frames is not None:
+            self.frames.reset()  # the terminal reflowed its screen: write the next frame whole
         if self.is_mounted:
             self.refresh_status()
 
     def on_conversation_missed_output(self, message: Conversation.MissedOutput) -> None:
         self.query_one("#missed", Static).set_class(message.missed, "shown")
 
+    def _display(self, screen: Screen[Any], renderable: Any) -> None:
+        """Textual's seam that writes each frame to the terminal: write only what changed since the last."""
+        if self.frames is not None and renderable is not None and not self.is_headless:
+            scrolls = self._scroll_watch.moved(self.conversation) if screen is self.screen_stack[0] else []
+            renderable = self.frames.reduce(renderable, self.console, screen, self.size, scrolls)
+            if renderable is None:
+                return
+        super()._display(screen, renderable)
+
     # -- events ----------------------------------------------------------------------------------------
 
     async def handle(self, e: ev.Event) -> None:
         """Render one loop event; keep the status line true."""
+        assert self.agent_run is not None
         await self.conversation.handle(e)
+        self.agent_run.note(e)
         if isinstance(e, ev.TurnStarted):
             self.status.turns += 1
         elif isinstance(e, ev.Usage):
-            self.status.cost_usd = self._session_cost(e)
-        elif isinstance(e, (ev.Done, ev.Failed)):
-            self.final = e
+            self.status.cost_usd = self.agent_run.session_cost(e, self.status.cost_usd)
         if isinstance(e, (ev.TurnStarted, ev.Usage, ev.Compaction, ev.Done, ev.Failed, ev.ToolResultEvent)):
             self.refresh_status()
 
-    def _session_cost(self, e: ev.Usage) -> float | None:
-        """Usage events count this run's cost; the status line shows the session's."""
-        if e.cost_usd is None:
-            return self.status.cost_usd
-        return (self._cost_before_run or 0.0) + e.cost_usd
-
-    # -- approval --------------------------------------------------------------------------------------
-
     async def approve(self, request: ApprovalRequest) -> ApprovalAnswer:
         """The gate's approver: show the dialog and wait for the answer."""
+        from ghostline.agent.tui.approval import ApprovalScreen  # the tools are loaded once a turn runs
+        from ghostline.tools import ApprovalAnswer
+
         fut: asyncio.Future[ApprovalAnswer] = asyncio.get_running_loop().create_future()
         screen = ApprovalScreen(request)
         row = self.conversation.rows.get(request.call_id)
@@ -238,54 +271,10 @@ class GhostlineApp(App[int]):
             if screen.is_attached and self.screen is screen:  # the turn was cancelled while asking
                 self.pop_screen()
 
-    # -- jobs (turns, /compact, !command) --------------------------------------------------------------
-
-    def start_job(self, kind: str, make: Callable[[], Awaitable[None]]) -> None:
-        self.job_kind = kind
-        self.job_started = time.monotonic()
-        self.job = self.run_worker(self._job(make), group="job", exit_on_error=False)
-        self.refresh_footer()
-
-    async def _job(self, make: Callable[[], Awaitable[None]]) -> None:
-        try:
-            await make()
-        except asyncio.CancelledError:
-            self.interrupted = True
-            with suppress(Exception):
-                self.loop.mark_interrupted()
-            with suppress(Exception):
-                await self.conversation.say("[interrupted]", "warning")
-            raise
-        except Exception as e:  # a bug or an unexpected failure: show it, keep the app and the session
-            self.final = ev.Failed(f"{type(e).__name__}: {e}")
-            with suppress(Exception):
-                self.prepared.session.append({"type": "tui_error", "error": f"{type(e).__name__}: {e}",
-                                              "traceback": traceback.format_exc()[-4000:]})
-            with suppress(Exception):
-                await self.conversation.say(f"error: {type(e).__name__}: {e}", "error")
-        finally:
-            with suppress(Exception):
-                await self.conversation.end_assistant()
-            self.conversation.settle_running()
-            self.job_kind = ""
-            self.call_later(self._after_job)
-
-    def _after_job(self) -> None:
-        if self.queue and not self.busy:
-            text = "\n\n".join(self.queue)
-            self.queue.clear()
-            if self.interrupted:  # the user stopped the turn: give them their queued words back to edit
-                box = self.prompt
-                box.text = f"{text}\n{box.text}" if box.text else text
-                box.move_cursor(box.document.end)
-            else:
-                self.send(text)
-        self.refresh_status()
-        self.refresh_footer()
-
     def send(self, text: str) -> None:
         """Start a turn with the user's message (the session file appears with the first one)."""
-        self.interrupted = False
+        assert self.agent_run is not None
+        self.agent_run.interrupted = False
         self._quit_armed_at = None
         self.prepared.record_start()
 
@@ -293,15 +282,7 @@ class GhostlineApp(App[int]):
             async for e in self.loop.run(text):
                 await self.handle(e)
 
-        self.start_job("working", turn)
-
-    async def cancel_job(self) -> None:
-        job = self.job
-        if job is None or job.is_finished:
-            return
-        job.cancel()
-        with suppress(Exception, asyncio.CancelledError):
-            await job.wait()
+        self.jobs.start("working", turn)
 
     # -- input -----------------------------------------------------------------------------------------
 
@@ -312,7 +293,15 @@ class GhostlineApp(App[int]):
         box = self.prompt
         box.remember(text)
         box.clear()
-        cmd = slash.parse(text, self.commands.specs())
+        await self.submit(text)
+
+    async def submit(self, text: str) -> None:
+        """What the user sent (typed, or picked in the palette): a /command, a !command or a message."""
+        if self.commands is None:
+            self.pending.append(text)
+            self.refresh_footer()
+            return
+        cmd = slash.parse(text, slash.BUILTIN)
         if cmd is not None:
             await self.commands.run(cmd)
         elif text.lstrip().startswith("!") and len(text.strip()) > 1:
@@ -320,14 +309,17 @@ class GhostlineApp(App[int]):
         else:
             message = await self.with_attachments(slash.unescape(text))
             if self.busy:
-                self.queue.append(message)
+                self.jobs.queue.append(message)
                 self.refresh_footer()
             else:
                 self.send(message)
 
     async def with_attachments(self, text: str) -> str:
         """`@path` mentions of files in the workspace attach them; what could not be attached is said."""
-        assert self.prepared is not None
+        from ghostline.agent.tui.mentions import (
+            expand_mentions,  # uses the tools, loaded once the run is ready
+        )
+
         exp = await asyncio.to_thread(expand_mentions, text, self.prepared.cwd, self.prepared.root)
         for note in exp.notes:
             await self.conversation.say(note, "warning")
@@ -348,7 +340,7 @@ class GhostlineApp(App[int]):
     async def action_interrupt(self) -> None:
         if self.busy:
             self._quit_armed_at = time.monotonic()
-            await self.cancel_job()
+            await self.jobs.cancel()
             return
         if self._quit_armed_at is not None and time.monotonic() - self._quit_armed_at < QUIT_WINDOW_S:
             await self.quit_app()
@@ -358,7 +350,7 @@ class GhostlineApp(App[int]):
 
     async def action_interrupt_turn(self) -> None:
         if self.busy:
-            await self.cancel_job()
+            await self.jobs.cancel()
 
     async def action_eof(self) -> None:
         box = self.prompt
@@ -368,10 +360,11 @@ class GhostlineApp(App[int]):
             box.action_delete_right()
 
     def action_cycle_approval(self) -> None:
+        if self.commands is None:
+            return
         current = self.status.approval
-        nxt = APPROVAL_CYCLE[(APPROVAL_CYCLE.index(current) + 1) % len(APPROVAL_CYCLE)] \
-            if current in APPROVAL_CYCLE else APPROVAL_CYCLE[0]
-        self.commands.set_approval(nxt)
+        modes = list(APPROVAL_MODES)
+        self.commands.set_approval(modes[(modes.index(current) + 1) % len(modes)] if current in modes else modes[0])
 
     def action_toggle_output(self) -> None:
         rows = list(self.conversation.rows.values())
@@ -386,54 +379,17 @@ class GhostlineApp(App[int]):
         self.conversation.jump_to_latest()
 
     async def quit_app(self) -> None:
-        await self.cancel_job()
+        await self.jobs.cancel()
         self.exit(0)
 
-    async def close_provider(self, provider: Any) -> None:
-        await close_quietly(provider)
-
-    async def switch_run(self, opts: RunOptions, note: str) -> None:
-        """/new, /clear, /resume: prepare the next run first, so a mistake keeps the current one."""
-        try:
-            nxt = await asyncio.to_thread(prepare_run, opts, headless=False, approver=self.approve)
-        except (UsageError, ConfigError) as e:
-            await self.conversation.say(f"error: {e}", "error")
-            return
-        old = self.prepared
-        self.close_run()
-        await close_quietly(old.loop.provider)
-        self.adopt_run(nxt)
-        self.queue.clear()
-        await self.conversation.remove_children()
-        self.conversation.rows.clear()
-        await self.conversation.say(note.format(old=old.session.id, new=nxt.session.id))
+    async def replace_run(self, opts: RunOptions, run: TuiRun, note: str) -> None:
+        """/new, /clear, /resume: the current run closes (its session saved) and `run` takes over."""
+        old, self.opts, self.agent_run = self.agent_run, opts, run
+        assert old is not None
+        old.close()
+        await old.close_provider()
+        self.status = run.status()
+        self.jobs.queue.clear()
+        await self.conversation.clear()
+        await self.conversation.say(note.format(old=old.prepared.session.id, new=run.prepared.session.id))
         await self.show_run_start()
-
-    def print_scrollback(self) -> None:
-        """After the TUI closes: the conversation, in the terminal's own scrollback (readable, copyable)."""
-        if not self._scrollback:
-            return
-        console = Console(soft_wrap=False, highlight=False)
-        for renderable in self._scrollback:
-            console.print(renderable)
-
-
-def run_tui(opts: RunOptions) -> int:
-    app = GhostlineApp(opts)
-    try:
-        app.start_run(opts)
-    except (UsageError, ConfigError) as e:
-        import sys
-
-        sys.stderr.write(f"agent: {e}\n")
-        return EXIT_USAGE
-    try:
-        app.run()
-    finally:
-        result = app.close_run()
-    app.print_scrollback()
-    if result is not None:
-        import sys
-
-        sys.stderr.write(f"session saved; resume with: agent --resume {result['session_id']}\n")
-    return 0 if app.return_code in (0, None) else 1

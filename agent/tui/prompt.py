@@ -85,6 +85,12 @@ class PromptInput(TextArea):
         self.prompt_history.add(text)
         self._browse = None
 
+    def use_project(self, root: Path) -> None:
+        """Another project (the run moved to a worktree): its history, and its files for `@`."""
+        self.prompt_history = PromptHistory.for_project(root)
+        self.files = RepoFiles(root)
+        self.files.refresh(self._files_listed)
+
     def set_hint(self, text: str) -> None:
         """A short note on the box's lower border (e.g. "1 message queued"); "" removes it."""
         self.border_subtitle = Content(text) if text else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual.widgets import Static
 
 
 @dataclass
@@ -22,7 +23,6 @@ class StatusInfo:
     cost_usd: float | None = None
     turns: int = 0
     session: str = ""
-    state: str = "ready"  # ready | working | compacting | starting
 
     @property
     def context_fraction(self) -> float | None:
@@ -78,3 +78,17 @@ def status_text(info: StatusInfo, width: int) -> Text:
         line.append(text, style)
     line.truncate(max(width, 1), overflow="ellipsis")
     return line
+
+
+class OneLine(Static):
+    """A one-row line that repaints only when what it says changed (timers refresh it every second), and never
+    asks for a layout: its size cannot change."""
+
+    def __init__(self, **kw: object) -> None:
+        super().__init__("", **kw)  # type: ignore[arg-type]
+        self._shown: Text | None = None
+
+    def show(self, text: Text) -> None:
+        if text != self._shown:
+            self._shown = text
+            self.update(text, layout=False)

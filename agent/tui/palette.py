@@ -1,0 +1,26 @@
+"""Ctrl+P: the slash commands in Textual's command palette (picking one is the same as typing it)."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from ghostline.agent.tui import slash
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+
+class SlashPalette(Provider):
+    async def _run(self, name: str) -> None:
+        app: Any = self.app
+        await app.submit(f"/{name}")
+
+    async def discover(self) -> Hits:
+        for c in slash.BUILTIN:
+            yield DiscoveryHit(f"/{c.name}", partial(self._run, c.name), help=c.description)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for c in slash.BUILTIN:
+            score = matcher.match(f"/{c.name} {c.description}")
+            if score > 0:
+                yield Hit(score, matcher.highlight(f"/{c.name}"), partial(self._run, c.name), help=c.description)
