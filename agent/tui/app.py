@@ -117,7 +117,7 @@ class GhostlineApp(App[int]):
 
     def _start_failed(self, error: Exception) -> None:
         self.start_error = error
-        self.exit(EXIT_USAGE if isinstance(error, START_ERRORS) else 1)
+        self.exit(return_code=EXIT_USAGE if isinstance(error, START_ERRORS) else 1)
 
     async def adopt_run(self, run: TuiRun) -> None:
         """The run is ready: show where it starts, then send what waited for it."""
@@ -128,7 +128,7 @@ class GhostlineApp(App[int]):
         if run.prepared.root != self.start.root:  # --worktree: the files and history are the worktree's
             self.prompt.use_project(run.prepared.root)
         await self.show_run_start()
-        waiting, self.pending = self.pending, []
+        waiting, self.pending = slash.joined_messages(self.pending), []
         if self.opts.task:
             self.send(self.opts.task)
         for text in waiting:
@@ -304,7 +304,7 @@ class GhostlineApp(App[int]):
         cmd = slash.parse(text, slash.BUILTIN)
         if cmd is not None:
             await self.commands.run(cmd)
-        elif text.lstrip().startswith("!") and len(text.strip()) > 1:
+        elif not slash.is_message(text):
             await self.commands.shell(text.lstrip()[1:].strip())
         else:
             message = await self.with_attachments(slash.unescape(text))
@@ -374,6 +374,9 @@ class GhostlineApp(App[int]):
     def action_scroll_conversation(self, pages: int) -> None:
         c = self.conversation
         c.scroll_to(y=c.scroll_y + pages * max(c.size.height - 2, 1), animate=False)
+
+    def on_prompt_input_page_requested(self, message: PromptInput.PageRequested) -> None:
+        self.action_scroll_conversation(message.pages)
 
     def action_jump_to_latest(self) -> None:
         self.conversation.jump_to_latest()
