@@ -2,7 +2,7 @@
 
 Finished blocks (a paragraph, a list, a code fence...) are rendered once and kept as lines; only the block still
 being written is rendered again, at most once per frame budget. While it streams the answer grows GROWTH_STEP lines
-at a time: a change of height costs a layout, a repaint of every visible line of the conversation and a scroll,
+at a time (so the conversation scrolls in steps of as many): a change of height costs a layout, a repaint of every visible line of the conversation and a scroll,
 while a line written into room already there repaints that line alone. Textual's own Markdown widget made a
 widget per block (four per list item): every layout visited them all, so each frame of a long answer cost more
 than the last.
@@ -27,7 +27,7 @@ from textual.timer import Timer
 from textual.widget import Widget
 
 CODE_THEME = "ansi_dark"
-GROWTH_STEP = 4  # lines a streaming answer grows by at a time (each growth is a layout and a scroll)
+GROWTH_STEP = 6  # lines a streaming answer grows by at a time (each growth is a layout and a scroll)
 
 
 _PARSER = MarkdownIt("commonmark").enable("strikethrough").enable("table")  # the grammar Rich renders

@@ -27,9 +27,8 @@ from ghostline.agent.tui.keyboard import modified_keys_driver
 from ghostline.agent.tui.palette import SlashPalette
 from ghostline.agent.tui.prompt import PromptInput
 from ghostline.agent.tui.start import START_ERRORS, StartInfo, preflight
-from ghostline.agent.tui.status import OneLine, StatusInfo, status_text
+from ghostline.agent.tui.status import OneLine, StatusInfo, footer_text, status_text, waiting_hint
 from ghostline.sandbox.modes import APPROVAL_MODES
-from rich.text import Text
 from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -199,23 +198,11 @@ class GhostlineApp(App[int]):
 
     def refresh_footer(self) -> None:
         footer = self._line("footer")
-        if footer is None:
-            return
-        state = self.jobs.state()
-        footer.set_class(bool(state), "busy")
-        if self.agent_run is None:
-            state = "starting · type away: what you send goes when the session is ready"
-        elif not state:
-            state = "ready · /help for commands · Shift+Tab: approval mode"
-        footer.show(Text(state, no_wrap=True, overflow="ellipsis"))
-        self.prompt.set_hint(self._waiting_hint())
-
-    def _waiting_hint(self) -> str:
-        n, plural = len(self.pending) or len(self.jobs.queue), "s"
-        plural = "s" * (n != 1)
-        if self.pending:
-            return f"{n} message{plural} waiting · sent when the session is ready"
-        return f"{n} message{plural} queued · sent when the turn ends" if n else ""
+        if footer is not None:
+            job = self.jobs.state()
+            footer.set_class(bool(job), "busy")
+            footer.show(footer_text(self.ready, job))
+            self.prompt.set_hint(waiting_hint(len(self.pending), len(self.jobs.queue)))
 
     def on_resize(self, event: events.Resize) -> None:
         if self.frames is not None:

@@ -26,12 +26,12 @@ from textual.geometry import Size
 from textual.strip import Strip
 from textual.widget import Widget
 
-DEFAULT_FRAME_MS = 80.0
+DEFAULT_FRAME_MS = 100.0
 MIN_MATCHING_FRACTION = 0.5  # of a scrolled region's lines that must match, shifted, before the terminal scrolls it
 
 
 def frame_budget_s() -> float:
-    """Seconds between two renders of a streaming answer: GHOSTLINE_TUI_FRAME_MS (default 80). 0 is the
+    """Seconds between two renders of a streaming answer: GHOSTLINE_TUI_FRAME_MS (default 100). 0 is the
     unoptimised baseline for benchmarks: every delta rendered, every frame written as Textual renders it."""
     try:
         ms = float(os.environ.get("GHOSTLINE_TUI_FRAME_MS", DEFAULT_FRAME_MS))

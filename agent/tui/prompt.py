@@ -87,6 +87,7 @@ class PromptInput(TextArea):
         self._armed = False  # the last change came from the user's keys: completion follows it
         self._dismissed: tuple[int, int] | None = None  # (row, start) of a token whose list Esc closed
         self._search: _Search | None = None
+        self._hint = ""
 
     # -- the app's side -----------------------------------------------------------------------------------
 
@@ -106,7 +107,9 @@ class PromptInput(TextArea):
 
     def set_hint(self, text: str) -> None:
         """A short note on the box's lower border (e.g. "1 message queued"); "" removes it."""
-        self.border_subtitle = Content(text) if text else None
+        if text != self._hint:  # callers repeat it every second: repaint only a change
+            self._hint = text
+            self.border_subtitle = Content(text) if text else None
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 

@@ -80,6 +80,25 @@ def status_text(info: StatusInfo, width: int) -> Text:
     return line
 
 
+STARTING = "starting · type away: what you send goes when the session is ready"
+READY = "ready · /help for commands · Shift+Tab: approval mode"
+
+
+def footer_text(ready: bool, job: str) -> Text:
+    """The footer: the running job ("working 3s · Esc interrupts"), else whether the session is ready."""
+    return Text(job if ready and job else READY if ready else STARTING, no_wrap=True, overflow="ellipsis")
+
+
+def waiting_hint(pending: int, queued: int) -> str:
+    """What the input box's border says about messages not sent yet ("" when none wait)."""
+    n = pending or queued
+    if not n:
+        return ""
+    s = "s" * (n != 1)
+    return (f"{n} message{s} waiting · sent when the session is ready" if pending
+            else f"{n} message{s} queued · sent when the turn ends")
+
+
 class OneLine(Static):
     """A one-row line that repaints only when what it says changed (timers refresh it every second), and never
     asks for a layout: its size cannot change."""
