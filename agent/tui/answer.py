@@ -74,6 +74,7 @@ class AssistantView(Widget):
         self._lines: list[Strip] = []  # the finished blocks, each followed by a blank line
         self._tail: list[Strip] = []  # the block being written
         self._width = 0
+        self._blank = Strip.blank(0)
         self._budget = frame_budget_s()
         self._timer: Timer | None = None
         self._rendered_at = 0.0
@@ -132,11 +133,11 @@ class AssistantView(Widget):
             self._tail = []
 
     def _settle(self, source: str) -> None:
-        self._lines += [*render_block(source, self._width, self.app.console), Strip.blank(self._width)]
+        self._lines += [*render_block(source, self._width, self.app.console), self._blank]
 
     def _render_all(self, width: int) -> None:
         """At a new width every block is laid out again, from the whole text."""
-        self._width = width
+        self._width, self._blank = width, Strip.blank(width)
         self._settled, self._lines, self._tail = 0, [], []
         self._advance()
 
@@ -162,7 +163,7 @@ class AssistantView(Widget):
             return self._lines[y]
         if 0 <= y - len(self._lines) < len(self._tail):
             return self._tail[y - len(self._lines)]
-        return Strip.blank(self._width)
+        return self._blank
 
     def notify_style_update(self) -> None:
         super().notify_style_update()

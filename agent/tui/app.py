@@ -24,7 +24,6 @@ from ghostline.agent.tui.frames import ScreenDiff, ScrollWatch, frame_budget_s
 from ghostline.agent.tui.history import PromptHistory
 from ghostline.agent.tui.jobs import Jobs
 from ghostline.agent.tui.keyboard import modified_keys_driver
-from ghostline.agent.tui.palette import SlashPalette
 from ghostline.agent.tui.prompt import PromptInput
 from ghostline.agent.tui.start import START_ERRORS, StartInfo, preflight
 from ghostline.agent.tui.status import OneLine, StatusInfo, footer_text, status_text, waiting_hint
@@ -43,6 +42,13 @@ if TYPE_CHECKING:
 QUIT_WINDOW_S = 3.0
 
 
+def slash_palette() -> type:
+    """Textual's palette machinery loads when the palette first opens, not before the first paint."""
+    from ghostline.agent.tui.palette import SlashPalette
+
+    return SlashPalette
+
+
 class GhostlineApp(App[int]):
     TITLE = "ghostline"
     CSS = """
@@ -53,7 +59,7 @@ class GhostlineApp(App[int]):
     #footer { height: 1; color: $text-muted; padding: 0 1; }
     #footer.busy { color: $accent; }
     """
-    COMMANDS = App.COMMANDS | {SlashPalette}
+    COMMANDS = App.COMMANDS | {slash_palette}
     BINDINGS = [
         Binding("ctrl+c", "interrupt", "Cancel turn / quit", priority=True),
         Binding("escape", "interrupt_turn", "Interrupt", show=False),

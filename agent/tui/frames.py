@@ -79,8 +79,7 @@ def _move_to(x: int, y: int) -> str:
 
 class ScreenDiff:
     def __init__(self) -> None:
-        self._lines: list[Strip | None] = []
-        self.written = 0  # bytes produced, for the curious (tests, benchmarks)
+        self._lines: list[Strip | None] = []  # what the terminal shows, as we last wrote it
 
     def reset(self) -> None:
         """The terminal's screen is unknown (resized, resumed): the next frame is written whole."""
@@ -105,7 +104,6 @@ class ScreenDiff:
             out.append(self._line_diff(y, old[y] if y < len(old) else None, line, console))
         self._lines = new
         text = "".join(out)
-        self.written += len(text)
         return DiffUpdate(text) if text else None
 
     # -- the new frame, as whole lines ---------------------------------------------------------------------
