@@ -73,8 +73,10 @@ class AssistantView(Widget):
         self._settled = 0  # how much of `text` is in finished blocks
         self._lines: list[Strip] = []  # the finished blocks, each followed by a blank line
         self._tail: list[Strip] = []  # the block being written
+        self._tail_source = ""
         self._width = 0
         self._blank = Strip.blank(0)
+        self._laid_out = 0  # the height the last layout gave it
         self._budget = frame_budget_s()
         self._timer: Timer | None = None
         self._rendered_at = 0.0
@@ -108,10 +110,11 @@ class AssistantView(Widget):
         self._rendered_at = time.monotonic()
         if not self._width or not self.is_attached:
             return  # the first layout renders it
-        first, old_height = len(self._lines), self.height_shown
+        first, old_height = len(self._lines), self._laid_out
         before = [self._line(y) for y in range(first, old_height)]  # finished lines above never change
         self._advance()
         if self.height_shown != old_height:
+            self._laid_out = self.height_shown
             self.refresh(layout=True)
             return
         changed = [y for y, line in enumerate(before, first) if self._line(y) != line]
@@ -127,18 +130,26 @@ class AssistantView(Widget):
         if self.streaming:
             if blocks:
                 self._settled += blocks[-1][0]
-                self._tail = render_block(blocks[-1][1], self._width, self.app.console)
+                self._set_tail(blocks[-1][1])
         else:
             self._settled = len(self.text)
-            self._tail = []
+            self._set_tail("")
+
+    def _set_tail(self, source: str) -> None:
+        if source != self._tail_source:
+            self._tail_source = source
+            self._tail = render_block(source, self._width, self.app.console) if source else []
 
     def _settle(self, source: str) -> None:
-        self._lines += [*render_block(source, self._width, self.app.console), self._blank]
+        """A finished block: the tail as last rendered, when it already was this block."""
+        lines = self._tail if source == self._tail_source else render_block(source, self._width, self.app.console)
+        self._lines += [*lines, self._blank]
+        self._tail, self._tail_source = [], ""
 
     def _render_all(self, width: int) -> None:
         """At a new width every block is laid out again, from the whole text."""
         self._width, self._blank = width, Strip.blank(width)
-        self._settled, self._lines, self._tail = 0, [], []
+        self._settled, self._lines, self._tail, self._tail_source = 0, [], [], ""
         self._advance()
 
     @property
@@ -156,7 +167,8 @@ class AssistantView(Widget):
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         if width != self._width and width > 0:
             self._render_all(width)
-        return self.height_shown
+        self._laid_out = self.height_shown
+        return self._laid_out
 
     def _line(self, y: int) -> Strip:
         if y < len(self._lines) and (self._tail or y < len(self._lines) - 1):
