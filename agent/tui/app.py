@@ -159,6 +159,7 @@ class GhostlineApp(App[int]):
         self.refresh_status()
         self.refresh_footer()
         self.set_interval(1.0, self.refresh_footer)
+        self.app_resume_signal.subscribe(self, self._screen_unknown)  # back from Ctrl+Z: the screen was cleared
         if self.agent_run is None:  # after the first paint, so that it comes at once
             self.call_after_refresh(threading.Thread(target=self._prepare, name="ghostline-prepare",
                                                      daemon=True).start)
@@ -211,10 +212,14 @@ class GhostlineApp(App[int]):
             self.prompt.set_hint(waiting_hint(len(self.pending), len(self.jobs.queue)))
 
     def on_resize(self, event: events.Resize) -> None:
-        if self.frames is not None:
-            self.frames.reset()  # the terminal reflowed its screen: write the next frame whole
+        self._screen_unknown()  # the terminal reflowed its screen
         if self.is_mounted:
             self.refresh_status()
+
+    def _screen_unknown(self, *_: Any) -> None:
+        """What the terminal shows is not our last frame any more: write the next one whole."""
+        if self.frames is not None:
+            self.frames.reset()
 
     def on_conversation_missed_output(self, message: Conversation.MissedOutput) -> None:
         self.query_one("#missed", Static).set_class(message.missed, "shown")
@@ -243,26 +248,13 @@ class GhostlineApp(App[int]):
             self.refresh_status()
 
     async def approve(self, request: ApprovalRequest) -> ApprovalAnswer:
-        """The gate's approver: show the dialog and wait for the answer."""
-        from ghostline.agent.tui.approval import ApprovalScreen  # the tools are loaded once a turn runs
-        from ghostline.tools import ApprovalAnswer
+        """The gate's approver: the dialog, and the user's answer."""
+        from ghostline.agent.tui.approval import ask  # the tools are loaded once a turn runs
 
-        fut: asyncio.Future[ApprovalAnswer] = asyncio.get_running_loop().create_future()
-        screen = ApprovalScreen(request)
         row = self.conversation.rows.get(request.call_id)
         if row is not None:
             row.awaiting_approval()
-
-        def answered(result: ApprovalAnswer | None) -> None:
-            if not fut.done():
-                fut.set_result(result or ApprovalAnswer.deny())
-
-        try:
-            await self.push_screen(screen, callback=answered)
-            return await fut
-        finally:
-            if screen.is_attached and self.screen is screen:  # the turn was cancelled while asking
-                self.pop_screen()
+        return await ask(self, request)
 
     def send(self, text: str) -> None:
         """Start a turn with the user's message (the session file appears with the first one)."""
