@@ -68,11 +68,15 @@ def step(rng: random.Random, lines: list[Strip]) -> tuple[list[Strip], set[int],
     """The next frame: some lines grow or change, or a band scrolls and new lines come in below."""
     lines = list(lines)
     kind = rng.random()
-    if kind < 0.3:
+    if kind < 0.2:  # the content moves up: new lines come in at the bottom
         top, bottom, k = 1, H - 2, rng.randint(1, 4)
         lines[top:bottom] = lines[top + k:bottom] + [random_line(rng) for _ in range(k)]
         lines[bottom - k - 1] = grown(lines[bottom - k - 1], rng)
         return lines, set(range(top, bottom)), [Scroll(top, bottom, k)]
+    if kind < 0.3:  # the user scrolls back: lines come in at the top
+        top, bottom, k = 1, H - 2, rng.randint(1, 4)
+        lines[top:bottom] = [random_line(rng) for _ in range(k)] + lines[top:bottom - k]
+        return lines, set(range(top, bottom)), [Scroll(top, bottom, -k)]
     changed = set(rng.sample(range(H), rng.randint(1, 3)))
     for y in changed:
         lines[y] = grown(lines[y], rng) if rng.random() < 0.6 else random_line(rng)
