@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from ghostline.agent.loop import AgentLoop, Budgets
 from ghostline.agent.mcp_config import load_servers
 from ghostline.agent.mcp_session import McpSession
 from ghostline.agent.mentions import expand_mentions
+from ghostline.agent.options import RunOptions, UsageError
 from ghostline.agent.providers.base import ConfigError, Provider, TurnComplete
 from ghostline.agent.render import result_object
 from ghostline.agent.scope import MessageScope, ModelSwitch
@@ -61,39 +62,6 @@ from ghostline.tools.skill import Skill, SkillTool, discover_skills, skill_dirs
 from ghostline.dirs import config_dir, data_dir, find_project_root
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RunOptions:
-    task: str | None = None
-    model: str | None = None
-    base_url: str | None = None
-    output_format: str = "text"
-    max_turns: int | None = None
-    max_tokens: int | None = None
-    max_cost: float | None = None
-    approval: str | None = None
-    sandbox: str | None = None
-    network: bool | None = None
-    resume: str | None = None
-    cont: bool = False
-    worktree: str | None = None
-    cwd: Path | None = None
-    verbose: bool = False
-    verify: str | None = None  # a command that must pass before the run counts as done
-    verify_attempts: int | None = None  # extra attempts after the first failure (default 2)
-    verify_timeout: float | None = None  # seconds per verification run (default 600)
-    allow: list[str] = field(default_factory=list)  # --allow RULE: permission rules on top of the config's
-    deny: list[str] = field(default_factory=list)  # --deny RULE
-    branch: str | None = None  # work on this new branch (the worktree's, with --worktree)
-    commit: bool = False  # commit the run's changes when it succeeds (agent/landing.py)
-    patch: Path | None = None  # write the run's changes as a git diff here
-    output_schema: Path | None = None  # the final answer must be JSON valid against this schema
-    images: tuple[Path, ...] = ()  # --image: sent with the task
-
-
-class UsageError(Exception):
-    """A mistake in how the command was called or configured (exit 2)."""
 
 
 def _err(msg: str) -> None:

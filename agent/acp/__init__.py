@@ -10,7 +10,7 @@ import logging
 import sys
 
 from ghostline.agent.acp.agent import GhostlineAgent
-from ghostline.agent.runner import RunOptions
+from ghostline.agent.options import RunOptions
 
 __all__ = ["GhostlineAgent", "serve"]
 

@@ -36,8 +36,9 @@ from ghostline.agent import events as ev
 from ghostline.agent.acp.editor import EditorFiles, EditorTerminal, permission_approver
 from ghostline.agent.acp.prompt import editor_servers, prompt_images, prompt_text
 from ghostline.agent.acp.updates import Translator, replay, stop_reason
+from ghostline.agent.options import RunOptions, UsageError
 from ghostline.agent.providers.base import ConfigError
-from ghostline.agent.runner import PreparedRun, RunOptions, UsageError, close_quietly, finish_run, prepare_run
+from ghostline.agent.runner import PreparedRun, close_quietly, finish_run, prepare_run
 from ghostline.sandbox.modes import APPROVAL_MODES
 from ghostline.sandbox.runner import detect_level
 from ghostline.tools import ApprovalAnswer, ApprovalRequest

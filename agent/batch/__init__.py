@@ -18,8 +18,8 @@ from ghostline.agent.batch.plan import BatchOptions, plan_batch
 from ghostline.agent.batch.progress import make_progress
 from ghostline.agent.batch.report import ReportError, merge_reports, read_report, write_report
 from ghostline.agent.headless import load_schema
+from ghostline.agent.options import UsageError
 from ghostline.agent.providers.base import ConfigError
-from ghostline.agent.runner import UsageError
 
 __all__ = ["BatchOptions", "merge_command", "run_batch"]
 

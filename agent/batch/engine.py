@@ -30,9 +30,10 @@ from ghostline.agent.batch.report import (
 )
 from ghostline.agent.batch.workspace import Place, create, remove
 from ghostline.agent.headless import Outcome, conclude, execute, landing_request
+from ghostline.agent.options import RunOptions, UsageError
 from ghostline.agent.output_schema import OutputSchema
 from ghostline.agent.providers.base import ConfigError
-from ghostline.agent.runner import PreparedRun, RunOptions, UsageError, close_quietly, prepare_run
+from ghostline.agent.runner import PreparedRun, close_quietly, prepare_run
 from ghostline.sandbox import CheckpointError
 
 # An interrupted job goes on in its session with this message (the task again: the job may have been stopped

@@ -12,7 +12,7 @@ from ghostline.agent.batch.jobs import Job, JobsError, JobsFile, load_jobs, pars
 from ghostline.agent.batch.report import SUCCESS, ReportError, read_report
 from ghostline.agent.batch.workspace import DEFAULT_BRANCH, Place, leftovers, plan_place
 from ghostline.agent.config import load_config
-from ghostline.agent.runner import RunOptions
+from ghostline.agent.options import RunOptions
 
 INTERRUPTED = "interrupted"
 

@@ -12,7 +12,7 @@ def acp_cmd(model: str = MODEL_OPT, base_url: str = BASE_URL_OPT, approval: Appr
     """Speak the Agent Client Protocol on stdin/stdout (an editor starts this; see the README). The model and
     options come from the usual config unless given here; the session's approval mode is the editor's to switch."""
     from ghostline.agent.acp import serve
-    from ghostline.agent.runner import RunOptions
+    from ghostline.agent.options import RunOptions
 
     raise typer.Exit(serve(RunOptions(model=model, base_url=base_url, approval=approval, sandbox=sandbox)))
 

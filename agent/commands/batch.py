@@ -86,7 +86,7 @@ def run_cmd(
     130 interrupted (sessions saved; --resume REPORT goes on).
     """
     from ghostline.agent.batch import BatchOptions, run_batch
-    from ghostline.agent.runner import RunOptions
+    from ghostline.agent.options import RunOptions
 
     shared: dict[str, Any] = dict(
         model=model, base_url=base_url, max_turns=max_turns, max_tokens=max_tokens, max_cost=max_cost,

@@ -92,7 +92,7 @@ def run(
     saved).
     """
     from ghostline.agent.headless import run_task
-    from ghostline.agent.runner import RunOptions
+    from ghostline.agent.options import RunOptions
 
     raise typer.Exit(run_task(RunOptions(
         task=task, model=model, base_url=base_url, output_format=output_format, max_turns=max_turns,

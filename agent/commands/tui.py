@@ -25,7 +25,7 @@ from ghostline.sandbox.modes import ApprovalMode, SandboxMode
 
 def open_tui(task: str | None = None, **options: object) -> int:
     """Start the TUI with the options `agent tui` takes (the caller checked for a terminal)."""
-    from ghostline.agent.runner import RunOptions
+    from ghostline.agent.options import RunOptions
     from ghostline.agent.tui import run_tui
 
     return run_tui(RunOptions(task=task, **options))  # type: ignore[arg-type]

@@ -8,12 +8,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ghostline.agent.runner import RunOptions
+    from ghostline.agent.options import RunOptions
 
 
 def run_tui(opts: RunOptions) -> int:
     """Start the TUI for `opts` (model, sandbox, approval, resume...). Returns the process exit code."""
-    from ghostline.agent.tui.app import run_tui as _run
+    from ghostline.agent.tui.launch import run_tui as _run
 
     return _run(opts)
 

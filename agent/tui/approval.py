@@ -6,7 +6,9 @@ model is told. The preview scrolls inside the dialog; the key hints stay on scre
 
 from __future__ import annotations
 
+import asyncio
 import json
+from typing import Any
 
 from ghostline.tools import ApprovalAnswer, ApprovalRequest
 from rich.syntax import Syntax
@@ -99,3 +101,20 @@ class ApprovalScreen(ModalScreen[ApprovalAnswer]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.dismiss(ApprovalAnswer.deny(event.value.strip()))
+
+
+async def ask(app: Any, request: ApprovalRequest) -> ApprovalAnswer:
+    """Show the dialog over `app` and wait for the answer (a turn cancelled meanwhile takes the dialog away)."""
+    fut: asyncio.Future[ApprovalAnswer] = asyncio.get_running_loop().create_future()
+    screen = ApprovalScreen(request)
+
+    def answered(result: ApprovalAnswer | None) -> None:
+        if not fut.done():
+            fut.set_result(result or ApprovalAnswer.deny())
+
+    try:
+        await app.push_screen(screen, callback=answered)
+        return await fut
+    finally:
+        if screen.is_attached and app.screen is screen:
+            app.pop_screen()

@@ -1,34 +1,35 @@
-"""What the TUI's slash commands do (the table and parsing are in slash.py), and the command palette over them."""
+"""What the TUI's slash commands do (the table and parsing are in slash.py; the palette over them in palette.py).
+
+Imported once the run is ready: the commands use the loop, the session and the runner."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import time
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ghostline.agent.custom_commands import CustomCommand, load_commands
 from ghostline.agent.loop import UndoError
+from ghostline.agent.options import RunOptions, UsageError
 from ghostline.agent.plan import PLAN_MODE
 from ghostline.agent.providers.base import ConfigError
-from ghostline.agent.runner import UsageError, command_scope, switch_model
+from ghostline.agent.runner import close_quietly, command_scope
 from ghostline.agent.session import list_sessions, session_totals, sessions_root
 from ghostline.agent.tui import slash
 from ghostline.agent.tui.rows import Line
+from ghostline.agent.tui.run import TuiRun
+from ghostline.agent.tui.start import START_ERRORS
 from ghostline.agent.tui.status import tokens
 from ghostline.sandbox.modes import APPROVAL_MODES
 from rich.syntax import Syntax
-from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from ghostline.dirs import config_dir, data_dir
 
 if TYPE_CHECKING:
     from ghostline.agent.tui.app import GhostlineApp
 
-APPROVAL_CYCLE = APPROVAL_MODES
 CUSTOM_RESCAN_S = 2.0  # completion asks for the table on every keystroke; files added meanwhile show soon after
-
 INIT_PROMPT = (
     "Draft an AGENT.md for this repository: the instructions a coding agent needs to work here. Explore first "
     "(README, build files, CI config, the layout, how tests run), then write AGENT.md at the repository root "
@@ -44,7 +45,7 @@ class SlashCommands:
     def __init__(self, app: GhostlineApp) -> None:
         self.app = app
         self._custom: dict[str, CustomCommand] = {}
-        self._custom_scanned: tuple[Any, float] | None = None
+        self._custom_scanned: tuple[object, float] | None = None
 
     def specs(self) -> tuple[slash.CommandSpec, ...]:
         custom = tuple(slash.CommandSpec(c.name, c.argument_hint, f"{c.description} ({c.source})".strip())
@@ -122,7 +123,7 @@ class SlashCommands:
                                "conversation]")
 
         await self.say("[compacting the conversation…]")
-        self.app.start_job("compacting", compact)
+        self.app.jobs.start("compacting", compact)
 
     async def shell(self, command: str) -> None:
         """`!command`: run it in the sandbox now; the model reads its output with the next message."""
@@ -141,7 +142,7 @@ class SlashCommands:
                 await self.say(f"!{command}: {e}", "error")
 
         app.prepared.record_start()
-        app.start_job("running", run)
+        app.jobs.start("running", run)
 
     # -- files -------------------------------------------------------------------------------------------
 
@@ -175,11 +176,11 @@ class SlashCommands:
             await self.say(f"model: {app.prepared.model_label} (/model PROVIDER:NAME switches)")
             return
         try:
-            old = switch_model(app.prepared, spec)
+            old = app.agent_run.switch_model(spec)
         except ConfigError as e:
             await self.say(f"/model: {e}", "error")
             return
-        await app.close_provider(old)
+        await close_quietly(old)
         app.status.model = app.prepared.model_label
         app.refresh_status()
         await self.say(f"[the next turns go to {spec}]")
@@ -251,34 +252,20 @@ class SlashCommands:
             await self.cmd_sessions("")
             return
         opts = dataclasses.replace(self.app.opts, resume=arg.split()[0], cont=False, task=None)
-        await self.app.switch_run(opts, "[session {old} saved; now in resumed session {new}]")
+        await self._switch(opts, "[session {old} saved; now in resumed session {new}]")
 
     async def cmd_new(self, arg: str) -> None:
         opts = dataclasses.replace(self.app.opts, resume=None, cont=False, task=None)
-        await self.app.switch_run(opts, "[session {old} saved; now in new session {new}]")
+        await self._switch(opts, "[session {old} saved; now in new session {new}]")
 
     async def cmd_clear(self, arg: str) -> None:
         await self.cmd_new(arg)
 
-
-class SlashPalette(Provider):
-    """Ctrl+P: the slash commands in Textual's command palette."""
-
-    def _commands(self) -> list[slash.CommandSpec]:
-        app: Any = self.app
-        return list(app.commands.specs())
-
-    async def _run(self, name: str) -> None:
-        app: Any = self.app
-        await app.commands.run(slash.Invocation(name, "", next(c for c in app.commands.specs() if c.name == name)))
-
-    async def discover(self) -> Hits:
-        for c in self._commands():
-            yield DiscoveryHit(f"/{c.name}", partial(self._run, c.name), help=c.description)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for c in self._commands():
-            score = matcher.match(f"/{c.name} {c.description}")
-            if score > 0:
-                yield Hit(score, matcher.highlight(f"/{c.name}"), partial(self._run, c.name), help=c.description)
+    async def _switch(self, opts: RunOptions, note: str) -> None:
+        """Prepare the next run first, so that a mistake (no such session) keeps the current one."""
+        try:
+            run = await asyncio.to_thread(TuiRun.prepare, opts, self.app.approve)
+        except START_ERRORS as e:
+            await self.say(f"error: {e}", "error")
+            return
+        await self.app.replace_run(opts, run, note)

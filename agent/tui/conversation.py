@@ -8,21 +8,30 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ghostline.agent import events as ev
 from ghostline.agent.render import call_title
-from ghostline.agent.tui.rows import AssistantView, Line, ToolRow, seconds
+from ghostline.agent.tui.rows import Line, ToolRow, seconds
 from ghostline.agent.tui.subagents import SubagentGroup
 from rich.console import RenderableType
-from rich.markdown import Markdown as RichMarkdown
-from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widget import Widget
 
+if TYPE_CHECKING:
+    from ghostline.agent.tui.answer import AssistantView
+
 REPLAY_MESSAGES = 60
 ATTACHMENT_START = "<attached_file "
+
+
+def assistant_view(text: str = "") -> AssistantView:
+    """Markdown needs rich.markdown and markdown-it (~50 ms): loaded with the first answer, not before the
+    first paint (the thread that prepares the run loads them meanwhile)."""
+    from ghostline.agent.tui.answer import AssistantView
+
+    return AssistantView(text)
 
 
 def typed_part(text: str) -> str:
@@ -97,7 +106,14 @@ class Conversation(VerticalScroll):
     async def end_assistant(self) -> None:
         if self._assistant is not None:
             view, self._assistant = self._assistant, None
-            await view.finish()
+            view.finish()
+
+    async def clear(self) -> None:
+        """Empty, for another session."""
+        self._assistant = None
+        self.rows.clear()
+        self._diffs.clear()
+        await self.remove_children()
 
     async def handle(self, e: ev.Event) -> None:
         """Show one loop event (those that show nothing here are handled by the app: usage, done, ...)."""
@@ -110,9 +126,9 @@ class Conversation(VerticalScroll):
 
     async def _delta(self, e: ev.TextDelta) -> None:
         if self._assistant is None:
-            self._assistant = AssistantView()
+            self._assistant = assistant_view()
             await self.show(self._assistant)
-        await self._assistant.add(e.text)
+        self._assistant.add(e.text)
 
     async def _assistant_message(self, e: ev.AssistantMessage) -> None:
         streamed = self._assistant is not None
@@ -120,7 +136,7 @@ class Conversation(VerticalScroll):
         if not streamed:  # a provider that does not stream: show the text whole
             text = "".join(b.get("text", "") for b in e.message.get("content", []) if b.get("type") == "text")
             if text.strip():
-                await self.show(AssistantView(text))
+                await self.show(assistant_view(text))
 
     async def _tool_call(self, e: ev.ToolCall) -> None:
         await self.end_assistant()
@@ -187,7 +203,6 @@ class Conversation(VerticalScroll):
         # The retried answer replaces the partial one: drop what streamed before the cut.
         if self._assistant is not None:
             view, self._assistant = self._assistant, None
-            await view.finish()
             await view.remove()
         await self.say(f"[retrying the turn (attempt {e.attempt}) in {e.delay_s:.1f}s: {e.error}]", "warning")
 
@@ -239,7 +254,7 @@ class Conversation(VerticalScroll):
         if kind == "summary":
             await self.say("[earlier conversation summarised]")
         elif kind == "text" and b.text.strip():
-            await (self.say(f"› {typed_part(b.text)}", "user") if role == "user" else self.show(AssistantView(b.text)))
+            await (self.say(f"› {typed_part(b.text)}", "user") if role == "user" else self.show(assistant_view(b.text)))
         elif kind == "tool_use":
             row = await self.add_row(b.id, title_of(b.name, b.input))
             r = results.get(b.id)
@@ -250,13 +265,9 @@ class Conversation(VerticalScroll):
 
     def transcript(self) -> Iterable[RenderableType]:
         for child in self.children:
-            if isinstance(child, AssistantView):
-                yield RichMarkdown(child.text)
-            elif isinstance(child, ToolRow):
-                yield Text(f"  {child.plain()}", style="red" if child.status == "error" else "dim")
-            elif isinstance(child, Line):
-                yield Text(child.plain, style={"user": "bold", "error": "red", "warning": "yellow"}.get(
-                    child.kind, "dim"))
+            scrollback = getattr(child, "scrollback", None)
+            if scrollback is not None:
+                yield scrollback()
 
 
 _HANDLERS: dict[type, Callable[[Conversation, Any], Any]] = {

@@ -11,6 +11,9 @@ Shift+Enter and Ctrl+Enter exist only where the terminal reports modified keys:
   push; with `set -s extended-keys on` it reports them once asked): `ModifiedKeysDriver` asks at start
   (`CSI > 4;1 m`) and resets at exit and on suspend (`CSI > 4 m`). xterm's form of the report
   (`CSI 27;2;13~`) reaches widgets as `shift+\\r`, Alt+Enter's as a bare `\\r`: `is_newline_key` knows them.
+
+The driver also takes the keys typed while `agent` started (agent/tui/terminal.py): it parses them before its
+input thread reads anything newer, and restores the terminal settings from before `agent` held the keys.
 """
 
 from __future__ import annotations
@@ -56,11 +59,22 @@ def modified_keys_driver() -> type[Driver] | None:
     None (Textual's choice) on Windows or when TEXTUAL_DRIVER names another driver."""
     if sys.platform == "win32" or os.environ.get("TEXTUAL_DRIVER"):
         return None
+    from ghostline.agent.tui import terminal
+    from textual._xterm_parser import XTermParser
     from textual.drivers.linux_driver import LinuxDriver
 
     class ModifiedKeysDriver(LinuxDriver):
         def start_application_mode(self) -> None:
+            install_alt_enter()
+            early = terminal.take_early_input()
+            if early:  # before the input thread starts, so they come first
+                parser = XTermParser()
+                for event in (*parser.feed(early), *parser.tick()):
+                    self.process_message(event)
             super().start_application_mode()
+            saved = terminal.saved_attributes()
+            if saved is not None:  # held in raw mode since the start: restore what the user had
+                self.attrs_before = saved
             self.write(MODIFY_OTHER_KEYS_ON)
             self.flush()
 

@@ -33,6 +33,7 @@ from ghostline.agent.tui.completion import (
 from ghostline.agent.tui.history import PromptHistory
 from ghostline.agent.tui.keyboard import install_alt_enter, is_newline_key
 from textual import events
+from textual.binding import Binding
 from textual.content import Content
 from textual.message import Message
 from textual.widgets import TextArea
@@ -63,6 +64,15 @@ class PromptInput(TextArea):
     class FilesListed(Message):
         """The repository's file list was (re)built in the background (handled by the box itself)."""
 
+    class PageRequested(Message):
+        """PageUp/PageDown: the box is a few lines high, so they page through what is above it."""
+
+        def __init__(self, pages: int) -> None:
+            super().__init__()
+            self.pages = pages
+
+    BINDINGS = [Binding("pageup", "page(-1)", show=False), Binding("pagedown", "page(1)", show=False)]
+
     def __init__(self, *, history: PromptHistory | None = None, commands: CommandSource | None = None,
                  root: Path | None = None, placeholder: str = DEFAULT_PLACEHOLDER, **kw: Any) -> None:
         super().__init__(soft_wrap=True, show_line_numbers=False, tab_behavior="focus",
@@ -77,6 +87,7 @@ class PromptInput(TextArea):
         self._armed = False  # the last change came from the user's keys: completion follows it
         self._dismissed: tuple[int, int] | None = None  # (row, start) of a token whose list Esc closed
         self._search: _Search | None = None
+        self._hint = ""
 
     # -- the app's side -----------------------------------------------------------------------------------
 
@@ -85,9 +96,20 @@ class PromptInput(TextArea):
         self.prompt_history.add(text)
         self._browse = None
 
+    def use_project(self, root: Path) -> None:
+        """Another project (the run moved to a worktree): its history, and its files for `@`."""
+        self.prompt_history = PromptHistory.for_project(root)
+        self.files = RepoFiles(root)
+        self.files.refresh(self._files_listed)
+
+    def action_page(self, pages: int) -> None:
+        self.post_message(self.PageRequested(pages))
+
     def set_hint(self, text: str) -> None:
         """A short note on the box's lower border (e.g. "1 message queued"); "" removes it."""
-        self.border_subtitle = Content(text) if text else None
+        if text != self._hint:  # callers repeat it every second: repaint only a change
+            self._hint = text
+            self.border_subtitle = Content(text) if text else None
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The conversation's entries: plain lines, streamed assistant Markdown, and one row per tool call.
+"""The conversation's entries: plain lines and one row per tool call (the assistant's text is answer.py's).
 
 A tool row is one line (status icon, the tool's title, a summary, the duration) that expands to the output or the
 diff. While a command runs the row shows its elapsed time and the last lines of its output as they arrive.
@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from rich.syntax import Syntax
+from ghostline.agent.tui.status import OneLine
 from rich.text import Text
 from textual.containers import Vertical
-from textual.widgets import Markdown, Static
+from textual.widgets import Static
 
 MAX_OUTPUT_CHARS = 20_000
 MAX_OUTPUT_LINES = 300
@@ -61,30 +61,9 @@ class Line(Static):
         self.kind = kind
         self.plain = text
 
-
-class AssistantView(Markdown):
-    """Assistant text, streamed through Textual's MarkdownStream (which batches deltas while a render is in
-    progress, so a long answer is not re-parsed from the start on every delta)."""
-
-    DEFAULT_CSS = """
-    AssistantView { margin: 0 0 0 1; padding: 0 1; background: transparent; }
-    """
-
-    def __init__(self, text: str = "") -> None:
-        super().__init__(text)
-        self.text = text
-        self._stream: Any = None
-
-    async def add(self, delta: str) -> None:
-        self.text += delta
-        if self._stream is None:
-            self._stream = Markdown.get_stream(self)
-        await self._stream.write(delta)
-
-    async def finish(self) -> None:
-        if self._stream is not None:
-            stream, self._stream = self._stream, None
-            await stream.stop()
+    def scrollback(self) -> Text:
+        """The entry as printed in the terminal's scrollback after the TUI closes."""
+        return Text(self.plain, style={"user": "bold", "error": "red", "warning": "yellow"}.get(self.kind, "dim"))
 
 
 def _status_of(is_error: bool, meta: dict[str, Any]) -> str:
@@ -141,7 +120,8 @@ class ToolRow(Vertical):
         self.started = time.monotonic()
         self.duration_ms: float | None = None
         self._live = ""
-        self._head = Static("", classes="head")
+        self._ticker: Any = None
+        self._head = OneLine(classes="head")
         self._tail = Static("", classes="tail")
         self._body = Static("", classes="body")
 
@@ -152,11 +132,8 @@ class ToolRow(Vertical):
 
     def on_mount(self) -> None:
         self._render_head()
-        self._ticker = self.set_interval(1.0, self._tick)
-
-    def _tick(self) -> None:
-        if self.status == "running":
-            self._render_head()
+        if self.status == "running":  # the elapsed time, while it runs
+            self._ticker = self.set_interval(1.0, self._render_head)
 
     def headline(self) -> str:
         elapsed = self.duration_ms if self.duration_ms is not None else (time.monotonic() - self.started) * 1000
@@ -168,7 +145,7 @@ class ToolRow(Vertical):
         return line
 
     def _render_head(self) -> None:
-        self._head.update(Text(self.headline(), no_wrap=True, overflow="ellipsis"))
+        self._head.show(Text(self.headline(), no_wrap=True, overflow="ellipsis"))
 
     def awaiting_approval(self) -> None:
         self.summary = "waiting for your answer"
@@ -192,6 +169,8 @@ class ToolRow(Vertical):
         status = _status_of(is_error, meta)
         self.set_status(status, _summary(status, content, meta))
         if self.diff:
+            from rich.syntax import Syntax  # pygments: ~15 ms that the first paint need not wait for
+
             self._body.update(Syntax(clip_output(self.diff), "diff", theme="ansi_dark", word_wrap=True))
         else:
             self._body.update(Text(clip_output(content) or "(no output)"))
@@ -201,6 +180,8 @@ class ToolRow(Vertical):
             self.duration_ms = (time.monotonic() - self.started) * 1000
         if status != "running":
             self._tail.display = False
+            if self._ticker is not None:
+                self._ticker.stop()
         self.remove_class(self.status)
         self.status = status
         self.add_class(status)
@@ -217,6 +198,6 @@ class ToolRow(Vertical):
     def on_click(self) -> None:
         self.toggle()
 
-    def plain(self) -> str:
-        """The row as text for the scrollback printed after the TUI closes."""
-        return self.headline()
+    def scrollback(self) -> Text:
+        """The row as printed in the terminal's scrollback after the TUI closes."""
+        return Text(f"  {self.headline()}", style="red" if self.status == "error" else "dim")

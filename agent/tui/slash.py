@@ -60,6 +60,23 @@ def parse(text: str, commands: tuple[CommandSpec, ...] = BUILTIN) -> Invocation 
     return Invocation(name, rest.strip(), spec)
 
 
+def is_message(text: str, commands: tuple[CommandSpec, ...] = BUILTIN) -> bool:
+    """Text for the model: neither a /command nor a !command."""
+    return parse(text, commands) is None and not (text.lstrip().startswith("!") and len(text.strip()) > 1)
+
+
+def joined_messages(texts: list[str], commands: tuple[CommandSpec, ...] = BUILTIN) -> list[str]:
+    """What was sent while nothing could run, in order: consecutive messages go as one (as queued ones do),
+    commands keep their place."""
+    out: list[str] = []
+    for text in texts:
+        if out and is_message(text, commands) and is_message(out[-1], commands):
+            out[-1] = f"{out[-1]}\n\n{text}"
+        else:
+            out.append(text)
+    return out
+
+
 def unescape(text: str) -> str:
     """A message starting with `//` is sent with one slash (to talk about a path like /etc)."""
     s = text.lstrip()

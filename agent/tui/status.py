@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual.widgets import Static
 
 
 @dataclass
@@ -22,7 +23,6 @@ class StatusInfo:
     cost_usd: float | None = None
     turns: int = 0
     session: str = ""
-    state: str = "ready"  # ready | working | compacting | starting
 
     @property
     def context_fraction(self) -> float | None:
@@ -78,3 +78,36 @@ def status_text(info: StatusInfo, width: int) -> Text:
         line.append(text, style)
     line.truncate(max(width, 1), overflow="ellipsis")
     return line
+
+
+STARTING = "starting · type away: what you send goes when the session is ready"
+READY = "ready · /help for commands · Shift+Tab: approval mode"
+
+
+def footer_text(ready: bool, job: str) -> Text:
+    """The footer: the running job ("working 3s · Esc interrupts"), else whether the session is ready."""
+    return Text(job if ready and job else READY if ready else STARTING, no_wrap=True, overflow="ellipsis")
+
+
+def waiting_hint(pending: int, queued: int) -> str:
+    """What the input box's border says about messages not sent yet ("" when none wait)."""
+    n = pending or queued
+    if not n:
+        return ""
+    s = "s" * (n != 1)
+    return (f"{n} message{s} waiting · sent when the session is ready" if pending
+            else f"{n} message{s} queued · sent when the turn ends")
+
+
+class OneLine(Static):
+    """A one-row line that repaints only when what it says changed (timers refresh it every second), and never
+    asks for a layout: its size cannot change."""
+
+    def __init__(self, **kw: object) -> None:
+        super().__init__("", **kw)  # type: ignore[arg-type]
+        self._shown: Text | None = None
+
+    def show(self, text: Text) -> None:
+        if text != self._shown:
+            self._shown = text
+            self.update(text, layout=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ghostline.agent import events as ev
 from ghostline.agent.render import call_title
 from ghostline.agent.tui.rows import Line, ToolRow
+from rich.text import Text
 from textual.widget import Widget
 from textual.widgets import Collapsible
 
@@ -76,3 +77,7 @@ class SubagentGroup(Collapsible):
         """Its report is the task call's result: fold the group to its title line (a click opens it again)."""
         self.title = self._heading("failed" if is_error else "done")
         self.collapsed = True
+
+    def scrollback(self) -> Text:
+        """The group as printed in the terminal's scrollback after the TUI closes: its title line."""
+        return Text(f"    {self.title}", style="dim")

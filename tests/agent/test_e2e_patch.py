@@ -99,7 +99,8 @@ def test_a_refused_patch_is_a_failure_the_model_reads(tmp_path):
 
 
 def test_switching_model_switches_the_edit_tool(tmp_path, fake_model_env, monkeypatch):
-    from ghostline.agent.runner import RunOptions, prepare_run, switch_model
+    from ghostline.agent.options import RunOptions
+    from ghostline.agent.runner import prepare_run, switch_model
 
     repo = make_repo(tmp_path)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GIT_SERVER = str(Path(sys.executable).parent / "mcp-server-git")
 
 
-def test_server(name: str = "t", *extra: str, **kw: Any) -> ServerSpec:
+def mcp_server_spec(name: str = "t", *extra: str, **kw: Any) -> ServerSpec:
     return ServerSpec(name, sys.executable, ("-m", "tests.support.mcp_server", *extra), cwd=str(ROOT), **kw)
 
 
@@ -82,7 +82,7 @@ async def test_reference_git_server(started, ctx, tmp_path):
 
 
 async def test_results_text_images_and_errors(started, ctx):
-    manager, _ = await started(test_server())
+    manager, _ = await started(mcp_server_spec())
     reg = manager.registry
     echo = await one(reg, ctx, "mcp__t__echo", text="hello")
     assert (echo.content, echo.is_error, echo.meta["structured_content"]) == ("hello", False, {"result": "hello"})
@@ -96,7 +96,7 @@ async def test_results_text_images_and_errors(started, ctx):
 
 
 async def test_list_change_adds_the_new_tool(started, ctx):
-    manager, _ = await started(test_server())
+    manager, _ = await started(mcp_server_spec())
     reg = manager.registry
     assert reg.get("mcp__t__extra") is None
     assert (await one(reg, ctx, "mcp__t__grow")).content == "grown"
@@ -105,7 +105,7 @@ async def test_list_change_adds_the_new_tool(started, ctx):
 
 
 async def test_crash_mid_call_costs_that_server_only(started, ctx):
-    manager, _ = await started(test_server("a"), test_server("b"))
+    manager, _ = await started(mcp_server_spec("a"), mcp_server_spec("b"))
     reg = manager.registry
     crashed = await one(reg, ctx, "mcp__a__crash")
     assert crashed.is_error and "'a' stopped" in crashed.content and "no longer available" in crashed.content
@@ -117,7 +117,7 @@ async def test_crash_mid_call_costs_that_server_only(started, ctx):
 
 
 async def test_slow_start_times_out_and_the_others_start(started):
-    manager, problems = await started(test_server("slow", "--slow", "30", startup_timeout_s=0.5), test_server("ok"))
+    manager, problems = await started(mcp_server_spec("slow", "--slow", "30", startup_timeout_s=0.5), mcp_server_spec("ok"))
     assert problems == ["MCP server 'slow' did not start within 0.5s"]
     names = [t.name for t in manager.registry.tools]
     assert "mcp__ok__echo" in names and not any(n.startswith("mcp__slow__") for n in names)
@@ -132,7 +132,7 @@ async def test_failures_are_one_line(started):
 
 
 async def test_call_timeout_and_cancel_leave_the_server_usable(started, ctx):
-    manager, _ = await started(test_server(tool_timeout_s=0.5))
+    manager, _ = await started(mcp_server_spec(tool_timeout_s=0.5))
     reg = manager.registry
     slow = await one(reg, ctx, "mcp__t__wait", seconds=60)
     assert slow.is_error and "timed out after 0.5s" in slow.content
@@ -171,7 +171,7 @@ async def test_the_gate_judges_mcp_tools_by_kind_and_origin(started, ctx):
         return ApprovalAnswer(True)
 
     registry = WatchedRegistry([], policy=Policy(remembered=False, level="bubblewrap"), approver=approver)
-    await started(test_server("mine"), test_server("repo", origin="project"), registry=registry)
+    await started(mcp_server_spec("mine"), mcp_server_spec("repo", origin="project"), registry=registry)
     ctx.approval = "auto"
     results = await registry.run([Call("1", "mcp__mine__fail", {"why": "x"}), Call("2", "mcp__repo__fail",
                                                                                      {"why": "y"}),

@@ -9,106 +9,50 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.fakeserver import FakeModelServer, reply, server_error
-
-MODEL = "anthropic:claude-sonnet-5-5"
-
-
-@pytest.fixture
-def repo(tmp_path: Path, fake_model_env: FakeModelServer, monkeypatch: pytest.MonkeyPatch) -> Path:
-    cfg = tmp_path / "config" / "ghostline"
-    cfg.mkdir(parents=True)
-    (cfg / "config.toml").write_text("[retry]\nmax_attempts = 2\nbase_delay = 0.01\nmax_delay = 0.02\n")
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    monkeypatch.setenv("GHOSTLINE_EMBEDDINGS", "off")
-    monkeypatch.delenv("GHOSTLINE_MODEL", raising=False)
-    monkeypatch.delenv("CI", raising=False)
-    r = tmp_path / "repo"
-    r.mkdir()
-    (r / "calc.py").write_text("def add(a, b):\n    return a + b\n")
-    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qm", "i"]):
-        subprocess.run(["git", *args], cwd=r, check=True)
-    return r
-
-
-def make_app(repo: Path, approval: str = "auto", **kw: Any):
-    from ghostline.agent.runner import RunOptions
-    from ghostline.agent.tui.app import GhostlineApp
-
-    opts = RunOptions(model=MODEL, cwd=repo, approval=approval, sandbox="workspace-write", **kw)
-    app = GhostlineApp(opts)
-    app.start_run(opts)
-    return app
-
-
-async def until(pilot, cond, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
-
-
-async def submit(app, pilot, text: str) -> None:
-    from ghostline.agent.tui.prompt import PromptInput
-
-    box = app.query_one(PromptInput)
-    box.focus()
-    box.text = text
-    await pilot.press("enter")
-
-
-async def run_to_end(app, pilot, text: str) -> None:
-    await submit(app, pilot, text)
-    await until(pilot, lambda: app.job is not None, "the turn to start")
-    await until(pilot, lambda: not app.busy, "the turn to end")
-    await pilot.pause()
-
-
-def lines(app, kind: str | None = None) -> list[str]:
-    from ghostline.agent.tui.rows import Line
-
-    return [w.plain for w in app.query(Line) if kind is None or w.kind == kind]
-
-
-def tool_views(app):
-    from ghostline.agent.tui.rows import ToolRow as ToolCallView
-
-    return list(app.query(ToolCallView))
-
-
-def session_records(app) -> list[dict[str, Any]]:
-    return [json.loads(x) for x in app.prepared.session.path.read_text().splitlines() if x.strip()]
+from tests.agent.tui.drive import (
+    MODEL,
+    answers,
+    lines,
+    make_app,
+    run_to_end,
+    running,
+    session_records,
+    status,
+    submit,
+    tool_rows,
+    until,
+)
+from tests.fakeserver import reply, server_error
 
 
 async def test_task_streams_markdown_and_tool_lines(repo, fake_model_env):
-    from ghostline.agent.tui.rows import AssistantView
+    from ghostline.agent.tui.answer import AssistantView
 
     fake_model_env.enqueue(reply("Let me look at the file first.", [("read", {"path": "calc.py"})]),
                            reply("The `add` function **adds** two numbers.\n\n- a\n- b", chunk_size=5))
     app = make_app(repo)
-    async with app.run_test(size=(120, 40)) as pilot:
-        status = str(app.query_one("#status").render())
-        assert MODEL in status and "workspace-write" in status
-        assert "approval auto" in status and "ctx " in status
+    async with running(app) as pilot:
+        line = status(app)
+        assert MODEL in line and "workspace-write" in line
+        assert "approval auto" in line and "ctx " in line
         await run_to_end(app, pilot, "what does calc.py do?")
         views = list(app.query(AssistantView))
         assert [v.text for v in views] == ["Let me look at the file first.",
                                            "The `add` function **adds** two numbers.\n\n- a\n- b"]
-        assert all(v._stream is None for v in views)  # every stream was finished
-        assert "**adds**" in views[1].source  # rendered as Markdown, from the streamed source
-        [tv] = tool_views(app)
+        assert not any(v.streaming for v in views)  # every stream was finished
+        shown = views[1].plain_lines()
+        assert "The add function adds two numbers." in shown  # rendered as Markdown: no ** or backticks
+        assert any(x.strip().startswith("• a") for x in shown)
+        [tv] = tool_rows(app)
         assert tv.status == "ok" and "read calc.py" in tv.headline() and "✓" in tv.headline()
         assert "return a + b" in tv.output
         assert "› what does calc.py do?" in lines(app, "user")
-        status = str(app.query_one("#status").render())
-        assert "2 turns" in status and "$" in status
-        assert app.final is not None and app.final.type == "done"
+        line = status(app)
+        assert "2 turns" in line and "$" in line
+        assert app.agent_run.final is not None and app.agent_run.final.type == "done"
     # The model saw the tool result of the real read tool.
     assert "return a + b" in json.dumps(fake_model_env.requests[1].body["messages"])
     result = app.close_run()
@@ -122,7 +66,7 @@ async def test_approval_modal_allow_applies_the_write(repo, fake_model_env):
     fake_model_env.enqueue(reply("Writing it.", [("write", {"path": "notes.txt", "content": "hello tui\n"})]),
                            reply("Wrote notes.txt."))
     app = make_app(repo, approval="ask")
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with running(app) as pilot:
         await submit(app, pilot, "write a note")
         await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the approval modal")
         screen = app.screen
@@ -131,7 +75,7 @@ async def test_approval_modal_allow_applies_the_write(repo, fake_model_env):
         await pilot.press("y")
         await until(pilot, lambda: not app.busy, "the turn to end")
         assert (repo / "notes.txt").read_text() == "hello tui\n"
-        [tv] = tool_views(app)
+        [tv] = tool_rows(app)
         assert tv.status == "ok" and "+hello tui" in tv.diff
     assert [Path(p).name for p in app.close_run()["files_changed"]] == ["notes.txt"]
 
@@ -142,7 +86,7 @@ async def test_approval_modal_deny_tells_the_model(repo, fake_model_env):
     fake_model_env.enqueue(reply("", [("edit", {"path": "calc.py", "old_string": "a + b", "new_string": "a - b"})]),
                            reply("Understood, I will not change it."))
     app = make_app(repo, approval="ask")
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with running(app) as pilot:
         await submit(app, pilot, "break calc.py")
         await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the approval modal")
         preview = app.screen.request.preview.text
@@ -150,7 +94,7 @@ async def test_approval_modal_deny_tells_the_model(repo, fake_model_env):
         await pilot.press("n")
         await until(pilot, lambda: not app.busy, "the turn to end")
         assert not isinstance(app.screen, ApprovalScreen)
-        [tv] = tool_views(app)
+        [tv] = tool_rows(app)
         assert tv.status == "denied"
     assert (repo / "calc.py").read_text() == "def add(a, b):\n    return a + b\n"
     assert "declined" in json.dumps(fake_model_env.requests[1].body["messages"])
@@ -158,7 +102,7 @@ async def test_approval_modal_deny_tells_the_model(repo, fake_model_env):
 
 async def test_help_unknown_command_sessions_and_new(repo, fake_model_env):
     app = make_app(repo)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with running(app) as pilot:
         await submit(app, pilot, "/help")
         await pilot.pause()
         [help_text] = lines(app, "help")
@@ -169,9 +113,7 @@ async def test_help_unknown_command_sessions_and_new(repo, fake_model_env):
         errors = lines(app, "error")
         assert errors == ["unknown command /frobnicate; /help lists the commands"]
         assert "\n" not in errors[0]
-        from ghostline.agent.tui.prompt import PromptInput
-
-        box = app.query_one(PromptInput)
+        box = app.prompt
         box.text = "draft"
         box.move_cursor((0, 0))
         await pilot.press("up")
@@ -200,35 +142,33 @@ async def test_help_unknown_command_sessions_and_new(repo, fake_model_env):
 async def test_provider_error_is_shown_and_the_app_survives(repo, fake_model_env):
     fake_model_env.enqueue(server_error(500), server_error(500), reply("Back on my feet."))
     app = make_app(repo)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with running(app) as pilot:
         await run_to_end(app, pilot, "hello")
         assert any(x.startswith("[retrying the turn (attempt 1)") for x in lines(app, "warning"))
         [err] = lines(app, "error")
-        assert err.startswith("error: ") and app.final.type == "failed"
+        assert err.startswith("error: ") and app.agent_run.final.type == "failed"
         assert app.is_running
         await run_to_end(app, pilot, "try again")
-        from ghostline.agent.tui.rows import AssistantView
-
-        assert [v.text for v in app.query(AssistantView)] == ["Back on my feet."]
-        assert app.final.type == "done"
+        assert answers(app) == ["Back on my feet."]
+        assert app.agent_run.final.type == "done"
 
 
 async def test_ctrl_c_cancels_the_running_command_and_keeps_the_app(repo, fake_model_env):
     fake_model_env.enqueue(reply("Waiting.", [("bash", {"command": "sleep 30"})]), reply("Hello again."))
     app = make_app(repo)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with running(app) as pilot:
         await submit(app, pilot, "wait a while")
-        await until(pilot, lambda: any("bash" in v.title for v in tool_views(app)), "the bash call")
+        await until(pilot, lambda: any("bash" in v.title for v in tool_rows(app)), "the bash call")
         started = time.monotonic()
         await pilot.press("ctrl+c")
         await until(pilot, lambda: not app.busy, "the cancelled turn to end", timeout=10)
         assert time.monotonic() - started < 10  # not the command's 30 s
         assert app.is_running and "[interrupted]" in lines(app, "warning")
-        [tv] = tool_views(app)
+        [tv] = tool_rows(app)
         assert tv.status == "interrupted"
         # The next turn is a valid request: the cut tool call got its 'interrupted' result.
         await run_to_end(app, pilot, "are you there?")
-        assert app.final.type == "done" and fake_model_env.errors == []
+        assert app.agent_run.final.type == "done" and fake_model_env.errors == []
         kinds = [r["type"] for r in session_records(app)]
         assert "interrupted" in kinds
         # Ctrl+C twice (no turn running) quits.
@@ -242,11 +182,9 @@ async def test_ctrl_c_cancels_the_running_command_and_keeps_the_app(repo, fake_m
 
 
 async def test_ctrl_d_on_empty_input_quits(repo, fake_model_env):
-    from ghostline.agent.tui.prompt import PromptInput
-
     app = make_app(repo)
-    async with app.run_test(size=(120, 40)) as pilot:
-        box = app.query_one(PromptInput)
+    async with running(app) as pilot:
+        box = app.prompt
         box.text = "draft"
         box.move_cursor((0, 0))
         await pilot.press("ctrl+d")  # not empty: deletes a character, keeps the app
@@ -264,9 +202,9 @@ async def test_undo_restores_the_last_turn(repo, fake_model_env):
                            reply("", [("edit", {"path": "calc.py", "old_string": "a + b", "new_string": "a * b"})]),
                            reply("Changed."), reply("Ok."))
     app = make_app(repo)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with running(app) as pilot:
         await run_to_end(app, pilot, "multiply")
-        assert [v.status for v in tool_views(app)] == ["ok", "ok"], [v.output for v in tool_views(app)]
+        assert [v.status for v in tool_rows(app)] == ["ok", "ok"], [v.output for v in tool_rows(app)]
         assert "a * b" in (repo / "calc.py").read_text()
         await submit(app, pilot, "/undo 1")
         await until(pilot, lambda: any("ran /undo" in x for x in lines(app, "warning")), "the undo")
@@ -334,7 +272,7 @@ async def test_compact_shows_its_events_and_keeps_the_conversation_going(repo, f
                                                            reply(f"Answer {i}."))],
                            reply("Goal: explain big.py. The functions add constants."), reply("Still here."))
     app = make_app(repo)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with running(app) as pilot:
         await run_to_end(app, pilot, "explain big.py")
         for i in range(4):
             await run_to_end(app, pilot, f"and again, {i}")
@@ -345,7 +283,7 @@ async def test_compact_shows_its_events_and_keeps_the_conversation_going(repo, f
         assert notices and all(" → " in x for x in notices), lines(app)
         assert not lines(app, "error"), lines(app, "error")
         await run_to_end(app, pilot, "and now?")
-        assert app.final.type == "done" and fake_model_env.errors == []
+        assert app.agent_run.final.type == "done" and fake_model_env.errors == []
     summary_request = json.dumps(fake_model_env.requests[10].body)
     assert "the add function" in summary_request
     records = [r["type"] for r in session_records(app)]
@@ -355,7 +293,7 @@ async def test_compact_shows_its_events_and_keeps_the_conversation_going(repo, f
 async def test_compact_on_a_short_conversation_keeps_it(repo, fake_model_env):
     fake_model_env.enqueue(reply("It adds."), reply("Goal: explain calc.py, a long summary " * 50))
     app = make_app(repo)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with running(app) as pilot:
         await run_to_end(app, pilot, "explain calc.py")
         before = app.loop.context_usage().tokens
         await submit(app, pilot, "/compact")
@@ -368,7 +306,7 @@ async def test_ctrl_c_while_the_modal_is_open_denies_and_cancels(repo, fake_mode
 
     fake_model_env.enqueue(reply("", [("write", {"path": "x.txt", "content": "x\n"})]))
     app = make_app(repo, approval="ask")
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with running(app) as pilot:
         await submit(app, pilot, "write x")
         await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the approval modal")
         await pilot.press("ctrl+c")
@@ -440,22 +378,22 @@ def test_agent_tui_in_a_real_terminal(repo, fake_model_env, tmp_path):
 async def test_resume_shows_the_earlier_conversation(repo, fake_model_env):
     fake_model_env.enqueue(reply("Reading.", [("read", {"path": "calc.py"})]), reply("It **adds**."))
     app = make_app(repo)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with running(app) as pilot:
         await run_to_end(app, pilot, "explain calc.py")
     app.close_run()
     again = make_app(repo, resume=app.prepared.session.id)
-    async with again.run_test(size=(120, 40)) as pilot:
+    async with running(again) as pilot:
         await pilot.pause()
         assert again.prepared.session.id == app.prepared.session.id
         assert "› explain calc.py" in lines(again, "user")
-        [tv] = tool_views(again)
+        [tv] = tool_rows(again)
         assert tv.status == "ok" and "return a + b" in tv.output
         assert f"[resumed session {app.prepared.session.id}]" in lines(again)
     assert len(fake_model_env.requests) == 2
 
 
 def test_no_model_is_one_line_and_exit_2(repo, monkeypatch, capsys):
-    from ghostline.agent.runner import RunOptions
+    from ghostline.agent.options import RunOptions
     from ghostline.agent.tui import run_tui
 
     monkeypatch.chdir(repo)

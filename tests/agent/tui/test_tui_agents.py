@@ -1,16 +1,13 @@
 """The TUI's todo checklist, subagent groups and plan mode, driven by Textual's pilot against the real loop and the
-fake model server (the fixtures and helpers are test_tui's)."""
+fake model server (the fixtures and helpers are conftest's and drive.py's)."""
 
 from __future__ import annotations
 
 import json
 
-from tests.agent import test_tui
-from tests.agent.test_tui import lines, make_app, run_to_end, submit, tool_views, until
+from tests.agent.tui.drive import lines, make_app, run_to_end, running, submit, tool_rows, until
 from tests.agent.wire import tool_results, user_texts
 from tests.fakeserver import reply
-
-repo = test_tui.repo  # the fixture: a throwaway git repository and the config the TUI tests use
 
 TODOS = [{"content": "Read calc.py", "status": "completed"},
          {"content": "Fix add", "status": "in_progress", "activeForm": "Fixing add"},
@@ -27,7 +24,7 @@ async def test_the_checklist_follows_the_todo_list_and_comes_back_on_resume(repo
     done = [dict(t, status="completed") for t in TODOS]
     fake_model_env.enqueue(reply("Planning.", [("todo_write", {"todos": TODOS})]), reply("Working on it."))
     app = make_app(repo)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with running(app) as pilot:
         assert not panel(app).display
         await run_to_end(app, pilot, "fix add")
         shown = str(panel(app).render())
@@ -36,7 +33,7 @@ async def test_the_checklist_follows_the_todo_list_and_comes_back_on_resume(repo
     app.close_run()
     fake_model_env.enqueue(reply("", [("todo_write", {"todos": done})]), reply("All done."))
     again = make_app(repo, resume=app.prepared.session.id)
-    async with again.run_test(size=(120, 40)) as pilot:
+    async with running(again) as pilot:
         await pilot.pause()
         assert panel(again).display and "◐ Fixing add" in str(panel(again).render())  # rebuilt from the session
         await run_to_end(again, pilot, "finish")
@@ -54,10 +51,10 @@ async def test_a_subagent_shows_as_a_group_under_its_call_and_folds_when_done(re
         reply("add is in calc.py, line 1."),
         reply("It is in calc.py."))
     app = make_app(repo)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with running(app) as pilot:
         await run_to_end(app, pilot, "where is add?")
         [group] = app.query(SubagentGroup)
-        task_row, grep_row = tool_views(app)
+        task_row, grep_row = tool_rows(app)
         assert task_row.title == "task explorer: find add" and task_row.status == "ok"
         assert grep_row.title == "grep def add" and grep_row.status == "ok" and grep_row in group.query("ToolRow")
         assert list(app.conversation.children).index(group) == list(app.conversation.children).index(task_row) + 1
@@ -78,15 +75,15 @@ async def test_plan_mode_refuses_the_write_then_accepting_switches_to_auto_edit_
         reply("", [("write", {"path": "notes.txt", "content": "x\n"})]),
         reply("Wrote it."))
     app = make_app(repo, approval="plan")
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with running(app) as pilot:
         assert "approval plan" in str(app.query_one("#status").render())
         await run_to_end(app, pilot, "write notes")
-        [refused] = tool_views(app)
+        [refused] = tool_rows(app)
         assert refused.status == "denied" and "plan mode" in refused.output
         [choice] = app.query(PlanChoice)
         assert app.focused is choice
         await pilot.press("enter")  # the first option: accept
-        await until(pilot, lambda: app.job is not None and not app.busy and len(tool_views(app)) == 2, "the turn")
+        await until(pilot, lambda: app.jobs.worker is not None and not app.busy and len(tool_rows(app)) == 2, "the turn")
         assert not app.query(PlanChoice) and app.status.approval == "auto-edit"
         assert "approval auto-edit" in str(app.query_one("#status").render())
     assert (repo / "notes.txt").read_text() == "x\n"
@@ -100,7 +97,7 @@ async def test_keep_planning_takes_feedback_and_shift_tab_and_slash_plan_reach_p
 
     fake_model_env.enqueue(reply("Plan: 1. do it."), reply("Plan: 1. do it, with tests."))
     app = make_app(repo, approval="ask")
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with running(app) as pilot:
         await submit(app, pilot, "/plan")
         await pilot.pause()
         assert app.status.approval == "plan" and app.loop.ctx.approval == "plan"

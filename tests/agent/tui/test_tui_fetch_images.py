@@ -8,7 +8,7 @@ import base64
 
 from ghostline.sandbox.store import remembered
 
-from tests.agent.test_tui import lines, make_app, repo, run_to_end, submit, until  # noqa: F401 - `repo`: a fixture
+from tests.agent.tui.drive import lines, make_app, run_to_end, running, submit, until
 from tests.fakeserver import reply
 from tests.support.images import make_png
 from tests.support.web import LocalWebServer, page, redirect
@@ -21,7 +21,7 @@ async def test_an_image_mention_goes_with_the_message(repo, fake_model_env):  # 
     (repo / "fake.png").write_text("text pretending to be a picture\n")
     fake_model_env.enqueue(reply("The dialog overlaps the menu."), reply("No image there."))
     app = make_app(repo)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with running(app) as pilot:
         await run_to_end(app, pilot, "what is wrong in @shot.png?")
         await run_to_end(app, pilot, "and in @fake.png?")
         warnings, notices = lines(app, "warning"), lines(app, "notice")
@@ -44,7 +44,7 @@ async def test_fetch_asks_and_a_redirect_to_another_host_asks_again(repo, fake_m
             LocalWebServer({"/docs": redirect(target.url("/api.html", host="localhost"))}) as origin:
         fake_model_env.enqueue(reply("", [("fetch", {"url": origin.url("/docs")})]), reply("retry() it is."))
         app = make_app(repo)  # approval auto: edits and commands run unasked, the network is still asked about
-        async with app.run_test(size=(120, 40)) as pilot:
+        async with running(app) as pilot:
             await submit(app, pilot, "read the API docs")
             await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the approval for 127.0.0.1")
             assert app.screen.request.suggested_rule == f"fetch: 127.0.0.1:{origin.port}"

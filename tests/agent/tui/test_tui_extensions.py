@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent.test_tui import lines, make_app, run_to_end, submit
+from tests.agent.tui.drive import lines, make_app, run_to_end, running, submit
 from tests.fakeserver import FakeModelServer, reply
 
 EXPLAIN = """\
@@ -45,7 +45,7 @@ def project(tmp_path: Path, fake_model_env: FakeModelServer, monkeypatch: pytest
 async def test_a_project_command_with_arguments_in_the_tui(project, fake_model_env):
     fake_model_env.enqueue(reply("`add` returns the sum of its two arguments."))
     app = make_app(project)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with running(app) as pilot:
         box, popup = app.prompt, app.prompt.popup
         box.focus()
         await pilot.press("/", "e", "x")
@@ -57,7 +57,7 @@ async def test_a_project_command_with_arguments_in_the_tui(project, fake_model_e
         help_text = lines(app, "help")[-1]
         assert "/explain [symbol] [file]" in help_text and "/standup" in help_text
         await run_to_end(app, pilot, "/explain add calc.py")
-        assert app.final is not None and app.final.type == "done"
+        assert app.agent_run.final is not None and app.agent_run.final.type == "done"
     sent = json.dumps(fake_model_env.requests[0].body["messages"])
     assert "Explain `add` in @calc.py in two sentences. (all arguments: add calc.py)" in sent
     assert "return a + b" in sent  # @$2 attached the file, as a typed @mention does
@@ -71,7 +71,7 @@ async def test_a_hook_block_is_shown_in_the_tui(project, fake_model_env, tmp_pat
                                             f'command = "{sys.executable} {guard}"\n')
     fake_model_env.enqueue(reply("", [("bash", {"command": "ls"})]), reply("Understood."))
     app = make_app(project)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with running(app) as pilot:
         await run_to_end(app, pilot, "list the files")
         assert "[blocked by a PreToolUse hook: no shell today]" in lines(app, "warning")
     assert "no shell today" in json.dumps(fake_model_env.requests[1].body["messages"])
