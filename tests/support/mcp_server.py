@@ -93,6 +93,7 @@ async def serve_http() -> None:
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
+    sock.listen(128)  # before the port is told: a client that connects at once waits in the backlog, not refused
     app = server.streamable_http_app()
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
     print(f"port {sock.getsockname()[1]}", flush=True)
