@@ -10,10 +10,9 @@ from typing import Any
 
 from ghostline.agent.hooks.config import HookTable, merge_tables, parse_hooks
 from ghostline.agent.providers.base import ConfigError
+from ghostline.dirs import config_dir, find_project_root
 from ghostline.sandbox.modes import APPROVAL_MODES, SANDBOX_MODES, ApprovalMode, SandboxMode
 from ghostline.sandbox.store import is_trusted
-
-from ghostline.dirs import config_dir, find_project_root
 
 
 @dataclass

@@ -21,9 +21,8 @@ from typing import Any
 
 from ghostline.agent.config import read_toml
 from ghostline.agent.providers.base import ConfigError
-from ghostline.tools.mcp import DEFAULT_STARTUP_TIMEOUT_S, DEFAULT_TOOL_TIMEOUT_S, ServerSpec
-
 from ghostline.dirs import config_dir
+from ghostline.tools.mcp import DEFAULT_STARTUP_TIMEOUT_S, DEFAULT_TOOL_TIMEOUT_S, ServerSpec
 
 SCOPES = ("local", "project", "user")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

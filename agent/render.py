@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from ghostline.agent import events as ev
@@ -99,70 +100,93 @@ class TextRenderer:
         self._line(self._style(text, "2"), self.err)
 
     def handle(self, e: ev.Event) -> None:
-        if isinstance(e, ev.SubagentEvent):
-            self._subagent(e.event)
-        elif isinstance(e, ev.TextDelta):
-            self.out.write(e.text)
-            self.out.flush()
-            self._mid_line = not e.text.endswith("\n")
-        elif isinstance(e, ev.ToolCall):
-            self._titles[e.id] = call_title(e)
-            self._line(self._style(f"→ {self._titles[e.id]}", "36"))
-        elif isinstance(e, ev.ToolResultEvent):
-            if e.is_error:
-                self._line(self._style(f"  ✗ {e.name}: {_one_line(e.content, 160)}", "31"))
-            elif "exit_code" in e.meta:
-                self._line(self._style(f"  exit {e.meta['exit_code']}", "2"))
-            if self.verbose and not e.is_error:
-                # An edit's diff (a todo list) was just shown by its own event: only the summary line here.
-                text = e.content.split("\n", 1)[0] if e.meta.get("diff") or "todos" in e.meta else e.content[:2000]
-                self._line(self._style(text, "2"))
-        elif isinstance(e, ev.TodoList):
-            lines = checklist(e.items).splitlines() or ["(todo list cleared)"]
-            self._line(self._style("\n".join(f"  {line}" for line in lines), "2"))
-        elif isinstance(e, ev.VerificationStarted):
-            self._line(self._style(f"→ verify {_one_line(e.command)} (attempt {e.attempt} of {e.max_attempts})",
-                                   "36"))
-        elif isinstance(e, ev.VerificationResult):
-            secs = f"{e.duration_ms / 1000:.1f}s"
-            if e.passed:
-                self._line(self._style(f"  ✓ verification passed ({secs})", "32"))
-            else:
-                how = "timed out" if e.timed_out else f"exit {e.exit_code}"
-                self._line(self._style(f"  ✗ verification failed ({how}, {secs})", "31"))
-                if self.verbose and e.output_tail:
-                    self._line(self._style(e.output_tail, "2"))
-        elif isinstance(e, ev.OutputSchemaCheck) and not e.valid:
+        show = _TEXT_HANDLERS.get(type(e))
+        if show is not None:
+            show(self, e)
+
+    def _text(self, e: ev.TextDelta) -> None:
+        self.out.write(e.text)
+        self.out.flush()
+        self._mid_line = not e.text.endswith("\n")
+
+    def _tool_call(self, e: ev.ToolCall) -> None:
+        self._titles[e.id] = call_title(e)
+        self._line(self._style(f"→ {self._titles[e.id]}", "36"))
+
+    def _tool_result(self, e: ev.ToolResultEvent) -> None:
+        if e.is_error:
+            self._line(self._style(f"  ✗ {e.name}: {_one_line(e.content, 160)}", "31"))
+        elif "exit_code" in e.meta:
+            self._line(self._style(f"  exit {e.meta['exit_code']}", "2"))
+        if self.verbose and not e.is_error:
+            # An edit's diff (a todo list) was just shown by its own event: only the summary line here.
+            text = e.content.split("\n", 1)[0] if e.meta.get("diff") or "todos" in e.meta else e.content[:2000]
+            self._line(self._style(text, "2"))
+
+    def _todos(self, e: ev.TodoList) -> None:
+        lines = checklist(e.items).splitlines() or ["(todo list cleared)"]
+        self._line(self._style("\n".join(f"  {line}" for line in lines), "2"))
+
+    def _verify_started(self, e: ev.VerificationStarted) -> None:
+        self._line(self._style(f"→ verify {_one_line(e.command)} (attempt {e.attempt} of {e.max_attempts})", "36"))
+
+    def _verify_result(self, e: ev.VerificationResult) -> None:
+        secs = f"{e.duration_ms / 1000:.1f}s"
+        if e.passed:
+            self._line(self._style(f"  ✓ verification passed ({secs})", "32"))
+            return
+        how = "timed out" if e.timed_out else f"exit {e.exit_code}"
+        self._line(self._style(f"  ✗ verification failed ({how}, {secs})", "31"))
+        if self.verbose and e.output_tail:
+            self._line(self._style(e.output_tail, "2"))
+
+    def _schema_check(self, e: ev.OutputSchemaCheck) -> None:
+        if not e.valid:
             self._line(self._style(f"  ✗ the answer does not satisfy --output-schema: {_one_line(e.error, 200)}",
                                    "31"))
-        elif isinstance(e, ev.Diff) and self.verbose:
+
+    def _diff(self, e: ev.Diff) -> None:
+        if self.verbose:
             self._line(e.diff.rstrip("\n"))
-        elif isinstance(e, ev.Retry):
-            self._line(f"[retrying the turn (attempt {e.attempt}) in {e.delay_s:.1f}s: {e.error}]", self.err)
-        elif isinstance(e, ev.Compaction):
-            self._line(self._style(f"[compaction: {e.stage} {e.tokens_before} → {e.tokens_after} tokens]", "2"),
-                       self.err)
-        elif isinstance(e, ev.PermissionRequest) and e.decision == "denied":
-            title = self._titles.get(e.id) or f"{e.tool} {_one_line(e.input)}"
-            why = " (needs approval, and a headless run cannot ask)" if e.decided_by == "headless" else ""
-            self._line(self._style(f"  ✗ not allowed{why}: {title}", "33"), self.err)
-        elif isinstance(e, ev.ContextNote) and e.kind == "tools":
+
+    def _retry(self, e: ev.Retry) -> None:
+        self._line(f"[retrying the turn (attempt {e.attempt}) in {e.delay_s:.1f}s: {e.error}]", self.err)
+
+    def _compaction(self, e: ev.Compaction) -> None:
+        self._line(self._style(f"[compaction: {e.stage} {e.tokens_before} → {e.tokens_after} tokens]", "2"),
+                   self.err)
+
+    def _permission(self, e: ev.PermissionRequest) -> None:
+        if e.decision != "denied":
+            return
+        title = self._titles.get(e.id) or f"{e.tool} {_one_line(e.input)}"
+        why = " (needs approval, and a headless run cannot ask)" if e.decided_by == "headless" else ""
+        self._line(self._style(f"  ✗ not allowed{why}: {title}", "33"), self.err)
+
+    def _note(self, e: ev.ContextNote) -> None:
+        if e.kind == "tools":
             self._line(self._style(e.text, "33"), self.err)
-        elif isinstance(e, ev.HookBlocked):
-            self._line(self._style(f"  ✗ blocked by a {e.hook_event} hook: {_one_line(e.reason, 300)}", "33"),
-                       self.err)
-        elif isinstance(e, ev.HookWarning):
-            self._line(self._style(f"warning: {e.hook_event} hook: {_one_line(e.message, 300)}", "33"), self.err)
-        elif isinstance(e, ev.Failed):
-            self._line(f"error: {e.error}", self.err)
-        elif isinstance(e, ev.Done):
-            self._end_line()
-            if e.subtype == "error_max_turns":
-                self._line(f"stopped: reached the turn limit ({e.num_turns} turns)", self.err)
-            elif e.subtype == "error_budget":
-                self._line("stopped: reached the token or cost budget", self.err)
-            elif e.subtype in ("error_verification", "error_output_schema", "stopped_by_hook"):
-                self._line(f"stopped: {e.result}", self.err)
+
+    def _hook_blocked(self, e: ev.HookBlocked) -> None:
+        self._line(self._style(f"  ✗ blocked by a {e.hook_event} hook: {_one_line(e.reason, 300)}", "33"), self.err)
+
+    def _hook_warning(self, e: ev.HookWarning) -> None:
+        self._line(self._style(f"warning: {e.hook_event} hook: {_one_line(e.message, 300)}", "33"), self.err)
+
+    def _failed(self, e: ev.Failed) -> None:
+        self._line(f"error: {e.error}", self.err)
+
+    def _done(self, e: ev.Done) -> None:
+        self._end_line()
+        if e.subtype == "error_max_turns":
+            self._line(f"stopped: reached the turn limit ({e.num_turns} turns)", self.err)
+        elif e.subtype == "error_budget":
+            self._line("stopped: reached the token or cost budget", self.err)
+        elif e.subtype in ("error_verification", "error_output_schema", "stopped_by_hook"):
+            self._line(f"stopped: {e.result}", self.err)
+
+    def _subagent_event(self, e: ev.SubagentEvent) -> None:
+        self._subagent(e.event)
 
     def _subagent(self, e: ev.Event) -> None:
         """A subagent's event, indented under its call: its messages whole (not streamed), its tool calls."""
@@ -186,6 +210,27 @@ class TextRenderer:
         self._line(self._style(
             f"[{result['subtype']}: {result['num_turns']} turns, {u['input_tokens'] + u['cache_read_input_tokens']}"
             f" in / {u['output_tokens']} out tokens{cost}; session {result['session_id']}]", "2"), self.err)
+
+
+_TEXT_HANDLERS: dict[type, Callable[[TextRenderer, Any], None]] = {
+    ev.SubagentEvent: TextRenderer._subagent_event,
+    ev.TextDelta: TextRenderer._text,
+    ev.ToolCall: TextRenderer._tool_call,
+    ev.ToolResultEvent: TextRenderer._tool_result,
+    ev.TodoList: TextRenderer._todos,
+    ev.VerificationStarted: TextRenderer._verify_started,
+    ev.VerificationResult: TextRenderer._verify_result,
+    ev.OutputSchemaCheck: TextRenderer._schema_check,
+    ev.Diff: TextRenderer._diff,
+    ev.Retry: TextRenderer._retry,
+    ev.Compaction: TextRenderer._compaction,
+    ev.PermissionRequest: TextRenderer._permission,
+    ev.ContextNote: TextRenderer._note,
+    ev.HookBlocked: TextRenderer._hook_blocked,
+    ev.HookWarning: TextRenderer._hook_warning,
+    ev.Failed: TextRenderer._failed,
+    ev.Done: TextRenderer._done,
+}
 
 
 class StreamJsonRenderer:

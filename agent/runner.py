@@ -42,6 +42,7 @@ from ghostline.agent.subagents import ChildModel, SubagentSetup, TaskTool, paren
 from ghostline.agent.verify import DEFAULT_VERIFY_ATTEMPTS, DEFAULT_VERIFY_TIMEOUT_S, Verification
 from ghostline.compaction import CompactionConfig, Compactor
 from ghostline.compaction.tokens import load_encoding_in_background
+from ghostline.dirs import config_dir, data_dir, find_project_root
 from ghostline.sandbox import CheckpointError, Checkpoints, Policy, create_worktree, detect_level
 from ghostline.sandbox.rules import Rule
 from ghostline.sandbox.store import is_trusted
@@ -58,8 +59,6 @@ from ghostline.tools import (
 from ghostline.tools.mcp import ServerSpec
 from ghostline.tools.scope import ToolScope
 from ghostline.tools.skill import Skill, SkillTool, discover_skills, skill_dirs
-
-from ghostline.dirs import config_dir, data_dir, find_project_root
 
 log = logging.getLogger(__name__)
 

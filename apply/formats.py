@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 
 import unidiff
+
 from ghostline.apply.core import Block
 
 FORMATS = ("auto", "edit-json", "search-replace", "udiff", "patch", "whole")

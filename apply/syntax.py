@@ -14,8 +14,9 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from ghostline.apply.diff import common_affix_lengths
 from tree_sitter import Language, Parser
+
+from ghostline.apply.diff import common_affix_lengths
 
 # extension -> grammar: (module, function returning the language pointer)
 _GRAMMARS: dict[str, tuple[str, str]] = {

@@ -41,7 +41,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ghostline.agent import warm  # noqa: E402
-
 from tests.fakeserver import FakeModelServer, Reply, _Handler, reply  # noqa: E402
 
 MODEL = "claude-sonnet-4-5"

@@ -965,7 +965,6 @@ async def loop_mode(args: argparse.Namespace) -> dict[str, Any]:
         from ghostline.agent.providers.base import TurnComplete
         from ghostline.tools.base import ToolContext
         from ghostline.tools.registry import ToolRegistry, default_tools
-
         from tests.fakeserver import FakeModelServer
     except Exception as exc:  # noqa: BLE001
         print(f"\n--loop: skipped ({type(exc).__name__}: {exc})")

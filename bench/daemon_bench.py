@@ -147,6 +147,7 @@ def make_plan(files: list[Path], n_sessions: int, keys_per_session: int, n_befor
 async def run_config(engine: Any, sessions: list[list[dict[str, Any]]], n_predict: int, token: str,
                      seq_limit: int) -> dict[str, Any]:
     import httpx
+
     from ghostline.daemon.server.app import bound_port, create_app, start_server
 
     app = create_app(engine, token=token)
@@ -253,6 +254,7 @@ async def typed_through(engine: Any, sessions: list[list[dict[str, Any]]], n_pre
     suggestion, then type up to 8 of its characters one keystroke at a time, backspace twice and type them again;
     every keystroke a request. With `cache` off (the baseline) each of them goes to the engine."""
     import httpx
+
     from ghostline.daemon.engine.resultcache import ResultCache
     from ghostline.daemon.server.app import bound_port, create_app, start_server
 
@@ -295,7 +297,6 @@ def scanner_figures(engine_counters: dict[str, float], answered: int) -> dict[st
     from ghostline.daemon.engine.guard import SuggestionGuard
     from ghostline.daemon.engine.secrets import SecretScanner
     from ghostline.daemon.engine.types import Completion, CompletionRequest, CompletionResult
-
     from tests.support.secretset import evaluate, negatives, positives
 
     scanner = SecretScanner()
@@ -328,6 +329,7 @@ def naive_baseline(lm: Any, sessions: list[list[dict[str, Any]]], n_predict: int
                    rng: random.Random) -> dict[str, Any]:
     """`model.generate` on the full prompt, one request at a time: TTFT = generate(max_new_tokens=1)."""
     import torch
+
     from ghostline.daemon.engine.fim import ExtraChunk
 
     keys = [k for s in sessions for k in s]
@@ -397,10 +399,10 @@ def main() -> int:
     a = ap.parse_args()
 
     import torch
+
     from ghostline.daemon.engine.kvcache import PrefixCache
     from ghostline.daemon.engine.local import LocalBackend, LocalModel
     from ghostline.daemon.engine.service import Engine
-
     from tests.support.randomckpt import build_checkpoint
 
     if a.gpu and not torch.cuda.is_available():

@@ -27,11 +27,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mcp import Client, StdioServerParameters  # noqa: E402
+
 from ghostline.sandbox.policy import Policy  # noqa: E402
 from ghostline.tools import ToolContext, ToolRegistry  # noqa: E402
 from ghostline.tools.mcp import McpManager, ServerSpec  # noqa: E402
 from ghostline.tools.registry import Call  # noqa: E402
-from mcp import Client, StdioServerParameters  # noqa: E402
 
 SERVER = (sys.executable, "-m", "tests.support.mcp_server")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+
 from ghostline.index import tokens as tok
 from ghostline.index.embed import Embedder
 from ghostline.index.lazy_embedder import LazyEmbedder

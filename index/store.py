@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from ghostline.index import tokens as tok
 from ghostline.index.chunker import FileAnalysis
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pathspec
+
 from ghostline.index.langs import BINARY_EXTS
 
 MAX_FILE_BYTES = 1_000_000

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ghostline.dirs import data_dir
 from ghostline.sandbox.checkpoint_store import (
     BULK_CONFIG,
     BULK_MIN_FILES,
@@ -38,8 +39,6 @@ from ghostline.sandbox.checkpoint_store import (
     sweep_stale,
 )
 from ghostline.sandbox.paths import protected_dirs
-
-from ghostline.dirs import data_dir
 
 __all__ = ["Checkpoint", "CheckpointError", "Checkpoints", "create_worktree"]
 

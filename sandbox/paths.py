@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ghostline.sandbox.modes import SANDBOX_MODES, SandboxMode
-
 from ghostline.dirs import config_dir, data_dir
+from ghostline.sandbox.modes import SANDBOX_MODES, SandboxMode
 
 # Directory names inside a workspace that tools may never write into.
 PROTECTED_NAMES = (".git", ".ghostline")

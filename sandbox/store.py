@@ -9,9 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ghostline.sandbox.rules import Rule
-
 from ghostline.dirs import data_dir
+from ghostline.sandbox.rules import Rule
 
 
 def _approvals_file() -> Path:

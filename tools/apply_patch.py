@@ -17,13 +17,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ghostline import apply
 from ghostline.sandbox.policy import Action
 from ghostline.tools.base import BaseTool, Preview, ToolContext, ToolError, ToolKind, ToolResult
 from ghostline.tools.files import changed as remember_text
 from ghostline.tools.paths import display, record, resolve
 from ghostline.tools.preview import clip
-
-from ghostline import apply
 
 DIFF_IN_CONTENT = 4000
 MAX_DIFF_BYTES = 2_000_000  # files larger than this are changed, but not diffed for the result

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ghostline import sandbox
 from ghostline.sandbox.policy import Action
 from ghostline.tools.base import BaseTool, Preview, ToolContext, ToolError, ToolKind, ToolResult
-
-from ghostline import sandbox
 
 DEFAULT_TIMEOUT_S = 120.0
 MAX_TIMEOUT_S = 600.0

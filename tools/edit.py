@@ -6,12 +6,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from ghostline import apply
 from ghostline.tools.base import BaseTool, Preview, ToolContext, ToolError, ToolKind, ToolResult
 from ghostline.tools.files import changed, require_fresh_text
 from ghostline.tools.paths import display, record, require_fresh, resolve
 from ghostline.tools.preview import read_for_preview, requested_change, unified_diff
-
-from ghostline import apply
 
 DIFF_IN_CONTENT = 4000
 

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+
 from ghostline.sandbox.policy import Action
 from ghostline.tools.base import BaseTool, ToolContext, ToolError, ToolKind, ToolResult
 from ghostline.tools.images import MEDIA_TYPES, ImageError, check_image, image_entry, keep_image

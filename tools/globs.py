@@ -14,6 +14,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 import pathspec
+
 from ghostline.index.walker import ALL_FILES, FileStat, IgnoreRules, walk
 
 RIPGREP_SKIP = frozenset({".git"})  # `rg --glob '!.git'`

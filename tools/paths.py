@@ -6,9 +6,8 @@ import logging
 import os
 from pathlib import Path
 
-from ghostline.tools.base import ToolContext, ToolError
-
 from ghostline import sandbox
+from ghostline.tools.base import ToolContext, ToolError
 
 log = logging.getLogger(__name__)
 

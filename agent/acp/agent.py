@@ -31,6 +31,7 @@ from acp.schema import (
     SessionModeState,
     SetSessionModeResponse,
 )
+
 from ghostline.agent import __version__
 from ghostline.agent import events as ev
 from ghostline.agent.acp.editor import EditorFiles, EditorTerminal, permission_approver

@@ -12,6 +12,7 @@ from typing import Any
 from acp import RequestError
 from acp import helpers as h
 from acp.schema import AllowedOutcome, EnvVariable, PermissionOption, ToolCallUpdate
+
 from ghostline.agent.acp.updates import KINDS
 from ghostline.sandbox.runner import CommandResult
 from ghostline.tools import ApprovalAnswer, ApprovalRequest, Approver

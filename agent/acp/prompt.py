@@ -18,6 +18,7 @@ from acp.schema import (
     TextContentBlock,
     TextResourceContents,
 )
+
 from ghostline.compaction.transcript import ImageBlock
 from ghostline.tools.images import ImageError, ImageLimits, check_image, keep_image
 from ghostline.tools.mcp import ServerSpec

@@ -14,6 +14,7 @@ from typing import Any
 
 from acp import helpers as h
 from acp.schema import ToolCallLocation
+
 from ghostline.agent import events as ev
 from ghostline.compaction.toolcalls import tool_path
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+
 from ghostline.agent.commands.run import APPROVAL_OPT, BASE_URL_OPT, MODEL_OPT, SANDBOX_OPT
 from ghostline.sandbox.modes import ApprovalMode, SandboxMode
 

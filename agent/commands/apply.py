@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+
 from ghostline.agent.commands import fail as _fail
 
 if TYPE_CHECKING:  # the applier itself is imported when the command runs (see apply_cmd)

@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 import typer
+from typer.core import TyperGroup
+
 from ghostline.agent.commands.run import (
     ALLOW_OPT,
     APPROVAL_OPT,
@@ -25,7 +27,6 @@ from ghostline.agent.commands.run import (
     VERIFY_TIMEOUT_OPT,
 )
 from ghostline.sandbox.modes import ApprovalMode, SandboxMode
-from typer.core import TyperGroup
 
 
 class _RunByDefault(TyperGroup):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
 from ghostline.agent.commands import fail as _fail
 from ghostline.daemon.paths import token_path
 

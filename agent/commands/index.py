@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from ghostline.agent.commands import fail as _fail
 
+from ghostline.agent.commands import fail as _fail
 from ghostline.dirs import find_project_root
 
 if TYPE_CHECKING:  # imported where used: the index pulls numpy and SQLite, `agent --help` must stay fast

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from ghostline.agent.commands import fail as _fail
 
+from ghostline.agent.commands import fail as _fail
 from ghostline.dirs import find_project_root
 
 mcp_app = typer.Typer(help="MCP servers: add one with one command, see which connect, remove them.",

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import typer
+
 from ghostline.sandbox.modes import ApprovalMode, SandboxMode
 
 OutputFormat = Literal["text", "json", "stream-json"]

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from ghostline.agent.commands import fail as _fail
-from ghostline.sandbox.modes import SANDBOX_LEVELS, SANDBOX_MODES
 
+from ghostline.agent.commands import fail as _fail
 from ghostline.dirs import find_project_root
+from ghostline.sandbox.modes import SANDBOX_LEVELS, SANDBOX_MODES
 
 if TYPE_CHECKING:
     from ghostline.sandbox.runner import CommandResult

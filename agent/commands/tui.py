@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import typer
+
 from ghostline.agent.commands.run import (
     APPROVAL_OPT,
     BASE_URL_OPT,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import typer
+
 from ghostline.agent import warm
 
 warm_app = typer.Typer(help="The warm process `agent run` forks from (see `agent/warm.py`; GHOSTLINE_WARM=0 "

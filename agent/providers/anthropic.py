@@ -202,77 +202,19 @@ class AnthropicProvider(RetryingSDKProvider):
     # -- one attempt ---------------------------------------------------------------------------------------
     async def _attempt(self, params: dict[str, Any]) -> AsyncIterator[StreamItem]:
         stream = await self.client.messages.create(**params, stream=True)
-        blocks: dict[int, dict[str, Any]] = {}
-        usage = TurnUsage()
-        stop_reason: str | None = None
-        done = False
+        turn = _StreamedTurn()
         try:
             async for ev in stream:
-                t = ev.type
-                if t == "message_start":
-                    _apply_usage(usage, ev.message.usage)
-                elif t == "content_block_start":
-                    cb = ev.content_block
-                    if cb.type == "text":
-                        blocks[ev.index] = {"type": "text", "text": cb.text or ""}
-                        if cb.text:
-                            yield StreamText(cb.text)
-                    elif cb.type == "thinking":
-                        blocks[ev.index] = {"type": "thinking", "thinking": cb.thinking or "",
-                                            "signature": getattr(cb, "signature", "") or ""}
-                    elif cb.type == "redacted_thinking":
-                        blocks[ev.index] = {"type": "redacted_thinking", "data": cb.data}
-                    elif cb.type == "tool_use":
-                        blocks[ev.index] = {
-                            "type": "tool_use",
-                            "id": cb.id,
-                            "name": cb.name,
-                            "json": "",
-                            "input": cb.input,
-                        }
-                elif t == "content_block_delta":
-                    block = blocks.get(ev.index)
-                    d = ev.delta
-                    if block is None:
-                        continue  # thinking and other blocks we do not keep
-                    if d.type == "text_delta" and block["type"] == "text":
-                        block["text"] += d.text
-                        if d.text:
-                            yield StreamText(d.text)
-                    elif d.type == "input_json_delta" and block["type"] == "tool_use":
-                        block["json"] += d.partial_json
-                    elif d.type == "thinking_delta" and block["type"] == "thinking":
-                        block["thinking"] += d.thinking
-                    elif d.type == "signature_delta" and block["type"] == "thinking":
-                        block["signature"] += d.signature
-                elif t == "message_delta":
-                    stop_reason = ev.delta.stop_reason or stop_reason
-                    _apply_usage(usage, ev.usage)
-                elif t == "message_stop":
-                    done = True
+                text = turn.add(ev)
+                if text:
+                    yield StreamText(text)
         finally:
             await stream.close()
-        if not done:
+        if not turn.done:
             raise IncompleteStream("the stream ended before message_stop")
-
-        content: list[Any] = []
-        for _, b in sorted(blocks.items()):
-            if b["type"] == "text":
-                if b["text"]:
-                    content.append(TextBlock(b["text"]))
-            elif b["type"] == "thinking":
-                content.append(ThinkingBlock(thinking=b["thinking"], signature=b["signature"]))
-            elif b["type"] == "redacted_thinking":
-                content.append(ThinkingBlock(data=b["data"]))
-            else:
-                raw = b["json"]
-                if raw.strip():
-                    content.append(tool_use_from_json(b["id"], b["name"], raw))
-                else:
-                    content.append(ToolUseBlock(id=b["id"], name=b["name"], input=dict(b["input"] or {})))
-        message = Message(role="assistant", content=content)
-        reason = _stop_reason(stop_reason, bool(message.tool_uses))
-        yield TurnComplete(message=message, usage=usage, stop_reason=reason)
+        message = turn.message()
+        yield TurnComplete(message=message, usage=turn.usage,
+                           stop_reason=_stop_reason(turn.stop_reason, bool(message.tool_uses)))
 
     def _classify(self, exc: Exception) -> Failure:
         sdk = self._sdk
@@ -311,6 +253,77 @@ class AnthropicProvider(RetryingSDKProvider):
                 raise ctx from exc
             return Failure(f"stream error: {msg}")
         raise ProviderError(f"{where}: unexpected {type(exc).__name__}: {exc}") from exc
+
+
+class _StreamedTurn:
+    """The Messages API's stream events folded into one assistant message, its usage and its stop reason."""
+
+    def __init__(self) -> None:
+        self.blocks: dict[int, dict[str, Any]] = {}
+        self.usage = TurnUsage()
+        self.stop_reason: str | None = None
+        self.done = False
+
+    def add(self, ev: Any) -> str:
+        """Take one event; the text it streams to the user ("" for none)."""
+        t = ev.type
+        if t == "message_start":
+            _apply_usage(self.usage, ev.message.usage)
+        elif t == "content_block_start":
+            return self._start(ev.index, ev.content_block)
+        elif t == "content_block_delta":
+            return self._delta(self.blocks.get(ev.index), ev.delta)
+        elif t == "message_delta":
+            self.stop_reason = ev.delta.stop_reason or self.stop_reason
+            _apply_usage(self.usage, ev.usage)
+        elif t == "message_stop":
+            self.done = True
+        return ""
+
+    def _start(self, index: int, cb: Any) -> str:
+        if cb.type == "text":
+            self.blocks[index] = {"type": "text", "text": cb.text or ""}
+            return cb.text or ""
+        if cb.type == "thinking":
+            self.blocks[index] = {"type": "thinking", "thinking": cb.thinking or "",
+                                  "signature": getattr(cb, "signature", "") or ""}
+        elif cb.type == "redacted_thinking":
+            self.blocks[index] = {"type": "redacted_thinking", "data": cb.data}
+        elif cb.type == "tool_use":
+            self.blocks[index] = {"type": "tool_use", "id": cb.id, "name": cb.name, "json": "", "input": cb.input}
+        return ""
+
+    @staticmethod
+    def _delta(block: dict[str, Any] | None, d: Any) -> str:
+        if block is None:
+            return ""  # a kind of block we do not keep
+        kind = block["type"]
+        if d.type == "text_delta" and kind == "text":
+            block["text"] += d.text
+            return d.text or ""
+        if d.type == "input_json_delta" and kind == "tool_use":
+            block["json"] += d.partial_json
+        elif d.type == "thinking_delta" and kind == "thinking":
+            block["thinking"] += d.thinking
+        elif d.type == "signature_delta" and kind == "thinking":
+            block["signature"] += d.signature
+        return ""
+
+    def message(self) -> Message:
+        content: list[Any] = []
+        for _, b in sorted(self.blocks.items()):
+            if b["type"] == "text":
+                if b["text"]:
+                    content.append(TextBlock(b["text"]))
+            elif b["type"] == "thinking":
+                content.append(ThinkingBlock(thinking=b["thinking"], signature=b["signature"]))
+            elif b["type"] == "redacted_thinking":
+                content.append(ThinkingBlock(data=b["data"]))
+            elif b["json"].strip():
+                content.append(tool_use_from_json(b["id"], b["name"], b["json"]))
+            else:
+                content.append(ToolUseBlock(id=b["id"], name=b["name"], input=dict(b["input"] or {})))
+        return Message(role="assistant", content=content)
 
 
 def _ctx(msg: str) -> Exception:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ghostline.agent.tui.frames import frame_budget_s
 from markdown_it import MarkdownIt
 from rich.console import Console
 from rich.markdown import Markdown as RichMarkdown
@@ -25,6 +24,8 @@ from textual.selection import Selection
 from textual.strip import Strip
 from textual.timer import Timer
 from textual.widget import Widget
+
+from ghostline.agent.tui.frames import frame_budget_s
 
 CODE_THEME = "ansi_dark"
 GROWTH_STEP = 6  # lines a streaming answer grows by at a time (each growth is a layout and a scroll)

@@ -16,6 +16,12 @@ import time
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
+from textual import events
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Static
+
 from ghostline.agent import events as ev
 from ghostline.agent.options import EXIT_USAGE, RunOptions
 from ghostline.agent.tui import plan_choice, slash
@@ -29,11 +35,6 @@ from ghostline.agent.tui.start import START_ERRORS, StartInfo, preflight
 from ghostline.agent.tui.status import OneLine, StatusInfo, footer_text, status_text, waiting_hint
 from ghostline.agent.tui.todos import TodoPanel
 from ghostline.sandbox.modes import APPROVAL_MODES
-from textual import events
-from textual.app import App, ComposeResult
-from textual.binding import Binding
-from textual.screen import Screen
-from textual.widgets import Static
 
 if TYPE_CHECKING:
     from ghostline.agent.tui.commands import SlashCommands

@@ -10,7 +10,6 @@ import asyncio
 import json
 from typing import Any
 
-from ghostline.tools import ApprovalAnswer, ApprovalRequest
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
@@ -18,6 +17,8 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
+
+from ghostline.tools import ApprovalAnswer, ApprovalRequest
 
 
 class ApprovalScreen(ModalScreen[ApprovalAnswer]):

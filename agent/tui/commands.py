@@ -9,6 +9,8 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING
 
+from rich.syntax import Syntax
+
 from ghostline.agent.custom_commands import CustomCommand, load_commands
 from ghostline.agent.loop import UndoError
 from ghostline.agent.options import RunOptions, UsageError
@@ -21,10 +23,8 @@ from ghostline.agent.tui.rows import Line
 from ghostline.agent.tui.run import TuiRun
 from ghostline.agent.tui.start import START_ERRORS
 from ghostline.agent.tui.status import tokens
-from ghostline.sandbox.modes import APPROVAL_MODES
-from rich.syntax import Syntax
-
 from ghostline.dirs import config_dir, data_dir
+from ghostline.sandbox.modes import APPROVAL_MODES
 
 if TYPE_CHECKING:
     from ghostline.agent.tui.app import GhostlineApp

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ghostline.index.walker import ALL_FILES, IgnoreRules, walk
 from rapidfuzz import fuzz, process
 from textual.content import Content
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
+
+from ghostline.index.walker import ALL_FILES, IgnoreRules, walk
 
 # (name without the slash, argument hint, description)
 CommandSpec = tuple[str, str, str]

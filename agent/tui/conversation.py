@@ -10,14 +10,15 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ghostline.agent import events as ev
-from ghostline.agent.render import call_title
-from ghostline.agent.tui.rows import Line, ToolRow, seconds
-from ghostline.agent.tui.subagents import SubagentGroup
 from rich.console import RenderableType
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widget import Widget
+
+from ghostline.agent import events as ev
+from ghostline.agent.render import call_title
+from ghostline.agent.tui.rows import Line, ToolRow, seconds
+from ghostline.agent.tui.subagents import SubagentGroup
 
 if TYPE_CHECKING:
     from ghostline.agent.tui.answer import AssistantView

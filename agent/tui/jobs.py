@@ -14,8 +14,9 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
-from ghostline.agent import events as ev
 from textual.worker import Worker
+
+from ghostline.agent import events as ev
 
 if TYPE_CHECKING:
     from ghostline.agent.tui.app import GhostlineApp

@@ -59,9 +59,10 @@ def modified_keys_driver() -> type[Driver] | None:
     None (Textual's choice) on Windows or when TEXTUAL_DRIVER names another driver."""
     if sys.platform == "win32" or os.environ.get("TEXTUAL_DRIVER"):
         return None
-    from ghostline.agent.tui import terminal
     from textual._xterm_parser import XTermParser
     from textual.drivers.linux_driver import LinuxDriver
+
+    from ghostline.agent.tui import terminal
 
     class ModifiedKeysDriver(LinuxDriver):
         def start_application_mode(self) -> None:

@@ -11,10 +11,11 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+from rich.console import Console
+
 from ghostline.agent.options import EXIT_USAGE, RunOptions
 from ghostline.agent.tui import terminal
 from ghostline.agent.tui.start import START_ERRORS, preflight
-from rich.console import Console
 
 
 def run_tui(opts: RunOptions) -> int:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from ghostline.agent.tui import slash
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from ghostline.agent.tui import slash
 
 
 class SlashPalette(Provider):

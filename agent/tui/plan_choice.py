@@ -6,12 +6,13 @@ from __future__ import annotations
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
-from ghostline.agent import events as ev
-from ghostline.agent.plan import ACCEPT_MODE, ACCEPTED_MESSAGE, PLAN_MODE
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
+
+from ghostline.agent import events as ev
+from ghostline.agent.plan import ACCEPT_MODE, ACCEPTED_MESSAGE, PLAN_MODE
 
 if TYPE_CHECKING:
     from ghostline.agent.tui.app import GhostlineApp

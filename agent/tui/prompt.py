@@ -21,6 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from textual import events
+from textual.binding import Binding
+from textual.content import Content
+from textual.message import Message
+from textual.widgets import TextArea
+
 from ghostline.agent.tui.completion import (
     Candidate,
     CommandSource,
@@ -32,11 +38,6 @@ from ghostline.agent.tui.completion import (
 )
 from ghostline.agent.tui.history import PromptHistory
 from ghostline.agent.tui.keyboard import install_alt_enter, is_newline_key
-from textual import events
-from textual.binding import Binding
-from textual.content import Content
-from textual.message import Message
-from textual.widgets import TextArea
 
 DEFAULT_PLACEHOLDER = "Enter sends · Alt+Enter new line · / commands · @ files · ↑ / Ctrl+R history"
 SEARCH_PICK_AND_MOVE = ("left", "right", "home", "end")

@@ -9,10 +9,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ghostline.agent.tui.status import OneLine
 from rich.text import Text
 from textual.containers import Vertical
 from textual.widgets import Static
+
+from ghostline.agent.tui.status import OneLine
 
 MAX_OUTPUT_CHARS = 20_000
 MAX_OUTPUT_LINES = 300

@@ -15,7 +15,6 @@ from ghostline.agent.models import parse_model_spec
 from ghostline.agent.options import RunOptions, UsageError
 from ghostline.agent.providers.base import ConfigError
 from ghostline.agent.session import Session, sessions_root
-
 from ghostline.dirs import data_dir, find_project_root
 
 START_ERRORS = (UsageError, ConfigError)  # a mistake in the options or the config: one line, exit code 2

@@ -3,12 +3,13 @@ per tool call of its own and its messages. Open while it works; it folds to one 
 
 from __future__ import annotations
 
-from ghostline.agent import events as ev
-from ghostline.agent.render import call_title
-from ghostline.agent.tui.rows import Line, ToolRow
 from rich.text import Text
 from textual.widget import Widget
 from textual.widgets import Collapsible
+
+from ghostline.agent import events as ev
+from ghostline.agent.render import call_title
+from ghostline.agent.tui.rows import Line, ToolRow
 
 DONE_NOTES = {"error_max_turns": "stopped: the run's turn limit", "error_budget": "stopped: the run's budget"}
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from ghostline.daemon.engine.decoding import Decoding
 from ghostline.daemon.engine.kvcache import KV, PrefixCache
 from ghostline.daemon.engine.model import (

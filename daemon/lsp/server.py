@@ -28,17 +28,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
+from pygls.uris import to_fs_path
+
 from ghostline.daemon.engine.classical import ClassicalCompleter
 from ghostline.daemon.engine.guard import guard_completions
 from ghostline.daemon.engine.secrets import SecretScanner
 from ghostline.daemon.engine.types import Completion, CompletionRequest
 from ghostline.daemon.lsp.documents import UTF16, Document, DocumentStore, _change_parts, code_units
 from ghostline.daemon.paths import token_path
-from lsprotocol import types
-from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
-from pygls.protocol.language_server import lsp_method
-from pygls.uris import to_fs_path
 
 log = logging.getLogger("ghostline.lsp")
 

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+
 from ghostline.daemon.engine.fim import ExtraChunk
 from ghostline.daemon.engine.service import Engine
 from ghostline.daemon.engine.types import CompletionRequest, CompletionResult, Job, TokenEvent

@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 
 from acp.schema import ImageContentBlock, TextContentBlock
+
 from ghostline.agent.acp.prompt import prompt_images, prompt_text
 from ghostline.tools.images import ImageLimits
-
 from tests.support.images import make_png
 
 LIMITS = ImageLimits(1_000_000)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from acp import text_block
 from acp.helpers import embedded_text_resource, resource_block, resource_link_block
+
 from ghostline.agent import events as ev
 from ghostline.agent.acp.prompt import prompt_text
 from ghostline.agent.acp.updates import Translator, plan, replay, stop_reason

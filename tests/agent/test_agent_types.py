@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from ghostline.agent.agent_types import (
     DEFAULT_TYPE,
     load_agent_types,

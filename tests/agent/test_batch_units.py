@@ -11,6 +11,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from rich.console import Console
+
 from ghostline.agent import stdin_input
 from ghostline.agent.batch.jobs import Job, JobsError, JobsFile, load_jobs, parse_shard, select_shard
 from ghostline.agent.batch.junit import junit_xml
@@ -19,7 +21,6 @@ from ghostline.agent.batch.report import ReportError, build_report, job_entry, m
 from ghostline.agent.landing import commit_message
 from ghostline.agent.output_schema import OutputSchema
 from ghostline.agent.stdin_input import STDIN_CAP, StdinError, read_stdin, task_with_stdin
-from rich.console import Console
 
 
 def _jobs(tmp_path: Path, text: str) -> Path:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import typer
 import yaml
-from ghostline.agent.cli import app
 
+from ghostline.agent.cli import app
 from tests.agent.test_batch import job_and_turn, write_jobs
 from tests.agent.test_e2e import AGENT, agent_env, make_repo
 from tests.fakeserver import FakeModelServer, reply

@@ -1,4 +1,5 @@
 import pytest
+
 from ghostline.agent.config import load_config
 from ghostline.agent.providers.base import ConfigError
 

@@ -11,7 +11,6 @@ from ghostline.tools.base import ToolContext
 from ghostline.tools.frontmatter import list_field, split_frontmatter
 from ghostline.tools.registry import Call, ToolRegistry
 from ghostline.tools.scope import ToolScope
-
 from tests.agent.test_hooks import RecordingTool
 from tests.agent.test_loop import EchoTool, ScriptedProvider
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from ghostline.agent import events as ev
 from ghostline.agent.config import load_config
 from ghostline.agent.hooks import Hooks, merge_tables, parse_hooks
@@ -18,7 +19,6 @@ from ghostline.agent.providers.base import ConfigError
 from ghostline.sandbox.policy import Decision
 from ghostline.tools.base import BaseTool, ToolContext, ToolResult
 from ghostline.tools.registry import ApprovalAnswer, Call, ToolRegistry
-
 from tests.agent.test_loop import EchoTool, ScriptedProvider
 
 

@@ -4,6 +4,7 @@ import asyncio
 from dataclasses import dataclass
 
 import pytest
+
 from ghostline.agent import events as ev
 from ghostline.agent.loop import AgentLoop, Budgets
 from ghostline.agent.providers.base import (

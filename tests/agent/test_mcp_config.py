@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from ghostline.agent.mcp_config import add_server, expand, load_servers, remove_server
 from ghostline.agent.mcp_session import McpSession
 from ghostline.sandbox.store import trust

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from ghostline.agent.models import make_provider
 from ghostline.agent.providers.base import (
     ContextLengthError,
@@ -17,7 +18,6 @@ from ghostline.agent.providers.base import (
 )
 from ghostline.agent.providers.retry import RetryPolicy
 from ghostline.compaction.transcript import Message, SummaryBlock, TextBlock, ToolResultBlock, ToolUseBlock
-
 from tests.fakeserver import (
     FakeModelServer,
     context_length,

@@ -12,7 +12,6 @@ from ghostline.agent.providers import anthropic, openai
 from ghostline.agent.providers.common import ImageWire, image_wire
 from ghostline.agent.providers.react import to_text_transcript
 from ghostline.compaction.transcript import ImageBlock, Message, TextBlock, ToolResultBlock, ToolUseBlock
-
 from tests.support.images import make_png
 
 PNG = make_png(6, 4)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from ghostline.agent.models import (
     DEFAULT_CONTEXT_WINDOW,
     PLACEHOLDER_KEY,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+
 from ghostline.agent.models import make_provider
 from ghostline.agent.providers.base import StreamRetry, StreamText, ToolSpec, TurnComplete
 from ghostline.agent.providers.react import ReactProvider, parse_reply, to_text_transcript
 from ghostline.agent.providers.retry import RetryPolicy
 from ghostline.compaction.transcript import Message, TextBlock, ToolResultBlock, ToolUseBlock
-
 from tests.fakeserver import overloaded, reply
 
 TOOLS = [

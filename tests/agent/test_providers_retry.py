@@ -8,6 +8,7 @@ import socket
 
 import httpx2
 import pytest
+
 from ghostline.agent.models import make_provider
 from ghostline.agent.providers.base import ProviderError, StreamRetry
 from ghostline.agent.providers.retry import (
@@ -17,7 +18,6 @@ from ghostline.agent.providers.retry import (
     is_stream_cut,
     retrying_stream,
 )
-
 from tests.agent.test_providers import SPECS, Harness, final, turn, visible_text
 from tests.fakeserver import (
     cut_stream,

@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from ghostline.agent.providers.sdk_import import reexport_table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,6 +136,7 @@ def test_reexport_table_refuses_anything_else(tmp_path, init):
 def test_the_plain_reader_agrees_with_the_ast_on_every_package_of_the_sdks():
     import anthropic
     import openai
+
     from ghostline.agent.providers.sdk_import import _plain_reexports, _reexports_of_tree
 
     read = 0

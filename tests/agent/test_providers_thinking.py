@@ -3,7 +3,6 @@
 from ghostline.agent.models import make_provider
 from ghostline.agent.providers.base import ToolSpec, TurnComplete
 from ghostline.compaction.transcript import Message, ThinkingBlock, ToolResultBlock
-
 from tests.fakeserver import reply, thinking_signature
 
 TOOLS = [ToolSpec("read", "read a file", {"type": "object", "properties": {"path": {"type": "string"}}})]

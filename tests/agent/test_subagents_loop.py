@@ -12,7 +12,6 @@ from ghostline.agent.subagents import SubagentSetup, TaskTool
 from ghostline.sandbox.policy import Policy
 from ghostline.tools import ApprovalAnswer, ApprovalRequest, ReadTool, ToolContext, ToolRegistry, WriteTool
 from ghostline.tools.base import ToolResult
-
 from tests.agent.test_loop import EchoTool, ScriptedProvider
 
 TYPES = {t.name: t for t in BUILTIN} | {"writer": AgentType("writer", "writes", "You write.", ("write", "read"))}

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from ghostline.agent.session import Session, latest_todos, sessions_root
 
+from ghostline.agent.session import Session, latest_todos, sessions_root
 from tests.agent.test_e2e import MODELS, agent_env, make_repo, run_agent
 from tests.agent.wire import dumps, system_of, tool_names, tool_results
 from tests.fakeserver import FakeModelServer, reply

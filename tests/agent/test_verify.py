@@ -11,12 +11,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from ghostline.agent import events as ev
 from ghostline.agent.render import EXIT_CODES, TextRenderer, exit_code_for, result_object
 from ghostline.agent.session import Session, apply_event
 from ghostline.agent.verify import output_tail, verification_feedback
 from ghostline.compaction.transcript import Message
-
 from tests.agent.test_e2e import AGENT, MODELS, _session_file, _wait_for, agent_env, make_repo, run_agent
 from tests.fakeserver import FakeModelServer, reply
 
@@ -274,7 +274,6 @@ async def test_loop_with_no_extra_attempts_verifies_once(tmp_path):
     from ghostline.agent.loop import AgentLoop, Verification
     from ghostline.tools.base import ToolContext
     from ghostline.tools.registry import ToolRegistry
-
     from tests.agent.test_loop import EchoTool, ScriptedProvider
 
     provider = ScriptedProvider([("done", []), ("never asked", [])])

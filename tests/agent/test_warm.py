@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from ghostline.agent import warm
 
+from ghostline.agent import warm
 from tests.agent.test_e2e import AGENT, agent_env, make_repo, rename_script
 from tests.fakeserver import FakeModelServer, reply
 

@@ -4,8 +4,9 @@ import sys
 from pathlib import Path
 
 import typer
-from ghostline.agent.commands.apply import register
 from typer.testing import CliRunner
+
+from ghostline.agent.commands.apply import register
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from ghostline.apply import ParseError, apply_text, detect, parse
 
 SRC = '''import os

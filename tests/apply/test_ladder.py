@@ -1,6 +1,7 @@
 """Each rung of the ladder, ambiguity, hints, failure messages, the syntax guard."""
 
 import pytest
+
 from ghostline.apply import apply_blocks, apply_edit
 from ghostline.apply.core import Block
 

@@ -3,9 +3,10 @@ final-newline state."""
 
 import re
 
-from ghostline.apply import apply_edit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from ghostline.apply import apply_edit
 
 LINES = ["def f(x):", "    return x", "", "x = 1", "    y = x + 1", "\tz = 'q'", "# note", "print(\u201chi\u201d)",
          "  ", "    ...", "if x:", "        pass"]

@@ -2,6 +2,7 @@ import os
 import stat
 
 import pytest
+
 from ghostline.apply import apply_edit, write_file
 from ghostline.apply.textfile import FileFormatError, TextFile, atomic_write_bytes
 

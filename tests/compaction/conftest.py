@@ -4,6 +4,7 @@ in cl100k tokens, and the 4-characters-a-token estimate would move them silently
 from __future__ import annotations
 
 import pytest
+
 from ghostline.compaction.tokens import TokenCounter
 
 from .helpers import PINNED_ENCODING

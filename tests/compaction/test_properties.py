@@ -6,10 +6,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ghostline.compaction import CompactionConfig, Compactor, validate_pairs
-from ghostline.compaction.transcript import Message, TextBlock, ToolResultBlock, ToolUseBlock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from ghostline.compaction import CompactionConfig, Compactor, validate_pairs
+from ghostline.compaction.transcript import Message, TextBlock, ToolResultBlock, ToolUseBlock
 
 from .helpers import KIND_OF, SYSTEM, TOOLS, lines
 

@@ -2,6 +2,7 @@ import subprocess
 import sys
 
 import pytest
+
 from ghostline.compaction.tokens import Calibration, TokenAccountant, TokenCounter
 from ghostline.compaction.transcript import Message, TextBlock, ToolResultBlock, ToolUseBlock
 

@@ -1,6 +1,7 @@
 """Compaction decides by a tool's kind (the caller's lookup) and its result's meta, never by its name."""
 
 import pytest
+
 from ghostline.compaction import CompactionConfig, Compactor
 
 from .helpers import KIND_OF, SYSTEM, TOOLS, T, find_result, lines

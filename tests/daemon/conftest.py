@@ -19,6 +19,7 @@ def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def tiny_lm(tiny_ckpt):
     import torch
+
     from ghostline.daemon.engine.local import LocalModel
 
     torch.set_num_threads(1)
@@ -47,6 +48,7 @@ def _isolated_dirs(tmp_path, monkeypatch):
 def daemon_cli():
     """A typer app with just the `agent daemon ...` commands (agent/commands/daemon.py)."""
     import typer
+
     from ghostline.agent.commands.daemon import register
 
     a = typer.Typer()

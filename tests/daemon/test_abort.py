@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from ghostline.daemon.engine.kvcache import PrefixCache
 from ghostline.daemon.engine.local import LocalBackend
 from ghostline.daemon.engine.model import decoder_layers, truncate_cache

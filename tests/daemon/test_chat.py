@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import openai
 import pytest
+
 from ghostline.daemon.engine.classical import ClassicalCompleter
 from ghostline.daemon.engine.service import Engine
 from ghostline.daemon.server.app import bound_port, create_app, start_server
-
 from tests.support.scripted import ScriptedBackend
 
 TOKEN = "chat-token"

@@ -121,6 +121,7 @@ def test_a_serve_daemon_is_found_counts_refused_requests_and_ends_on_sigterm(dae
     import signal
 
     import httpx
+
     from ghostline.daemon.lsp import default_daemon_url
 
     port = _free_port()

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from ghostline.daemon.context import RepoContext, merge_extra, overlap, place_words
 from ghostline.daemon.engine.fim import ExtraChunk
 from ghostline.daemon.engine.service import Engine

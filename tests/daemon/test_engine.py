@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from ghostline.daemon.engine.classical import ClassicalCompleter
 from ghostline.daemon.engine.fim import ExtraChunk
 from ghostline.daemon.engine.local import LocalBackend, LocalModel, ModelLoadError

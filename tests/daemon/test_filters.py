@@ -4,6 +4,7 @@ cursor."""
 from __future__ import annotations
 
 import pytest
+
 from ghostline.daemon.engine.classical import ClassicalCompleter
 from ghostline.daemon.engine.filters import Place, apply_filters, calls_for_multiline
 

@@ -1,4 +1,5 @@
 import pytest
+
 from ghostline.daemon.engine.fim import FORMATS, ExtraChunk, detect_format, get_format
 
 

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+
 from ghostline.daemon.engine.classical import ClassicalCompleter
 from ghostline.daemon.engine.service import Engine
 from ghostline.daemon.engine.types import Completion, CompletionResult
@@ -343,6 +344,7 @@ async def test_non_bmp_incremental_edits_reach_the_daemon_exactly(client_factory
 async def test_token_sent_and_rest_of_line_not_duplicated(client_factory, classical_daemon, token_file, tmp_path):
     seen: list[str] = []
     from aiohttp import web
+
     from ghostline.daemon.server.app import create_app as _create
 
     # the same daemon app behind a middleware that records the Authorization header it received
@@ -378,8 +380,9 @@ async def test_token_sent_and_rest_of_line_not_duplicated(client_factory, classi
 
 
 def test_reply_replaces_rest_of_line_it_repeats():
-    from ghostline.daemon.lsp.server import InfillRequest, reply_items
     from lsprotocol import types
+
+    from ghostline.daemon.lsp.server import InfillRequest, reply_items
 
     doc = Document("file:///t.py", "y = f(😀, )  \nz\n")
     off = doc.offset_at(0, 10, UTF16)  # after "😀, "
@@ -525,8 +528,9 @@ async def test_tiny_model_completion_through_lsp(client_factory, backend, token_
 
 def test_selected_completion_item_is_extended_over_its_range():
     """With the completion menu open, the ghost text continues the highlighted item and uses its range."""
-    from ghostline.daemon.lsp.server import build_request, create_server, reply_items
     from lsprotocol import types
+
+    from ghostline.daemon.lsp.server import build_request, create_server, reply_items
 
     srv = create_server()
     doc = srv.store.open("file:///w/m.py", "s = '😀'\nx = com()\n")

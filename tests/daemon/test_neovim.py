@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from ghostline.daemon.engine.service import Engine
 from ghostline.daemon.server.app import bound_port, create_app, start_server
-
 from tests.support.scripted import ScriptedBackend
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,6 +6,7 @@ import asyncio
 import json
 
 from aiohttp import web
+
 from ghostline.daemon.engine.remote import RemoteBackend
 from ghostline.daemon.engine.service import Engine
 from ghostline.daemon.engine.types import CompletionRequest, TokenEvent

@@ -8,12 +8,12 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+
 from ghostline.daemon.engine.resultcache import ResultCache
 from ghostline.daemon.engine.service import Engine
 from ghostline.daemon.engine.types import CompletionRequest
 from ghostline.daemon.server.app import bound_port, create_app, start_server
 from ghostline.daemon.telemetry import Telemetry
-
 from tests.support.scripted import ScriptedBackend
 
 PREFIX = "def total(items):\n    "

@@ -7,12 +7,12 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+
 from ghostline.daemon.engine.guard import SuggestionGuard
 from ghostline.daemon.engine.secrets import SecretScanner, secret_like_name
 from ghostline.daemon.engine.service import Engine
 from ghostline.daemon.engine.types import Completion, CompletionRequest, CompletionResult
 from ghostline.daemon.server.app import bound_port, create_app, start_server
-
 from tests.support.scripted import ScriptedBackend
 from tests.support.secretset import ORDINARY, evaluate, format_table, negatives, positives
 

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+
 from ghostline.daemon.engine.classical import ClassicalCompleter
 from ghostline.daemon.engine.service import Engine
 from ghostline.daemon.server.app import bound_port, create_app, start_server

@@ -13,6 +13,8 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+from typer.testing import CliRunner
+
 from ghostline.daemon.engine.classical import ClassicalCompleter
 from ghostline.daemon.engine.service import Engine
 from ghostline.daemon.paths import telemetry_path, token_path
@@ -27,8 +29,6 @@ from ghostline.daemon.telemetry import (
     percentile,
     prune,
 )
-from typer.testing import CliRunner
-
 from tests.daemon.test_lsp import TOKEN as LSP_TOKEN
 from tests.daemon.test_lsp import HeldBackend, client_factory, rng  # noqa: F401  (client_factory: a fixture)
 from tests.daemon.test_server import llama_vim_fim_body

@@ -2,6 +2,7 @@
 
 import numpy as np
 import torch
+
 from ghostline.daemon.engine.classical import ClassicalCompleter
 from ghostline.daemon.engine.fim import ExtraChunk, get_format
 from ghostline.daemon.engine.kvcache import PrefixCache, common_prefix_len

@@ -4,10 +4,11 @@ import json
 import textwrap
 
 import pytest
-from ghostline.index.chunker import CONFIG_SYMBOL_DEPTH, MAX_CONFIG_SYMBOLS, MAX_TOKENS, analyze, line_windows
-from ghostline.index.tokens import approx_tokens, fts_query, identifier_tokens, query_terms, split_identifier
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from ghostline.index.chunker import CONFIG_SYMBOL_DEPTH, MAX_CONFIG_SYMBOLS, MAX_TOKENS, analyze, line_windows
+from ghostline.index.tokens import approx_tokens, fts_query, identifier_tokens, query_terms, split_identifier
 
 
 def test_split_identifier_handles_camel_snake_acronyms_digits() -> None:

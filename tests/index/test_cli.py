@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 import typer
-from ghostline.agent.commands.index import register
 from typer.testing import CliRunner
+
+from ghostline.agent.commands.index import register
 
 
 @pytest.fixture

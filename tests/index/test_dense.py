@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+
 from ghostline.index import RepoIndex, rrf
 from ghostline.index import embed as embed_mod
 

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from ghostline.index import SCHEMA_VERSION, RepoIndex, lazy_embedder, query, store
 from ghostline.index import embed as embed_mod
 

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
-from ghostline.sandbox import PathDenied, resolve_path
 
 from ghostline.dirs import config_dir as user_config_dir
+from ghostline.sandbox import PathDenied, resolve_path
 from tests.sandbox.adversarial import CASES, run_case, unsafe_reason
 from tests.sandbox.conftest import confining_levels
 

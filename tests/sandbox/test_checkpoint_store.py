@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+
 from ghostline.apply import write_file
 from ghostline.sandbox import checkpoints as ckpt
 from ghostline.sandbox import run_command
 from ghostline.sandbox.checkpoints import Checkpoint, CheckpointError, Checkpoints, expired
-
 from tests.sandbox.conftest import git
 from tests.sandbox.test_checkpoints import mutate, populate, repo, tree  # noqa: F401  (repo is a fixture)
 

@@ -6,9 +6,9 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from ghostline.sandbox import run_command
 from ghostline.sandbox.checkpoints import CheckpointError, Checkpoints, create_worktree
-
 from tests.sandbox.conftest import git
 
 

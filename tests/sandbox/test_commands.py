@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 import typer
+from typer.testing import CliRunner
+
 from ghostline.agent.commands.sandbox import register
 from ghostline.sandbox import detect_level
 from ghostline.sandbox.checkpoints import Checkpoints
 from ghostline.sandbox.store import is_trusted, remember
-from typer.testing import CliRunner
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ import os
 from pathlib import Path
 
 import pytest
-from ghostline.sandbox import PathDenied, resolve_path
 
 from ghostline.dirs import config_dir as user_config_dir
+from ghostline.sandbox import PathDenied, resolve_path
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from ghostline.sandbox.policy import Action, Policy, parse_command, suggest_rule
 from ghostline.sandbox.store import forget, is_trusted, remember, remembered, trust, trusted_dirs, untrust
 

@@ -12,9 +12,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from ghostline.sandbox import SandboxError, cgroups, detect_level, run_command
 from ghostline.sandbox.runner import check
-
 from tests.sandbox.conftest import confining_levels
 
 ALL = [*confining_levels(), pytest.param("none", id="none")]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from ghostline.tools.base import Tool, ToolContext, ToolResult
 from ghostline.tools.registry import Call, ToolRegistry
 

@@ -9,7 +9,6 @@ from ghostline.sandbox.policy import Action, Policy
 from ghostline.tools.apply_patch import ApplyPatchTool
 from ghostline.tools.base import ToolContext
 from ghostline.tools.registry import Call, ToolRegistry
-
 from tests.tools.conftest import call
 
 TOOL = ApplyPatchTool()

@@ -4,7 +4,6 @@ from pathlib import Path
 
 from ghostline.tools.base import ToolContext
 from ghostline.tools.bash import BashTool
-
 from tests.tools.conftest import call
 
 BASH = BashTool()

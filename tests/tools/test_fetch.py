@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from ghostline.sandbox.policy import Action, Policy, suggest_rule
 from ghostline.tools import fetch as fetch_module
 from ghostline.tools.base import ToolContext, ToolError
@@ -15,7 +16,6 @@ from ghostline.tools.images import ImageLimits
 from ghostline.tools.registry import ApprovalAnswer, Call, ToolRegistry
 from ghostline.tools.scope import ToolScope
 from ghostline.tools.webpage import to_markdown
-
 from tests.support.images import make_png
 from tests.support.web import LocalWebServer, Route, page, redirect
 from tests.tools.conftest import call

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from ghostline.tools import EditTool, ReadTool, ToolContext, WriteTool
-
 from tests.tools.conftest import call
 
 

@@ -4,10 +4,10 @@ import os
 from pathlib import Path
 
 import pytest
+
 from ghostline.tools.base import ToolContext
 from ghostline.tools.glob_tool import MAX_FILES, GlobTool
 from ghostline.tools.globs import expand_braces, gitignore_style_match, glob_match
-
 from tests.tools.conftest import call
 
 GLOB = GlobTool()

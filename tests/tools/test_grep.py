@@ -4,9 +4,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from ghostline.tools.base import ToolContext
 from ghostline.tools.grep import GrepTool
-
 from tests.tools.conftest import call
 
 HAVE_RG = shutil.which("rg") is not None

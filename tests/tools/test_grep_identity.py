@@ -7,11 +7,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from ghostline.tools.base import ToolContext
-from ghostline.tools.grep import GrepTool
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ghostline.tools.base import ToolContext
+from ghostline.tools.grep import GrepTool
 from tests.tools.conftest import call
 
 pytestmark = pytest.mark.skipif(shutil.which("rg") is None, reason="ripgrep not installed")

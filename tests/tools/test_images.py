@@ -7,6 +7,7 @@ import base64
 from pathlib import Path
 
 import pytest
+
 from ghostline.compaction.tokens import IMAGE_MIN_TOKENS, TokenCounter, image_tokens
 from ghostline.compaction.transcript import ImageBlock, Message, TextBlock, ToolResultBlock
 from ghostline.tools.base import ToolContext
@@ -20,7 +21,6 @@ from ghostline.tools.images import (
     load_image,
 )
 from ghostline.tools.read import ReadTool
-
 from tests.support.images import make_png
 from tests.tools.conftest import call
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from ghostline.sandbox.policy import Policy
 from ghostline.tools import ApprovalAnswer, ApprovalRequest, ToolContext, ToolRegistry
 from ghostline.tools.mcp import McpManager, ServerSpec

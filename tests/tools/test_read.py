@@ -7,7 +7,6 @@ from pathlib import Path
 
 from ghostline.tools.base import ToolContext
 from ghostline.tools.read import DEFAULT_LIMIT, LINE_CUT, ReadTool, image_size
-
 from tests.tools.conftest import call
 
 READ = ReadTool()

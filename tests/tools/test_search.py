@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from ghostline.index import embed as embed_mod
 from ghostline.tools import search as search_mod
 from ghostline.tools.base import ToolContext
 from ghostline.tools.search import SearchTool
-
 from tests.tools.conftest import call
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from ghostline.tools.base import ToolContext, ToolError
 from ghostline.tools.registry import Call, ToolRegistry
 from ghostline.tools.skill import SkillTool, discover_skills, skill_dirs

@@ -7,7 +7,6 @@ from ghostline.tools.base import ToolContext
 from ghostline.tools.edit import EditTool
 from ghostline.tools.read import ReadTool
 from ghostline.tools.write import WriteTool
-
 from tests.tools.conftest import call
 
 READ, WRITE, EDIT = ReadTool(), WriteTool(), EditTool()

@@ -18,12 +18,13 @@ from typing import IO, Any
 import anyio
 import httpx2
 import mcp_types as types
-from ghostline.tools.mcp.spec import ServerSpec
 from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CONNECTION_CLOSED
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from ghostline.tools.mcp.spec import ServerSpec
 
 log = logging.getLogger(__name__)
 

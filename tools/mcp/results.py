@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import mcp_types as types
+
 from ghostline.tools.base import ToolResult
 
 OUTPUT_LIMIT = 30000

@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 import mcp_types as types
+
 from ghostline.sandbox.policy import Action
 from ghostline.tools.base import BaseTool, ToolContext, ToolError, ToolKind, ToolResult, one_line
 from ghostline.tools.mcp.connection import ServerConnection, ServerGone

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ghostline.agent.tui.prompt import PromptInput
 from textual.app import App, ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
+
+from ghostline.agent.tui.prompt import PromptInput
 
 COMMANDS = [("help", "", "show the commands"), ("compact", "[focus]", "summarise now"),
             ("clear", "", "start a new session")]

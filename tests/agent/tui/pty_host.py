@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import sys
 
+from textual.app import App, ComposeResult
+
 from ghostline.agent.tui.keyboard import modified_keys_driver
 from ghostline.agent.tui.prompt import PromptInput
-from textual.app import App, ComposeResult
 
 READY = b"\x1b]2;prompt-ready\x07"
 

@@ -4,12 +4,12 @@ below a streaming answer, and the text a selection copies."""
 from __future__ import annotations
 
 import pytest
-from ghostline.agent.tui import answer
-from ghostline.agent.tui.answer import AssistantView, split_blocks
 from textual.app import App, ComposeResult
 from textual.containers import VerticalScroll
 from textual.selection import Selection
 
+from ghostline.agent.tui import answer
+from ghostline.agent.tui.answer import AssistantView, split_blocks
 from tests.agent.tui.drive import until
 
 

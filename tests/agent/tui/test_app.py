@@ -227,8 +227,9 @@ def test_agent_help_does_not_import_textual():
 
 def test_tui_command_registers_and_needs_a_terminal(tmp_path):
     import typer
-    from ghostline.agent.commands.tui import register
     from typer.testing import CliRunner
+
+    from ghostline.agent.commands.tui import register
 
     app = typer.Typer()
     register(app)

@@ -8,9 +8,9 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from ghostline.agent.tui import completion
 from ghostline.agent.tui.completion import PathMatcher, RepoFiles, find_token, slash_candidates
-
 from tests.agent.tui.host import COMMANDS, Host
 
 

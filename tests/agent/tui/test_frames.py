@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 
 import pytest
-from ghostline.agent.tui.frames import DiffUpdate, ScreenDiff, Scroll
 from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
@@ -13,6 +12,7 @@ from textual._compositor import ChopsUpdate, LayoutUpdate
 from textual.geometry import Region, Size
 from textual.strip import Strip
 
+from ghostline.agent.tui.frames import DiffUpdate, ScreenDiff, Scroll
 from tests.agent.tui.vt import VirtualTerminal
 
 W, H = 40, 12

@@ -388,8 +388,9 @@ async def test_the_footer_says_what_is_happening(repo, fake_model_env):
 def test_bare_agent_passes_its_options_to_the_tui(args, monkeypatch, tmp_path):
     from types import SimpleNamespace
 
-    from ghostline.agent import cli, tui
     from typer.testing import CliRunner
+
+    from ghostline.agent import cli, tui
 
     seen = []
     monkeypatch.setattr(tui, "run_tui", lambda opts: seen.append(opts) or 0)

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from ghostline.agent.mentions import expand_mentions, mentioned_paths
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from ghostline.agent.tui.history import PromptHistory
-
 from tests.agent.tui.host import Host
 
 

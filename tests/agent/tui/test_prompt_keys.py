@@ -4,11 +4,11 @@ through Textual's own parser), pastes never send."""
 from __future__ import annotations
 
 import pytest
-from ghostline.agent.tui.keyboard import install_alt_enter, is_newline_key
 from textual import events
 from textual._xterm_parser import XTermParser
 from textual.content import Content
 
+from ghostline.agent.tui.keyboard import install_alt_enter, is_newline_key
 from tests.agent.tui.host import Host
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 
 from ghostline.sandbox.store import remembered
-
 from tests.agent.tui.drive import lines, make_app, run_to_end, running, submit, until
 from tests.fakeserver import reply
 from tests.support.images import make_png
