@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+from typing import Any
 
 import typer
 
 from ghostline.agent import __version__
-from ghostline.agent.commands.run import (
-    APPROVAL_OPT,
-    BASE_URL_OPT,
-    CONTINUE_OPT,
-    CWD_OPT,
-    MAX_COST_OPT,
-    MAX_TOKENS_OPT,
-    MAX_TURNS_OPT,
-    MODEL_OPT,
-    NETWORK_OPT,
-    RESUME_OPT,
-    SANDBOX_OPT,
-    WORKTREE_OPT,
-)
+from ghostline.agent.commands.run import with_session_options
 from ghostline.agent.commands.tui import open_tui
-from ghostline.sandbox.modes import ApprovalMode, SandboxMode
 
 app = typer.Typer(
     name="agent",
@@ -41,23 +27,11 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     ctx: typer.Context,
     version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
-    model: str = MODEL_OPT,
-    base_url: str = BASE_URL_OPT,
-    max_turns: int = MAX_TURNS_OPT,
-    max_tokens: int = MAX_TOKENS_OPT,
-    max_cost: float = MAX_COST_OPT,
-    approval: ApprovalMode = APPROVAL_OPT,
-    sandbox: SandboxMode = SANDBOX_OPT,
-    network: bool = NETWORK_OPT,
-    resume: str = RESUME_OPT,
-    cont: bool = CONTINUE_OPT,
-    worktree: str = WORKTREE_OPT,
-    cwd: Path = CWD_OPT,
+    session: dict[str, Any] | None = None,
 ) -> None:
     """Ghostline: a terminal coding agent and a local ghost-text completion daemon.
 
@@ -72,10 +46,10 @@ def _root(
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         typer.echo(ctx.get_help())
         raise typer.Exit(0)
-    raise typer.Exit(open_tui(None, model=model, base_url=base_url, max_turns=max_turns, max_tokens=max_tokens,
-                              max_cost=max_cost, approval=approval, sandbox=sandbox, network=network,
-                              resume=resume, cont=cont, worktree=worktree, cwd=cwd))
+    raise typer.Exit(open_tui(None, **(session or {})))
 
+
+app.callback()(with_session_options(_root))
 
 COMMAND_MODULES = ("run", "batch", "tui", "apply", "sandbox", "index", "daemon", "mcp", "acp", "warm")
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from ghostline.agent.commands import fail as _fail
+from ghostline.agent.commands.signature import with_options
 from ghostline.daemon.paths import token_path
 
 daemon_app = typer.Typer(help="The ghost-text completion daemon (llama.cpp /infill, OpenAI /v1/completions, "
@@ -69,16 +70,24 @@ def _serve_options(opts: dict[str, Any]) -> Any:  # -> ServeOptions
     return ServeOptions(**opts)
 
 
-@daemon_app.command("serve")
-def serve_cmd(
+def _serve_params(
     model: ModelOpt = None, port: PortOpt = 8012, host: HostOpt = "127.0.0.1",
     fim_format: FimFormatOpt = None, backend: BackendOpt = None, backend_model: BackendModelOpt = "",
     device: DeviceOpt = None, no_kv_reuse: NoKvReuseOpt = False, cache_mb: CacheMbOpt = 1024,
     deadline_ms: DeadlineMsOpt = 0.0, repo: RepoOpt = None, no_auth: NoAuthOpt = False,
     no_telemetry: NoTelemetryOpt = False,
 ) -> None:
+    """The options of `serve` and `start`, written once (agent/commands/signature.py)."""
+
+
+with_serve_options = with_options(_serve_params, into="params")
+
+
+@daemon_app.command("serve")
+@with_serve_options
+def serve_cmd(params: dict[str, Any] | None = None) -> None:
     """Serve completions in the foreground until Ctrl-C."""
-    opts = _serve_options(locals())  # the parameters, nothing else yet
+    opts = _serve_options(params or {})
     from ghostline.daemon.server.process import DaemonError, exit_process, serve
 
     try:
@@ -89,15 +98,10 @@ def serve_cmd(
 
 
 @daemon_app.command("start")
-def start_cmd(
-    model: ModelOpt = None, port: PortOpt = 8012, host: HostOpt = "127.0.0.1",
-    fim_format: FimFormatOpt = None, backend: BackendOpt = None, backend_model: BackendModelOpt = "",
-    device: DeviceOpt = None, no_kv_reuse: NoKvReuseOpt = False, cache_mb: CacheMbOpt = 1024,
-    deadline_ms: DeadlineMsOpt = 0.0, repo: RepoOpt = None, no_auth: NoAuthOpt = False,
-    no_telemetry: NoTelemetryOpt = False,
-) -> None:
+@with_serve_options
+def start_cmd(params: dict[str, Any] | None = None) -> None:
     """Start the daemon in the background (pid file and log file in the user state dir)."""
-    opts = _serve_options(locals())  # the parameters, nothing else yet
+    opts = _serve_options(params or {})
     from ghostline.daemon.server.process import DaemonError, start
 
     try:

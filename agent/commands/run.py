@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import typer
 
+from ghostline.agent.commands.signature import with_options
 from ghostline.sandbox.modes import ApprovalMode, SandboxMode
 
 OutputFormat = Literal["text", "json", "stream-json"]
@@ -55,12 +56,9 @@ OUTPUT_SCHEMA_OPT = typer.Option(None, "--output-schema", metavar="FILE", help="
                                  "report's structured_result.")
 
 
-def run(
-    task: str = typer.Argument(None, help="What the agent should do (`-`: read it from stdin; text piped to "
-                               "stdin is attached to it). Omit with --continue/--resume to go on."),
+def _session_options(
     model: str = MODEL_OPT,
     base_url: str = BASE_URL_OPT,
-    output_format: OutputFormat = OUTPUT_FORMAT_OPT,
     max_turns: int = MAX_TURNS_OPT,
     max_tokens: int = MAX_TOKENS_OPT,
     max_cost: float = MAX_COST_OPT,
@@ -71,6 +69,17 @@ def run(
     cont: bool = CONTINUE_OPT,
     worktree: str = WORKTREE_OPT,
     cwd: Path = CWD_OPT,
+) -> None:
+    """The options of a session wherever it starts (`agent run`, `agent tui`, bare `agent`): written once here."""
+
+
+with_session_options = with_options(_session_options, into="session")
+
+
+def run(
+    task: str = typer.Argument(None, help="What the agent should do (`-`: read it from stdin; text piped to "
+                               "stdin is attached to it). Omit with --continue/--resume to go on."),
+    output_format: OutputFormat = OUTPUT_FORMAT_OPT,
     verbose: bool = VERBOSE_OPT,
     verify: str = VERIFY_OPT,
     verify_attempts: int = VERIFY_ATTEMPTS_OPT,
@@ -84,6 +93,7 @@ def run(
                                "worktree's branch with --worktree; else made from HEAD in this checkout)."),
     output_schema: Path = OUTPUT_SCHEMA_OPT,
     image: list[Path] = IMAGE_OPT,
+    session: dict[str, Any] | None = None,
 ) -> None:
     """Run the agent on a task until it is done or a budget stops it.
 
@@ -96,9 +106,7 @@ def run(
     from ghostline.agent.options import RunOptions
 
     raise typer.Exit(run_task(RunOptions(
-        task=task, model=model, base_url=base_url, output_format=output_format, max_turns=max_turns,
-        max_tokens=max_tokens, max_cost=max_cost, approval=approval, sandbox=sandbox, network=network,
-        resume=resume, cont=cont, worktree=worktree, cwd=cwd, verbose=verbose, verify=verify,
+        task=task, **(session or {}), output_format=output_format, verbose=verbose, verify=verify,
         verify_attempts=verify_attempts, verify_timeout=verify_timeout, allow=list(allow or []),
         deny=list(deny or []), commit=commit, patch=patch, branch=branch, output_schema=output_schema,
         images=tuple(image or ()),
@@ -117,5 +125,5 @@ def sessions(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("run")(run)
+    app.command("run")(with_session_options(run))
     app.command("sessions")(sessions)

@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+from typing import Any
 
 import typer
 
-from ghostline.agent.commands.run import (
-    APPROVAL_OPT,
-    BASE_URL_OPT,
-    CONTINUE_OPT,
-    CWD_OPT,
-    MAX_COST_OPT,
-    MAX_TOKENS_OPT,
-    MAX_TURNS_OPT,
-    MODEL_OPT,
-    NETWORK_OPT,
-    RESUME_OPT,
-    SANDBOX_OPT,
-    WORKTREE_OPT,
-)
-from ghostline.sandbox.modes import ApprovalMode, SandboxMode
+from ghostline.agent.commands.run import with_session_options
 
 
 def open_tui(task: str | None = None, **options: object) -> int:
@@ -41,26 +27,13 @@ def needs_terminal() -> bool:
 
 def tui(
     task: str = typer.Argument(None, help="Optional first message to send when the TUI opens."),
-    model: str = MODEL_OPT,
-    base_url: str = BASE_URL_OPT,
-    max_turns: int = MAX_TURNS_OPT,
-    max_tokens: int = MAX_TOKENS_OPT,
-    max_cost: float = MAX_COST_OPT,
-    approval: ApprovalMode = APPROVAL_OPT,
-    sandbox: SandboxMode = SANDBOX_OPT,
-    network: bool = NETWORK_OPT,
-    resume: str = RESUME_OPT,
-    cont: bool = CONTINUE_OPT,
-    worktree: str = WORKTREE_OPT,
-    cwd: Path = CWD_OPT,
+    session: dict[str, Any] | None = None,
 ) -> None:
     """Open the interactive TUI: chat with the agent, approve its actions, undo its turns."""
     if needs_terminal():
         raise typer.Exit(2)
-    raise typer.Exit(open_tui(task, model=model, base_url=base_url, max_turns=max_turns, max_tokens=max_tokens,
-                              max_cost=max_cost, approval=approval, sandbox=sandbox, network=network,
-                              resume=resume, cont=cont, worktree=worktree, cwd=cwd))
+    raise typer.Exit(open_tui(task, **(session or {})))
 
 
 def register(app: typer.Typer) -> None:
-    app.command("tui")(tui)
+    app.command("tui")(with_session_options(tui))
