@@ -302,7 +302,14 @@ class _Server:
         self.last_activity = time.monotonic()
         self.served = 0
         self.stopping = False
-        signal.signal(signal.SIGCHLD, lambda *_: None)  # wake select() when a run ends
+        # A run that ends wakes select() through this pipe: a Python signal handler alone would not (select is
+        # retried after it runs), and the caller would wait for the next timeout to learn its exit code.
+        self.wakeup_r, self.wakeup_w = os.pipe()
+        for fd in (self.wakeup_r, self.wakeup_w):
+            os.set_blocking(fd, False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.set_wakeup_fd(self.wakeup_w, warn_on_full_buffer=False)
+        self.selector.register(self.wakeup_r, selectors.EVENT_READ)
 
     def loop(self) -> None:
         while True:
@@ -312,6 +319,9 @@ class _Server:
             for key, _ in self.selector.select(timeout=1.0):
                 if key.fileobj is self.listener:
                     self._accept()
+                elif key.fileobj == self.wakeup_r:
+                    with _quiet():
+                        os.read(self.wakeup_r, 512)  # a signal came: the reap below sees to it
                 else:
                     self._message(key.fileobj)  # type: ignore[arg-type]
             self._reap()
@@ -367,8 +377,11 @@ class _Server:
     def _become_run(self, request: dict, fds: list[int]) -> None:
         code = 1
         try:
+            signal.set_wakeup_fd(-1)
             self.selector.close()
             self.listener.close()
+            os.close(self.wakeup_r)
+            os.close(self.wakeup_w)
             for conn in self.runs:
                 conn.close()
             code = _run_request(request, fds)
