@@ -16,6 +16,7 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from ghostline.agent import events as ev
@@ -77,6 +78,7 @@ class CheckpointsLike(Protocol):
     """sandbox.Checkpoints, as the loop uses it: a snapshot before a turn changes files makes the turn undoable."""
 
     def snapshot(self, label: str) -> str | None: ...
+    def changed_since(self, sha: str) -> list[Path] | None: ...
     def undo(self, session: str | None = None, turns: int = 1) -> tuple[Any, list[str]]: ...
     def session_diff(self, session: str | None) -> str: ...
 
@@ -174,6 +176,7 @@ class AgentLoop:
         self.budgets = budgets or Budgets()
         self.compactor = compactor
         self.checkpoints = checkpoints
+        self.first_checkpoint: str | None = None  # this loop's first snapshot: what its work started from
         self.cost_of = cost_of
         self.max_output_tokens = max_output_tokens
         self.verification = verification
@@ -448,11 +451,19 @@ class AgentLoop:
             return
         label = f"{self.session.id if self.session else 'run'}:{self.stats.num_turns}"
         try:
-            await asyncio.to_thread(self.checkpoints.snapshot, label)
+            sha = await asyncio.to_thread(self.checkpoints.snapshot, label)
+            self.first_checkpoint = self.first_checkpoint or sha
         except Exception:  # a failed snapshot must not stop the work; undo just has one point less
             log.debug("checkpoint %s failed", label, exc_info=True)
 
     # -- what front ends may ask of the loop between turns ------------------------------------------------
+
+    def changed_since_first_checkpoint(self) -> list[Path] | None:
+        """Every file changed since this loop's first checkpoint (its tools' and its commands' work); None when
+        it took none (nothing wrote, or checkpoints are off here)."""
+        if self.checkpoints is None or self.first_checkpoint is None:
+            return None
+        return self.checkpoints.changed_since(self.first_checkpoint)
 
     def mark_interrupted(self) -> list[str]:
         """After run() was cancelled: settle the calls left without a result and log the interruption."""

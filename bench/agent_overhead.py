@@ -416,15 +416,15 @@ def main() -> int:
             table = {a.label: metrics([r for r in runs if r.agent == a.label]) for a in agents}
             print_table(f"workspace: {ws.name} ({args.runs} runs each, medians)", table)
             result["workspaces"][ws.name] = {"medians": table, "runs": [r.__dict__ for r in runs]}
+        for agent in agents:  # the warm servers this bench started (their key needs the server's address)
+            if agent.warm:
+                warm.query("stop", warm.socket_path(ghostline_cmd(srv, home, agent.checkout or REPO, True)[1]))
     cli = cli_times(20, args.baseline)
     print()
     for name, ms in cli.items():
         print(f"{name:<42} {ms:>10.1f}")
     result["cli_ms"] = cli
     result["loadavg_after"] = os.getloadavg()
-    for agent in agents:
-        if agent.warm:
-            warm.query("stop", warm.socket_path(ghostline_cmd(srv, home, agent.checkout or REPO, True)[1]))
     out = REPO / "bench/out"
     out.mkdir(parents=True, exist_ok=True)
     (out / "agent_overhead.json").write_text(json.dumps(result, indent=2))

@@ -206,6 +206,22 @@ class Checkpoints:
         except (CheckpointError, OSError):
             return None
 
+    def changed_since(self, sha: str) -> list[Path] | None:
+        """The files that differ now from checkpoint `sha` — created, changed or deleted, by the tools or by
+        commands — read from the store's stat cache as a snapshot would (no file is read twice); None when the
+        store cannot tell."""
+        if self._off:
+            return None
+        try:
+            with self._using_store() as store:
+                self._add_all(store)
+                out = store.git("diff-index", "--cached", "--name-only", "-z", "--no-renames", sha,
+                                *self._pathspec(store))
+                root = store.layout.root
+        except (CheckpointError, OSError):
+            return None
+        return [root / p for p in out.split("\0") if p]
+
     def _tree(self, store: Store) -> str:
         self._add_all(store)
         return store.git("write-tree").strip()

@@ -214,3 +214,17 @@ def test_session_diff_shows_every_change_since_the_first_checkpoint(tmp_path):
     (ws / "gone.txt").unlink()
     diff = cps.session_diff("s1")
     assert "-x = 1" in diff and "+x = 2" in diff and "+hello" in diff and "-bye" in diff
+
+
+def test_changed_since_lists_what_anything_changed_after_a_checkpoint(repo: Path) -> None:
+    (repo / "notes.txt").write_text("untracked before, left alone\n")
+    cp = Checkpoints(repo, session="s")
+    first = cp.snapshot("s:1")
+    assert first is not None
+    assert cp.changed_since(first) == []
+    (repo / "made.txt").write_text("by a command\n")
+    (repo / "src" / "pkg" / "a.py").write_text("changed again\n")
+    (repo / "keep.txt").unlink()
+    (repo / "more.log").write_text("ignored\n")
+    assert sorted(p.relative_to(repo).as_posix() for p in cp.changed_since(first)) == \
+        ["keep.txt", "made.txt", "src/pkg/a.py"]
