@@ -9,7 +9,6 @@ from pathlib import Path
 
 from ghostline.agent import events as ev
 from ghostline.agent.runner import PreparedRun, _Later
-
 from tests.agent.test_e2e import agent_env, make_repo, run_agent
 from tests.fakeserver import FakeModelServer, reply
 
