@@ -458,13 +458,6 @@ class AgentLoop:
 
     # -- what front ends may ask of the loop between turns ------------------------------------------------
 
-    def changed_since_first_checkpoint(self) -> list[Path] | None:
-        """Every file changed since this loop's first checkpoint (its tools' and its commands' work); None when
-        it took none (nothing wrote, or checkpoints are off here)."""
-        if self.checkpoints is None or self.first_checkpoint is None:
-            return None
-        return self.checkpoints.changed_since(self.first_checkpoint)
-
     def mark_interrupted(self) -> list[str]:
         """After run() was cancelled: settle the calls left without a result and log the interruption."""
         closed = self.settle_interrupted()

@@ -223,7 +223,8 @@ class PreparedRun:
         """Files the run changed beyond what its tools reported: from the checkpoint store (what differs from the
         run's first checkpoint: a stat of each file, as a snapshot does) when one was taken; else by comparing
         git status with the one taken at the start."""
-        moved = self.loop.changed_since_first_checkpoint()
+        checkpoints, first = self.loop.checkpoints, self.loop.first_checkpoint
+        moved = checkpoints.changed_since(first) if checkpoints is not None and first is not None else None
         if moved is not None:
             return [os.path.normpath(p) for p in moved]
         before = self.changed_before.get()

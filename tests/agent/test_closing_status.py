@@ -29,10 +29,8 @@ def test_files_a_command_made_are_reported_and_files_dirty_before_are_not(tmp_pa
 class _NoCheckpoints:
     """A loop where no checkpoint was taken (checkpoints off): the report falls back to git status."""
 
+    checkpoints = None
     first_checkpoint = None
-
-    def changed_since_first_checkpoint(self) -> None:
-        return None
 
 
 def _run(tmp_path: Path) -> PreparedRun:
