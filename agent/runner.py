@@ -152,14 +152,11 @@ def _git_status_files(root: Path) -> dict[str, str]:
     return files
 
 
-def _status_at_start(root: Path, is_git: bool, checkpoints: Checkpoints | None) -> _Later:
-    """The git status before the run, for a report without checkpoints to compare with (None when the
-    checkpoint store will tell instead: on an untracked 18k-file tree the status costs ~0.1 s of CPU)."""
-    needed = is_git and (checkpoints is None or checkpoints.notice is not None)
-    return _Later(_git_status_files if needed else _nothing, root)
-
-
-def _nothing(root: Path) -> None:
+def _status_at_start(root: Path, is_git: bool, checkpoints: Checkpoints | None) -> _Later | None:
+    """The git status before the run, for a report without checkpoints to compare with; None when the
+    checkpoint store tells instead (on an untracked 18k-file tree the status costs ~0.1 s of CPU)."""
+    if is_git and (checkpoints is None or checkpoints.notice is not None):
+        return _Later(_git_status_files, root)
     return None
 
 
@@ -194,7 +191,7 @@ class PreparedRun:
     is_git: bool
     model_label: str
     sandbox_report: dict[str, Any]
-    changed_before: _Later  # dict[str, str] of _git_status_files while the run starts, or None (see changed_by_run)
+    changed_before: _Later | None  # _git_status_files while the run starts; None: the checkpoints tell
     started: float
     config: Config
     base_url: str | None = None
@@ -210,13 +207,14 @@ class PreparedRun:
         """Follow the run's events so the report at the end costs nothing after the last answer. Reads change
         nothing and edits report their own files; only what may change others (a command, a subagent, a
         verification) calls for a `git status`, taken once while the next model call runs (nothing changes the
-        files then) and dropped again if something may change them before the run ends."""
-        if not self.is_git:
+        files then) and dropped again if something may change them before the run ends. Only without
+        checkpoints: with them, the report reads the checkpoint store."""
+        if self.changed_before is None:
             return
         if isinstance(e, ev.ToolCall) and e.kind not in SELF_REPORTING_KINDS or \
                 isinstance(e, (ev.ShellRun, ev.VerificationStarted)):
             self._files_moved, self._status_now = True, None
-        elif isinstance(e, ev.TurnStarted) and self._files_moved and self.loop.first_checkpoint is None:
+        elif isinstance(e, ev.TurnStarted) and self._files_moved:
             self._files_moved, self._status_now = False, _Later(_git_status_files, self.root)
 
     def changed_by_run(self) -> list[str]:
@@ -227,9 +225,9 @@ class PreparedRun:
         moved = checkpoints.changed_since(first) if checkpoints is not None and first is not None else None
         if moved is not None:
             return [os.path.normpath(p) for p in moved]
-        before = self.changed_before.get()
-        if not self.is_git or before is None:
+        if self.changed_before is None:
             return []
+        before = self.changed_before.get()
         if self._files_moved:
             after = _git_status_files(self.root)
         else:
@@ -424,7 +422,7 @@ def prepare_run(opts: RunOptions, *, headless: bool, approver: Approver | None =
 
 
 def finish_run(run: PreparedRun, final: ev.Event | None, interrupted: bool) -> dict[str, Any]:
-    """The result object (also appended to the session). Adds files changed by shell commands (git status)."""
+    """The result object (also appended to the session), with the files shell commands changed too."""
     result = collect_result(run, final, interrupted)
     record_result(run, result)
     return result
