@@ -14,15 +14,18 @@ import codecs
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
-
-import httpx
 
 from ghostline.sandbox.policy import Action
 from ghostline.tools.base import BaseTool, ToolContext, ToolError, ToolKind, ToolResult
 from ghostline.tools.images import MEDIA_TYPES, ImageError, check_image, image_entry, keep_image
+
+if TYPE_CHECKING:
+    import httpx
 
 MAX_DOWNLOAD_BYTES = 5 * 1024 * 1024
 CHUNK_CHARS = 40_000
@@ -136,33 +139,15 @@ class FetchTool(BaseTool):
         return result
 
     async def _download(self, url: str, ctx: ToolContext) -> FetchedPage:
-        async with httpx.AsyncClient(follow_redirects=False, timeout=TIMEOUT_S, transport=self._transport,
-                                     headers={"User-Agent": USER_AGENT, "Accept": _ACCEPT}) as client:
-            for _ in range(MAX_REDIRECTS + 1):
-                status, headers, body, cut = await _get(client, url)
-                location = headers.get("location")
-                if status in (301, 302, 303, 307, 308) and location:
-                    url = await _follow(url, urljoin(url, location), ctx)
-                    continue
-                return await asyncio.to_thread(_page, url, status, headers, body, cut)
-        raise ToolError(f"{url}: more than {MAX_REDIRECTS} redirects; giving up")
+        from ghostline.tools.http_download import download  # httpx loads with the first fetch, not at start
 
+        async def follow(current: str, location: str) -> str:
+            return await _follow(current, urljoin(current, location), ctx)
 
-async def _get(client: httpx.AsyncClient, url: str) -> tuple[int, httpx.Headers, bytes, bool]:
-    """Status, headers and body (at most MAX_DOWNLOAD_BYTES; `cut` when there was more)."""
-    host = host_of(url)
-    try:
-        async with client.stream("GET", url) as response:
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body.extend(chunk)
-                if len(body) > MAX_DOWNLOAD_BYTES:
-                    return response.status_code, response.headers, bytes(body[:MAX_DOWNLOAD_BYTES]), True
-            return response.status_code, response.headers, bytes(body), False
-    except httpx.TimeoutException:
-        raise ToolError(f"{url}: no answer from {host} within {TIMEOUT_S:.0f} s") from None
-    except httpx.HTTPError as exc:
-        raise ToolError(f"cannot fetch {url}: {type(exc).__name__}: {exc}") from None
+        got = await download(url, follow=follow, headers={"User-Agent": USER_AGENT, "Accept": _ACCEPT},
+                             timeout_s=TIMEOUT_S, max_bytes=MAX_DOWNLOAD_BYTES, max_redirects=MAX_REDIRECTS,
+                             transport=self._transport)
+        return await asyncio.to_thread(_page, got.url, got.status, got.headers, got.body, got.cut)
 
 
 async def _follow(url: str, target: str, ctx: ToolContext) -> str:
@@ -180,7 +165,7 @@ async def _follow(url: str, target: str, ctx: ToolContext) -> str:
     return target
 
 
-def _page(url: str, status: int, headers: httpx.Headers, body: bytes, cut: bool) -> FetchedPage:
+def _page(url: str, status: int, headers: Mapping[str, str], body: bytes, cut: bool) -> FetchedPage:
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     charset = _charset(headers.get("content-type", ""))
     title = ""
@@ -200,9 +185,16 @@ def _page(url: str, status: int, headers: httpx.Headers, body: bytes, cut: bool)
                         f"and text, not this kind of content")
     if status >= 400:
         excerpt = " ".join(text.split())[:300]
-        raise ToolError(f"{url} answered {status} {httpx.codes.get_reason_phrase(status)}"
+        raise ToolError(f"{url} answered {status} {_reason(status)}"
                         + (f": {excerpt}" if excerpt else ""))
     return FetchedPage(url, title, text, content_type or "text/plain", status, time.time(), cut)
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 def _show_image(result: ToolResult, page: FetchedPage, ctx: ToolContext) -> None:
