@@ -38,6 +38,7 @@ from ghostline.sandbox.checkpoint_store import (
     store_dir,
     sweep_stale,
 )
+from ghostline.sandbox.index_sync import IndexSync
 from ghostline.sandbox.paths import protected_dirs
 
 __all__ = ["Checkpoint", "CheckpointError", "Checkpoints", "create_worktree"]
@@ -88,6 +89,8 @@ class Checkpoints:
         self.store_path = store_dir(data_dir() / "checkpoints", self.workspace)
         self._protected = protected_dirs()
         self._store: Store | None = None
+        self._sync = IndexSync()  # with a session: a watch on the tree, so a snapshot looks at what changed
+        self._last_tree: str | None = None  # what write-tree gave last: the tree while the watch sees no change
         self._prime_thread: threading.Thread | None = None
         self._last_ns = 0
         self._off = False  # turned off by this instance: no more hashing of a tree that does not fit
@@ -113,7 +116,10 @@ class Checkpoints:
         with locked(self.store_path):
             if self._store is None:
                 self._store = self._open_store()
-            yield self._store
+            try:
+                yield self._store
+            finally:
+                self._sync.left(self._store)
 
     def _open_store(self) -> Store:
         store = Store(self.store_path, locate(self.workspace))
@@ -143,12 +149,21 @@ class Checkpoints:
     def _prime(self) -> None:
         try:
             with self._using_store() as store:
+                self._sync.watch(store, self._protected)
                 self._tree(store)
         except Exception:  # noqa: BLE001 - best effort: the first snapshot tries again, and reports
             pass
 
-    def _add_all(self, store: Store) -> None:
-        """Bring the store's index in line with the files: only those whose stat changed are hashed."""
+    def _add_all(self, store: Store, *, exact: bool = False) -> bool:
+        """Bring the store's index in line with the files: only those whose stat changed are hashed, and only
+        the paths the tree's watch saw change are looked at, unless `exact` (index_sync.py). False when the
+        watch says nothing changed."""
+        changed = self._sync.changes(store, self._protected)
+        if changed is not None and not exact:
+            if not changed:
+                return False
+            if self._sync.add(store, changed, self._excludes(store.layout)):
+                return True
         cold = not store.index.exists()
         new_files = 0
         if cold:
@@ -157,11 +172,13 @@ class Checkpoints:
         try:
             store.git("add", "-A", "--ignore-errors", *self._pathspec(store), ok=(0, 1),
                       config=BULK_CONFIG if new_files >= BULK_MIN_FILES else None)
+            self._sync.full_pass_done()
         except CheckpointError:
             if cold or store.index_locked():
                 raise
             store.drop_index()  # an index git cannot read: start again from scratch, once
             self._add_all(store)
+        return True
 
     def _check_first_fits(self, store: Store) -> int:
         """Before hashing a whole new tree: would its untracked files alone exceed the cap? Then stay off.
@@ -185,6 +202,11 @@ class Checkpoints:
         store.set_off(reason)
         self._off = True
         raise CheckpointError(reason)
+
+    def close(self) -> None:
+        """Stop watching the tree (its inotify descriptor goes); snapshots go on, looking at every file."""
+        self.prime(wait=True) if self._prime_thread is not None else None
+        self._sync.close()
 
     # --- snapshots ------------------------------------------------------------------------------------------
     def snapshot(self, label: str, *, session: str | None = None) -> str | None:
@@ -222,9 +244,10 @@ class Checkpoints:
             return None
         return [root / p for p in out.split("\0") if p]
 
-    def _tree(self, store: Store) -> str:
-        self._add_all(store)
-        return store.git("write-tree").strip()
+    def _tree(self, store: Store, *, exact: bool = False) -> str:
+        if self._add_all(store, exact=exact) or self._last_tree is None:
+            self._last_tree = store.git("write-tree").strip()
+        return self._last_tree
 
     def _commit(self, store: Store, tree: str, label: str) -> str:
         return store.git("commit-tree", tree, "-m", label or "checkpoint").strip()
@@ -303,7 +326,7 @@ class Checkpoints:
         UNDO_REF in the store. Returns the paths changed (relative to the repository root)."""
         with self._using_store() as store:
             target = store.git("rev-parse", "--verify", ref + "^{commit}").strip()
-            return self._restore(store, target, self._tree(store))
+            return self._restore(store, target, self._tree(store, exact=True))
 
     def _restore(self, store: Store, target: str, current_tree: str) -> list[str]:
         before = self._commit(store, current_tree, f"before restoring {target[:12]}")
@@ -366,7 +389,7 @@ class Checkpoints:
             # Snapshots that match the files as they are now mark turns that changed nothing (a read-only
             # command after the last edit): undoing them would do nothing, so "the last turn" means the last
             # one that did.
-            current = self._tree(store)
+            current = self._tree(store, exact=True)
             skipped = next((i for i, c in enumerate(cps) if c.tree != current), len(cps))
             if skipped == len(cps):
                 raise CheckpointError("nothing to undo: the files are as they were at every checkpoint")
@@ -388,7 +411,7 @@ class Checkpoints:
             if not cps:
                 return ""
             return store.git("diff", "--no-color", "--no-ext-diff", "--no-textconv", cps[-1].tree,
-                             self._tree(store), *self._pathspec(store))
+                             self._tree(store, exact=True), *self._pathspec(store))
 
     def _nothing_error(self, session: str | None) -> CheckpointError:
         msg = f"no checkpoints for session {session}" if session else "no checkpoints in this workspace"
