@@ -143,6 +143,21 @@ def _staged(repo: Path, base: str | None, paths: list[str]) -> Iterator[_Staged]
         yield _Staged(env, base, addable)
 
 
+def worktree_diffstat(repo: Path, base: str | None, paths: list[str]) -> dict[str, int]:
+    """The diffstat of `paths` from `base` to the working tree. When they are all tracked (the usual case:
+    edits) one `git diff` against the working tree says it, reading the repository's index and writing
+    nothing; a new file among them needs the throwaway index (git only diffs what an index holds)."""
+    if not paths:
+        return _diffstat("")
+    tagged = _git(repo, "ls-files", "-z", "-t", "--cached", "--others", "--exclude-standard", "--", *paths)
+    entries = {e[2:]: e[0] for e in tagged.split("\0") if len(e) > 2}
+    if "?" in entries.values():
+        return diff_against(repo, base, paths)[1]
+    if not entries:
+        return _diffstat("")
+    return _diffstat(_git(repo, "diff", "--numstat", base or EMPTY_TREE, "--", *sorted(entries)))
+
+
 def diff_against(repo: Path, base: str | None, paths: list[str]) -> tuple[bytes, dict[str, int]]:
     """The binary git diff of `paths` from `base` to the working tree, and its diffstat, through a throwaway
     index (new files included, nothing staged in the repository's own index)."""
@@ -198,6 +213,9 @@ def land(repo: Path, *, base: str | None, paths: list[str], request: LandingRequ
     out: dict[str, Any] = {"branch": current_branch(repo), "commit": None, "patch": None,
                            "diffstat": _diffstat("")}
     try:
+        if request.patch is None and not (request.commit and succeeded):  # nothing to write: only count
+            out["diffstat"] = worktree_diffstat(repo, base, paths)
+            return out
         with _staged(repo, base, paths) as staged:
             if staged.paths:
                 out["diffstat"] = staged.numstat(repo)
