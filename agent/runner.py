@@ -265,6 +265,13 @@ class PreparedRun:
         if self.mcp is not None:
             await self.mcp.stop()
 
+    def release(self) -> None:
+        """The run is over and its process goes on (`agent batch`): close its session file and the checkpoints'
+        watch on the tree (an inotify descriptor each, of the user's 128)."""
+        self.session.close()
+        if self.loop.checkpoints is not None:
+            self.loop.checkpoints.close()
+
     def record_start(self) -> ev.SessionStarted:
         """The run's first event in the session (also what makes a new session's file appear)."""
         rep = self.sandbox_report

@@ -205,7 +205,8 @@ class Checkpoints:
 
     def close(self) -> None:
         """Stop watching the tree (its inotify descriptor goes); snapshots go on, looking at every file."""
-        self.prime(wait=True) if self._prime_thread is not None else None
+        if self._prime_thread is not None:
+            self._prime_thread.join()  # it may be starting the watch
         self._sync.close()
 
     # --- snapshots ------------------------------------------------------------------------------------------

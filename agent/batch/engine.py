@@ -153,7 +153,7 @@ class Batch:
                                       else job.task)
         result = await asyncio.to_thread(conclude, run, outcome, task=job.task, base=place.base, request=request,
                                          schema=self.schema)
-        run.session.close()
+        run.release()
         status, note = result["subtype"], None
         if outcome.interrupted and self.stopped_by == STOPPED_COST:
             status = "error_budget"

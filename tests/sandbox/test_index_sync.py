@@ -132,3 +132,25 @@ def test_changes_since_a_checkpoint_come_from_the_watch(workspace: Path, tmp_pat
     assert first
     assert sorted(p.relative_to(workspace).as_posix() for p in watched.changed_since(first)) == [
         "made/deep/x.txt", "src/m0.py", "src/pkg/m1.py"]
+
+
+def _inotify_descriptors() -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:inotify"
+        except OSError:  # the descriptor listdir itself used
+            pass
+    return count
+
+
+def test_close_gives_the_watch_back_and_snapshots_go_on(workspace: Path) -> None:
+    before = _inotify_descriptors()
+    cp = Checkpoints(workspace, session="w")
+    cp.prime(wait=True)
+    assert _inotify_descriptors() == before + 1
+    cp.close()
+    assert _inotify_descriptors() == before
+    (workspace / "after.txt").write_text("written after the watch went\n")
+    sha = cp.snapshot("w:1")
+    assert sha and "after.txt" in git(workspace, f"--git-dir={cp.store_path}", "ls-tree", "--name-only", sha)
