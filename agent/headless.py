@@ -20,6 +20,7 @@ from ghostline.agent.output_schema import OutputSchema, SchemaCheckedRun
 from ghostline.agent.plan import ACCEPT_MODE, PLAN_MODE
 from ghostline.agent.providers.base import ConfigError
 from ghostline.agent.render import exit_code_for, make_renderer
+from ghostline.agent.report_ahead import ReportAhead, landed_paths
 from ghostline.agent.runner import (
     PreparedRun,
     RunOptions,
@@ -101,19 +102,21 @@ async def execute(run: PreparedRun, task: str | None, schema: OutputSchema | Non
 
 
 def conclude(run: PreparedRun, outcome: Outcome, *, task: str | None, base: str | None,
-             request: LandingRequest, schema: OutputSchema | None = None) -> dict[str, Any]:
+             request: LandingRequest, schema: OutputSchema | None = None,
+             ahead: ReportAhead | None = None) -> dict[str, Any]:
     """The result object, recorded in the session: the loop's outcome, what --output-schema parsed, and in a
-    git repository where the work landed (branch, commit, patch, diffstat; agent/landing.py)."""
+    git repository where the work landed (branch, commit, patch, diffstat; agent/landing.py). `ahead`: what
+    was counted while the model wrote its answer."""
     if outcome.interrupted:
         run.loop.mark_interrupted()
     result = collect_result(run, outcome.final, outcome.interrupted)
     if schema is not None:
         result["structured_result"] = outcome.structured
     if run.is_git:
-        paths = [p for p in result["files_changed"] if not Path(p).is_absolute()]
+        paths = landed_paths(result["files_changed"])
         result.update(land(run.root, base=base, paths=paths, request=request,
                            succeeded=result["subtype"] == "success", summary=result["result"], task=task or "",
-                           session_id=run.session.id))
+                           session_id=run.session.id, counted=ahead.diffstat(paths) if ahead else None))
     record_result(run, result)
     return result
 
@@ -143,10 +146,16 @@ def _run_task(opts: RunOptions) -> int:
     renderer.header(f"ghostline · {run.model_label} · {run.cwd} · sandbox {rep['mode']} ({rep['level']}) · "
                     f"approval {rep['approval']} · session {run.session.id}")
     renderer.handle(run.record_start())
-    outcome = _drive(run, task, schema, renderer.handle, None if headless else terminal_approver())
+    ahead = ReportAhead(run, base)
+
+    def on_event(e: ev.Event) -> None:
+        ahead.observe(e)
+        renderer.handle(e)
+
+    outcome = _drive(run, task, schema, on_event, None if headless else terminal_approver())
     if outcome.interrupted:
         _err("interrupted; the session is saved: agent run --resume " + run.session.id)
-    result = conclude(run, outcome, task=opts.task, base=base, request=request, schema=schema)
+    result = conclude(run, outcome, task=opts.task, base=base, request=request, schema=schema, ahead=ahead)
     run.session.close()
     renderer.finish(result)
     return _exit_code(result, run)

@@ -14,6 +14,7 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,18 +145,34 @@ def _staged(repo: Path, base: str | None, paths: list[str]) -> Iterator[_Staged]
 
 
 def worktree_diffstat(repo: Path, base: str | None, paths: list[str]) -> dict[str, int]:
-    """The diffstat of `paths` from `base` to the working tree. When they are all tracked (the usual case:
-    edits) one `git diff` against the working tree says it, reading the repository's index and writing
-    nothing; a new file among them needs the throwaway index (git only diffs what an index holds)."""
+    """The diffstat of `paths` from `base` to the working tree, from one `git diff` against the working tree
+    (reading the repository's index, writing nothing) when it shows every path (the usual case: edits). A path
+    it does not show is unchanged, ignored, or new — git diffs only what an index holds — and a new one needs
+    the throwaway index."""
     if not paths:
         return _diffstat("")
-    tagged = _git(repo, "ls-files", "-z", "-t", "--cached", "--others", "--exclude-standard", "--", *paths)
-    entries = {e[2:]: e[0] for e in tagged.split("\0") if len(e) > 2}
-    if "?" in entries.values():
+    stat, shown = _numstat_z(_git(repo, "diff", "--numstat", "-z", base or EMPTY_TREE, "--", *paths))
+    if shown.issuperset(paths):
+        return stat
+    tagged = _git(repo, "ls-files", "-z", "-t", "--others", "--exclude-standard", "--",
+                  *sorted(set(paths) - shown))
+    if any(e.startswith("? ") for e in tagged.split("\0")):
         return diff_against(repo, base, paths)[1]
-    if not entries:
-        return _diffstat("")
-    return _diffstat(_git(repo, "diff", "--numstat", base or EMPTY_TREE, "--", *sorted(entries)))
+    return stat
+
+
+def _numstat_z(out: str) -> tuple[dict[str, int], set[str]]:
+    """`git diff --numstat -z`: the diffstat, and every path it names (a rename names two)."""
+    lines, shown = [], set()
+    fields = iter(out.split("\0"))
+    for entry in fields:
+        if not entry:
+            continue
+        added, removed, path = (entry.split("\t", 2) + ["", ""])[:3]
+        names = [path] if path else [next(fields, ""), next(fields, "")]  # a rename: "a\td\t", old, new
+        shown.update(names)
+        lines.append(f"{added}\t{removed}\t{names[-1]}")
+    return _diffstat("\n".join(lines)), shown
 
 
 def diff_against(repo: Path, base: str | None, paths: list[str]) -> tuple[bytes, dict[str, int]]:
@@ -206,16 +223,23 @@ def _commit_staged(repo: Path, staged: _Staged, message: str, author: str | None
 
 
 def land(repo: Path, *, base: str | None, paths: list[str], request: LandingRequest, succeeded: bool,
-         summary: str, task: str, session_id: str) -> dict[str, Any]:
+         summary: str, task: str, session_id: str, counted: dict[str, int] | None = None) -> dict[str, Any]:
     """The report's `branch`, `commit`, `patch` and `diffstat` for a run that changed `paths` (relative to
     `repo`) since `base`. The patch is written whatever the outcome (it shows what a failed run did); the commit
-    is made only for a run that succeeded. A git failure becomes `landing_error` (the run's outcome stands)."""
-    out: dict[str, Any] = {"branch": current_branch(repo), "commit": None, "patch": None,
-                           "diffstat": _diffstat("")}
+    is made only for a run that succeeded. A git failure becomes `landing_error` (the run's outcome stands).
+    `counted`: the diffstat, when it was already counted (agent/report_ahead.py)."""
+    out: dict[str, Any] = {"branch": None, "commit": None, "patch": None, "diffstat": _diffstat("")}
+    if request.patch is None and not (request.commit and succeeded):  # nothing to write: only count
+        with ThreadPoolExecutor(1) as pool:  # two git processes at once: this is on the way to the exit
+            branch = pool.submit(current_branch, repo)
+            try:
+                out["diffstat"] = counted if counted is not None else worktree_diffstat(repo, base, paths)
+            except (LandingError, OSError, subprocess.SubprocessError) as e:
+                out["landing_error"] = str(e)
+            out["branch"] = branch.result()
+        return out
+    out["branch"] = current_branch(repo)
     try:
-        if request.patch is None and not (request.commit and succeeded):  # nothing to write: only count
-            out["diffstat"] = worktree_diffstat(repo, base, paths)
-            return out
         with _staged(repo, base, paths) as staged:
             if staged.paths:
                 out["diffstat"] = staged.numstat(repo)

@@ -444,17 +444,21 @@ def collect_result(run: PreparedRun, final: ev.Event | None, interrupted: bool) 
     """The result object, not yet recorded (a front end may add to it: where the work landed, ...); runs the
     SessionEnd hooks."""
     stats = run.loop.stats
-    changed = [os.path.normpath(p) for p in stats.files_changed]
-    changed += [p for p in run.changed_by_run() if p not in changed]
-    # Reported relative to the workspace root (stable whatever the cwd); absolute when outside it.
-    stats.files_changed = [os.path.relpath(p, run.root) if Path(p).is_relative_to(run.root) else p
-                           for p in changed]
+    stats.files_changed = report_paths(run.root, stats.files_changed, run.changed_by_run())
     if run.hooks is not None:
         for report in run.hooks.session_ended("other", run.loop.ctx):
             run.session.append(report_event(report).to_dict())
     return result_object(final=final, session_id=run.session.id, stats=stats,
                          duration_ms=int((time.monotonic() - run.started) * 1000), sandbox=run.sandbox_report,
                          interrupted=interrupted, verification=run.loop.verification_report())
+
+
+def report_paths(root: Path, tool_paths: Sequence[str], moved: Sequence[str]) -> list[str]:
+    """The report's `files_changed`: what the tools said they changed, then what else changed (`moved`);
+    relative to the workspace root (stable whatever the cwd), absolute when outside it."""
+    changed = [os.path.normpath(p) for p in tool_paths]
+    changed += [p for p in moved if p not in changed]
+    return [os.path.relpath(p, root) if Path(p).is_relative_to(root) else p for p in changed]
 
 
 def attach_task_images(run: PreparedRun, paths: Sequence[Path], task: str | None) -> None:

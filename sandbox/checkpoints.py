@@ -91,6 +91,8 @@ class Checkpoints:
         self._store: Store | None = None
         self._sync = IndexSync()  # with a session: a watch on the tree, so a snapshot looks at what changed
         self._last_tree: str | None = None  # what write-tree gave last: the tree while the watch sees no change
+        self._generation = 0  # goes up whenever the files may have changed since it was last read
+        self._since: tuple[str, int, list[Path]] | None = None  # changed_since's last answer, and its generation
         self._prime_thread: threading.Thread | None = None
         self._last_ns = 0
         self._off = False  # turned off by this instance: no more hashing of a tree that does not fit
@@ -163,7 +165,9 @@ class Checkpoints:
             if not changed:
                 return False
             if self._sync.add(store, changed, self._excludes(store.layout)):
+                self._generation += 1
                 return True
+        self._generation += 1
         cold = not store.index.exists()
         new_files = 0
         if cold:
@@ -238,12 +242,21 @@ class Checkpoints:
         try:
             with self._using_store() as store:
                 self._add_all(store)
+                if self._since is not None and self._since[:2] == (sha, self._generation):
+                    return list(self._since[2])  # the watch saw nothing change since it was worked out
                 out = store.git("diff-index", "--cached", "--name-only", "-z", "--no-renames", sha,
                                 *self._pathspec(store))
-                root = store.layout.root
+                changed = [store.layout.root / p for p in out.split("\0") if p]
+                self._since = (sha, self._generation, changed)
+                return list(changed)
         except (CheckpointError, OSError):
             return None
-        return [root / p for p in out.split("\0") if p]
+
+    @property
+    def generation(self) -> int:
+        """A number that has gone up if the files may have changed since `changed_since` last looked (it stays
+        the same only while the tree's watch saw nothing change)."""
+        return self._generation
 
     def _tree(self, store: Store, *, exact: bool = False) -> str:
         if self._add_all(store, exact=exact) or self._last_tree is None:

@@ -33,6 +33,7 @@ from ghostline.agent.headless import Outcome, conclude, execute, landing_request
 from ghostline.agent.options import RunOptions, UsageError
 from ghostline.agent.output_schema import OutputSchema
 from ghostline.agent.providers.base import ConfigError
+from ghostline.agent.report_ahead import ReportAhead
 from ghostline.agent.runner import PreparedRun, close_quietly, prepare_run
 from ghostline.sandbox import CheckpointError
 
@@ -149,10 +150,11 @@ class Batch:
                              worktree=worktree, error=str(e))
         run.record_start()
         self.progress.started(job.id, {"branch": place.branch, "worktree": worktree, "session_id": run.session.id})
+        ahead = ReportAhead(run, place.base)
         outcome = await self._execute(job.id, run, CONTINUE.format(task=job.task) if plan.continue_session
-                                      else job.task)
+                                      else job.task, ahead)
         result = await asyncio.to_thread(conclude, run, outcome, task=job.task, base=place.base, request=request,
-                                         schema=self.schema)
+                                         schema=self.schema, ahead=ahead)
         run.release()
         status, note = result["subtype"], None
         if outcome.interrupted and self.stopped_by == STOPPED_COST:
@@ -161,11 +163,15 @@ class Batch:
         return job_entry(job, result, status=status, model=run.model_label, worktree=worktree,
                          base_commit=place.base, error=note)
 
-    async def _execute(self, job_id: str, run: PreparedRun, task: str) -> Outcome:
+    async def _execute(self, job_id: str, run: PreparedRun, task: str, ahead: ReportAhead) -> Outcome:
         if self.stopped_by is not None:  # stopped while this job was being set up
             await close_quietly(run.loop.provider)
             return Outcome(interrupted=True)
-        future = asyncio.ensure_future(execute(run, task, self.schema, lambda e: self._on_event(job_id, e)))
+        def on_event(e: ev.Event) -> None:
+            ahead.observe(e)
+            self._on_event(job_id, e)
+
+        future = asyncio.ensure_future(execute(run, task, self.schema, on_event))
         self._running[job_id] = future
         try:
             return await future

@@ -68,3 +68,17 @@ def test_a_report_that_writes_nothing_counts_without_staging(repo: Path) -> None
                session_id="S")
     assert out["diffstat"] == {"files": 1, "insertions": 1, "deletions": 3} and out["commit"] is None
     assert git(repo, "status", "--porcelain") == " M a.py\n"
+
+
+def test_a_rename_between_tracked_paths_is_counted_as_git_counts_it(repo: Path) -> None:
+    base = head_commit(repo)
+    git(repo, "mv", "gone.py", "renamed.py")
+    paths = ["gone.py", "renamed.py"]
+    assert worktree_diffstat(repo, base, paths) == diff_against(repo, base, paths)[1]
+
+
+def test_a_path_edited_back_to_what_it_was_counts_nothing(repo: Path) -> None:
+    base = head_commit(repo)
+    (repo / "a.py").write_text("one\ntwo\nthree\n")  # written, but as it was
+    (repo / "b.py").write_text("changed\n")
+    assert worktree_diffstat(repo, base, ["a.py", "b.py"]) == {"files": 1, "insertions": 1, "deletions": 1}

@@ -154,3 +154,20 @@ def test_close_gives_the_watch_back_and_snapshots_go_on(workspace: Path) -> None
     (workspace / "after.txt").write_text("written after the watch went\n")
     sha = cp.snapshot("w:1")
     assert sha and "after.txt" in git(workspace, f"--git-dir={cp.store_path}", "ls-tree", "--name-only", sha)
+
+
+def test_changed_since_is_remembered_while_the_watch_sees_nothing_change(workspace: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    watched, full = pair(workspace, tmp_path, monkeypatch)
+    first = watched.snapshot("w:1")
+    (workspace / "src" / "m0.py").write_text("changed\n")
+    assert [p.name for p in watched.changed_since(first)] == ["m0.py"]
+    generation = watched.generation
+    assert [p.name for p in watched.changed_since(first)] == ["m0.py"] and watched.generation == generation
+    (workspace / "src" / "m2.py").write_text("changed too\n")
+    assert sorted(p.name for p in watched.changed_since(first)) == ["m0.py", "m2.py"]
+    assert watched.generation > generation
+    unwatched = full.snapshot("f:1")  # no watch: every look may find something new
+    before = full.generation
+    full.changed_since(unwatched)
+    assert full.generation > before
