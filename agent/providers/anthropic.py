@@ -7,7 +7,9 @@ the API's maximum).
 
 from __future__ import annotations
 
+import inspect
 import json
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -172,6 +174,18 @@ class AnthropicProvider(RetryingSDKProvider):
             self._client_kwargs["auth_token"] = auth_token
         if base_url:
             self._client_kwargs["base_url"] = base_url
+
+    def _client_options(self, client_class: type) -> dict[str, Any]:
+        """No OpenTelemetry spans when nothing in the environment sets OpenTelemetry up: they would go to its
+        no-op provider, and making them imports ~0.15 s of the SDK's types at the first request. With any
+        OTEL_* or ANTHROPIC_OPEN_TELEMETRY* variable set, the SDK decides as it would."""
+        if any(k.startswith(("OTEL_", "ANTHROPIC_OPEN_TELEMETRY")) for k in os.environ):
+            return {}
+        try:
+            accepts = "open_telemetry" in inspect.signature(client_class).parameters
+        except (TypeError, ValueError):
+            accepts = False
+        return {"open_telemetry": {"traces": {"enabled": False}}} if accepts else {}
 
     # -- request -------------------------------------------------------------------------------------------
     def request_params(

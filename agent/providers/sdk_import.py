@@ -33,6 +33,13 @@ from types import ModuleType
 from typing import Any
 
 LEAN_ROOTS = frozenset({"anthropic", "openai"})
+# Functions the client's modules import as they load but call only when the client makes OpenTelemetry spans
+# (`anthropic._base_client` calls them only with a tracer; see AnthropicProvider's client options) or streams
+# with the SDK's MessageStream helper: their modules, ~0.15 s of TypedDict and pydantic classes of every beta
+# API, load at the first call instead. package -> name -> the module defining it.
+DEFERRED_CALLS = {"anthropic.lib._tracing": {
+    "finish_api_call_span": "_api_call", "messages_create_request_attributes": "_api_call", "get": "_utils",
+    "share_message_snapshot": "_streaming", "withhold_message_snapshot": "_streaming"}}
 
 _install_lock = threading.Lock()
 _installed = False
@@ -138,7 +145,7 @@ class _LeanSDKFinder(importlib.abc.MetaPathFinder):
         else:
             table = reexport_table(spec.origin)
             if table is not None:
-                spec.loader = _ReexportLoader(table)
+                spec.loader = _ReexportLoader(table, _deferrable(fullname, spec.origin, table))
         return spec
 
 
@@ -177,21 +184,25 @@ class _DeferredInitLoader(importlib.abc.Loader):
 class _ReexportLoader(importlib.abc.Loader):
     """A re-export-only package: each name is imported from its submodule on first lookup."""
 
-    def __init__(self, table: dict[str, tuple[str, str | None]]):
+    def __init__(self, table: dict[str, tuple[str, str | None]], deferred: frozenset[str] = frozenset()):
         self.table = table
+        self.deferred = deferred  # names of functions whose module loads at their first call
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
         return None
 
     def exec_module(self, module: ModuleType) -> None:
-        table, package = self.table, module.__name__
+        table, package, deferred = self.table, module.__name__, self.deferred
 
         def __getattr__(name: str) -> Any:  # noqa: N807 - the PEP 562 hook
             if name not in table:
                 raise AttributeError(f"module {package!r} has no attribute {name!r}")
             submodule, attr = table[name]
-            found = importlib.import_module(f"{package}.{submodule}")
-            value = found if attr is None else getattr(found, attr)
+            if name in deferred and f"{package}.{submodule}" not in sys.modules:
+                value = _called_later(f"{package}.{submodule}", attr or name)
+            else:
+                found = importlib.import_module(f"{package}.{submodule}")
+                value = found if attr is None else getattr(found, attr)
             setattr(module, name, value)
             return value
 
@@ -202,6 +213,43 @@ class _ReexportLoader(importlib.abc.Loader):
         module.__dir__ = __dir__  # type: ignore[method-assign]
         if "__all__" not in module.__dict__:
             module.__all__ = list(table)
+
+
+def _deferrable(package: str, init_path: str, table: dict[str, tuple[str, str | None]]) -> frozenset[str]:
+    """Of DEFERRED_CALLS[package], the names the package re-exports from the module named there, where that
+    module defines them as plain functions (no decorator): a stand-in can only forward a call."""
+    out = set()
+    for name, submodule in DEFERRED_CALLS.get(package, {}).items():
+        if table.get(name) == (submodule, name) and \
+                _plain_function(os.path.join(os.path.dirname(init_path), submodule + ".py"), name):
+            out.add(name)
+    return frozenset(out)
+
+
+def _plain_function(path: str, name: str) -> bool:
+    try:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), path)
+    except (OSError, ValueError, SyntaxError):
+        return False
+    return any(isinstance(node, ast.FunctionDef) and node.name == name and not node.decorator_list
+               for node in tree.body)
+
+
+def _called_later(module: str, name: str) -> Any:
+    """A stand-in for function `name` of `module` that imports the module at its first call."""
+    real = None
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        nonlocal real
+        if real is None:
+            real = getattr(importlib.import_module(module), name)
+        return real(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__module__ = module
+    call.__doc__ = f"{module}.{name}, whose module is imported at the first call"
+    return call
 
 
 def _is_submodule(package: ModuleType, name: str) -> bool:

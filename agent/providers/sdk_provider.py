@@ -56,8 +56,12 @@ class RetryingSDKProvider:
             client_class, _ = self._sdk_loader.get()
             http_client = _http_client(client_class)
             extra = {"http_client": http_client} if http_client is not None else {}
-            self._client = client_class(**self._client_kwargs, **extra)
+            self._client = client_class(**self._client_kwargs, **extra, **self._client_options(client_class))
         return self._client
+
+    def _client_options(self, client_class: type) -> dict[str, Any]:
+        """Options for the client that depend on the SDK's version (its class at hand)."""
+        return {}
 
     @property
     def _sdk(self) -> ModuleType:

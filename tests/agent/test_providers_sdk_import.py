@@ -148,3 +148,44 @@ def test_the_plain_reader_agrees_with_the_ast_on_every_package_of_the_sdks():
                 assert plain == _reexports_of_tree(source, str(init)), init
                 read += 1
     assert read > 20  # the generated type packages take the fast path
+
+
+def test_tracing_functions_load_their_modules_only_when_called():
+    out = run_fresh("""
+        import sys
+        from ghostline.agent.providers.sdk_import import client_and_errors, import_lean
+        client_and_errors("anthropic", "AsyncAnthropic")
+        import_lean("anthropic.resources.messages.messages")
+        heavy = ("anthropic.lib._tracing._api_call", "anthropic.types.beta.message_create_params")
+        print(*[m in sys.modules for m in heavy])
+        from anthropic.lib import _tracing
+        fn = _tracing.messages_create_request_attributes
+        print(fn.__name__, fn({"model": "m"}) == {} or type(fn({"model": "m"})).__name__)
+        print(*[m in sys.modules for m in heavy])
+        from anthropic.lib._tracing._api_call import messages_create_request_attributes as real
+        print(real({"output_config": {"format": {"type": "json_schema"}}}) ==
+              fn({"output_config": {"format": {"type": "json_schema"}}}))
+    """).split("\n")
+    assert out[0] == "False False"  # the client and the first request's modules, without them
+    assert out[1].startswith("messages_create_request_attributes ")
+    assert out[2] == "True True" and out[3] == "True"  # the first call imported them, and forwards to the real one
+
+
+def test_the_client_makes_no_spans_unless_the_environment_sets_opentelemetry_up(monkeypatch):
+    from ghostline.agent.providers.anthropic import AnthropicProvider
+
+    class Client:
+        def __init__(self, api_key=None, open_telemetry=None):
+            pass
+
+    class OldClient:
+        def __init__(self, api_key=None):
+            pass
+
+    provider = AnthropicProvider("claude-sonnet-4-5", api_key="k")
+    for name in [k for k in os.environ if k.startswith(("OTEL_", "ANTHROPIC_OPEN_TELEMETRY"))]:
+        monkeypatch.delenv(name)
+    assert provider._client_options(Client) == {"open_telemetry": {"traces": {"enabled": False}}}
+    assert provider._client_options(OldClient) == {}  # an SDK without the option: as it is
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
+    assert provider._client_options(Client) == {}
