@@ -41,7 +41,6 @@ from ghostline.agent.session import Session, list_sessions, sessions_root
 from ghostline.agent.subagents import ChildModel, SubagentSetup, TaskTool, parent_model
 from ghostline.agent.verify import DEFAULT_VERIFY_ATTEMPTS, DEFAULT_VERIFY_TIMEOUT_S, Verification
 from ghostline.compaction import CompactionConfig, Compactor
-from ghostline.compaction.tokens import load_encoding_in_background
 from ghostline.dirs import config_dir, data_dir, find_project_root
 from ghostline.sandbox import CheckpointError, Checkpoints, Policy, create_worktree, detect_level
 from ghostline.sandbox.rules import Rule
@@ -345,7 +344,6 @@ def _check_verify_policy(cfg: Config, verification: Any, *, cwd: Path, mode: str
 def prepare_run(opts: RunOptions, *, headless: bool, approver: Approver | None = None) -> PreparedRun:
     """Config → model → tools, policy, compaction, checkpoints → a ready AgentLoop. Raises UsageError/ConfigError."""
     started = time.monotonic()
-    load_encoding_in_background()  # for the compactor; the provider imports its SDK in the background too
     verification = _verification(opts)
     cwd = (opts.cwd or Path.cwd()).expanduser()
     if not cwd.is_dir():

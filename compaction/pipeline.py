@@ -63,9 +63,9 @@ from ghostline.compaction.stages.microcompact import microcompact
 from ghostline.compaction.stages.snip import snip
 from ghostline.compaction.stages.summarise import Summarizer, SummaryWriter
 from ghostline.compaction.store import OutputStore
-from ghostline.compaction.tokens import TokenAccountant, TokenCounter
+from ghostline.compaction.tokens import ByteBound, TokenAccountant, TokenCounter, load_encoding_in_background
 from ghostline.compaction.toolcalls import KindOf, every_tool_other
-from ghostline.compaction.transcript import Message
+from ghostline.compaction.transcript import Message, ToolResultBlock
 
 LEDGER_FILE = "ledger.json"
 MAX_PROACTIVE_ATTEMPTS = 3  # auto-compact attempts above the hard threshold, each keeping less
@@ -105,6 +105,7 @@ class Compactor:
         self._context_failures = 0
         self.stage_counts: dict[str, int] = {}
         self.last_tokens = 0
+        self._bytes = ByteBound()  # the size bound that spares waiting for the encoding (`_surely_below`)
 
     # -- public API ----------------------------------------------------------------------------------------
 
@@ -153,6 +154,11 @@ class Compactor:
         """Stages 1-4 as needed, then stage 5 if still above the hard threshold. Returns the messages to send
         (the same list object when nothing changed) and one event per stage that changed something."""
         self.ledger.ingest(messages)
+        if self.config.enabled and not self.counter.ready and self._surely_below(system, tools, messages):
+            self.accountant.last_raw_estimate = 0  # this request is not counted: nothing to calibrate with
+            if any(m.role == "assistant" for m in messages):  # a conversation, not one question: counts to come
+                load_encoding_in_background()
+            return messages, []
         if not self.config.enabled:
             self.last_tokens = self.estimate(system, tools, messages)
             return messages, []
@@ -210,6 +216,20 @@ class Compactor:
         return self._finish(run, messages, msgs)
 
     # -- internals ---------------------------------------------------------------------------------------
+
+    def _surely_below(self, system: str, tools: list[dict[str, Any]], messages: list[Message]) -> bool:
+        """Whether no stage could act on this request, told from its size in bytes (which no token count
+        exceeds): then the first request does not wait for the encoding to load."""
+        cfg, eff, bound = self.config, self.effective_window, self._bytes
+        lowest = min(cfg.snip_at, cfg.micro_at, cfg.collapse_at, cfg.hard_at)
+        if self.accountant.calibrated(bound.request_tokens(system, tools, messages)) > lowest * eff:
+            return False
+        cap, turn_cap = cfg.result_cap(eff), cfg.turn_cap(eff)
+        for m in messages:
+            sizes = [bound.count(b.content) for b in m.content if isinstance(b, ToolResultBlock)]
+            if sizes and (max(sizes) > cap or sum(sizes) > turn_cap):
+                return False
+        return True
 
     def _run(self, system: str, tools: list[dict[str, Any]]) -> RunContext:
         return RunContext(self.config, self.accountant, self.store, self.kind_of, system, tools, self.stage_counts)

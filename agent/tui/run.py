@@ -13,6 +13,7 @@ from ghostline.agent.options import RunOptions
 from ghostline.agent.runner import PreparedRun, close_quietly, finish_run, prepare_run, switch_model
 from ghostline.agent.session import latest_todos, session_totals
 from ghostline.agent.tui.status import StatusInfo
+from ghostline.compaction.tokens import load_encoding_in_background
 from ghostline.tools import Approver
 
 
@@ -29,7 +30,9 @@ class TuiRun:
 
     @classmethod
     def prepare(cls, opts: RunOptions, approver: Approver) -> TuiRun:
-        """Config → model → tools → loop (slow: imports the provider's SDK). Raises UsageError/ConfigError."""
+        """Config → model → tools → loop (slow: imports the provider's SDK). Raises UsageError/ConfigError.
+        The token encoding loads alongside: the status line counts the context from the first turn on."""
+        load_encoding_in_background()
         return cls(opts, prepare_run(opts, headless=False, approver=approver))
 
     @property
