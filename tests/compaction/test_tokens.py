@@ -114,3 +114,34 @@ def test_window_and_adoption(counter):
 def test_reserved_output_too_big_for_window_is_reduced(counter):
     a = TokenAccountant(8_000, 8_000, counter=counter)
     assert a.effective_window == 6_000
+
+
+def test_the_encoding_loads_at_the_first_count_and_a_small_first_request_does_not_wait_for_it(tmp_path):
+    code = f"""
+import asyncio
+from ghostline.compaction import tokens
+from ghostline.compaction.pipeline import Compactor
+from ghostline.compaction.transcript import Message, TextBlock, ToolResultBlock, ToolUseBlock
+
+c = Compactor(window=200_000, reserved_output=8_000, store_dir={str(tmp_path)!r})
+print(tokens.encoding_loaded(), c.counter.ready)  # built: nothing loaded yet
+small = [Message("user", [TextBlock("fix the bug")])]
+out, events = asyncio.run(c.prepare("system prompt", [{{"name": "read"}}], small))
+print(out is small and not events, tokens.encoding_loaded())  # sent as it is, without the encoding
+big = small + [Message("assistant", [ToolUseBlock("t1", "read", {{"path": "a"}})]),
+               Message("user", [ToolResultBlock("t1", "x " * 60_000)])]
+out, events = asyncio.run(c.prepare("system prompt", [], big))
+print(tokens.encoding_loaded(), [e.stage for e in events])  # a result over its cap: counted, and cut
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["False False", "True False", "True ['budget']"]
+
+
+def test_the_byte_bound_is_never_below_the_token_count(counter):
+    from ghostline.compaction.tokens import ByteBound
+
+    bound = ByteBound()
+    for text in ["hello world", "héllo wörld ✓ 漢字 🙂" * 20, "def f(x):\n\treturn x\n" * 100, " " * 1000,
+                 "\x00\x01binary-ish\xff", "a" * 5000]:
+        assert bound.count(text) >= counter.count(text)
