@@ -10,11 +10,12 @@ sandbox/tree_watch.py), or a .gitignore changed (what a snapshot leaves out is t
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 from ghostline.sandbox.checkpoint_store import DEFAULT_EXCLUDES, CheckpointError, Store
-from ghostline.sandbox.tree_watch import TreeWatch
+from ghostline.sandbox.tree_watch import Skip, TreeWatch
 
 # Directories a snapshot leaves out by name when untracked (DEFAULT_EXCLUDES): one that appears during the run
 # is untracked, so it is not watched (a `pip install` into .venv/ then costs no events).
@@ -46,10 +47,14 @@ class IndexSync:
         Directories git ignores as a whole, and `excluded` ones, get no watch."""
         if self._watch is None:
             root = store.layout.root / store.layout.pathspec
-            self._watch = TreeWatch.start(root, self._skip_rule(store, root, excluded))
+            try:
+                skip = self._skip_rule(store, root, excluded)
+            except CheckpointError:  # git cannot say what it ignores: snapshots look at every file, as before
+                return
+            self._watch = TreeWatch.start(root, skip)
             self._whole = False
 
-    def _skip_rule(self, store: Store, root: Path, excluded: list[Path]):  # noqa: ANN202
+    def _skip_rule(self, store: Store, root: Path, excluded: list[Path]) -> Skip:
         out = store.git("ls-files", "-z", "-o", "-i", "--exclude-standard", "--directory", "--",
                         store.layout.pathspec)
         ignored = {os.path.relpath(store.layout.root / p, root).replace(os.sep, "/")
@@ -77,7 +82,8 @@ class IndexSync:
         paths = self._watch.take(transient=not self._narrow)
         if paths is not None and any(p.rpartition("/")[2] == ".gitignore" for p in paths):
             root = store.layout.root / store.layout.pathspec
-            self._watch.refresh(self._skip_rule(store, root, excluded))
+            with contextlib.suppress(CheckpointError):  # else the old rule stands: it watches more, not less
+                self._watch.refresh(self._skip_rule(store, root, excluded))
             paths = None
         if paths is None or not self._whole or self._left is None or self._left != _identity(store.index):
             self._whole = False

@@ -70,14 +70,15 @@ class TreeWatch:
             return None
         try:
             watch = cls(root, skip)
-            watch._watch_tree("")
-            watch._new = True
-        except OSError as e:  # ENOSPC: the user's inotify limits (fs.inotify.max_user_watches / instances)
+        except OSError as e:  # EMFILE: the user's inotify instances (fs.inotify.max_user_instances)
             log.debug("no tree watch on %s: %s", root, e)
             return None
-        except _TooBig:
+        try:
+            watch._watch_tree("")
+            watch._new = True
+        except (OSError, _TooBig) as e:  # ENOSPC: the user's fs.inotify.max_user_watches
             watch.close()
-            log.debug("no tree watch on %s: over %d directories", root, MAX_DIRS)
+            log.debug("no tree watch on %s: %s", root, e or f"over {MAX_DIRS} directories")
             return None
         return watch
 
@@ -102,14 +103,19 @@ class TreeWatch:
         with self._lock:
             if self._broken:
                 return None
-            for event in self._read():
-                self._fold(event.wd, event.mask, event.name)
-            changed, lost = self._changed, self._lost or len(self._changed) > MAX_CHANGES
-            if not transient:
-                changed -= {p for p in self._born if not os.path.lexists(self.root / p)}
-            self._changed, self._born, self._lost = set(), set(), False
-            if lost and not self._broken:
-                self._watch_tree("")  # directories created while events were dropped have no watch yet
+            changed, lost = set(), True
+            try:
+                for event in self._read():
+                    self._fold(event.wd, event.mask, event.name)
+                changed, lost = self._changed, self._lost or len(self._changed) > MAX_CHANGES
+                if not transient:
+                    changed -= {p for p in self._born if not os.path.lexists(self.root / p)}
+                self._changed, self._born, self._lost = set(), set(), False
+                if lost and not self._broken:
+                    self._watch_tree("")  # directories created while events were dropped have no watch yet
+            except (OSError, _TooBig) as e:  # out of watches for the directories that came: no whole watch
+                log.debug("tree watch on %s given up: %s", self.root, e)
+                self._broken = True
             return None if lost or self._broken else changed
 
     def _read(self) -> Iterable:

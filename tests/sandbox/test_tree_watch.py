@@ -113,6 +113,17 @@ def test_too_many_directories_means_no_watch(tree: Path, monkeypatch: pytest.Mon
     assert TreeWatch.start(tree) is None
 
 
+def test_running_out_of_watches_later_makes_it_unknown_for_good(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ghostline.sandbox import tree_watch
+
+    watch = start(tree)
+    monkeypatch.setattr(tree_watch, "MAX_DIRS", watch.watched_dirs + 1)
+    (tree / "new" / "a" / "b").mkdir(parents=True)  # three directories more than the watch may hold
+    assert watch.take() is None
+    (tree / "top.txt").write_text("x")
+    assert watch.take() is None
+
+
 @pytest.mark.parametrize("level", ["bubblewrap", "landlock"])
 async def test_changes_made_inside_the_sandbox_are_seen(tree: Path, level: str) -> None:
     from ghostline.sandbox.runner import probe_bubblewrap, probe_landlock
