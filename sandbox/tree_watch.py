@@ -142,22 +142,23 @@ class TreeWatch:
         elif mask & flags.ISDIR:
             self._fold_directory(mask, _join(parent, name))
         else:
-            rel = _join(parent, name)
-            if mask & (flags.CREATE | flags.MOVED_TO) and rel not in self._changed:
-                self._born.add(rel)
-            self._changed.add(rel)
+            self._note(_join(parent, name), mask)
 
     def _fold_directory(self, mask: int, rel: str) -> None:
         if mask & (flags.CREATE | flags.MOVED_TO):
             if not self._skipped(rel):
-                if rel not in self._changed:
-                    self._born.add(rel)
-                self._changed.add(rel)
+                self._note(rel, mask)
                 self._watch_tree(rel)
         elif mask & (flags.DELETE | flags.MOVED_FROM):
             self._changed.add(rel)
             self._forget(rel, remove=bool(mask & flags.MOVED_FROM))
         # ATTRIB, MODIFY on a directory: nothing a snapshot holds
+
+    def _note(self, rel: str, mask: int) -> None:
+        # Only a creation says the name did not exist before: a rename onto it may replace a file that did.
+        if mask & flags.CREATE and rel not in self._changed:
+            self._born.add(rel)
+        self._changed.add(rel)
 
     def _forget(self, rel: str, remove: bool = False) -> None:
         """Drop the watches of `rel` and below (a directory moved away keeps its watches, under a stale name)."""

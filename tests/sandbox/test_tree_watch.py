@@ -150,3 +150,11 @@ def test_files_that_came_and_went_can_be_left_out(tree: Path) -> None:
     (tree / "scratch").write_text("again\n")
     (tree / "scratch").unlink()
     assert watch.take() == {"scratch"}
+
+
+def test_a_file_replaced_by_a_rename_then_removed_is_a_change(tree: Path) -> None:
+    watch = start(tree)
+    (tree / "a" / ".one.py.tmp").write_text("an atomic write\n")
+    (tree / "a" / ".one.py.tmp").rename(tree / "a" / "one.py")  # replaces the file that was there
+    (tree / "a" / "one.py").unlink()
+    assert watch.take(transient=False) == {"a/one.py"}  # it was there at the last look, and is gone now
