@@ -90,7 +90,8 @@ class Checkpoints:
         self._protected = protected_dirs()
         self._store: Store | None = None
         self._sync = IndexSync()  # with a session: a watch on the tree, so a snapshot looks at what changed
-        self._last_tree: str | None = None  # what write-tree gave last: the tree while the watch sees no change
+        # what write-tree gave last, and at which generation: the tree for as long as nothing is added to the index
+        self._last_tree: tuple[int, str] | None = None
         self._generation = 0  # goes up whenever the files may have changed since it was last read
         self._since: tuple[str, int, list[Path]] | None = None  # changed_since's last answer, and its generation
         self._prime_thread: threading.Thread | None = None
@@ -259,9 +260,10 @@ class Checkpoints:
         return self._generation
 
     def _tree(self, store: Store, *, exact: bool = False) -> str:
-        if self._add_all(store, exact=exact) or self._last_tree is None:
-            self._last_tree = store.git("write-tree").strip()
-        return self._last_tree
+        self._add_all(store, exact=exact)
+        if self._last_tree is None or self._last_tree[0] != self._generation:  # the index moved since
+            self._last_tree = (self._generation, store.git("write-tree").strip())
+        return self._last_tree[1]
 
     def _commit(self, store: Store, tree: str, label: str) -> str:
         return store.git("commit-tree", tree, "-m", label or "checkpoint").strip()

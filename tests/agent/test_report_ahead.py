@@ -12,6 +12,8 @@ from ghostline.agent import events as ev
 from ghostline.agent.landing import head_commit, worktree_diffstat
 from ghostline.agent.report_ahead import ReportAhead
 from ghostline.sandbox.checkpoints import Checkpoints
+from tests.agent.test_e2e import MODELS, agent_env, make_repo, run_agent
+from tests.fakeserver import FakeModelServer, reply
 
 
 def git(repo: Path, *args: str) -> str:
@@ -74,3 +76,21 @@ def test_no_count_without_a_turn_that_may_change_files(run: FakeRun) -> None:
     ahead.observe(ev.ToolCall("t1", "read", {}, kind="read"))
     ahead.observe(ev.TurnStarted(2))
     assert ahead.diffstat([]) is None
+
+
+def test_undo_after_a_headless_run_keeps_the_earlier_turns_work(tmp_path: Path) -> None:
+    """The real `agent run`: a write turn, then a command turn, the report counted while the model answers; undo
+    of the last turn keeps what the write turn did (the report's look at the files must not hide it)."""
+    repo = make_repo(tmp_path)
+    script = [reply("", [("write", {"path": "notes.md", "content": "kept\n"})]),
+              reply("", [("bash", {"command": "printf 'x' >> calc.py && rm AGENT.md && mkdir -p out && "
+                                              "echo y > out/f.txt"})]),
+              reply("Done.")]
+    with FakeModelServer(script) as srv:
+        env = agent_env(tmp_path, srv, "anthropic")
+        r = run_agent(["run", "go", "-m", MODELS["anthropic"], "--approval", "auto", "-o", "json"], cwd=repo, env=env)
+        assert r.returncode == 0, r.stderr
+        undo = run_agent(["undo"], cwd=repo, env=env)
+    assert undo.returncode == 0, undo.stderr
+    assert (repo / "notes.md").read_text() == "kept\n" and (repo / "AGENT.md").exists()
+    assert not (repo / "out").exists() and not (repo / "calc.py").read_text().endswith("x")

@@ -112,9 +112,12 @@ def test_watched_snapshots_hold_what_a_full_look_holds(workspace: Path, tmp_path
                                                        monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
     watched, full = pair(workspace, tmp_path, monkeypatch)
     rng = random.Random(seed)
+    first = watched.snapshot("w:first")
     for n in range(40):
         for k in range(rng.randint(1, 3)):
             random_change(workspace, rng, n * 10 + k)
+            if rng.random() < 0.3:  # as a run's report does while the model thinks: it syncs the index too
+                watched.changed_since(first)
         a, b = watched.snapshot(f"w:{n}"), full.snapshot(f"f:{n}")
         assert a and b
         assert _tree_of(watched, a) == _tree_of(full, b), f"seed {seed}, step {n}"
@@ -184,3 +187,4 @@ def test_changed_since_is_remembered_while_the_watch_sees_nothing_change(workspa
     before = full.generation
     full.changed_since(unwatched)
     assert full.generation > before
+
