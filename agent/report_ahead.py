@@ -9,13 +9,12 @@ running, the user's editor, no watch — it is counted again at the end, as with
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
 from ghostline.agent import events as ev
 from ghostline.agent.landing import LandingError, worktree_diffstat
-from ghostline.agent.runner import PreparedRun, report_paths
+from ghostline.agent.runner import Later, PreparedRun, report_paths
 
 
 def landed_paths(files_changed: list[str]) -> list[str]:
@@ -30,44 +29,36 @@ class ReportAhead:
     def __init__(self, run: PreparedRun, base: str | None):
         self.run, self.base = run, base
         self._moved = False  # a tool that may change files ran since the last count began
-        self._thread: threading.Thread | None = None
-        self._count: tuple[int, list[str], dict[str, int]] | None = None
+        self._count: Later | None = None  # (the checkpoints' generation, the paths, their diffstat), or None
 
     def observe(self, e: ev.Event) -> None:
         if isinstance(e, ev.ToolCall) and e.kind != "read":
             self._moved = True
         elif isinstance(e, ev.TurnStarted) and self._moved and self._can_count():
             self._moved = False
-            self._start(list(self.run.loop.stats.files_changed))
+            if self._count is not None:
+                self._count.get()  # one count at a time: the newer one is the one that matters
+            self._count = Later(self._work, list(self.run.loop.stats.files_changed))
 
     def _can_count(self) -> bool:
         return self.run.is_git and self.run.loop.checkpoints is not None and \
             self.run.loop.first_checkpoint is not None
 
-    def _start(self, tool_paths: list[str]) -> None:
-        if self._thread is not None:
-            self._thread.join()  # one count at a time: the newer one is the one that matters
-        self._count = None
-        self._thread = threading.Thread(target=self._work, args=(tool_paths,), name="report-ahead", daemon=True)
-        self._thread.start()
-
-    def _work(self, tool_paths: list[str]) -> None:
-        checkpoints = self.run.loop.checkpoints
+    def _work(self, tool_paths: list[str]) -> tuple[int, list[str], dict[str, int]] | None:
         try:
             moved = self.run.changed_by_run()
-            generation = checkpoints.generation
+            generation = self.run.loop.checkpoints.generation
             paths = landed_paths(report_paths(self.run.root, tool_paths, moved))
-            self._count = (generation, paths, worktree_diffstat(self.run.root, self.base, paths))
+            return generation, paths, worktree_diffstat(self.run.root, self.base, paths)
         except (LandingError, OSError):
-            self._count = None  # counted at the end instead, where a failure is reported
+            return None  # counted at the end instead, where a failure is reported
 
     def diffstat(self, paths: list[str]) -> dict[str, Any] | None:
         """The count made ahead, when the files are as they were then and the run names the same ones; else
         None. Call after the report's `changed_by_run`, which brings the generation up to date."""
-        if self._thread is None:
+        if self._count is None:
             return None
-        self._thread.join()
-        count, checkpoints = self._count, self.run.loop.checkpoints
+        count, checkpoints = self._count.get(), self.run.loop.checkpoints
         if count is None or checkpoints is None or count[0] != checkpoints.generation or count[1] != paths:
             return None
         return count[2]

@@ -151,11 +151,11 @@ def _git_status_files(root: Path) -> dict[str, str]:
     return files
 
 
-def _status_at_start(root: Path, is_git: bool, checkpoints: Checkpoints | None) -> _Later | None:
+def _status_at_start(root: Path, is_git: bool, checkpoints: Checkpoints | None) -> Later | None:
     """The git status before the run, for a report without checkpoints to compare with; None when the
     checkpoint store tells instead (on an untracked 18k-file tree the status costs ~0.1 s of CPU)."""
     if is_git and (checkpoints is None or checkpoints.notice is not None):
-        return _Later(_git_status_files, root)
+        return Later(_git_status_files, root)
     return None
 
 
@@ -163,8 +163,9 @@ def _status_at_start(root: Path, is_git: bool, checkpoints: Checkpoints | None) 
 SELF_REPORTING_KINDS = ("read", "edit")
 
 
-class _Later:
-    """A value computed in a thread from now on (the git status before a run overlaps its first model call)."""
+class Later:
+    """A value computed in a thread from now on: the git status before a run (it overlaps the first model call),
+    the report counted while the model answers (agent/report_ahead.py)."""
 
     def __init__(self, fn: Any, *args: Any) -> None:
         self._result: Any = None
@@ -190,7 +191,7 @@ class PreparedRun:
     is_git: bool
     model_label: str
     sandbox_report: dict[str, Any]
-    changed_before: _Later | None  # _git_status_files while the run starts; None: the checkpoints tell
+    changed_before: Later | None  # _git_status_files while the run starts; None: the checkpoints tell
     started: float
     config: Config
     base_url: str | None = None
@@ -199,7 +200,7 @@ class PreparedRun:
     mcp: McpSession | None = None
     hooks: Hooks | None = None
     _start_recorded: bool = False
-    _status_now: _Later | None = None  # git status taken while the model thinks: files are quiet then
+    _status_now: Later | None = None  # git status taken while the model thinks: files are quiet then
     _files_moved: bool = False  # something that may change files it does not report ran since that status
 
     def observe(self, e: ev.Event) -> None:
@@ -214,7 +215,7 @@ class PreparedRun:
                 isinstance(e, (ev.ShellRun, ev.VerificationStarted)):
             self._files_moved, self._status_now = True, None
         elif isinstance(e, ev.TurnStarted) and self._files_moved:
-            self._files_moved, self._status_now = False, _Later(_git_status_files, self.root)
+            self._files_moved, self._status_now = False, Later(_git_status_files, self.root)
 
     def changed_by_run(self) -> list[str]:
         """Files the run changed beyond what its tools reported: from the checkpoint store (what differs from the

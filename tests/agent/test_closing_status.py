@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from ghostline.agent import events as ev
-from ghostline.agent.runner import PreparedRun, _Later
+from ghostline.agent.runner import Later, PreparedRun
 from tests.agent.test_e2e import agent_env, make_repo, run_agent
 from tests.fakeserver import FakeModelServer, reply
 
@@ -35,7 +35,7 @@ class _NoCheckpoints:
 
 def _run(tmp_path: Path) -> PreparedRun:
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
-    before = _Later(lambda: {"old.txt": "1:1"})
+    before = Later(lambda: {"old.txt": "1:1"})
     return PreparedRun(loop=_NoCheckpoints(), session=None, cwd=tmp_path, root=tmp_path, is_git=True, model_label="m",  # type: ignore[arg-type]
                        sandbox_report={}, changed_before=before, started=0.0, config=None)  # type: ignore[arg-type]
 
