@@ -218,22 +218,22 @@ class _ReexportLoader(importlib.abc.Loader):
 def _deferrable(package: str, init_path: str, table: dict[str, tuple[str, str | None]]) -> frozenset[str]:
     """Of DEFERRED_CALLS[package], the names the package re-exports from the module named there, where that
     module defines them as plain functions (no decorator): a stand-in can only forward a call."""
-    out = set()
-    for name, submodule in DEFERRED_CALLS.get(package, {}).items():
-        if table.get(name) == (submodule, name) and \
-                _plain_function(os.path.join(os.path.dirname(init_path), submodule + ".py"), name):
-            out.add(name)
+    out: set[str] = set()
+    wanted = {name: submodule for name, submodule in DEFERRED_CALLS.get(package, {}).items()
+              if table.get(name) == (submodule, name)}
+    for submodule in set(wanted.values()):  # each module read once, on the SDK's import path
+        path = os.path.join(os.path.dirname(init_path), submodule + ".py")
+        out |= {name for name in _plain_functions(path) if wanted.get(name) == submodule}
     return frozenset(out)
 
 
-def _plain_function(path: str, name: str) -> bool:
+def _plain_functions(path: str) -> set[str]:
     try:
         with open(path, encoding="utf-8") as f:
             tree = ast.parse(f.read(), path)
     except (OSError, ValueError, SyntaxError):
-        return False
-    return any(isinstance(node, ast.FunctionDef) and node.name == name and not node.decorator_list
-               for node in tree.body)
+        return set()
+    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef) and not node.decorator_list}
 
 
 def _called_later(module: str, name: str) -> Any:
