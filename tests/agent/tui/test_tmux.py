@@ -120,7 +120,7 @@ def test_esc_interrupts_a_running_command(term, repo, fake_model_env):
     term.wait_for("ready ·")
     term.type("wait")
     term.keys("Enter")
-    term.wait_for("Esc interrupts")
+    term.wait_for("⋯ bash sleep 30")  # the command's row, not only the turn's footer: Esc must hit the command
     term.keys("Escape")
     screen = term.wait_for("[interrupted]")
     assert "■ bash sleep 30" in screen
@@ -145,11 +145,14 @@ def test_a_resize_redraws_everything_at_the_new_size(term, repo, fake_model_env)
     term.keys("Enter")
     term.wait_for("A short answer")
     term.resize(80, 24)
-    screen = term.wait_for("ready ·")
-    rows = screen.splitlines()
-    assert len(rows) == 24 and all(len(r) <= 80 for r in rows)
-    assert MODEL in rows[0] and "A short answer to show after the resize." in screen
-    assert rows[-1].startswith(" ready ·") and "▔" in rows[-4] and "▁" in rows[-2]
+
+    def redrawn(screen: str) -> bool:  # the old frame stays in the pane until the app has painted the new size
+        rows = screen.splitlines()
+        return (len(rows) == 24 and all(len(r) <= 80 for r in rows) and MODEL in rows[0]
+                and rows[-1].startswith(" ready ·") and "▔" in rows[-4] and "▁" in rows[-2])
+
+    screen = term.wait_until(redrawn, "the frame at 80×24", timeout=10)
+    assert "A short answer to show after the resize." in screen
 
 
 def test_frames_written_as_differences_leave_what_a_full_repaint_shows(term, repo, fake_model_env):
