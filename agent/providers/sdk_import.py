@@ -9,7 +9,9 @@ does the same on a smaller scale. A streaming Messages or Chat Completions clien
   looked up on it that it does not have yet runs the real __init__.py, so `import anthropic` elsewhere in the
   process, and any `anthropic.X`, behave exactly as usual;
 * a package whose __init__.py only re-exports names of its submodules (`from .x import A as A`, an `__all__`)
-  imports the submodule holding a name when the name is first looked up (PEP 562 module __getattr__).
+  imports the submodule holding a name when the name is first looked up (PEP 562 module __getattr__);
+* the names of sdk_defer.DEFERRED_IMPORTS (streaming helpers, error classes, batches: used only later, if at
+  all) are stand-ins until first used.
 
 An SDK already imported is used as it is. Nothing of the SDK is changed on disk.
 
@@ -32,15 +34,9 @@ import threading
 from types import ModuleType
 from typing import Any
 
-LEAN_ROOTS = frozenset({"anthropic", "openai"})
-# Functions the client's modules import as they load but call only when the client makes OpenTelemetry spans
-# (`anthropic._base_client` calls them only with a tracer; see AnthropicProvider's client options) or streams
-# with the SDK's MessageStream helper: their modules, ~0.15 s of TypedDict and pydantic classes of every beta
-# API, load at the first call instead. package -> name -> the module defining it.
-DEFERRED_CALLS = {"anthropic.lib._tracing": {
-    "finish_api_call_span": "_api_call", "messages_create_request_attributes": "_api_call", "get": "_utils",
-    "share_message_snapshot": "_streaming", "withhold_message_snapshot": "_streaming"}}
+from ghostline.agent.providers.sdk_defer import DEFERRED_MODULES, DeferringLoader
 
+LEAN_ROOTS = frozenset({"anthropic", "openai"})
 _install_lock = threading.Lock()
 _installed = False
 
@@ -138,15 +134,24 @@ class _LeanSDKFinder(importlib.abc.MetaPathFinder):
         if root not in LEAN_ROOTS or (root == fullname and root in sys.modules):
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is None or spec.loader is None or not spec.submodule_search_locations or not spec.origin:
+        if spec is None or spec.loader is None or not spec.origin:
             return spec
         if fullname == root:
             spec.loader = _DeferredInitLoader(spec.loader)
-        else:
+        elif spec.submodule_search_locations:
             table = reexport_table(spec.origin)
             if table is not None:
-                spec.loader = _ReexportLoader(table, _deferrable(fullname, spec.origin, table))
+                spec.loader = _ReexportLoader(table)
+        if fullname in DEFERRED_MODULES:
+            spec.loader = DeferringLoader(spec.loader, _wait_for_background)
         return spec
+
+
+def _wait_for_background(module: str) -> None:
+    """Until the SDK's lean import in the background is over (at once in that thread): one import at a time."""
+    background = _loaders.get(module.partition(".")[0])
+    if background is not None:
+        background.wait()
 
 
 class _DeferredInitLoader(importlib.abc.Loader):
@@ -170,9 +175,7 @@ class _DeferredInitLoader(importlib.abc.Loader):
         module.__getattr__ = __getattr__  # type: ignore[method-assign]
 
     def run_real_init(self, module: ModuleType) -> None:
-        background = _loaders.get(module.__name__)
-        if background is not None:  # `anthropic.X` elsewhere while the lean import runs: one at a time
-            background.wait()
+        _wait_for_background(module.__name__)  # `anthropic.X` elsewhere while the lean import runs
         with self.lock:
             if self.ran:
                 return
@@ -184,25 +187,21 @@ class _DeferredInitLoader(importlib.abc.Loader):
 class _ReexportLoader(importlib.abc.Loader):
     """A re-export-only package: each name is imported from its submodule on first lookup."""
 
-    def __init__(self, table: dict[str, tuple[str, str | None]], deferred: frozenset[str] = frozenset()):
+    def __init__(self, table: dict[str, tuple[str, str | None]]):
         self.table = table
-        self.deferred = deferred  # names of functions whose module loads at their first call
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
         return None
 
     def exec_module(self, module: ModuleType) -> None:
-        table, package, deferred = self.table, module.__name__, self.deferred
+        table, package = self.table, module.__name__
 
         def __getattr__(name: str) -> Any:  # noqa: N807 - the PEP 562 hook
             if name not in table:
                 raise AttributeError(f"module {package!r} has no attribute {name!r}")
             submodule, attr = table[name]
-            if name in deferred and f"{package}.{submodule}" not in sys.modules:
-                value = _called_later(f"{package}.{submodule}", attr or name)
-            else:
-                found = importlib.import_module(f"{package}.{submodule}")
-                value = found if attr is None else getattr(found, attr)
+            found = importlib.import_module(f"{package}.{submodule}")
+            value = found if attr is None else getattr(found, attr)
             setattr(module, name, value)
             return value
 
@@ -213,43 +212,6 @@ class _ReexportLoader(importlib.abc.Loader):
         module.__dir__ = __dir__  # type: ignore[method-assign]
         if "__all__" not in module.__dict__:
             module.__all__ = list(table)
-
-
-def _deferrable(package: str, init_path: str, table: dict[str, tuple[str, str | None]]) -> frozenset[str]:
-    """Of DEFERRED_CALLS[package], the names the package re-exports from the module named there, where that
-    module defines them as plain functions (no decorator): a stand-in can only forward a call."""
-    out: set[str] = set()
-    wanted = {name: submodule for name, submodule in DEFERRED_CALLS.get(package, {}).items()
-              if table.get(name) == (submodule, name)}
-    for submodule in set(wanted.values()):  # each module read once, on the SDK's import path
-        path = os.path.join(os.path.dirname(init_path), submodule + ".py")
-        out |= {name for name in _plain_functions(path) if wanted.get(name) == submodule}
-    return frozenset(out)
-
-
-def _plain_functions(path: str) -> set[str]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            tree = ast.parse(f.read(), path)
-    except (OSError, ValueError, SyntaxError):
-        return set()
-    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef) and not node.decorator_list}
-
-
-def _called_later(module: str, name: str) -> Any:
-    """A stand-in for function `name` of `module` that imports the module at its first call."""
-    real = None
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        nonlocal real
-        if real is None:
-            real = getattr(importlib.import_module(module), name)
-        return real(*args, **kwargs)
-
-    call.__name__ = call.__qualname__ = name
-    call.__module__ = module
-    call.__doc__ = f"{module}.{name}, whose module is imported at the first call"
-    return call
 
 
 def _is_submodule(package: ModuleType, name: str) -> bool:

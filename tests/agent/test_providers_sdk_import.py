@@ -4,6 +4,7 @@ SDK not yet imported runs in a fresh interpreter."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from ghostline.agent.providers.sdk_defer import DEFERRED_IMPORTS, _defined_as_function, deferrable
 from ghostline.agent.providers.sdk_import import reexport_table
+from tests.fakeserver import reply, status_error
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -150,25 +153,113 @@ def test_the_plain_reader_agrees_with_the_ast_on_every_package_of_the_sdks():
     assert read > 20  # the generated type packages take the fast path
 
 
-def test_tracing_functions_load_their_modules_only_when_called():
-    out = run_fresh("""
-        import sys
+HEAVY = ("anthropic.lib.streaming._messages", "anthropic.types.beta.beta_message",
+         "anthropic.types.messages.batch_create_params", "anthropic.lib._tracing._api_call")
+
+
+def test_names_used_only_later_are_stand_ins_until_used_against_a_real_server(fake_server):
+    """The client and the messages resource load without the streaming helpers, the error classes, the batches
+    resource and the tracing calls; each stand-in works as the real thing on the wire: an error status, the
+    SDK's .stream() helper, the batches resource, a span's attributes."""
+    fake_server.enqueue(status_error(400, message="bad", error_type="invalid_request_error"), reply("Streamed words."))
+    out = run_fresh(f"""
+        import asyncio, sys
         from ghostline.agent.providers.sdk_import import client_and_errors, import_lean
-        client_and_errors("anthropic", "AsyncAnthropic")
+        client_class, errors = client_and_errors("anthropic", "AsyncAnthropic")
         import_lean("anthropic.resources.messages.messages")
-        heavy = ("anthropic.lib._tracing._api_call", "anthropic.types.beta.message_create_params")
-        print(*[m in sys.modules for m in heavy])
-        from anthropic.lib import _tracing
-        fn = _tracing.messages_create_request_attributes
-        print(fn.__name__, fn({"model": "m"}) == {} or type(fn({"model": "m"})).__name__)
-        print(*[m in sys.modules for m in heavy])
+        print(*[m in sys.modules for m in {HEAVY!r}])
+        from anthropic import _base_client as base
+        from anthropic.resources.messages import messages as resource
+        print(type(base.make_status_error).__name__, type(resource.AsyncMessageStreamManager).__name__)
+        attributes = resource.messages_create_request_attributes
+        print(attributes.__name__, "anthropic.lib._tracing._api_call" in sys.modules)
+
+        async def main():
+            client = client_class(api_key="k", base_url={fake_server.anthropic_base_url!r}, max_retries=0)
+            request = dict(model="claude-sonnet-4-5", max_tokens=50, messages=[{{"role": "user", "content": "hi"}}])
+            try:
+                await client.messages.create(**request, stream=True)
+            except errors.BadRequestError as e:
+                print("error", e.status_code, type(e).__name__)
+            async with client.messages.stream(**request) as stream:
+                print("stream", await stream.get_final_text())
+            print("batches", type(client.messages.batches).__name__)
+
+        asyncio.run(main())
+        print(type(base.make_status_error).__name__, type(resource.AsyncMessageStreamManager).__name__)
         from anthropic.lib._tracing._api_call import messages_create_request_attributes as real
-        print(real({"output_config": {"format": {"type": "json_schema"}}}) ==
-              fn({"output_config": {"format": {"type": "json_schema"}}}))
-    """).split("\n")
-    assert out[0] == "False False"  # the client and the first request's modules, without them
-    assert out[1].startswith("messages_create_request_attributes ")
-    assert out[2] == "True True" and out[3] == "True"  # the first call imported them, and forwards to the real one
+        print(attributes({{"model": "m"}}) == real({{"model": "m"}}))
+        import anthropic  # the plain import afterwards: the real modules everywhere
+        print(anthropic.lib.streaming.AsyncMessageStreamManager is resource.AsyncMessageStreamManager)
+    """).splitlines()
+    assert out[0] == "False False False False"  # none of them imported with the client
+    assert out[1] == "Standin Standin"
+    assert out[2] == "messages_create_request_attributes False"  # passed on as a function, not imported yet
+    assert out[3:6] == ["error 400 BadRequestError", "stream Streamed words.", "batches AsyncBatches"]
+    assert out[6] == "function type"  # after the first use the importer holds the real objects
+    assert out[7:] == ["True", "True"]  # the function forwards to the real one; `import anthropic` agrees
+
+
+SAFE_SOURCE = """
+from __future__ import annotations
+from typing import cast
+from .streaming import Manager, parse, Fmt, helper, passed
+from .other import (kept)
+
+def create(x: Manager) -> Manager:
+    m: Manager = Manager(x)
+    Manager.attr
+    Manager[int]
+    cast(Fmt, x)
+    call_with(passed, key=passed)
+    return parse(m)
+
+class Resource:
+    def method(self):
+        return lambda: helper()
+"""
+
+
+def test_deferrable_takes_names_used_only_inside_functions():
+    wanted = {"pkg.streaming": ("Manager", "parse", "Fmt", "helper", "passed"), "pkg.other": ("kept",)}
+    functions = {("pkg.streaming", "passed")}
+    found = deferrable(textwrap.dedent(SAFE_SOURCE), "pkg", wanted, lambda m, n: (m, n) in functions)
+    assert found == {"pkg.streaming": {"Manager": False, "parse": False, "Fmt": False, "helper": False,
+                                       "passed": True}, "pkg.other": {"kept": False}}  # imported, never used
+    assert "passed" not in deferrable(textwrap.dedent(SAFE_SOURCE), "pkg", wanted, lambda m, n: False)[
+        "pkg.streaming"]  # passed on as a value, and not known to be a plain function
+
+
+@pytest.mark.parametrize("use", [
+    "x = Manager",  # module level
+    "class C(Manager): pass",  # a base class
+    "class C:\n    field: Manager",  # a class annotation (pydantic reads it)
+    "@Manager\ndef f(): pass",  # a decorator
+    "def f(x=Manager()): pass",  # a default value
+    "def f():\n    global Manager\n    Manager = 1",  # rebound
+    "def f():\n    return Manager",  # handed out as a value
+    "def f():\n    return isinstance(1, Manager) or Manager is None",
+    "__all__ = ['Manager']",  # re-exported
+    "y = [Manager() for _ in ()]",  # a comprehension runs at import
+])
+def test_deferrable_refuses_a_name_used_at_import_or_as_a_value(use):
+    source = f"from __future__ import annotations\nfrom .streaming import Manager\n{use}\n"
+    assert deferrable(source, "pkg", {"pkg.streaming": ("Manager",)}, lambda m, n: False) == {}
+
+
+def test_deferrable_needs_annotations_left_unevaluated():
+    source = "from .streaming import Manager\ndef f() -> Manager:\n    return Manager()\n"
+    assert deferrable(source, "pkg", {"pkg.streaming": ("Manager",)}, lambda m, n: True) == {}
+
+
+def test_the_deferred_imports_hold_for_the_installed_sdk():
+    """Every name in DEFERRED_IMPORTS is still used only later by its importer: a new SDK release that uses one
+    at import time loses the deferral (and this test says which), it does not break."""
+    for importer, wanted in DEFERRED_IMPORTS.items():
+        spec = importlib.util.find_spec(importer)
+        found = deferrable(Path(spec.origin).read_text(encoding="utf-8"), importer.rpartition(".")[0], wanted,
+                           _defined_as_function)
+        assert {m: set(n) for m, n in found.items()} == {m: set(n) for m, n in wanted.items()}, importer
 
 
 def test_the_client_makes_no_spans_unless_the_environment_sets_opentelemetry_up(monkeypatch):
