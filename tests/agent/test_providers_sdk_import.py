@@ -20,6 +20,12 @@ from tests.fakeserver import reply, status_error
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def _own_data_dir(tmp_path, monkeypatch):
+    """The checks the lean import keeps go to the test's data dir, not the user's."""
+    monkeypatch.setenv("GHOSTLINE_DATA_DIR", str(tmp_path / "data"))
+
+
 def run_fresh(code: str) -> str:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
@@ -280,3 +286,36 @@ def test_the_client_makes_no_spans_unless_the_environment_sets_opentelemetry_up(
     assert provider._client_options(OldClient) == {}  # an SDK without the option: as it is
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
     assert provider._client_options(Client) == {}
+
+
+def test_a_check_is_kept_for_the_next_run_until_the_importer_changes(tmp_path, monkeypatch):
+    from ghostline.agent.providers import sdk_defer
+
+    package = tmp_path / "deferpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "heavy.py").write_text("def helper():\n    return 42\n")
+    user = package / "user.py"
+    user.write_text("from __future__ import annotations\nfrom .heavy import helper\n\ndef run():\n    return helper()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("GHOSTLINE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setitem(sdk_defer.DEFERRED_IMPORTS, "deferpkg.user", {"deferpkg.heavy": ("helper",)})
+    monkeypatch.setattr(sdk_defer, "_kept", None)
+    importlib.import_module("deferpkg.user")
+    try:
+        assert sdk_defer.check_importer("deferpkg.user") == {"deferpkg.heavy": {"helper": False}}
+        assert (tmp_path / "data" / "cache" / "sdk-deferrals.json").exists()
+
+        def parsed(*args):
+            raise AssertionError("parsed again")
+
+        monkeypatch.setattr(sdk_defer, "_kept", None)  # the next run: read from the data dir, not parsed
+        monkeypatch.setattr(sdk_defer, "deferrable", parsed)
+        assert sdk_defer.check_importer("deferpkg.user") == {"deferpkg.heavy": {"helper": False}}
+
+        user.write_text(user.read_text() + "\nvalue = helper\n")  # an upgrade: helper now used at import
+        monkeypatch.setattr(sdk_defer, "deferrable", deferrable)
+        assert sdk_defer.check_importer("deferpkg.user") == {}
+    finally:
+        for name in ("deferpkg.user", "deferpkg.heavy", "deferpkg"):
+            sys.modules.pop(name, None)
