@@ -14,7 +14,8 @@ from typing import Any
 
 from ghostline.agent import events as ev
 from ghostline.agent.landing import LandingError, worktree_diffstat
-from ghostline.agent.runner import Later, PreparedRun, report_paths
+from ghostline.agent.later import Later
+from ghostline.agent.runner import PreparedRun, report_paths
 
 
 def landed_paths(files_changed: list[str]) -> list[str]:

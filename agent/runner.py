@@ -8,7 +8,6 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from ghostline.agent.instructions import (
     with_edit_rules,
 )
 from ghostline.agent.landing import LandingError, is_work_tree, start_branch
+from ghostline.agent.later import Later
 from ghostline.agent.loop import AgentLoop, Budgets
 from ghostline.agent.mcp_config import load_servers
 from ghostline.agent.mcp_session import McpSession
@@ -161,23 +161,6 @@ def _status_at_start(root: Path, is_git: bool, checkpoints: Checkpoints | None) 
 
 # Tool kinds whose calls change no file they do not report (reads nothing, edits their `files_changed`).
 SELF_REPORTING_KINDS = ("read", "edit")
-
-
-class Later:
-    """A value computed in a thread from now on: the git status before a run (it overlaps the first model call),
-    the report counted while the model answers (agent/report_ahead.py)."""
-
-    def __init__(self, fn: Any, *args: Any) -> None:
-        self._result: Any = None
-        self._thread = threading.Thread(target=self._run, args=(fn, *args), daemon=True)
-        self._thread.start()
-
-    def _run(self, fn: Any, *args: Any) -> None:
-        self._result = fn(*args)
-
-    def get(self) -> Any:
-        self._thread.join()
-        return self._result
 
 
 @dataclass

@@ -18,8 +18,6 @@ from difflib import SequenceMatcher
 from functools import cached_property
 from typing import NamedTuple
 
-from rapidfuzz import fuzz, process
-
 # Look-alike characters models produce instead of ASCII (curly quotes, dashes, odd spaces, ellipsis).
 _LOOKALIKES = str.maketrans(
     {
@@ -640,6 +638,8 @@ def _fuzzy_windows(doc: Doc, s_lines: list[str], cutoff: float) -> list[tuple[fl
     if not target or doc.n == 0:
         return []
     anchors = sorted((k for k in range(m) if len(s_keys[k]) >= 4), key=lambda k: -len(s_keys[k]))[:8]
+    from rapidfuzz import fuzz, process  # only an edit that matched no exact rung gets here (~20 ms to load)
+
     votes: Counter[int] = Counter()
     for k in anchors:
         for _choice, score, idx in process.extract(
@@ -703,6 +703,8 @@ def _same_shape_windows(doc: Doc, s_lines: list[str], search: list[tuple[int, st
     m = len(s_lines)
     keys = doc.keys("unicode")
     starts: Counter[int] = Counter()
+    from rapidfuzz import fuzz, process  # see _fuzzy_windows
+
     for k, text in sorted(search, key=lambda kt: -len(kt[1]))[:6]:
         for _choice, _score, idx in process.extract(
             text, keys, scorer=fuzz.ratio, score_cutoff=FUZZY_LINE_MIN * 100, limit=50
@@ -722,6 +724,8 @@ def _same_shape_windows(doc: Doc, s_lines: list[str], search: list[tuple[int, st
 
 def _line_by_line_similarity(keys: list[str], start: int, search: list[tuple[int, str]]) -> float | None:
     """Length-weighted similarity of the window at ``start``; None when one line is blank or too different."""
+    from rapidfuzz import fuzz  # see _fuzzy_windows
+
     weighted = 0.0
     for k, text in search:
         line = keys[start + k]

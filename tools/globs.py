@@ -13,8 +13,6 @@ import os
 from collections.abc import Callable
 from functools import lru_cache
 
-import pathspec
-
 from ghostline.index.walker import ALL_FILES, FileStat, IgnoreRules, walk
 
 RIPGREP_SKIP = frozenset({".git"})  # `rg --glob '!.git'`
@@ -70,6 +68,8 @@ def _path_matcher(glob: str) -> Callable[[str], bool]:
     """Whether a path relative to the search root matches a brace-free glob (the path itself, not through a
     directory above it as a gitignore pattern would)."""
     # anchored (a leading `/`), so `!` and `#` are literal; trailing spaces escaped, git would drop them
+    import pathspec  # loaded with the first glob, not at start (~15 ms)
+
     stripped = glob.rstrip(" ")
     line = "/" + stripped + "\\ " * (len(glob) - len(stripped))
     try:

@@ -42,7 +42,7 @@ from ghostline.agent.providers.retry import (
     transport_failure,
 )
 from ghostline.agent.providers.sdk_import import load_sdk
-from ghostline.agent.providers.sdk_provider import RetryingSDKProvider
+from ghostline.agent.providers.sdk_provider import RetryingSDKProvider, start_tls_context
 from ghostline.compaction.transcript import (
     ImageBlock,
     Message,
@@ -159,7 +159,8 @@ class AnthropicProvider(RetryingSDKProvider):
         prompt_caching: bool | None = None,
         client: Any = None,
     ):
-        self._sdk_loader = load_sdk("anthropic", "AsyncAnthropic", preload=FIRST_REQUEST_MODULES)
+        self._sdk_loader = load_sdk("anthropic", "AsyncAnthropic", preload=FIRST_REQUEST_MODULES,
+                                    then=start_tls_context)
         self.model = model
         self.info = info  # agent.models.ModelInfo, from make_provider
         self.retry = retry or RetryPolicy()

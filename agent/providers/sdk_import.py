@@ -31,6 +31,7 @@ import os
 import re
 import sys
 import threading
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -65,10 +66,12 @@ def client_and_errors(root: str, client_class: str) -> tuple[type, ModuleType]:
 class SDKLoader:
     """The lean import of one SDK (its client class, its exception classes, the modules of the first request),
     run in a background thread. `get()` waits for it; when the background import failed, `get()` imports again
-    in the calling thread, so the caller sees the error itself."""
+    in the calling thread, so the caller sees the error itself. `then(client_class)` runs in that thread once
+    the client class is there, before the rest: work to start as early as the SDK allows."""
 
-    def __init__(self, root: str, client_class: str, preload: tuple[str, ...] = ()):
-        self.root, self.client_class, self.preload = root, client_class, preload
+    def __init__(self, root: str, client_class: str, preload: tuple[str, ...] = (),
+                 then: Callable[[type], None] | None = None):
+        self.root, self.client_class, self.preload, self.then = root, client_class, preload, then
         self._done = threading.Event()
         self._result: tuple[type, ModuleType] | None = None
         self._thread: threading.Thread | None = None
@@ -89,6 +92,8 @@ class SDKLoader:
     def _load(self) -> None:
         try:
             self._result = client_and_errors(self.root, self.client_class)
+            if self.then is not None:
+                self.then(self._result[0])
             for name in self.preload:
                 import_lean(name)
         except Exception:  # noqa: BLE001 - get() imports again in the caller's thread and raises there
@@ -108,12 +113,13 @@ _loaders: dict[str, SDKLoader] = {}
 _loaders_lock = threading.Lock()
 
 
-def load_sdk(root: str, client_class: str, preload: tuple[str, ...] = ()) -> SDKLoader:
+def load_sdk(root: str, client_class: str, preload: tuple[str, ...] = (),
+             then: Callable[[type], None] | None = None) -> SDKLoader:
     """The process's loader of SDK `root`: the first call starts the lean import in the background."""
     with _loaders_lock:
         loader = _loaders.get(root)
         if loader is None:
-            loader = _loaders[root] = SDKLoader(root, client_class, preload).start()
+            loader = _loaders[root] = SDKLoader(root, client_class, preload, then).start()
     return loader
 
 

@@ -11,27 +11,47 @@ from collections.abc import AsyncIterator
 from types import ModuleType
 from typing import Any
 
+from ghostline.agent.later import Later
 from ghostline.agent.providers.base import StreamItem
 from ghostline.agent.providers.retry import Failure, RetryPolicy, retrying_stream
 from ghostline.agent.providers.sdk_import import SDKLoader
 
 log = logging.getLogger(__name__)
 _tls_lock = threading.Lock()
-_tls_contexts: dict[str, Any] = {}  # HTTP library → its TLS context, shared by every client of this process
+_tls_contexts: dict[str, Later] = {}  # HTTP library → its TLS context, shared by every client of this process
+
+
+def _http_parts(client_class: type) -> tuple[type, ModuleType]:
+    """The SDK's default async HTTP client class and the HTTP library it comes from (httpx, or the SDK's fork)."""
+    base = sys.modules[client_class.__module__.rsplit(".", 1)[0] + "._base_client"]
+    http_class = base.DefaultAsyncHttpxClient
+    return http_class, sys.modules[http_class.__mro__[1].__module__.split(".")[0]]
+
+
+def _tls_context(library: ModuleType) -> Later:
+    """The library's default TLS context, built once per process in a thread of its own: loading the CA store
+    (~40 ms) releases the GIL, so it runs on another core while the SDK's modules import."""
+    with _tls_lock:
+        if library.__name__ not in _tls_contexts:
+            _tls_contexts[library.__name__] = Later(library.create_ssl_context, name="tls-context")
+        return _tls_contexts[library.__name__]
+
+
+def start_tls_context(client_class: type) -> None:
+    """SDKLoader's `then`: the TLS context starts as soon as the client class is imported."""
+    try:
+        _tls_context(_http_parts(client_class)[1])
+    except Exception:  # noqa: BLE001 - an SDK laid out otherwise: _http_client says so, later
+        return
 
 
 def _http_client(client_class: type) -> Any:
     """The SDK's default async HTTP client, with the TLS context shared by every client this process builds
-    (loading the CA store costs ~35 ms of CPU per client, and `agent batch` builds one client per job). None
+    (loading the CA store costs ~40 ms of CPU per client, and `agent batch` builds one client per job). None
     when the SDK does not look as expected: it then builds its own."""
     try:
-        base = sys.modules[client_class.__module__.rsplit(".", 1)[0] + "._base_client"]
-        http_class = base.DefaultAsyncHttpxClient
-        library = sys.modules[http_class.__mro__[1].__module__.split(".")[0]]  # httpx (or the SDK's fork)
-        with _tls_lock:
-            if library.__name__ not in _tls_contexts:
-                _tls_contexts[library.__name__] = library.create_ssl_context()
-            return http_class(verify=_tls_contexts[library.__name__])
+        http_class, library = _http_parts(client_class)
+        return http_class(verify=_tls_context(library).get())
     except Exception:  # an SDK laid out otherwise: its own client is as good, just slower to build
         log.debug("no shared TLS context for %s", client_class, exc_info=True)
         return None

@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 
 from ghostline.agent import events as ev
-from ghostline.agent.runner import Later, PreparedRun
+from ghostline.agent.later import Later
+from ghostline.agent.runner import PreparedRun
 from tests.agent.test_e2e import agent_env, make_repo, run_agent
 from tests.fakeserver import FakeModelServer, reply
 

@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import types
 from pathlib import Path
 
 import pytest
@@ -319,3 +321,47 @@ def test_a_check_is_kept_for_the_next_run_until_the_importer_changes(tmp_path, m
     finally:
         for name in ("deferpkg.user", "deferpkg.heavy", "deferpkg"):
             sys.modules.pop(name, None)
+
+
+def _fake_sdk(monkeypatch, create_ssl_context) -> type:
+    """A client class whose SDK's default HTTP client comes from a fake HTTP library."""
+    from ghostline.agent.providers import sdk_provider
+
+    library = types.ModuleType("fakehttp")
+    library.create_ssl_context = create_ssl_context
+    http_base = type("AsyncClient", (), {"__module__": "fakehttp._client"})
+    http_class = type("DefaultAsyncHttpxClient", (http_base,), {"__init__": lambda self, verify: setattr(
+        self, "verify", verify)})
+    base_client = types.ModuleType("fakesdk._base_client")
+    base_client.DefaultAsyncHttpxClient = http_class
+    monkeypatch.setitem(sys.modules, "fakehttp", library)
+    monkeypatch.setitem(sys.modules, "fakesdk._base_client", base_client)
+    monkeypatch.setattr(sdk_provider, "_tls_contexts", {})
+    return type("AsyncClient", (), {"__module__": "fakesdk._client"})
+
+
+def test_the_tls_context_is_built_once_in_a_thread_of_its_own(monkeypatch):
+    from ghostline.agent.providers.sdk_provider import _http_client, start_tls_context
+
+    built_in: list[str] = []
+
+    def create_ssl_context():
+        built_in.append(threading.current_thread().name)
+        return "the context"
+
+    client_class = _fake_sdk(monkeypatch, create_ssl_context)
+    start_tls_context(client_class)  # as the SDK's loader does once the client class is imported
+    first, second = _http_client(client_class), _http_client(client_class)
+    assert first.verify == second.verify == "the context"
+    assert built_in == ["tls-context"]
+
+
+def test_a_tls_context_that_fails_leaves_the_sdk_its_own_client(monkeypatch):
+    from ghostline.agent.providers.sdk_provider import _http_client, start_tls_context
+
+    def create_ssl_context():
+        raise OSError("no CA store")
+
+    client_class = _fake_sdk(monkeypatch, create_ssl_context)
+    start_tls_context(client_class)
+    assert _http_client(client_class) is None
