@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import select
 import shutil
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -158,3 +161,31 @@ def test_a_file_replaced_by_a_rename_then_removed_is_a_change(tree: Path) -> Non
     (tree / "a" / ".one.py.tmp").rename(tree / "a" / "one.py")  # replaces the file that was there
     (tree / "a" / "one.py").unlink()
     assert watch.take(transient=False) == {"a/one.py"}  # it was there at the last look, and is gone now
+
+
+def test_the_last_close_of_the_watch_happens_after_the_process_exits(tree: Path) -> None:
+    """The process exits holding its watch; a helper holding a copy closes it once the process is gone, so the
+    kernel's slow freeing of the watches is off the exit."""
+    code = textwrap.dedent(f"""
+        import os, sys
+        from pathlib import Path
+        from ghostline.sandbox import tree_watch
+        watch = tree_watch.TreeWatch.start(Path({str(tree)!r}))
+        tree_watch.close_after_exit()  # what atexit runs (agent/lifecycle.py runs the exit functions)
+        helper = tree_watch._last_closer[0]
+        print(helper.pid, os.readlink(f"/proc/{{helper.pid}}/fd/{{watch.fileno()}}"), flush=True)
+        os._exit(0)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert proc.returncode == 0, proc.stderr
+    pid, target = proc.stdout.split()
+    assert target == "anon_inode:inotify"  # the helper holds the watch
+    try:
+        helper = os.pidfd_open(int(pid))
+    except ProcessLookupError:
+        return  # already gone: it saw the end of its input and exited
+    try:
+        assert select.select([helper], [], [], 30)[0], "the helper outlived the process by 30 s"
+    finally:
+        os.close(helper)
