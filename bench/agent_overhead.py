@@ -237,7 +237,9 @@ def ghostline_cmd(srv: FakeModelServer, home: Path, checkout: Path, warm: bool =
            "GHOSTLINE_CONFIG_DIR": str(home / "config"), "GHOSTLINE_EMBEDDINGS": "off",
            "ANTHROPIC_API_KEY": "sk-ant-bench", "CI": "1", "GHOSTLINE_WARM": "1" if warm else "0",
            "GHOSTLINE_STATE_DIR": str(home / ("state-warm" if warm else "state"))}
-    for name in ("GHOSTLINE_MODEL", "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN"):
+    # Bytecode caches are written, as for any installed program: with PYTHONDONTWRITEBYTECODE set (some
+    # sandboxes set it), every module changed since its last cache would be compiled again on every run.
+    for name in ("GHOSTLINE_MODEL", "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN", "PYTHONDONTWRITEBYTECODE"):
         env.pop(name, None)
     cmd = [*agent_exe(), "run", TASK, "-m", f"anthropic:{MODEL}", "--base-url", srv.anthropic_base_url,
            "-o", "json"]
@@ -376,6 +378,7 @@ def cli_times(runs: int, baseline: Path | None) -> dict[str, float]:
     for label, checkout in (("", REPO), ("baseline ", baseline)):
         if checkout is not None:
             env = {**os.environ, "PYTHONPATH": str(checkout)}
+            env.pop("PYTHONDONTWRITEBYTECODE", None)  # see ghostline_cmd
             for arg in ("--version", "--help"):
                 out[f"{label}agent {arg} (ms)"] = time_command([*agent_exe(), arg], runs, env)
     if shutil.which("claude"):
