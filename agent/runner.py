@@ -35,6 +35,7 @@ from ghostline.agent.mcp_session import McpSession
 from ghostline.agent.mentions import expand_mentions
 from ghostline.agent.options import RunOptions, UsageError
 from ghostline.agent.providers.base import ConfigError, Provider, TurnComplete
+from ghostline.agent.providers.sdk_import import wait_for_background_imports
 from ghostline.agent.render import result_object
 from ghostline.agent.scope import MessageScope, ModelSwitch
 from ghostline.agent.session import Session, list_sessions, sessions_root
@@ -641,7 +642,8 @@ def _subagent_setup(cfg: Config, *, root: Path, cwd: Path, session: Session, ins
 
 def _make_checkpoints(root: Path, session_id: str) -> Checkpoints | None:
     try:
-        return Checkpoints(root, session=session_id)
+        # its prime (a walk of the tree, git) goes after the SDK's import: the first request does not wait for it
+        return Checkpoints(root, session=session_id, prime_after=wait_for_background_imports)
     except CheckpointError as e:  # no git here: the run goes on, without undo
         log.debug("no checkpoints for %s: %s", root, e)
         return None

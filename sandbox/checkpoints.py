@@ -19,7 +19,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +80,7 @@ class Checkpoints:
     run started."""
 
     def __init__(self, workspace: Path, session: str | None = None, *, prime: bool | None = None,
-                 max_bytes: int | None = None):
+                 max_bytes: int | None = None, prime_after: Callable[[], None] | None = None):
         self.workspace = Path(os.path.realpath(workspace))
         self.session = session
         self._notice: str | None = None
@@ -95,6 +95,7 @@ class Checkpoints:
         self._generation = 0  # goes up whenever the files may have changed since it was last read
         self._since: tuple[str, int, list[Path]] | None = None  # changed_since's last answer, and its generation
         self._prime_thread: threading.Thread | None = None
+        self._prime_after = prime_after  # what the prime waits for first (the run's own start-up, on the GIL)
         self._last_ns = 0
         self._off = False  # turned off by this instance: no more hashing of a tree that does not fit
         if prime if prime is not None else session is not None:
@@ -150,6 +151,8 @@ class Checkpoints:
             self._prime_thread.join()
 
     def _prime(self) -> None:
+        if self._prime_after is not None:
+            self._prime_after()
         try:
             with self._using_store() as store:
                 self._sync.watch(store, self._protected)

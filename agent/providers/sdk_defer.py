@@ -11,6 +11,8 @@ module importing them; the deferral holds only where that module's source shows 
 * every use of the name is inside a function body (not a decorator, a default value or a class body, which
   run at import), as the called object, the object of an attribute or of a subscript, or the type argument of
   `cast()`; annotations are strings (`from __future__ import annotations`) and are not uses;
+* or it is passed on as an argument, where its module defines it with a plain `def`: its stand-in is then a
+  function that forwards the call (`span_attributes=messages_create_request_attributes`);
 * the name is never assigned again, declared global, or listed in `__all__`.
 
 The module imported from is loaded lazily (`DeferringLoader`): `from m import N` in the importer named for it

@@ -123,6 +123,15 @@ def load_sdk(root: str, client_class: str, preload: tuple[str, ...] = (),
     return loader
 
 
+def wait_for_background_imports() -> None:
+    """Until every SDK import started in the background is over: work that would compete with them for the
+    interpreter (the GIL) and can wait goes after them, so the first request goes out sooner."""
+    with _loaders_lock:
+        loaders = list(_loaders.values())
+    for loader in loaders:
+        loader.wait()
+
+
 def install() -> None:
     """Put the lazy loaders in front of the import system for the SDKs (once per process)."""
     global _installed

@@ -255,3 +255,23 @@ def test_a_first_snapshot_over_the_cap_hashes_nothing(tmp_path: Path) -> None:
     (d / "big.bin").unlink()  # the next run finds a tree that fits: on again
     assert Checkpoints(d, session="s2", max_bytes=100_000).snapshot("s2:1")
     assert Checkpoints(d).notice is None
+
+
+def test_the_prime_waits_for_what_it_is_told_to_go_after(tmp_path: Path) -> None:
+    d = tmp_path / "r"
+    d.mkdir()
+    (d / "a.txt").write_text("a\n")
+    git(d, "init", "-q")
+    reached, release = threading.Event(), threading.Event()
+
+    def after() -> None:  # as the SDK's import in the background, in a run
+        reached.set()
+        assert release.wait(30)
+
+    cp = Checkpoints(d, session="s", prime_after=after)
+    assert reached.wait(30)
+    assert not (cp.store_path / "index").exists()  # nothing primed yet
+    release.set()
+    cp.prime(wait=True)
+    assert (cp.store_path / "index").exists()
+    assert cp.snapshot("s:1")
