@@ -38,6 +38,7 @@ from ghostline.sandbox.checkpoint_store import (
     store_dir,
     sweep_stale,
 )
+from ghostline.sandbox.first_add import add_new_files, untracked
 from ghostline.sandbox.index_sync import IndexSync
 from ghostline.sandbox.paths import protected_dirs
 
@@ -173,13 +174,16 @@ class Checkpoints:
                 return True
         self._generation += 1
         cold = not store.index.exists()
-        new_files = 0
+        bulk = False
         if cold:
             store.seed_index()
-            new_files = self._check_first_fits(store)
+            new = self._check_first_fits(store)
+            bulk = len(new) >= BULK_MIN_FILES
+            if bulk:
+                add_new_files(store, new, self._pathspec(store))  # then git add -A finds them clean
         try:
             store.git("add", "-A", "--ignore-errors", *self._pathspec(store), ok=(0, 1),
-                      config=BULK_CONFIG if new_files >= BULK_MIN_FILES else None)
+                      config=BULK_CONFIG if bulk else None)
             self._sync.full_pass_done()
         except CheckpointError:
             if cold or store.index_locked():
@@ -188,20 +192,14 @@ class Checkpoints:
             self._add_all(store)
         return True
 
-    def _check_first_fits(self, store: Store) -> int:
+    def _check_first_fits(self, store: Store) -> list[tuple[str, int]]:
         """Before hashing a whole new tree: would its untracked files alone exceed the cap? Then stay off.
-        Returns how many there are."""
-        out = store.git("ls-files", "-z", "-o", "--exclude-standard", *self._pathspec(store))
-        paths = [p for p in out.split("\0") if p]
-        total = 0
-        for rel in paths:
-            try:
-                total += os.lstat(store.layout.root / rel).st_size
-            except OSError:
-                pass
+        Returns them, with their sizes."""
+        new = untracked(store, self._pathspec(store))
+        total = sum(size for _, size in new)
         if total > self.max_bytes:
             self._turn_off(store, f"a snapshot would store {_megabytes(total)} of untracked files")
-        return len(paths)
+        return new
 
     def _turn_off(self, store: Store, why: str) -> None:
         reason = (f"checkpoints are off for {self.workspace}: {why}, over the {_megabytes(self.max_bytes)} "

@@ -1,0 +1,126 @@
+"""git's index file, read and written for one job: adding entries whose stat and object name are already known
+(a first snapshot's new files, packed by fast_pack.py) to the store's index, so that git does not hash them
+again. Versions 2 to 4 are read; version 2 (3 where an entry has extended flags) is written, without the
+optional extensions (the cache tree, resolve-undo, the untracked cache): git rebuilds what it needs. An index
+split in two (`link`) or sparse (`sdir`) is not read here: IndexFormatError, and the caller lets git add.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+
+STAT = struct.Struct(">10I")  # ctime s/ns, mtime s/ns, dev, ino, mode, uid, gid, size
+EXTENDED = 0x4000
+NAME_MASK = 0x0FFF
+UNREADABLE_EXTENSIONS = (b"link", b"sdir")
+
+
+class IndexFormatError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: bytes
+    stat: tuple[int, ...]  # the ten STAT fields
+    oid: bytes
+    flags: int  # the 16-bit flags (stage, assume-valid, extended); the name length is computed on write
+    extended_flags: int = 0
+
+    @property
+    def stage(self) -> int:
+        return (self.flags >> 12) & 3
+
+
+def read_index(path: str, oid_size: int = 20) -> list[Entry]:
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 12 + oid_size or data[:4] != b"DIRC":
+        raise IndexFormatError("not an index file")
+    version, count = struct.unpack_from(">II", data, 4)
+    if version not in (2, 3, 4):
+        raise IndexFormatError(f"index version {version}")
+    if hashlib.new("sha1" if oid_size == 20 else "sha256", data[:-oid_size]).digest() != data[-oid_size:]:
+        raise IndexFormatError("index checksum mismatch")
+    entries, pos = _entries(data, version, count, oid_size)
+    _check_extensions(data, pos, len(data) - oid_size)
+    return entries
+
+
+def _entries(data: bytes, version: int, count: int, oid_size: int) -> tuple[list[Entry], int]:
+    entries: list[Entry] = []
+    pos, previous = 12, b""
+    for _ in range(count):
+        start = pos
+        fields = STAT.unpack_from(data, pos)
+        pos += STAT.size
+        oid = data[pos:pos + oid_size]
+        pos += oid_size
+        (flags,) = struct.unpack_from(">H", data, pos)
+        pos += 2
+        extended = 0
+        if flags & EXTENDED:
+            if version < 3:
+                raise IndexFormatError("extended flags in a version 2 index")
+            (extended,) = struct.unpack_from(">H", data, pos)
+            pos += 2
+        if version == 4:
+            strip, pos = _varint(data, pos)
+            end = data.index(b"\0", pos)
+            name = previous[:len(previous) - strip] + data[pos:end]
+            pos = end + 1
+        else:
+            end = data.index(b"\0", pos)
+            name = data[pos:end]
+            pos = start + ((end - start) // 8 + 1) * 8  # 1 to 8 NULs pad the entry to a multiple of 8
+        entries.append(Entry(name, fields, oid, flags & ~NAME_MASK, extended))
+        previous = name
+    return entries, pos
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    """git's offset varint (index v4's prefix length): 7 bits a byte, each continuation adding one."""
+    byte = data[pos]
+    pos += 1
+    value = byte & 0x7F
+    while byte & 0x80:
+        byte = data[pos]
+        pos += 1
+        value = ((value + 1) << 7) | (byte & 0x7F)
+    return value, pos
+
+
+def _check_extensions(data: bytes, pos: int, end: int) -> None:
+    while pos + 8 <= end:
+        signature = data[pos:pos + 4]
+        (size,) = struct.unpack_from(">I", data, pos + 4)
+        if signature in UNREADABLE_EXTENSIONS:
+            raise IndexFormatError(f"index extension {signature.decode()}")
+        pos += 8 + size
+
+
+def write_index(path: str, entries: list[Entry], oid_size: int = 20) -> None:
+    """Write `entries` (any order; one per path and stage) as a whole index, replacing `path` atomically."""
+    ordered = sorted(entries, key=lambda e: (e.path, e.stage))
+    version = 3 if any(e.flags & EXTENDED for e in ordered) else 2
+    parts = [b"DIRC", struct.pack(">II", version, len(ordered))]
+    for e in ordered:
+        head = STAT.pack(*e.stat) + e.oid + struct.pack(">H", e.flags | min(len(e.path), NAME_MASK))
+        if e.flags & EXTENDED:
+            head += struct.pack(">H", e.extended_flags)
+        length = len(head) + len(e.path)
+        parts += [head, e.path, b"\0" * (8 - length % 8)]
+    body = b"".join(parts)
+    digest = hashlib.new("sha1" if oid_size == 20 else "sha256", body).digest()
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-index-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(body + digest)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

@@ -1,0 +1,190 @@
+"""The first snapshot's fast path (sandbox/first_add.py, fast_pack.py, git_index.py): the same objects, index
+entries and tree as `git add -A`, checked against git itself."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ghostline.sandbox import first_add
+from ghostline.sandbox.checkpoints import BULK_MIN_FILES, Checkpoints
+from ghostline.sandbox.fast_pack import pack_files, zlib_stored
+from ghostline.sandbox.git_index import IndexFormatError, read_index, write_index
+from tests.sandbox.conftest import git
+
+
+def odd_files(d: Path) -> None:
+    """Files of every kind git stores: text, binary, empty, executable, a symbolic link, one over a stored
+    block (64 KiB), a name with spaces and non-ASCII, one nested deep."""
+    (d / "deep" / "er" / "est").mkdir(parents=True, exist_ok=True)
+    (d / "text.txt").write_text("hello\n")
+    (d / "same.txt").write_text("hello\n")  # the same blob twice
+    (d / "binary.bin").write_bytes(bytes(range(256)) * 3)
+    (d / "empty").write_bytes(b"")
+    (d / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    (d / "run.sh").chmod(0o755)
+    (d / "link").symlink_to("text.txt")
+    (d / "big.dat").write_bytes(os.urandom(200_000))
+    (d / "a name é.txt").write_text("spaces and accents\n")
+    (d / "deep" / "er" / "est" / "f.py").write_text("x = 1\n")
+
+
+def test_zlib_stored_is_what_zlib_reads():
+    import zlib
+
+    for n in (0, 1, 65534, 65535, 65536, 200_000):
+        data = os.urandom(n)
+        assert zlib.decompress(zlib_stored(data)) == data
+    assert zlib_stored(b"abc") == zlib.compress(b"abc", 0)
+
+
+def test_packed_objects_are_git_s_own(tmp_path: Path):
+    work, store = tmp_path / "w", tmp_path / "s.git"
+    work.mkdir()
+    odd_files(work)
+    os.mkfifo(work / "fifo")  # not a file: left to git
+    git(tmp_path, "init", "-q", "--bare", str(store))
+    paths = ["text.txt", "same.txt", "binary.bin", "empty", "run.sh", "link", "big.dat", "a name é.txt",
+             "deep/er/est/f.py", "fifo", "gone.txt", "deep"]
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        entries = pack_files(paths, str(store / "objects" / "pack"))
+    finally:
+        os.chdir(cwd)
+    assert [p for _, _, _, p in entries] == paths[:9]  # the fifo, a vanished file, a directory: left out
+    for mode, oid, _, path in entries:
+        kind = "--path=x" if mode != 0o120000 else ""
+        want = (os.readlink(work / path).encode() if mode == 0o120000 else (work / path).read_bytes())
+        expected = subprocess.run(["git", "hash-object", "--stdin", *([kind] if kind else [])], input=want,
+                                  capture_output=True, check=True).stdout.decode().strip()
+        assert oid.hex() == expected, path
+    assert {oct(m) for m, _, _, p in entries if p in ("run.sh", "link", "text.txt")} == {"0o100755", "0o120000",
+                                                                                          "0o100644"}
+    git(tmp_path, f"--git-dir={store}", "fsck", "--strict")  # the pack and its index check out
+    listed = git(tmp_path, f"--git-dir={store}", "cat-file", "--batch-all-objects", "--batch-check").split("\n")
+    assert len([x for x in listed if x]) == 8  # the two "hello" files share one blob
+
+
+@pytest.mark.parametrize("version", ["2", "3", "4"])
+def test_the_index_reads_and_writes_as_git_does(tmp_path: Path, version: str):
+    odd_files(tmp_path)
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    if version == "3":
+        (tmp_path / "intent.txt").write_text("later\n")
+        git(tmp_path, "add", "-N", "intent.txt")  # intent-to-add: an extended flag, so version 3
+    git(tmp_path, "update-index", f"--index-version={version}")
+    index = tmp_path / ".git" / "index"
+    before = git(tmp_path, "ls-files", "--debug", "-s")
+    entries = read_index(str(index))
+    write_index(str(index), list(reversed(entries)))  # any order in: git's order out
+    assert git(tmp_path, "ls-files", "--debug", "-s") == before
+    git(tmp_path, "status", "--porcelain")  # git reads it without complaint
+    # every stat kept: nothing looks changed (an intent-to-add entry always does)
+    assert git(tmp_path, "diff-files", "--name-only") == ("intent.txt\n" if version == "3" else "")
+
+
+def test_a_split_index_is_left_to_git(tmp_path: Path):
+    odd_files(tmp_path)
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "update-index", "--split-index")
+    with pytest.raises(IndexFormatError):
+        read_index(str(tmp_path / ".git" / "index"))
+
+
+def many_new_files(d: Path, n: int = BULK_MIN_FILES + 40) -> None:
+    for i in range(n):
+        (d / "gen" / f"d{i % 9}").mkdir(parents=True, exist_ok=True)
+        (d / "gen" / f"d{i % 9}" / f"m{i}.py").write_text(f"def f{i}(x):\n    return x + {i}\n")
+
+
+def snapshot_tree(cp: Checkpoints) -> str:
+    return git(cp.workspace, f"--git-dir={cp.store_path}", "for-each-ref", "--format=%(tree)").strip()
+
+
+def git_add_all_tree(d: Path, tmp_path: Path) -> str:
+    """What `git add -A` makes of the work tree, in an index of its own (the repository's stays as it is)."""
+    env = {**os.environ, "GIT_INDEX_FILE": str(tmp_path / "reference-index")}
+    subprocess.run(["git", "add", "-A"], cwd=d, env=env, check=True, capture_output=True)
+    return subprocess.run(["git", "write-tree"], cwd=d, env=env, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def test_a_first_snapshot_of_many_new_files_is_what_git_add_makes(tmp_path: Path, monkeypatch):
+    d = tmp_path / "r"
+    d.mkdir()
+    (d / "tracked.txt").write_text("one\n")
+    (d / "gone.txt").write_text("two\n")
+    (d / ".gitignore").write_text("*.log\n")
+    git(d, "init", "-q")
+    git(d, "add", "-A")
+    git(d, "commit", "-qm", "init")
+    (d / "tracked.txt").write_text("edited\n")
+    (d / "gone.txt").unlink()
+    (d / "ignored.log").write_text("never stored\n")
+    odd_files(d)
+    many_new_files(d)
+    git(d / "deep", "init", "-q")  # a repository inside: git's own add records it (a gitlink)
+    (d / "deep" / "inner.txt").write_text("inner\n")
+    git(d / "deep", "add", "-A")
+    git(d / "deep", "commit", "-qm", "inner")
+    used = []
+    real = first_add.add_new_files
+    monkeypatch.setattr("ghostline.sandbox.checkpoints.add_new_files",
+                        lambda *a: used.append(real(*a)) or used[-1])
+    cp = Checkpoints(d, session="s")
+    assert cp.snapshot("s:1")
+    assert used == [True]  # the fast path ran
+    assert snapshot_tree(cp) == git_add_all_tree(d, tmp_path)
+    assert list((cp.store_path / "objects" / "pack").glob("pack-*.pack"))  # the new blobs, packed
+    loose = list((cp.store_path / "objects").glob("[0-9a-f][0-9a-f]/*"))
+    assert len(loose) < 40  # the trees, the commit, the edited file: not a loose blob per new file
+
+
+def test_the_entries_written_are_clean_by_stat(tmp_path: Path):
+    """git finds nothing to hash again: each new file's stat in the index matches the file."""
+    d = tmp_path / "r"
+    d.mkdir()
+    many_new_files(d)
+    git(d, "init", "-q")
+    cp = Checkpoints(d, prime=False)
+    with cp._using_store() as store:  # noqa: SLF001 - the step inside a snapshot, on its own
+        store.seed_index()
+        pathspec = cp._pathspec(store)  # noqa: SLF001
+        assert first_add.add_new_files(store, first_add.untracked(store, pathspec), pathspec)
+        assert store.git("diff-files", "--name-only") == ""
+        assert len(store.git("ls-files").split()) == BULK_MIN_FILES + 40
+
+
+def test_an_index_it_cannot_read_leaves_the_first_snapshot_to_git(tmp_path: Path, monkeypatch):
+    d = tmp_path / "r"
+    d.mkdir()
+    many_new_files(d)
+    git(d, "init", "-q")
+
+    def unreadable(path: str, oid_size: int = 20):
+        raise IndexFormatError("index extension link")
+
+    monkeypatch.setattr(first_add, "read_index", unreadable)
+    cp = Checkpoints(d, session="s")
+    assert cp.snapshot("s:1")
+    assert snapshot_tree(cp) == git_add_all_tree(d, tmp_path)
+
+
+def test_the_packer_runs_as_its_own_process_from_any_directory(tmp_path: Path):
+    """`python -P -m ghostline.sandbox.fast_pack`: a work tree with a `ghostline` folder does not shadow it."""
+    (tmp_path / "ghostline").mkdir()
+    (tmp_path / "ghostline" / "__init__.py").write_text("raise SystemExit('the work tree was imported')\n")
+    (tmp_path / "f.txt").write_text("x\n")
+    git(tmp_path, "init", "-q", "--bare", str(tmp_path / "s.git"))
+    proc = subprocess.run([sys.executable, "-P", "-m", "ghostline.sandbox.fast_pack",
+                           str(tmp_path / "s.git" / "objects" / "pack")], cwd=tmp_path, input=b"f.txt",
+                          capture_output=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    assert proc.returncode == 0, proc.stderr
+    assert first_add.parse_records(proc.stdout)[0].path == b"f.txt"
