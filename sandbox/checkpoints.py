@@ -38,7 +38,7 @@ from ghostline.sandbox.checkpoint_store import (
     store_dir,
     sweep_stale,
 )
-from ghostline.sandbox.first_add import add_new_files, untracked
+from ghostline.sandbox.first_add import add_new_files, sizes, untracked_paths
 from ghostline.sandbox.index_sync import IndexSync
 from ghostline.sandbox.paths import protected_dirs
 
@@ -177,10 +177,11 @@ class Checkpoints:
         bulk = False
         if cold:
             store.seed_index()
-            new = self._check_first_fits(store)
+            new = untracked_paths(store, self._pathspec(store))
             bulk = len(new) >= BULK_MIN_FILES
-            if bulk:
-                add_new_files(store, new, self._pathspec(store))  # then git add -A finds them clean
+            # many new files: packed beside git (then git add -A finds them clean), when they fit the cap
+            if not (bulk and add_new_files(store, new, self._pathspec(store), self.max_bytes)):
+                self._check_first_fits(store, new)
         try:
             store.git("add", "-A", "--ignore-errors", *self._pathspec(store), ok=(0, 1),
                       config=BULK_CONFIG if bulk else None)
@@ -192,14 +193,11 @@ class Checkpoints:
             self._add_all(store)
         return True
 
-    def _check_first_fits(self, store: Store) -> list[tuple[str, int]]:
-        """Before hashing a whole new tree: would its untracked files alone exceed the cap? Then stay off.
-        Returns them, with their sizes."""
-        new = untracked(store, self._pathspec(store))
-        total = sum(size for _, size in new)
+    def _check_first_fits(self, store: Store, new: list[str]) -> None:
+        """Before hashing a whole new tree: would its untracked files alone exceed the cap? Then stay off."""
+        total = sizes(store, new)
         if total > self.max_bytes:
             self._turn_off(store, f"a snapshot would store {_megabytes(total)} of untracked files")
-        return new
 
     def _turn_off(self, store: Store, why: str) -> None:
         reason = (f"checkpoints are off for {self.workspace}: {why}, over the {_megabytes(self.max_bytes)} "
@@ -296,13 +294,14 @@ class Checkpoints:
         self._drop(store, [c.ref for c in expired(self._all(store), time.time(), current)])
 
     def _keep_under_cap(self, store: Store, session: str) -> None:
-        """Over the cap: drop other sessions' and then this session's oldest checkpoints until the store fits;
-        when the newest alone does not, turn checkpoints off (the snapshot just taken is dropped too)."""
+        """Over the cap: first compress (a first snapshot's pack of new files is stored uncompressed), then drop
+        other sessions' and then this session's oldest checkpoints until the store fits; when the newest alone
+        does not, turn checkpoints off (the snapshot just taken is dropped too)."""
         if store.size() <= self.max_bytes:
             return
         cps = self._all(store)
         mine = [c.ref for c in cps if c.session == session]
-        for refs in ([c.ref for c in cps if c.session != session] + [UNDO_REF] + mine[CAP_KEEPS:],
+        for refs in ([], [c.ref for c in cps if c.session != session] + [UNDO_REF] + mine[CAP_KEEPS:],
                      mine[1:CAP_KEEPS]):
             self._drop(store, refs)
             store.gc()

@@ -8,12 +8,13 @@ its mode, object name and stat. `Checkpoints` runs two of these at once over hal
 entries into the store's index (`git_index.py`) and then lets `git add -A` check the result: a file whose stat
 still matches is not hashed again, anything else (a file that changed meanwhile, one left out here) is.
 
-    python -m ghostline.sandbox.fast_pack PACK_DIR < paths   (NUL-separated, relative to the current directory)
+    python -m ghostline.sandbox.fast_pack PACK_DIR LIMIT < paths   (NUL-separated, relative to the current
+                                                                 directory)
 
-prints one record per file packed (RECORD: its index entry's ten stat fields, its object name, the length of
-its path; then the path). Regular files and symbolic links only; anything else, or a file that went away, is
-left to git. Objects are held in memory until the pack is written (the caller sends at most FAST_MAX_BYTES).
-A `git gc` of the store deflates them later.
+prints the index entry of each file packed (version 2, back to back: git_index.read_entries reads them). When
+the files add up to more than LIMIT bytes it writes nothing and exits with OVER_LIMIT. Regular files and symbolic links only; anything else, or a file that went away, is
+left to git. Objects are held in memory until the pack is written (LIMIT bounds them).
+The store's `git gc` deflates them later.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ import tempfile
 import zlib
 from dataclasses import dataclass
 
+from ghostline.sandbox.git_index import Entry
+
 BLOB = 3  # the pack's object type number for a blob
 STORED_BLOCK = 65535  # the most a stored deflate block holds
+OVER_LIMIT = 3  # exit status: the files hold more bytes than allowed, nothing was written
 FAST_MAX_BYTES = 256 * 2**20  # new files' bytes above this: git's own add (the objects are held in memory)
 
 
@@ -39,11 +43,11 @@ class Packed:
     crc: int
 
 
-def blob_of(path: str) -> tuple[int, bytes, os.stat_result] | None:
-    """(git mode, content, stat) of a regular file or symbolic link, as git would store it (no conversion:
-    the store's attributes turn every filter off); None for anything else or a file that went away."""
+def blob_of(path: str, st: os.stat_result) -> tuple[int, bytes, os.stat_result] | None:
+    """(git mode, content, stat) of a regular file or symbolic link (`st`: its lstat), as git would store it
+    (no conversion: the store's attributes turn every filter off); None for anything else or a file that went
+    away."""
     try:
-        st = os.lstat(path)
         if stat.S_ISLNK(st.st_mode):
             return 0o120000, os.fsencode(os.readlink(path)), st
         if not stat.S_ISREG(st.st_mode):
@@ -80,27 +84,31 @@ def object_header(kind: int, size: int) -> bytes:
     return bytes(out)
 
 
-def zlib_stored(data: bytes) -> bytes:
-    """`data` as a zlib stream of stored (not deflated) blocks, what `zlib.compress(data, 0)` gives, without
-    setting up a compressor for each small file (~8 µs)."""
-    blocks = [b"\x78\x01"]
-    for start in range(0, max(len(data), 1), STORED_BLOCK):
-        chunk = data[start:start + STORED_BLOCK]
-        last = start + STORED_BLOCK >= len(data)
-        blocks += (struct.pack("<BHH", last, len(chunk), len(chunk) ^ 0xFFFF), chunk)
-    blocks.append(struct.pack(">I", zlib.adler32(data)))
-    return b"".join(blocks)
+def stored_parts(data: bytes) -> list[bytes]:
+    """`data` as a zlib stream of stored (not deflated) blocks — what `zlib.compress(data, 0)` gives — in
+    parts, without copying a small file's bytes or setting up a compressor for each file (~8 µs)."""
+    parts = [b"\x78\x01"]
+    if len(data) <= STORED_BLOCK:
+        parts += (struct.pack("<BHH", 1, len(data), len(data) ^ 0xFFFF), data)
+    else:
+        for start in range(0, len(data), STORED_BLOCK):
+            chunk = data[start:start + STORED_BLOCK]
+            parts += (struct.pack("<BHH", start + STORED_BLOCK >= len(data), len(chunk), len(chunk) ^ 0xFFFF),
+                      chunk)
+    parts.append(struct.pack(">I", zlib.adler32(data)))
+    return parts
 
 
-def pack_files(paths: list[str], pack_dir: str) -> list[tuple[int, bytes, os.stat_result, str]]:
-    """Write the blobs of `paths` as one pack with its .idx into `pack_dir`; (mode, oid, stat, path) of each
-    file packed."""
+def pack_files(paths: list[str], stats: list[os.stat_result | None], pack_dir: str
+               ) -> list[tuple[int, bytes, os.stat_result, str]]:
+    """Write the blobs of `paths` (`stats`: their lstat) as one pack with its .idx into `pack_dir`; (mode, oid,
+    stat, path) of each file packed."""
     body: list[bytes] = []
     packed: dict[bytes, Packed] = {}
     entries = []
     offset = 12  # after the pack's header
-    for path in paths:
-        found = blob_of(path)
+    for path, st in zip(paths, stats, strict=True):
+        found = blob_of(path, st) if st is not None else None
         if found is None:
             continue
         mode, data, st = found
@@ -110,10 +118,13 @@ def pack_files(paths: list[str], pack_dir: str) -> list[tuple[int, bytes, os.sta
         entries.append((mode, oid, st, path))
         if oid in packed:
             continue
-        header, stored = object_header(BLOB, len(data)), zlib_stored(data)
-        packed[oid] = Packed(oid, offset, zlib.crc32(stored, zlib.crc32(header)))
-        body += (header, stored)
-        offset += len(header) + len(stored)
+        parts = [object_header(BLOB, len(data)), *stored_parts(data)]
+        crc = 0
+        for part in parts:
+            crc = zlib.crc32(part, crc)
+        packed[oid] = Packed(oid, offset, crc)
+        body += parts
+        offset += sum(map(len, parts))
     if packed:
         _write_pack(pack_dir, body, sorted(packed.values(), key=lambda p: p.oid))
     return entries
@@ -166,22 +177,41 @@ def _write_new(path: str, parts: list[bytes]) -> None:
         raise
 
 
-RECORD = struct.Struct(">10I20sI")  # the index entry's stat fields, the object name, the path's length
-
-
-def record(mode: int, oid: bytes, st: os.stat_result, path: str) -> bytes:
-    """One file as its index entry needs it: stat fields as git keeps them (32 bits each), then the path."""
+def index_entry(mode: int, oid: bytes, st: os.stat_result, path: str) -> bytes:
+    """The file's entry as the index holds it (git_index.Entry.encoded), stat fields cut to 32 bits as git does."""
     name = os.fsencode(path)
     fields = (st.st_ctime_ns // 10**9, st.st_ctime_ns % 10**9, st.st_mtime_ns // 10**9, st.st_mtime_ns % 10**9,
               st.st_dev, st.st_ino, mode, st.st_uid, st.st_gid, st.st_size)
-    return RECORD.pack(*(v & 0xFFFFFFFF for v in fields), oid, len(name)) + name
+    return Entry(name, tuple(v & 0xFFFFFFFF for v in fields), oid, 0).encoded()
+
+
+def stat_within(paths: list[str], limit: int) -> list[os.stat_result | None] | None:
+    """Each file's lstat (None for one that went away); None when their bytes add up to more than `limit`
+    (found before anything is read or written)."""
+    stats: list[os.stat_result | None] = []
+    total = 0
+    for path in paths:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            stats.append(None)
+            continue
+        total += st.st_size
+        if total > limit:
+            return None
+        stats.append(st)
+    return stats
 
 
 def main() -> int:
+    pack_dir, limit = sys.argv[1], int(sys.argv[2])
     paths = [os.fsdecode(p) for p in sys.stdin.buffer.read().split(b"\0") if p]
+    stats = stat_within(paths, limit)
+    if stats is None:
+        return OVER_LIMIT
     out = sys.stdout.buffer
-    for mode, oid, st, path in pack_files(paths, sys.argv[1]):
-        out.write(record(mode, oid, st, path))
+    for mode, oid, st, path in pack_files(paths, stats, pack_dir):
+        out.write(index_entry(mode, oid, st, path))
     out.flush()
     return 0
 

@@ -20,70 +20,71 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from ghostline.sandbox.checkpoint_store import CheckpointError, Store
-from ghostline.sandbox.fast_pack import FAST_MAX_BYTES, RECORD
-from ghostline.sandbox.git_index import Entry, IndexFormatError, read_index, write_index
+from ghostline.sandbox.fast_pack import FAST_MAX_BYTES, OVER_LIMIT
+from ghostline.sandbox.git_index import Entry, IndexFormatError, read_entries, read_index, write_index
 
 log = logging.getLogger(__name__)
 
 PACKERS = 2  # processes at once (this machine's cores; more than two gains little on small files)
 
 
-def add_new_files(store: Store, new: list[tuple[str, int]], pathspec: list[str]) -> bool:
-    """Put the untracked files `new` ((path relative to the work tree, size), as `git ls-files -o` lists them)
-    into the store's objects and index. False when it left them to git."""
-    if store.layout.object_format != "sha1" or sum(size for _, size in new) > FAST_MAX_BYTES:
+def add_new_files(store: Store, new: list[str], pathspec: list[str], limit: int) -> bool:
+    """Put the untracked files `new` (paths relative to the work tree, as `git ls-files -o` lists them) into the
+    store's objects and index, when they hold at most `limit` bytes (each packer checks its half against half
+    of it before reading a file). False when it left them to git."""
+    if store.layout.object_format != "sha1":
         return False
     try:
         store.git("add", "-u", "--ignore-errors", *pathspec, ok=(0, 1), config={"core.splitIndex": "false"})
         tracked = read_index(str(store.index)) if store.index.exists() else []
-        packed = _pack(store, [path for path, _ in new])
+        packed = _pack(store, new, min(limit, FAST_MAX_BYTES) // PACKERS)
     except (CheckpointError, IndexFormatError, OSError, ValueError) as e:
         log.debug("new files left to git add: %s", e)
+        return False
+    if packed is None:
         return False
     known = {e.path for e in tracked}
     write_index(str(store.index), tracked + [e for e in packed if e.path not in known])
     return True
 
 
-def _pack(store: Store, paths: list[str]) -> list[Entry]:
-    """Two packers over halves of `paths`: their entries."""
-    halves = [paths[i::PACKERS] for i in range(PACKERS)]  # interleaved: each half gets big and small files
+def _pack(store: Store, paths: list[str], limit: int) -> list[Entry] | None:
+    """Packers over halves of `paths`: their entries; None when a half holds more than `limit` bytes."""
+    halves = [h for h in (paths[i::PACKERS] for i in range(PACKERS)) if h]  # interleaved: similar sizes
     with ThreadPoolExecutor(PACKERS) as pool:
-        outputs = list(pool.map(lambda half: _run_packer(store, half), [h for h in halves if h]))
-    return [entry for out in outputs for entry in parse_records(out)]
+        outputs = list(pool.map(lambda half: _run_packer(store, half, limit), halves))
+    if any(out is None for out in outputs):
+        return None
+    return [entry for out in outputs for entry in read_entries(out)]  # type: ignore[arg-type]
 
 
-def _run_packer(store: Store, paths: list[str]) -> bytes:
+def _run_packer(store: Store, paths: list[str], limit: int) -> bytes | None:
     # -P: the work tree (the current directory) must not shadow Ghostline's own modules
     proc = subprocess.run([sys.executable, "-P", "-m", "ghostline.sandbox.fast_pack",
-                           str(store.path / "objects" / "pack")], cwd=store.layout.root,
+                           str(store.path / "objects" / "pack"), str(limit)], cwd=store.layout.root,
                           input=b"\0".join(os.fsencode(p) for p in paths), capture_output=True, check=False)
+    if proc.returncode == OVER_LIMIT:
+        return None
     if proc.returncode != 0:
         raise CheckpointError(f"fast_pack failed: {proc.stderr.decode(errors='replace').strip()[-300:]}")
     return proc.stdout
 
 
-def parse_records(out: bytes) -> list[Entry]:
-    """fast_pack.py's records as index entries (stage 0, no flags)."""
-    entries, pos, size = [], 0, RECORD.size
-    while pos < len(out):
-        *stat, oid, length = RECORD.unpack_from(out, pos)
-        pos += size + length
-        entries.append(Entry(out[pos - length:pos], tuple(stat), oid, 0))
-    return entries
+def untracked_paths(store: Store, pathspec: list[str]) -> list[str]:
+    """The files `git add -A` would add as new."""
+    return [p for p in store.git("ls-files", "-z", "-o", "--exclude-standard", *pathspec).split("\0") if p]
 
 
-def untracked(store: Store, pathspec: list[str]) -> list[tuple[str, int]]:
-    """The files `git add -A` would add as new, with their sizes (lstat; 0 for one that went away)."""
-    out = store.git("ls-files", "-z", "-o", "--exclude-standard", *pathspec)
+def sizes(store: Store, paths: list[str]) -> int:
+    """Their bytes on disk (lstat: a link's own size; 0 for one that went away)."""
     root = os.open(store.layout.root, os.O_RDONLY | os.O_DIRECTORY)
-    listed = []
+    total = 0
     try:
-        for rel in (p for p in out.split("\0") if p):
+        for rel in paths:
             try:
-                listed.append((rel, os.lstat(rel, dir_fd=root).st_size))
+                total += os.lstat(rel, dir_fd=root).st_size
             except OSError:
-                listed.append((rel, 0))
+                pass
     finally:
         os.close(root)
-    return listed
+    return total

@@ -30,10 +30,22 @@ class Entry:
     oid: bytes
     flags: int  # the 16-bit flags (stage, assume-valid, extended); the name length is computed on write
     extended_flags: int = 0
+    raw: bytes | None = None  # the entry as a version 2/3 index holds it, when read from one
 
     @property
     def stage(self) -> int:
         return (self.flags >> 12) & 3
+
+    def encoded(self) -> bytes:
+        """The entry as version 2 (3 with extended flags) writes it: fields, name, 1 to 8 NULs to a multiple
+        of 8 bytes."""
+        if self.raw is not None:
+            return self.raw
+        head = STAT.pack(*self.stat) + self.oid + struct.pack(">H", self.flags | min(len(self.path), NAME_MASK))
+        if self.flags & EXTENDED:
+            head += struct.pack(">H", self.extended_flags)
+        length = len(head) + len(self.path)
+        return head + self.path + b"\0" * (8 - length % 8)
 
 
 def read_index(path: str, oid_size: int = 20) -> list[Entry]:
@@ -51,11 +63,18 @@ def read_index(path: str, oid_size: int = 20) -> list[Entry]:
     return entries
 
 
-def _entries(data: bytes, version: int, count: int, oid_size: int) -> tuple[list[Entry], int]:
+def read_entries(data: bytes, oid_size: int = 20) -> list[Entry]:
+    """Version 2 entries back to back, without the file's header or checksum (what fast_pack.py prints)."""
+    entries, _ = _entries(data, 2, None, oid_size, start=0)
+    return entries
+
+
+def _entries(data: bytes, version: int, count: int | None, oid_size: int, start: int = 12
+             ) -> tuple[list[Entry], int]:
     entries: list[Entry] = []
-    pos, previous = 12, b""
-    for _ in range(count):
-        start = pos
+    pos, previous = start, b""
+    while (len(entries) < count) if count is not None else (pos < len(data)):
+        begin = pos
         fields = STAT.unpack_from(data, pos)
         pos += STAT.size
         oid = data[pos:pos + oid_size]
@@ -76,8 +95,9 @@ def _entries(data: bytes, version: int, count: int, oid_size: int) -> tuple[list
         else:
             end = data.index(b"\0", pos)
             name = data[pos:end]
-            pos = start + ((end - start) // 8 + 1) * 8  # 1 to 8 NULs pad the entry to a multiple of 8
-        entries.append(Entry(name, fields, oid, flags & ~NAME_MASK, extended))
+            pos = begin + ((end - begin) // 8 + 1) * 8  # 1 to 8 NULs pad the entry to a multiple of 8
+        raw = data[begin:pos] if version < 4 else None
+        entries.append(Entry(name, fields, oid, flags & ~NAME_MASK, extended, raw))
         previous = name
     return entries, pos
 
@@ -107,14 +127,7 @@ def write_index(path: str, entries: list[Entry], oid_size: int = 20) -> None:
     """Write `entries` (any order; one per path and stage) as a whole index, replacing `path` atomically."""
     ordered = sorted(entries, key=lambda e: (e.path, e.stage))
     version = 3 if any(e.flags & EXTENDED for e in ordered) else 2
-    parts = [b"DIRC", struct.pack(">II", version, len(ordered))]
-    for e in ordered:
-        head = STAT.pack(*e.stat) + e.oid + struct.pack(">H", e.flags | min(len(e.path), NAME_MASK))
-        if e.flags & EXTENDED:
-            head += struct.pack(">H", e.extended_flags)
-        length = len(head) + len(e.path)
-        parts += [head, e.path, b"\0" * (8 - length % 8)]
-    body = b"".join(parts)
+    body = b"".join([b"DIRC", struct.pack(">II", version, len(ordered)), *(e.encoded() for e in ordered)])
     digest = hashlib.new("sha1" if oid_size == 20 else "sha256", body).digest()
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-index-")
     try:

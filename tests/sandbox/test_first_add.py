@@ -12,8 +12,8 @@ import pytest
 
 from ghostline.sandbox import first_add
 from ghostline.sandbox.checkpoints import BULK_MIN_FILES, Checkpoints
-from ghostline.sandbox.fast_pack import pack_files, zlib_stored
-from ghostline.sandbox.git_index import IndexFormatError, read_index, write_index
+from ghostline.sandbox.fast_pack import OVER_LIMIT, pack_files, stat_within, stored_parts
+from ghostline.sandbox.git_index import IndexFormatError, read_entries, read_index, write_index
 from tests.sandbox.conftest import git
 
 
@@ -33,13 +33,13 @@ def odd_files(d: Path) -> None:
     (d / "deep" / "er" / "est" / "f.py").write_text("x = 1\n")
 
 
-def test_zlib_stored_is_what_zlib_reads():
+def test_stored_blocks_are_what_zlib_reads():
     import zlib
 
     for n in (0, 1, 65534, 65535, 65536, 200_000):
         data = os.urandom(n)
-        assert zlib.decompress(zlib_stored(data)) == data
-    assert zlib_stored(b"abc") == zlib.compress(b"abc", 0)
+        assert zlib.decompress(b"".join(stored_parts(data))) == data
+    assert b"".join(stored_parts(b"abc")) == zlib.compress(b"abc", 0)
 
 
 def test_packed_objects_are_git_s_own(tmp_path: Path):
@@ -53,7 +53,7 @@ def test_packed_objects_are_git_s_own(tmp_path: Path):
     cwd = os.getcwd()
     os.chdir(work)
     try:
-        entries = pack_files(paths, str(store / "objects" / "pack"))
+        entries = pack_files(paths, stat_within(paths, 2**30), str(store / "objects" / "pack"))
     finally:
         os.chdir(cwd)
     assert [p for _, _, _, p in entries] == paths[:9]  # the fifo, a vanished file, a directory: left out
@@ -157,7 +157,7 @@ def test_the_entries_written_are_clean_by_stat(tmp_path: Path):
     with cp._using_store() as store:  # noqa: SLF001 - the step inside a snapshot, on its own
         store.seed_index()
         pathspec = cp._pathspec(store)  # noqa: SLF001
-        assert first_add.add_new_files(store, first_add.untracked(store, pathspec), pathspec)
+        assert first_add.add_new_files(store, first_add.untracked_paths(store, pathspec), pathspec, 2**30)
         assert store.git("diff-files", "--name-only") == ""
         assert len(store.git("ls-files").split()) == BULK_MIN_FILES + 40
 
@@ -183,8 +183,41 @@ def test_the_packer_runs_as_its_own_process_from_any_directory(tmp_path: Path):
     (tmp_path / "ghostline" / "__init__.py").write_text("raise SystemExit('the work tree was imported')\n")
     (tmp_path / "f.txt").write_text("x\n")
     git(tmp_path, "init", "-q", "--bare", str(tmp_path / "s.git"))
-    proc = subprocess.run([sys.executable, "-P", "-m", "ghostline.sandbox.fast_pack",
-                           str(tmp_path / "s.git" / "objects" / "pack")], cwd=tmp_path, input=b"f.txt",
-                          capture_output=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    packer = [sys.executable, "-P", "-m", "ghostline.sandbox.fast_pack", str(tmp_path / "s.git" / "objects" / "pack")]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    proc = subprocess.run([*packer, "100"], cwd=tmp_path, input=b"f.txt", capture_output=True, env=env)
     assert proc.returncode == 0, proc.stderr
-    assert first_add.parse_records(proc.stdout)[0].path == b"f.txt"
+    [entry] = read_entries(proc.stdout)
+    assert entry.path == b"f.txt" and entry.oid.hex() == git(tmp_path, "hash-object", "f.txt").strip()
+    over = subprocess.run([*packer, "1"], cwd=tmp_path, input=b"f.txt", capture_output=True, env=env)
+    assert over.returncode == OVER_LIMIT and over.stdout == b""  # 2 bytes > 1: nothing read, nothing written
+    assert len(list((tmp_path / "s.git" / "objects" / "pack").glob("*.pack"))) == 1
+
+
+def test_many_new_files_over_the_cap_are_not_packed_and_turn_checkpoints_off(tmp_path: Path):
+    d = tmp_path / "r"
+    d.mkdir()
+    many_new_files(d)
+    git(d, "init", "-q")
+    cp = Checkpoints(d, session="s", max_bytes=2000)
+    assert cp.snapshot("s:1") is None
+    assert "a snapshot would store" in (cp.notice or "") and "of untracked files" in (cp.notice or "")
+    assert not list((cp.store_path / "objects" / "pack").glob("*.pack"))
+
+
+def test_over_the_cap_the_store_compresses_before_it_drops_a_checkpoint(tmp_path: Path):
+    """The first snapshot's pack is stored uncompressed: when a later snapshot takes the store over the cap,
+    compressing it comes first, and another session's checkpoint survives."""
+    d = tmp_path / "r"
+    d.mkdir()
+    many_new_files(d)
+    for i in range(40):  # compressible: ~800 KB stored, a few KB deflated
+        (d / "gen" / f"text{i}.txt").write_text(f"line {i} of text that repeats\n" * 700)
+    git(d, "init", "-q")
+    first = Checkpoints(d, session="a", max_bytes=900_000)
+    assert first.snapshot("a:1")
+    (d / "noise.bin").write_bytes(os.urandom(400_000))  # not compressible: stored plus this is over the cap
+    second = Checkpoints(d, session="b", max_bytes=900_000)
+    assert second.snapshot("b:1")
+    assert [s for s, _ in second.sessions()] == ["b", "a"]  # a's checkpoint kept
+    assert second.notice is None
