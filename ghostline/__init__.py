@@ -5,8 +5,9 @@ clash with another distribution's top-level module. In a checkout they stay in t
 the layout `DESIGN.md` fixes; this package's search path reaches them there.
 """
 
-from pathlib import Path
+import os.path  # not pathlib: this runs for `agent --version` too (pathlib and what it imports: ~4 ms)
 
-_checkout = Path(__file__).resolve().parent.parent
-if (_checkout / "pyproject.toml").is_file() and (_checkout / "agent" / "__init__.py").is_file():
-    __path__.append(str(_checkout))  # noqa: F821 - a package's own search path
+_checkout = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+if os.path.isfile(os.path.join(_checkout, "pyproject.toml")) and os.path.isfile(
+        os.path.join(_checkout, "agent", "__init__.py")):
+    __path__.append(_checkout)  # noqa: F821 - a package's own search path
