@@ -1,6 +1,6 @@
 """Undo checkpoints: what snapshots and undo cost, the store outside the repository vs. the old in-repo one.
 
-    .venv/bin/python bench/checkpoint_bench.py [--files 18000] [--turns 10] [--quick]
+    .venv/bin/python bench/checkpoint_bench.py [--files 18000] [--turns 10] [--quick] [--one-line-files]
 
 Trees: a small committed repository (200 files) and an ~18k-file tree (--files, ~90 MB of code-like text),
 committed, untracked (`git init`, nothing committed) and outside git. For each implementation and tree: the
@@ -47,8 +47,9 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
-def generate(root: Path, n: int, seed: int) -> int:
-    """n files of code-like text (lines drawn from a shared pool, log-normal sizes) in a few hundred dirs."""
+def generate(root: Path, n: int, seed: int, one_line: bool = False) -> int:
+    """n files of code-like text (lines drawn from a shared pool, log-normal sizes; `one_line`: a line each, as
+    bench/agent_overhead.py's tree has) in a few hundred dirs."""
     rnd = random.Random(seed)
     words = ["def", "return", "self", "import", "class", "for", "in", "if", "else", "None", "=", "(", ")"]
     words += [f"name{k}" for k in range(2000)]
@@ -62,7 +63,8 @@ def generate(root: Path, n: int, seed: int) -> int:
             if len(parent.relative_to(root).parts) < 5:
                 dirs.append(parent / f"d{len(dirs)}")
                 dirs[-1].mkdir()
-        size, out = int(min(200_000, rnd.lognormvariate(8.0, 1.0))), [f"# file {i}\n".encode()]
+        size = 1 if one_line else int(min(200_000, rnd.lognormvariate(8.0, 1.0)))
+        out = [f"# file {i}\n".encode()]
         while sum(map(len, out)) < size:
             out.extend(rnd.choices(pool, k=16))
         data = b"".join(out)
@@ -71,9 +73,9 @@ def generate(root: Path, n: int, seed: int) -> int:
     return total
 
 
-def templates(base: Path, files: int) -> dict[str, Path]:
+def templates(base: Path, files: int, one_line: bool = False) -> dict[str, Path]:
     tree = base / "tree"
-    size = generate(tree, files, 1)
+    size = generate(tree, files, 1, one_line)
     print(f"generated {files} files, {size / 2**20:.0f} MB", flush=True)
     small = base / "small"
     generate(small, 200, 2)
@@ -261,6 +263,8 @@ def main() -> int:
     ap.add_argument("--turns", type=int, default=10)
     ap.add_argument("--quick", action="store_true", help="2000 files, 4 turns (smoke test)")
     ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--one-line-files", action="store_true",
+                    help="files of one line each (the shape of bench/agent_overhead.py's tree), not ~5 KB of code")
     args = ap.parse_args()
     files, turns = (2000, 4) if args.quick else (args.files, args.turns)
     baseline = None if args.no_baseline else load_baseline()
@@ -270,7 +274,7 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="ckpt-bench-"))
     saved_env = os.environ.get("GHOSTLINE_DATA_DIR")
     try:
-        tpls = templates(base, files)
+        tpls = templates(base, files, args.one_line_files)
         status = git_status_ms(tpls["big-committed"], base)
         results: dict = {}
         for tree, tpl in tpls.items():
@@ -295,7 +299,7 @@ def main() -> int:
     out = REPO / "bench" / "out"
     out.mkdir(exist_ok=True)
     (out / "checkpoint_bench.json").write_text(json.dumps(
-        {"files": files, "turns": turns, "baseline_rev": BASELINE_REV if baseline else None,
+        {"files": files, "one_line_files": args.one_line_files, "turns": turns, "baseline_rev": BASELINE_REV if baseline else None,
          "load_average": round(load, 2), "cpus": os.cpu_count(), "results": results,
          "ratios_old_over_new": rat, "checks": checks, "git_status_big_committed": status}, indent=2))
     busy = "; the machine is busy: timings are above the idle cost" if load > (os.cpu_count() or 1) / 2 \
