@@ -63,11 +63,10 @@ def generate(root: Path, n: int, seed: int, one_line: bool = False) -> int:
             if len(parent.relative_to(root).parts) < 5:
                 dirs.append(parent / f"d{len(dirs)}")
                 dirs[-1].mkdir()
-        size = 1 if one_line else int(min(200_000, rnd.lognormvariate(8.0, 1.0)))
-        out = [f"# file {i}\n".encode()]
+        size, out = int(min(200_000, rnd.lognormvariate(8.0, 1.0))), [f"# file {i}\n".encode()]
         while sum(map(len, out)) < size:
             out.extend(rnd.choices(pool, k=16))
-        data = b"".join(out)
+        data = out[0] if one_line else b"".join(out)  # the same draws either way: the same directories
         (rnd.choice(dirs[-30:]) / f"f{i}.py").write_bytes(data)
         total += len(data)
     return total
