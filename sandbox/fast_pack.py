@@ -24,11 +24,9 @@ import os
 import stat
 import struct
 import sys
-import tempfile
 import zlib
-from dataclasses import dataclass
 
-from ghostline.sandbox.git_index import Entry
+from ghostline.sandbox.git_index import Entry, write_replacing
 
 BLOB = 3  # the pack's object type number for a blob
 STORED_BLOCK = 65535  # the most a stored deflate block holds
@@ -36,11 +34,7 @@ OVER_LIMIT = 3  # exit status: the files hold more bytes than allowed, nothing w
 FAST_MAX_BYTES = 256 * 2**20  # new files' bytes above this: git's own add (the objects are held in memory)
 
 
-@dataclass
-class Packed:
-    oid: bytes
-    offset: int
-    crc: int
+Packed = tuple[bytes, int, int]  # an object's name, its offset in the pack, the CRC-32 of its packed bytes
 
 
 def blob_of(path: str, st: os.stat_result) -> tuple[int, bytes, os.stat_result] | None:
@@ -122,11 +116,11 @@ def pack_files(paths: list[str], stats: list[os.stat_result | None], pack_dir: s
         crc = 0
         for part in parts:
             crc = zlib.crc32(part, crc)
-        packed[oid] = Packed(oid, offset, crc)
+        packed[oid] = (oid, offset, crc)
         body += parts
         offset += sum(map(len, parts))
     if packed:
-        _write_pack(pack_dir, body, sorted(packed.values(), key=lambda p: p.oid))
+        _write_pack(pack_dir, body, sorted(packed.values()))
     return entries
 
 
@@ -137,44 +131,32 @@ def _write_pack(pack_dir: str, body: list[bytes], objects: list[Packed]) -> None
         digest.update(record)
     checksum = digest.digest()
     name = os.path.join(pack_dir, f"pack-{checksum.hex()}")
-    _write_new(name + ".pack", [b"PACK", struct.pack(">II", 2, len(objects)), *body, checksum])
-    _write_new(name + ".idx", [idx_v2(objects, checksum)])
+    write_replacing(name + ".pack", [b"PACK", struct.pack(">II", 2, len(objects)), *body, checksum], 0o444)
+    write_replacing(name + ".idx", [idx_v2(objects, checksum)], 0o444)
 
 
 def idx_v2(objects: list[Packed], pack_checksum: bytes) -> bytes:
     """A version 2 pack index of `objects` (sorted by name)."""
     fanout = [0] * 256
-    for p in objects:
-        fanout[p.oid[0]] += 1
+    for oid, _, _ in objects:
+        fanout[oid[0]] += 1
     total = 0
     for i in range(256):
         total += fanout[i]
         fanout[i] = total
-    large = [p.offset for p in objects if p.offset >= 1 << 31]
+    large = [offset for _, offset, _ in objects if offset >= 1 << 31]
     small, n_large = [], 0
-    for p in objects:
-        if p.offset >= 1 << 31:
+    for _, offset, _ in objects:
+        if offset >= 1 << 31:
             small.append(0x80000000 | n_large)
             n_large += 1
         else:
-            small.append(p.offset)
-    parts = [b"\xfftOc", struct.pack(">I", 2), struct.pack(">256I", *fanout), b"".join(p.oid for p in objects),
-             struct.pack(f">{len(objects)}I", *(p.crc for p in objects)),
+            small.append(offset)
+    parts = [b"\xfftOc", struct.pack(">I", 2), struct.pack(">256I", *fanout), b"".join(o[0] for o in objects),
+             struct.pack(f">{len(objects)}I", *(o[2] for o in objects)),
              struct.pack(f">{len(objects)}I", *small), struct.pack(f">{len(large)}Q", *large), pack_checksum]
     data = b"".join(parts)
     return data + hashlib.sha1(data).digest()
-
-
-def _write_new(path: str, parts: list[bytes]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-fast-pack-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.writelines(parts)
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def index_entry(mode: int, oid: bytes, st: os.stat_result, path: str) -> bytes:
