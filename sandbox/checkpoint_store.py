@@ -57,8 +57,9 @@ class CheckpointError(Exception):
     pass
 
 
-# git processes running now: a background prime's `git add` must not outlive the program (as an orphan it
-# would hold the store's index.lock against the next run). git removes its lock files when terminated.
+# processes running for the store now: a background prime's `git add` must not outlive the program (as an
+# orphan it would hold the store's index.lock against the next run; git removes its lock files when
+# terminated), nor a first snapshot's packers (work nobody waits for any more).
 _running: set[subprocess.Popen] = set()
 
 
@@ -66,6 +67,20 @@ _running: set[subprocess.Popen] = set()
 def _stop_running() -> None:
     for p in list(_running):
         p.terminate()
+
+
+def run_for_store(argv: list[str], *, cwd: Path, env: Mapping[str, str] | None = None,
+                  stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
+    """(exit code, stdout, stderr) of a process working on a store, stopped if the program ends first. OSError
+    when it cannot start."""
+    p = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    _running.add(p)
+    try:
+        out, err = p.communicate(stdin)
+    finally:
+        _running.discard(p)
+    return p.returncode, out, err
 
 
 class Git:
@@ -83,18 +98,13 @@ class Git:
                  config: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None) -> str:
         flags = [x for k, v in {**self.config, **(config or {})}.items() for x in ("-c", f"{k}={v}")]
         try:
-            p = subprocess.Popen(["git", *flags, *args], cwd=self.cwd, env={**self.env, **(env or {})},
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            code, out, err = run_for_store(["git", *flags, *args], cwd=self.cwd, env={**self.env, **(env or {})},
+                                           stdin=stdin)
         except OSError as e:
             raise CheckpointError(f"git is not available: {e.strerror or e}") from None
-        _running.add(p)
-        try:
-            out, err = p.communicate(stdin)
-        finally:
-            _running.discard(p)
-        if p.returncode not in ok:
+        if code not in ok:
             lines = err.decode("utf-8", "replace").strip().splitlines()
-            why = lines[-1] if lines else f"exit code {p.returncode}"
+            why = lines[-1] if lines else f"exit code {code}"
             raise CheckpointError(f"git {args[0]} failed: {why}")
         return out.decode("utf-8", "surrogateescape")
 

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-from ghostline.sandbox.checkpoint_store import CheckpointError, Store
+from ghostline.sandbox.checkpoint_store import CheckpointError, Store, run_for_store
 from ghostline.sandbox.fast_pack import FAST_MAX_BYTES, OVER_LIMIT
 from ghostline.sandbox.git_index import Entry, IndexFormatError, read_entries, read_index, write_index
 
@@ -60,14 +59,14 @@ def _pack(store: Store, paths: list[str], limit: int) -> list[Entry] | None:
 
 def _run_packer(store: Store, paths: list[str], limit: int) -> bytes | None:
     # -P: the work tree (the current directory) must not shadow Ghostline's own modules
-    proc = subprocess.run([sys.executable, "-P", "-m", "ghostline.sandbox.fast_pack",
-                           str(store.path / "objects" / "pack"), str(limit)], cwd=store.layout.root,
-                          input=b"\0".join(os.fsencode(p) for p in paths), capture_output=True, check=False)
-    if proc.returncode == OVER_LIMIT:
+    code, out, err = run_for_store([sys.executable, "-P", "-m", "ghostline.sandbox.fast_pack",
+                                    str(store.path / "objects" / "pack"), str(limit)], cwd=store.layout.root,
+                                   stdin=b"\0".join(os.fsencode(p) for p in paths))
+    if code == OVER_LIMIT:
         return None
-    if proc.returncode != 0:
-        raise CheckpointError(f"fast_pack failed: {proc.stderr.decode(errors='replace').strip()[-300:]}")
-    return proc.stdout
+    if code != 0:
+        raise CheckpointError(f"fast_pack failed: {err.decode(errors='replace').strip()[-300:]}")
+    return out
 
 
 def untracked_paths(store: Store, pathspec: list[str]) -> list[str]:

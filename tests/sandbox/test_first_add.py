@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,25 @@ def test_over_the_cap_the_store_compresses_before_it_drops_a_checkpoint(tmp_path
     assert second.snapshot("b:1")
     assert [s for s, _ in second.sessions()] == ["b", "a"]  # a's checkpoint kept
     assert second.notice is None
+
+
+def test_a_process_working_on_the_store_is_stopped_when_the_program_ends(monkeypatch):
+    """A first snapshot's packers, like the store's git processes, do not outlive the program."""
+    from ghostline.sandbox import checkpoint_store
+
+    started = threading.Event()
+
+    class Running(set):
+        def add(self, p):
+            super().add(p)
+            started.set()
+
+    monkeypatch.setattr(checkpoint_store, "_running", Running())
+    result: list[int] = []
+    worker = threading.Thread(target=lambda: result.append(checkpoint_store.run_for_store(
+        [sys.executable, "-c", "import sys; sys.stdin.read(); import time; time.sleep(60)"], cwd=Path.cwd())[0]))
+    worker.start()
+    assert started.wait(30)
+    checkpoint_store._stop_running()  # what atexit runs
+    worker.join(30)
+    assert result == [-15]  # terminated, not left to sleep
