@@ -8,13 +8,13 @@ its mode, object name and stat. `Checkpoints` runs two of these at once over hal
 entries into the store's index (`git_index.py`) and then lets `git add -A` check the result: a file whose stat
 still matches is not hashed again, anything else (a file that changed meanwhile, one left out here) is.
 
-    python -m ghostline.sandbox.fast_pack PACK_DIR LIMIT < paths   (NUL-separated, relative to the current
-                                                                 directory)
+    python -P -m ghostline.sandbox.fast_pack PACK_DIR LIMIT < paths
+        (NUL-separated paths, relative to the current directory; -P: the work tree must not shadow Ghostline)
 
-prints the index entry of each file packed (version 2, back to back: git_index.read_entries reads them). When
-the files add up to more than LIMIT bytes it writes nothing and exits with OVER_LIMIT. Regular files and symbolic links only; anything else, or a file that went away, is
-left to git. Objects are held in memory until the pack is written (LIMIT bounds them).
-The store's `git gc` deflates them later.
+prints the index entry of each file packed (version 2, back to back: git_index.read_entries reads them). When the
+files add up to more than LIMIT bytes it writes nothing and exits with OVER_LIMIT. Regular files and symbolic
+links only; anything else, or a file that went away, is left to git. Objects are held in memory until the pack
+is written (LIMIT bounds them); they are stored uncompressed, and the store's `git gc` deflates them later.
 """
 
 from __future__ import annotations
