@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import marshal
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ghostline.dirs import data_dir
+from ghostline.files import replace_file
 
 FORMAT = 1
 
@@ -60,9 +60,6 @@ def store(name: str, encoding: Any) -> None:
         data = marshal.dumps({"stamp": _stamp(tiktoken), "tables": tables})
         target = _path(name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
+        replace_file(target, [data], 0o600)
     except (AttributeError, OSError, ValueError):
         pass

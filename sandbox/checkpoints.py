@@ -175,15 +175,16 @@ class Checkpoints:
         self._generation += 1
         cold = not store.index.exists()
         bulk = False
+        pathspec = self._pathspec(store)
         if cold:
             store.seed_index()
-            new = untracked_paths(store, self._pathspec(store))
+            new = untracked_paths(store, pathspec)
             bulk = len(new) >= BULK_MIN_FILES
             # many new files: packed beside git (then git add -A finds them clean), when they fit the cap
-            if not (bulk and add_new_files(store, new, self._pathspec(store), self.max_bytes)):
+            if not (bulk and add_new_files(store, new, pathspec, self.max_bytes)):
                 self._check_first_fits(store, new)
         try:
-            store.git("add", "-A", "--ignore-errors", *self._pathspec(store), ok=(0, 1),
+            store.git("add", "-A", "--ignore-errors", *pathspec, ok=(0, 1),
                       config=BULK_CONFIG if bulk else None)
             self._sync.full_pass_done()
         except CheckpointError:

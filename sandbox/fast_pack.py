@@ -26,7 +26,8 @@ import struct
 import sys
 import zlib
 
-from ghostline.sandbox.git_index import Entry, write_replacing
+from ghostline.files import replace_file
+from ghostline.sandbox.git_index import Entry
 
 BLOB = 3  # the pack's object type number for a blob
 STORED_BLOCK = 65535  # the most a stored deflate block holds
@@ -131,8 +132,8 @@ def _write_pack(pack_dir: str, body: list[bytes], objects: list[Packed]) -> None
         digest.update(record)
     checksum = digest.digest()
     name = os.path.join(pack_dir, f"pack-{checksum.hex()}")
-    write_replacing(name + ".pack", [b"PACK", struct.pack(">II", 2, len(objects)), *body, checksum], 0o444)
-    write_replacing(name + ".idx", [idx_v2(objects, checksum)], 0o444)
+    replace_file(name + ".pack", [b"PACK", struct.pack(">II", 2, len(objects)), *body, checksum], 0o444)
+    replace_file(name + ".idx", [idx_v2(objects, checksum)], 0o444)
 
 
 def idx_v2(objects: list[Packed], pack_checksum: bytes) -> bytes:

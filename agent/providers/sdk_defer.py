@@ -30,13 +30,13 @@ import importlib.util
 import json
 import os
 import sys
-import tempfile
 import threading
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 from ghostline.dirs import data_dir
+from ghostline.files import replace_file
 
 CHECK_FORMAT = 1  # of the checks kept in the data dir: a change of the rules below makes them stale
 # importer -> module imported from -> the names deferred
@@ -238,10 +238,7 @@ def _keep_check(importer: str, check: dict[str, Any]) -> None:
     path = _kept_path()
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".sdk-deferrals.")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(kept, f)
-        os.replace(tmp, path)
+        replace_file(path, [json.dumps(kept).encode()], 0o600)
     except OSError:
         return
     global _kept

@@ -169,7 +169,7 @@ def test_an_index_it_cannot_read_leaves_the_first_snapshot_to_git(tmp_path: Path
     many_new_files(d)
     git(d, "init", "-q")
 
-    def unreadable(path: str, oid_size: int = 20):
+    def unreadable(path: str):
         raise IndexFormatError("index extension link")
 
     monkeypatch.setattr(first_add, "read_index", unreadable)
