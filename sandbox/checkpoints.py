@@ -175,13 +175,15 @@ class Checkpoints:
         self._generation += 1
         cold = not store.index.exists()
         bulk = False
+        trees = None
         pathspec = self._pathspec(store)
         if cold:
             store.seed_index()
             new = untracked_paths(store, pathspec)
             bulk = len(new) >= BULK_MIN_FILES
             # many new files: packed beside git (then git add -A finds them clean), when they fit the cap
-            if not (bulk and add_new_files(store, new, pathspec, self.max_bytes)):
+            trees = add_new_files(store, new, pathspec, self.max_bytes) if bulk else None
+            if trees is None:
                 self._check_first_fits(store, new)
         try:
             store.git("add", "-A", "--ignore-errors", *pathspec, ok=(0, 1),
@@ -192,6 +194,9 @@ class Checkpoints:
                 raise
             store.drop_index()  # an index git cannot read: start again from scratch, once
             self._add_all(store)
+        finally:
+            if trees is not None:
+                trees.join()  # its pack of the index's trees, for write-tree to find
         return True
 
     def _check_first_fits(self, store: Store, new: list[str]) -> None:

@@ -12,50 +12,73 @@ still matches is not hashed again, anything else (a file that changed meanwhile,
         (NUL-separated paths, relative to the current directory; -P: the work tree must not shadow Ghostline)
 
 prints the index entry of each file packed (version 2, back to back: git_index.read_entries reads them). When the
-files add up to more than LIMIT bytes it writes nothing and exits with OVER_LIMIT. Regular files and symbolic
-links only; anything else, or a file that went away, is left to git. Objects are held in memory until the pack
-is written (LIMIT bounds them); they are stored uncompressed, and the store's `git gc` deflates them later.
+files add up to more than LIMIT bytes it writes nothing and exits with OVER_LIMIT, having read at most LIMIT
+bytes (each file's size is known before it is read). Regular files and symbolic links only; anything else, or a
+file that went away, is left to git. Objects are held in memory until the pack is written (LIMIT bounds them);
+they are stored uncompressed, and the store's `git gc` deflates them later.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
 import struct
 import sys
-import zlib
 
 from ghostline.files import replace_file
-from ghostline.sandbox.git_index import Entry
+from ghostline.sandbox.git_index import entry_bytes
 
-BLOB = 3  # the pack's object type number for a blob
+try:  # SIMD CRC-32 and Adler-32: ~5x the stdlib zlib's here, on every byte packed
+    from zlib_ng.zlib_ng import adler32, crc32
+except ImportError:  # no wheel for this platform: the same sums, slower
+    from zlib import adler32, crc32
+
+TREE, BLOB = 2, 3  # the pack's object type numbers
+KIND_NAMES = {TREE: b"tree", BLOB: b"blob"}
 STORED_BLOCK = 65535  # the most a stored deflate block holds
+ZLIB_HEADER = b"\x78\x01"  # a zlib stream, no preset dictionary, "fastest" (what level 0 writes)
 OVER_LIMIT = 3  # exit status: the files hold more bytes than allowed, nothing was written
 FAST_MAX_BYTES = 256 * 2**20  # new files' bytes above this: git's own add (the objects are held in memory)
-
+# Opening a file that turned into a FIFO must not wait for a writer; a symbolic link is read as a link.
+OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 Packed = tuple[bytes, int, int]  # an object's name, its offset in the pack, the CRC-32 of its packed bytes
 
 
-def blob_of(path: str, st: os.stat_result) -> tuple[int, bytes, os.stat_result] | None:
-    """(git mode, content, stat) of a regular file or symbolic link (`st`: its lstat), as git would store it
-    (no conversion: the store's attributes turn every filter off); None for anything else or a file that went
-    away."""
+class OverLimit(Exception):
+    pass
+
+
+def blob_of(path: str, room: int) -> tuple[int, bytes, os.stat_result] | None:
+    """(git mode, content, stat) of a regular file or symbolic link, as git would store it (no conversion: the
+    store's attributes turn every filter off); None for anything else or a file that went away. OverLimit,
+    before reading it, for a file of more than `room` bytes."""
     try:
-        if stat.S_ISLNK(st.st_mode):
-            return 0o120000, os.fsencode(os.readlink(path)), st
+        fd = os.open(path, OPEN_FLAGS)
+    except OSError as e:
+        return _link_of(path) if e.errno == errno.ELOOP else None
+    try:
+        st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return None
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        try:
-            st = os.fstat(fd)
-            data = _read_all(fd, st.st_size)
-        finally:
-            os.close(fd)
+        if st.st_size > room:
+            raise OverLimit
+        data = _read_all(fd, st.st_size)
     except OSError:
         return None
+    finally:
+        os.close(fd)
     return (0o100755 if st.st_mode & stat.S_IXUSR else 0o100644), data, st
+
+
+def _link_of(path: str) -> tuple[int, bytes, os.stat_result] | None:
+    try:
+        st = os.lstat(path)
+        return (0o120000, os.fsencode(os.readlink(path)), st) if stat.S_ISLNK(st.st_mode) else None
+    except OSError:
+        return None
 
 
 def _read_all(fd: int, size: int) -> bytes:
@@ -82,7 +105,7 @@ def object_header(kind: int, size: int) -> bytes:
 def stored_parts(data: bytes) -> list[bytes]:
     """`data` as a zlib stream of stored (not deflated) blocks — what `zlib.compress(data, 0)` gives — in
     parts, without copying a small file's bytes or setting up a compressor for each file (~8 µs)."""
-    parts = [b"\x78\x01"]
+    parts = [ZLIB_HEADER]
     if len(data) <= STORED_BLOCK:
         parts += (struct.pack("<BHH", 1, len(data), len(data) ^ 0xFFFF), data)
     else:
@@ -90,50 +113,87 @@ def stored_parts(data: bytes) -> list[bytes]:
             chunk = data[start:start + STORED_BLOCK]
             parts += (struct.pack("<BHH", start + STORED_BLOCK >= len(data), len(chunk), len(chunk) ^ 0xFFFF),
                       chunk)
-    parts.append(struct.pack(">I", zlib.adler32(data)))
+    parts.append(adler32(data).to_bytes(4, "big"))
     return parts
 
 
-def pack_files(paths: list[str], stats: list[os.stat_result | None], pack_dir: str
-               ) -> list[tuple[int, bytes, os.stat_result, str]]:
-    """Write the blobs of `paths` (`stats`: their lstat) as one pack with its .idx into `pack_dir`; (mode, oid,
-    stat, path) of each file packed."""
-    body: list[bytes] = []
-    packed: dict[bytes, Packed] = {}
+def packed_parts(kind: int, data: bytes) -> tuple[list[bytes], int, int]:
+    """An object's pack entry (header and zlib stream) in parts, their length and their CRC-32. An object under
+    a stored block's size, nearly every file, takes one header part."""
+    n = len(data)
+    if n > STORED_BLOCK:
+        parts = [object_header(kind, n), *stored_parts(data)]
+    else:
+        parts = [object_header(kind, n) + ZLIB_HEADER + struct.pack("<BHH", 1, n, n ^ 0xFFFF), data,
+                 adler32(data).to_bytes(4, "big")]
+    crc = 0
+    for part in parts:
+        crc = crc32(part, crc)
+    return parts, sum(map(len, parts)), crc
+
+
+def object_id(kind: int, data: bytes) -> bytes:
+    digest = hashlib.sha1(b"%s %d\0" % (KIND_NAMES[kind], len(data)))
+    digest.update(data)
+    return digest.digest()
+
+
+class Pack:
+    """Objects for one pack, held in memory until it is written: stored (not deflated), each once."""
+
+    def __init__(self) -> None:
+        self.body: list[bytes] = []
+        self.objects: dict[bytes, Packed] = {}
+        self.size = 12  # after the pack's header
+
+    def add(self, kind: int, data: bytes, oid: bytes) -> None:
+        if oid not in self.objects:
+            parts, length, crc = packed_parts(kind, data)
+            self.objects[oid] = (oid, self.size, crc)
+            self.body += parts
+            self.size += length
+
+    def write(self, pack_dir: str) -> None:
+        """The .pack, then its .idx (git finds a pack by its .idx), each under a temporary name first."""
+        if not self.objects:
+            return
+        head = b"PACK" + struct.pack(">II", 2, len(self.objects))
+        digest = hashlib.sha1(head)
+        for part in self.body:
+            digest.update(part)
+        checksum = digest.digest()
+        name = os.path.join(pack_dir, f"pack-{checksum.hex()}")
+        replace_file(name + ".pack", [head, *self.body, checksum], 0o444)
+        replace_file(name + ".idx", [idx_v2(sorted(self.objects.values()), checksum)], 0o444)
+
+
+def pack_files(paths: list[str], pack_dir: str, limit: int) -> list[bytes]:
+    """Write the blobs of `paths` as one pack with its .idx into `pack_dir`; the index entry of each file
+    packed. OverLimit, with nothing written, when their sizes add up to more than `limit` bytes."""
+    pack = Pack()
     entries = []
-    offset = 12  # after the pack's header
-    for path, st in zip(paths, stats, strict=True):
-        found = blob_of(path, st) if st is not None else None
+    total = 0
+    for path in paths:
+        found = blob_of(path, limit - total)
         if found is None:
             continue
         mode, data, st = found
-        digest = hashlib.sha1(b"blob %d\0" % len(data))
-        digest.update(data)
-        oid = digest.digest()
-        entries.append((mode, oid, st, path))
-        if oid in packed:
-            continue
-        parts = [object_header(BLOB, len(data)), *stored_parts(data)]
-        crc = 0
-        for part in parts:
-            crc = zlib.crc32(part, crc)
-        packed[oid] = (oid, offset, crc)
-        body += parts
-        offset += sum(map(len, parts))
-    if packed:
-        _write_pack(pack_dir, body, sorted(packed.values()))
+        total += len(data)
+        if total > limit:  # a file that grew while it was read, or a link
+            raise OverLimit
+        oid = object_id(BLOB, data)
+        entries.append(index_entry(mode, oid, st, path))
+        pack.add(BLOB, data, oid)
+    pack.write(pack_dir)
     return entries
 
 
-def _write_pack(pack_dir: str, body: list[bytes], objects: list[Packed]) -> None:
-    """The .pack, then its .idx (git finds a pack by its .idx), each under a temporary name first."""
-    digest = hashlib.sha1(b"PACK" + struct.pack(">II", 2, len(objects)))
-    for record in body:
-        digest.update(record)
-    checksum = digest.digest()
-    name = os.path.join(pack_dir, f"pack-{checksum.hex()}")
-    replace_file(name + ".pack", [b"PACK", struct.pack(">II", 2, len(objects)), *body, checksum], 0o444)
-    replace_file(name + ".idx", [idx_v2(objects, checksum)], 0o444)
+def write_objects(pack_dir: str, kind: int, contents: list[bytes]) -> None:
+    """Objects of one kind (a first snapshot's trees) as a pack of their own."""
+    pack = Pack()
+    for data in contents:
+        pack.add(kind, data, object_id(kind, data))
+    pack.write(pack_dir)
 
 
 def idx_v2(objects: list[Packed], pack_checksum: bytes) -> bytes:
@@ -161,41 +221,24 @@ def idx_v2(objects: list[Packed], pack_checksum: bytes) -> bytes:
 
 
 def index_entry(mode: int, oid: bytes, st: os.stat_result, path: str) -> bytes:
-    """The file's entry as the index holds it (git_index.Entry.encoded), stat fields cut to 32 bits as git does."""
-    name = os.fsencode(path)
-    fields = (st.st_ctime_ns // 10**9, st.st_ctime_ns % 10**9, st.st_mtime_ns // 10**9, st.st_mtime_ns % 10**9,
-              st.st_dev, st.st_ino, mode, st.st_uid, st.st_gid, st.st_size)
-    return Entry(name, tuple(v & 0xFFFFFFFF for v in fields), oid, 0).encoded()
-
-
-def stat_within(paths: list[str], limit: int) -> list[os.stat_result | None] | None:
-    """Each file's lstat (None for one that went away); None when their bytes add up to more than `limit`
-    (found before anything is read or written)."""
-    stats: list[os.stat_result | None] = []
-    total = 0
-    for path in paths:
-        try:
-            st = os.lstat(path)
-        except OSError:
-            stats.append(None)
-            continue
-        total += st.st_size
-        if total > limit:
-            return None
-        stats.append(st)
-    return stats
+    """The file's entry as a version 2 index holds it, stat fields cut to 32 bits as git does (stage 0)."""
+    ctime, ctime_ns = divmod(st.st_ctime_ns, 10**9)
+    mtime, mtime_ns = divmod(st.st_mtime_ns, 10**9)
+    m = 0xFFFFFFFF
+    fields = (ctime & m, ctime_ns, mtime & m, mtime_ns, st.st_dev & m, st.st_ino & m, mode, st.st_uid & m,
+              st.st_gid & m, st.st_size & m)
+    return entry_bytes(fields, oid, 0, os.fsencode(path))
 
 
 def main() -> int:
     pack_dir, limit = sys.argv[1], int(sys.argv[2])
     paths = [os.fsdecode(p) for p in sys.stdin.buffer.read().split(b"\0") if p]
-    stats = stat_within(paths, limit)
-    if stats is None:
+    try:
+        entries = pack_files(paths, pack_dir, limit)
+    except OverLimit:
         return OVER_LIMIT
-    out = sys.stdout.buffer
-    for mode, oid, st, path in pack_files(paths, stats, pack_dir):
-        out.write(index_entry(mode, oid, st, path))
-    out.flush()
+    sys.stdout.buffer.write(b"".join(entries))
+    sys.stdout.buffer.flush()
     return 0
 
 

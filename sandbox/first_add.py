@@ -5,7 +5,10 @@ look-up that re-reads the pack directories on each miss): 2 s for 18k files. Ins
 repository tracks (`git add -u`: stat-checked, its objects borrowed), two fast_pack.py processes write the new
 files' blobs as two packs, on two cores, and say each file's stat and object name, and those entries join the
 store's index (git_index.py). The `git add -A` that follows then finds them all clean by stat; it remains the
-authority, so a file that changed meanwhile, or one left out here, is still hashed by git itself.
+authority, so a file that changed meanwhile, or one left out here, is still hashed by git itself. While it runs,
+a thread here writes the trees of that index as a pack of their own: the `git write-tree` after it finds them
+present instead of writing a loose object (and a directory for it) per tree, ~45 ms on 18k files. It still
+works out every tree itself, so one that differs (a file git re-hashed) is written as usual.
 
 Anything unexpected (an index git_index.py does not read, a packer that fails) leaves the work to that
 `git add -A`, as before.
@@ -16,35 +19,59 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from ghostline.sandbox.checkpoint_store import CheckpointError, Store, run_for_store
-from ghostline.sandbox.fast_pack import FAST_MAX_BYTES, OVER_LIMIT
-from ghostline.sandbox.git_index import Entry, IndexFormatError, read_entries, read_index, write_index
+from ghostline.sandbox.fast_pack import FAST_MAX_BYTES, OVER_LIMIT, TREE, write_objects
+from ghostline.sandbox.git_index import (
+    EXTENDED,
+    Entry,
+    IndexFormatError,
+    in_index_order,
+    read_entries,
+    read_index,
+    tree_objects,
+    write_index,
+)
 
 log = logging.getLogger(__name__)
 
 PACKERS = 2  # processes at once (this machine's cores; more than two gains little on small files)
 
 
-def add_new_files(store: Store, new: list[str], pathspec: list[str], limit: int) -> bool:
+def add_new_files(store: Store, new: list[str], pathspec: list[str], limit: int) -> threading.Thread | None:
     """Put the untracked files `new` (paths relative to the work tree, as `git ls-files -o` lists them) into the
-    store's objects and index, when they hold at most `limit` bytes (each packer checks its half against half
-    of it before reading a file). False when it left them to git."""
+    store's objects and index, when they hold at most `limit` bytes (each packer checks a file's size against
+    its half of it before reading the file). Returns the thread writing the index's trees, to be joined before
+    `git write-tree`; None when it left the files to git."""
     if store.layout.object_format != "sha1":
-        return False
+        return None
     try:
         store.git("add", "-u", "--ignore-errors", *pathspec, ok=(0, 1), config={"core.splitIndex": "false"})
         tracked = read_index(str(store.index)) if store.index.exists() else []
         packed = _pack(store, new, min(limit, FAST_MAX_BYTES) // PACKERS)
+        if packed is None:
+            return None
+        known = {e.path for e in tracked}
+        entries = in_index_order(tracked + [e for e in packed if e.path not in known])
+        write_index(str(store.index), entries)
     except (CheckpointError, IndexFormatError, OSError, ValueError) as e:
         log.debug("new files left to git add: %s", e)
-        return False
-    if packed is None:
-        return False
-    known = {e.path for e in tracked}
-    write_index(str(store.index), tracked + [e for e in packed if e.path not in known])
-    return True
+        return None
+    trees = threading.Thread(target=_write_trees, args=(store, entries), name="checkpoints-trees", daemon=True)
+    trees.start()
+    return trees
+
+
+def _write_trees(store: Store, entries: list[Entry]) -> None:
+    """Best effort: git writes whatever tree is not there."""
+    if any(e.stage or e.flags & EXTENDED for e in entries):  # a conflict or an intent-to-add: git's own trees
+        return
+    try:
+        write_objects(str(store.path / "objects" / "pack"), TREE, tree_objects(entries))
+    except OSError as e:
+        log.debug("trees left to git write-tree: %s", e)
 
 
 def _pack(store: Store, paths: list[str], limit: int) -> list[Entry] | None:

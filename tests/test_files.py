@@ -26,3 +26,18 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path: Path)
         replace_file(target, [b"new", "not bytes"])  # type: ignore[list-item]
     assert target.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["kept.bin"]
+
+
+def test_thousands_of_parts_and_short_writes_all_arrive(tmp_path: Path, monkeypatch):
+    """More parts than one writev() takes, and a writev() that writes less than it was given: every byte
+    lands, in order."""
+    parts = [b"%d," % i for i in range(3000)] + [os.urandom(100_000)]
+    real = os.writev
+
+    def short(fd: int, buffers: list[bytes]) -> int:  # at most 1,000 bytes a call, as a full pipe might
+        return real(fd, [b"".join(buffers)[:1000]])
+
+    monkeypatch.setattr(os, "writev", short)
+    target = tmp_path / "many"
+    replace_file(target, parts)
+    assert target.read_bytes() == b"".join(parts)
