@@ -17,7 +17,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +37,9 @@ STORE_CONFIG = {
     "core.fileMode": "true", "core.symlinks": "true", "core.splitIndex": "true",
     "splitIndex.sharedIndexExpire": "now", "core.untrackedCache": "false", "core.compression": "1",
     "core.bigFileThreshold": "1m", "gc.auto": "0", "gc.autoDetach": "false", "maintenance.auto": "false",
+    # What no checkpoint reaches goes at the next gc, not two weeks later: every git here runs under the store's
+    # lock, so no other process is between writing an object and referring to it.
+    "gc.pruneExpire": "now",
 }
 # A first snapshot with many untracked files: stream them all into one pack (bulk check-in) instead of one
 # loose object file each, about half the time and a third of the disk. Not for files the repository already
@@ -70,13 +73,16 @@ def _stop_running() -> None:
 
 
 def run_for_store(argv: list[str], *, cwd: Path, env: Mapping[str, str] | None = None,
-                  stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
+                  stdin: bytes | None = None, started: Callable[[], None] | None = None
+                  ) -> tuple[int, bytes, bytes]:
     """(exit code, stdout, stderr) of a process working on a store, stopped if the program ends first. OSError
-    when it cannot start."""
+    when it cannot start. `started` is called once it runs (work of this process's to overlap with it)."""
     p = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     _running.add(p)
     try:
+        if started is not None:
+            started()
         out, err = p.communicate(stdin)
     finally:
         _running.discard(p)
@@ -95,11 +101,12 @@ class Git:
         self.config = dict(config or {})
 
     def __call__(self, *args: str, stdin: bytes | None = None, ok: tuple[int, ...] = (0,),
-                 config: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None) -> str:
+                 config: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None,
+                 started: Callable[[], None] | None = None) -> str:
         flags = [x for k, v in {**self.config, **(config or {})}.items() for x in ("-c", f"{k}={v}")]
         try:
             code, out, err = run_for_store(["git", *flags, *args], cwd=self.cwd, env={**self.env, **(env or {})},
-                                           stdin=stdin)
+                                           stdin=stdin, started=started)
         except OSError as e:
             raise CheckpointError(f"git is not available: {e.strerror or e}") from None
         if code not in ok:

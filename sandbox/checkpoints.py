@@ -187,7 +187,7 @@ class Checkpoints:
                 self._check_first_fits(store, new)
         try:
             store.git("add", "-A", "--ignore-errors", *pathspec, ok=(0, 1),
-                      config=BULK_CONFIG if bulk else None)
+                      config=BULK_CONFIG if bulk else None, started=trees.start if trees else None)
             self._sync.full_pass_done()
         except CheckpointError:
             if cold or store.index_locked():
@@ -196,7 +196,7 @@ class Checkpoints:
             self._add_all(store)
         finally:
             if trees is not None:
-                trees.join()  # its pack of the index's trees, for write-tree to find
+                trees.wait()  # its pack of the index's trees, for write-tree to find
         return True
 
     def _check_first_fits(self, store: Store, new: list[str]) -> None:

@@ -14,8 +14,8 @@ still matches is not hashed again, anything else (a file that changed meanwhile,
 prints the index entry of each file packed (version 2, back to back: git_index.read_entries reads them). When the
 files add up to more than LIMIT bytes it writes nothing and exits with OVER_LIMIT, having read at most LIMIT
 bytes (each file's size is known before it is read). Regular files and symbolic links only; anything else, or a
-file that went away, is left to git. Objects are held in memory until the pack is written (LIMIT bounds them);
-they are stored uncompressed, and the store's `git gc` deflates them later.
+file that went away, is left to git. Each object is written as soon as it is read and hashed (PackWriter), stored
+uncompressed; the store's `git gc` deflates them later.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import stat
 import struct
 import sys
 
-from ghostline.files import replace_file
+from ghostline.files import IOV_MAX, replace_file, write_all
 from ghostline.sandbox.git_index import entry_bytes
 
 try:  # SIMD CRC-32 and Adler-32: ~5x the stdlib zlib's here, on every byte packed
@@ -39,6 +39,7 @@ TREE, BLOB = 2, 3  # the pack's object type numbers
 KIND_NAMES = {TREE: b"tree", BLOB: b"blob"}
 STORED_BLOCK = 65535  # the most a stored deflate block holds
 ZLIB_HEADER = b"\x78\x01"  # a zlib stream, no preset dictionary, "fastest" (what level 0 writes)
+WRITE_BATCH = 1 << 20  # bytes of objects gathered before a write
 OVER_LIMIT = 3  # exit status: the files hold more bytes than allowed, nothing was written
 FAST_MAX_BYTES = 256 * 2**20  # new files' bytes above this: git's own add (the objects are held in memory)
 # Opening a file that turned into a FIFO must not wait for a writer; a symbolic link is read as a link.
@@ -138,62 +139,111 @@ def object_id(kind: int, data: bytes) -> bytes:
     return digest.digest()
 
 
-class Pack:
-    """Objects for one pack, held in memory until it is written: stored (not deflated), each once."""
+class PackWriter:
+    """A pack of a number of objects fixed ahead, streamed to a temporary file in `pack_dir`: each object is
+    hashed into the pack's checksum and written while its bytes are still in the CPU's cache (the count in the
+    pack's header is the first thing hashed, so it must be known before the first object). Objects are stored,
+    not deflated. `finish()` names the pack by its checksum and writes its .idx; `abandon()` removes it."""
 
-    def __init__(self) -> None:
-        self.body: list[bytes] = []
+    def __init__(self, pack_dir: str, count: int):
+        self.pack_dir, self.count = pack_dir, count
+        self.tmp = os.path.join(pack_dir, f".tmp-pack-{os.getpid()}")
+        self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o444)
+        head = b"PACK" + struct.pack(">II", 2, count)
+        self.digest = hashlib.sha1(head)
         self.objects: dict[bytes, Packed] = {}
-        self.size = 12  # after the pack's header
+        self.size = len(head)
+        self.batch: list[bytes] = [head]
+        self.batch_bytes = 0
+
+    def __contains__(self, oid: bytes) -> bool:
+        return oid in self.objects
 
     def add(self, kind: int, data: bytes, oid: bytes) -> None:
-        if oid not in self.objects:
-            parts, length, crc = packed_parts(kind, data)
-            self.objects[oid] = (oid, self.size, crc)
-            self.body += parts
-            self.size += length
+        """Append an object the pack does not hold yet."""
+        parts, length, crc = packed_parts(kind, data)
+        update = self.digest.update
+        for part in parts:
+            update(part)
+        self.objects[oid] = (oid, self.size, crc)
+        self.size += length
+        self.batch += parts
+        self.batch_bytes += length
+        if self.batch_bytes >= WRITE_BATCH or len(self.batch) >= IOV_MAX - 4:
+            self._flush()
 
-    def write(self, pack_dir: str) -> None:
-        """The .pack, then its .idx (git finds a pack by its .idx), each under a temporary name first."""
-        if not self.objects:
-            return
-        head = b"PACK" + struct.pack(">II", 2, len(self.objects))
-        digest = hashlib.sha1(head)
-        for part in self.body:
-            digest.update(part)
-        checksum = digest.digest()
-        name = os.path.join(pack_dir, f"pack-{checksum.hex()}")
-        replace_file(name + ".pack", [head, *self.body, checksum], 0o444)
+    def _flush(self) -> None:
+        write_all(self.fd, self.batch)
+        self.batch, self.batch_bytes = [], 0
+
+    def finish(self) -> None:
+        if len(self.objects) != self.count:
+            raise ValueError(f"a pack of {self.count} objects was given {len(self.objects)}")
+        checksum = self.digest.digest()
+        self.batch.append(checksum)
+        self._flush()
+        os.close(self.fd)
+        self.fd = -1
+        name = os.path.join(self.pack_dir, f"pack-{checksum.hex()}")
+        os.replace(self.tmp, name + ".pack")
         replace_file(name + ".idx", [idx_v2(sorted(self.objects.values()), checksum)], 0o444)
+
+    def abandon(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        try:
+            os.unlink(self.tmp)
+        except FileNotFoundError:
+            pass
 
 
 def pack_files(paths: list[str], pack_dir: str, limit: int) -> list[bytes]:
     """Write the blobs of `paths` as one pack with its .idx into `pack_dir`; the index entry of each file
-    packed. OverLimit, with nothing written, when their sizes add up to more than `limit` bytes."""
-    pack = Pack()
-    entries = []
-    total = 0
-    for path in paths:
-        found = blob_of(path, limit - total)
-        if found is None:
-            continue
-        mode, data, st = found
-        total += len(data)
-        if total > limit:  # a file that grew while it was read, or a link
-            raise OverLimit
-        oid = object_id(BLOB, data)
-        entries.append(index_entry(mode, oid, st, path))
-        pack.add(BLOB, data, oid)
-    pack.write(pack_dir)
+    packed. OverLimit, with nothing written, when their sizes add up to more than `limit` bytes.
+
+    The pack holds one object per path, so that its count is known from the start: a path that gives no blob
+    of its own (a second copy of one already packed, a file gone or not a regular file or link) gives a small
+    filler blob instead, unique to this pack and referred to by nothing; the store's gc drops it."""
+    writer = PackWriter(pack_dir, len(paths))
+    try:
+        entries = []
+        total = 0
+        nonce = os.urandom(8).hex().encode()
+        for i, path in enumerate(paths):
+            found = blob_of(path, limit - total)
+            oid = None
+            if found is not None:
+                mode, data, st = found
+                total += len(data)
+                if total > limit:  # a file that grew while it was read, or a link
+                    raise OverLimit
+                oid = object_id(BLOB, data)
+                entries.append(index_entry(mode, oid, st, path))
+            if oid is None or oid in writer:
+                data = b"ghostline pack filler %s %d\n" % (nonce, i)
+                oid = object_id(BLOB, data)
+            writer.add(BLOB, data, oid)
+        writer.finish()
+    except BaseException:
+        writer.abandon()
+        raise
     return entries
 
 
 def write_objects(pack_dir: str, kind: int, contents: list[bytes]) -> None:
-    """Objects of one kind (a first snapshot's trees) as a pack of their own."""
-    pack = Pack()
-    for data in contents:
-        pack.add(kind, data, object_id(kind, data))
-    pack.write(pack_dir)
+    """Objects of one kind (a first snapshot's trees) as a pack of their own, each once."""
+    unique = {object_id(kind, data): data for data in contents}
+    if not unique:
+        return
+    writer = PackWriter(pack_dir, len(unique))
+    try:
+        for oid, data in unique.items():
+            writer.add(kind, data, oid)
+        writer.finish()
+    except BaseException:
+        writer.abandon()
+        raise
 
 
 def idx_v2(objects: list[Packed], pack_checksum: bytes) -> bytes:

@@ -40,11 +40,11 @@ log = logging.getLogger(__name__)
 PACKERS = 2  # processes at once (this machine's cores; more than two gains little on small files)
 
 
-def add_new_files(store: Store, new: list[str], pathspec: list[str], limit: int) -> threading.Thread | None:
+def add_new_files(store: Store, new: list[str], pathspec: list[str], limit: int) -> TreeWriter | None:
     """Put the untracked files `new` (paths relative to the work tree, as `git ls-files -o` lists them) into the
     store's objects and index, when they hold at most `limit` bytes (each packer checks a file's size against
-    its half of it before reading the file). Returns the thread writing the index's trees, to be joined before
-    `git write-tree`; None when it left the files to git."""
+    its half of it before reading the file). Returns what writes the index's trees, to start with the `git add
+    -A` that checks the result and to wait for before `git write-tree`; None when it left the files to git."""
     if store.layout.object_format != "sha1":
         return None
     try:
@@ -59,13 +59,27 @@ def add_new_files(store: Store, new: list[str], pathspec: list[str], limit: int)
     except (CheckpointError, IndexFormatError, OSError, ValueError) as e:
         log.debug("new files left to git add: %s", e)
         return None
-    trees = threading.Thread(target=_write_trees, args=(store, entries), name="checkpoints-trees", daemon=True)
-    trees.start()
-    return trees
+    return TreeWriter(store, entries)
+
+
+class TreeWriter:
+    """The trees of the index just written, as a pack of their own, from a thread: best effort (git's
+    write-tree writes whatever tree it does not find). Started once git's check of the index runs: started
+    before it, the thread's ~20 ms of Python would hold the GIL the start of that process needs."""
+
+    def __init__(self, store: Store, entries: list[Entry]):
+        self._thread = threading.Thread(target=_write_trees, args=(store, entries), name="checkpoints-trees",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wait(self) -> None:
+        if self._thread.ident is not None:
+            self._thread.join()
 
 
 def _write_trees(store: Store, entries: list[Entry]) -> None:
-    """Best effort: git writes whatever tree is not there."""
     if any(e.stage or e.flags & EXTENDED for e in entries):  # a conflict or an intent-to-add: git's own trees
         return
     try:
@@ -76,7 +90,8 @@ def _write_trees(store: Store, entries: list[Entry]) -> None:
 
 def _pack(store: Store, paths: list[str], limit: int) -> list[Entry] | None:
     """Packers over halves of `paths`: their entries; None when a half holds more than `limit` bytes."""
-    halves = [h for h in (paths[i::PACKERS] for i in range(PACKERS)) if h]  # interleaved: similar sizes
+    files = [p for p in paths if not p.endswith("/")]  # a nested repository is git's to add, as a gitlink
+    halves = [h for h in (files[i::PACKERS] for i in range(PACKERS)) if h]  # interleaved: similar sizes
     with ThreadPoolExecutor(PACKERS) as pool:
         outputs = list(pool.map(lambda half: _run_packer(store, half, limit), halves))
     if any(out is None for out in outputs):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ghostline.sandbox import fast_pack, first_add
+from ghostline.sandbox.checkpoint_store import STORE_CONFIG
 from ghostline.sandbox.checkpoints import BULK_MIN_FILES, Checkpoints
 from ghostline.sandbox.fast_pack import OVER_LIMIT, OverLimit, pack_files, stored_parts
 from ghostline.sandbox.git_index import (
@@ -87,8 +88,14 @@ def test_packed_objects_are_git_s_own(tmp_path: Path):
     assert {oct(e.mode) for e in entries if e.path in (b"run.sh", b"link", b"text.txt")} == {
         "0o100755", "0o120000", "0o100644"}
     git(tmp_path, f"--git-dir={store}", "fsck", "--strict")  # the pack and its index check out
-    listed = git(tmp_path, f"--git-dir={store}", "cat-file", "--batch-all-objects", "--batch-check").split("\n")
-    assert len([x for x in listed if x]) == 8  # the two "hello" files share one blob
+    [idx] = (store / "objects" / "pack").glob("*.idx")
+    git(tmp_path, f"--git-dir={store}", "verify-pack", str(idx))
+    listed = git(tmp_path, f"--git-dir={store}", "cat-file", "--batch-all-objects", "--batch-check").split()[::3]
+    assert len(listed) == len(paths)  # one object a path: the pack's count is fixed before anything is read
+    fillers = {oid for oid in listed if oid not in {e.oid.hex() for e in entries}}
+    assert len(fillers) == 4  # the second "hello", the fifo, the vanished file, the directory
+    for oid in fillers:
+        assert git(tmp_path, f"--git-dir={store}", "cat-file", "-p", oid).startswith("ghostline pack filler ")
 
 
 def test_a_file_over_the_limit_is_not_read(tmp_path: Path, monkeypatch):
@@ -202,6 +209,41 @@ def test_a_first_snapshot_of_many_new_files_is_what_git_add_makes(tmp_path: Path
     # so the root differs from the tree packed for it; every other tree was found packed
     assert sorted(kinds.values()) == ["blob", "commit", "tree"]
     assert [oid for oid, kind in kinds.items() if kind == "tree"] == [snapshot_tree(cp)]
+
+
+def test_the_pack_s_fillers_go_at_the_store_s_next_gc(tmp_path: Path):
+    d = tmp_path / "r"
+    d.mkdir()
+    many_new_files(d)
+    for i in range(5):
+        (d / f"empty{i}.py").write_bytes(b"")  # one blob, four fillers
+    git(d, "init", "-q")
+    cp = Checkpoints(d, session="s")
+    assert cp.snapshot("s:1")
+
+    def objects() -> dict[str, bytes]:
+        """Each object's name and content."""
+        listed = subprocess.run(["git", f"--git-dir={cp.store_path}", "cat-file", "--batch-all-objects",
+                                 "--batch=%(objectname) %(objectsize)"], capture_output=True, check=True).stdout
+        out, pos = {}, 0
+        while pos < len(listed):
+            head, _, rest = listed[pos:pos + 100].partition(b"\n")
+            name, size = head.split()
+            start = pos + len(head) + 1
+            out[name.decode()] = listed[start:start + int(size)]
+            pos = start + int(size) + 1
+        return out
+
+    before = objects()
+    fillers = {o for o, content in before.items() if content.startswith(b"ghostline pack filler ")}
+    assert fillers  # the copies of the empty blob (each packer writes it once)
+    # an automatic gc (here: for too many packs), with the store's settings
+    config = [x for k, v in {**STORE_CONFIG, "gc.auto": "2000", "gc.autoPackLimit": "1"}.items()
+              for x in ("-c", f"{k}={v}")]
+    subprocess.run(["git", f"--git-dir={cp.store_path}", *config, "gc", "--auto", "--quiet"], check=True,
+                   env={**os.environ, "GIT_WORK_TREE": str(d)})
+    assert set(objects()) == set(before) - fillers  # dropped, not left loose for two weeks
+    git(d, f"--git-dir={cp.store_path}", "fsck", "--strict", "--no-dangling")
 
 
 def test_the_entries_written_are_clean_by_stat(tmp_path: Path):
