@@ -41,7 +41,7 @@ STORED_BLOCK = 65535  # the most a stored deflate block holds
 ZLIB_HEADER = b"\x78\x01"  # a zlib stream, no preset dictionary, "fastest" (what level 0 writes)
 WRITE_BATCH = 1 << 20  # bytes of objects gathered before a write
 OVER_LIMIT = 3  # exit status: the files hold more bytes than allowed, nothing was written
-FAST_MAX_BYTES = 256 * 2**20  # new files' bytes above this: git's own add (the objects are held in memory)
+FAST_MAX_BYTES = 256 * 2**20  # new files' bytes above this: git's own add, which deflates them (stored, they take ~3x the disk)
 # Opening a file that turned into a FIFO must not wait for a writer; a symbolic link is read as a link.
 OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
