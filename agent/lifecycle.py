@@ -6,11 +6,10 @@ from __future__ import annotations
 import atexit
 import os
 import sys
-import threading
-from collections.abc import Callable
 
 TYPE_CHECKING = False  # not `from typing import ...`: typing costs ~3 ms of `agent --version`
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import NoReturn
 
 
@@ -59,9 +58,12 @@ def exit_without_teardown(code: int) -> NoReturn:
     tearing the interpreter down (a GC pass and module cleanup over them) costs 0.3-2 s after the last answer.
     What the normal exit would still do that matters happens first: threads that are not daemons finish, exit
     handlers run (logging flushes), the standard streams flush. Sessions are flushed per event already."""
-    for t in threading.enumerate():
-        if t is not threading.main_thread() and not t.daemon:
-            t.join()
+    # Not imported here: `agent --version` would pay ~3 ms for it. If nothing imported it, no thread was started.
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        for t in threading.enumerate():
+            if t is not threading.main_thread() and not t.daemon:
+                t.join()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

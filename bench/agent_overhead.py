@@ -379,8 +379,8 @@ def cli_times(runs: int, baseline: Path | None) -> dict[str, float]:
         if checkout is not None:
             env = {**os.environ, "PYTHONPATH": str(checkout)}
             env.pop("PYTHONDONTWRITEBYTECODE", None)  # see ghostline_cmd
-            for arg in ("--version", "--help"):
-                out[f"{label}agent {arg} (ms)"] = time_command([*agent_exe(), arg], runs, env)
+            for arg in ("--version", "--help"):  # tens of ms each: more runs than a task's for a steady median
+                out[f"{label}agent {arg} (ms)"] = time_command([*agent_exe(), arg], max(15, 3 * runs), env)
     if shutil.which("claude"):
         out["claude --version (ms)"] = time_command(["claude", "--version"], max(3, runs // 4), env)
     return out

@@ -6,8 +6,6 @@ import json
 
 import typer
 
-from ghostline.agent import warm
-
 warm_app = typer.Typer(help="The warm process `agent run` forks from (see `agent/warm.py`; GHOSTLINE_WARM=0 "
                             "turns it off).", no_args_is_help=True)
 
@@ -15,6 +13,8 @@ warm_app = typer.Typer(help="The warm process `agent run` forks from (see `agent
 @warm_app.command("status")
 def status(as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON.")) -> None:
     """Whether a warm process serves this environment, and how many runs it started."""
+    from ghostline.agent import warm  # here: hashlib, socket and the rest would cost every `agent --help`
+
     reply = warm.query("status")
     if as_json:
         typer.echo(json.dumps(reply))
@@ -28,6 +28,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print the answer 
 @warm_app.command("stop")
 def stop() -> None:
     """Stop the warm process (runs in flight finish first)."""
+    from ghostline.agent import warm
+
     reply = warm.query("stop")
     typer.echo("stopped" if reply is not None else "no warm process")
 
