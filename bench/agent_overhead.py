@@ -8,7 +8,9 @@ scripted task: grep, read two files, edit both, run a test command, answer. It r
 own tool vocabulary, told apart by the tools a request offers: Ghostline's grep/read/edit/bash, Claude Code's
 Read/Edit/Bash (and Grep when offered, else grep through Bash). Since the model costs nothing, every second
 measured is the agent's: launch -> first request, the gap between a response's end and the next request after
-each tool, last response -> process exit, total wall time, request count and bytes sent.
+each tool, last response -> process exit, total wall time, request count and bytes sent, the bytes a run wrote
+into the workspace's .git (the most of any run) and the size of Ghostline's checkpoint store after it (which
+outlives runs: the untracked tree's first snapshot, taken in the warm-up run, is most of it).
 
 Workspaces: a small git repository, and the same plus a generated tree of --files files, committed and
 untracked (built once under bench/.cache/, --fresh rebuilds). `claude` (npm @anthropic-ai/claude-code), when
@@ -269,6 +271,8 @@ class Run:
     side_requests: int = 0
     request_bytes: int = 0
     cpu: float = 0.0  # user + system seconds of the agent and every process it waited for
+    git_bytes_added: int = 0  # what the run wrote into the workspace's .git
+    store_bytes: int | None = None  # Ghostline's checkpoint stores after the run (they outlive it)
 
 
 def run_once(agent: Agent, ws: Path, srv: TimedServer, home: Path) -> Run:
@@ -277,6 +281,7 @@ def run_once(agent: Agent, ws: Path, srv: TimedServer, home: Path) -> Run:
     cmd, env = command(agent, srv, home)
     with srv._lock:
         srv.timeline.clear()
+    git_before = dir_bytes(ws / ".git")
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ws, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -289,7 +294,21 @@ def run_once(agent: Agent, ws: Path, srv: TimedServer, home: Path) -> Run:
         timeline = sorted(srv.timeline, key=lambda e: e.received)
     run = summarise(agent, ws.name, proc.returncode, task_done(ws), start, end, timeline)
     run.cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
+    run.git_bytes_added = dir_bytes(ws / ".git") - git_before
+    if agent.vocabulary == "ghostline":
+        run.store_bytes = dir_bytes(home / "data" / "checkpoints")
     return run
+
+
+def dir_bytes(d: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(d):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:  # gone meanwhile (a lock file)
+                pass
+    return total
 
 
 def summarise(agent: Agent, ws: str, rc: int, done: bool, start: float, end: float,
@@ -328,6 +347,8 @@ def metrics(runs: list[Run]) -> dict[str, float | None]:
     out["CPU, agent and its children (s)"] = _median([r.cpu for r in runs])
     out["requests (main + side)"] = _median([r.requests + r.side_requests for r in runs])
     out["request bytes (KiB)"] = _median([r.request_bytes / 1024 for r in runs])
+    out[".git bytes written (KiB)"] = max((r.git_bytes_added / 1024 for r in runs), default=None)
+    out["checkpoint store after (KiB)"] = _median([r.store_bytes / 1024 for r in runs if r.store_bytes is not None])
     out["task done (runs)"] = float(sum(r.done and r.rc == 0 for r in runs))
     return out
 
@@ -379,8 +400,8 @@ def cli_times(runs: int, baseline: Path | None) -> dict[str, float]:
         if checkout is not None:
             env = {**os.environ, "PYTHONPATH": str(checkout)}
             env.pop("PYTHONDONTWRITEBYTECODE", None)  # see ghostline_cmd
-            for arg in ("--version", "--help"):  # tens of ms each: more runs than a task's for a steady median
-                out[f"{label}agent {arg} (ms)"] = time_command([*agent_exe(), arg], max(15, 3 * runs), env)
+            for arg in ("--version", "--help"):
+                out[f"{label}agent {arg} (ms)"] = time_command([*agent_exe(), arg], runs, env)
     if shutil.which("claude"):
         out["claude --version (ms)"] = time_command(["claude", "--version"], max(3, runs // 4), env)
     return out

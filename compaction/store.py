@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import Path
+
+from ghostline.files import replace_file
 
 
 def _safe(name: str) -> str:
@@ -82,7 +83,5 @@ class OutputStore:
             return None
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / name
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        replace_file(path, [text.encode("utf-8")])
         return str(path)

@@ -1,8 +1,9 @@
 """A file replaced whole: readers see the old one or the new one, never a part of it.
 
 Below every package, like dirs.py: the caches in the data dir (compaction's encoding tables, the SDK deferral
-checks) and the checkpoint store's packs and index use it. It imports no `tempfile` (~9 ms): the first
-snapshot's packer processes (sandbox/fast_pack.py) write through it.
+checks), the checkpoint store's packs and index, the remembered permissions, compaction's kept tool outputs, the
+TUI's prompt history and batch reports use it. It imports no `tempfile` (~9 ms): the first snapshot's packer
+processes (sandbox/fast_pack.py) write through it.
 """
 
 from __future__ import annotations

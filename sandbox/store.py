@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from ghostline.dirs import data_dir
+from ghostline.files import replace_file
 from ghostline.sandbox.rules import Rule
 
 
@@ -32,17 +32,7 @@ def _load(path: Path, default: Any) -> Any:
 
 def _save(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    replace_file(path, [json.dumps(data, indent=2, sort_keys=True).encode("utf-8")], 0o600)
 
 
 def _key(project: Path) -> str:

@@ -4,12 +4,12 @@ session), the totals, and the exit code; merging shard reports into one, and rea
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from ghostline.agent.batch.jobs import Job, JobsFile
+from ghostline.files import replace_file
 
 REPORT_TYPE = "batch_report"
 VERSION = 1
@@ -89,9 +89,7 @@ def build_report(jobs_file: JobsFile, entries: list[dict[str, Any]], *, shard: t
 def write_report(report: dict[str, Any], path: Path) -> None:
     """Atomically (a killed batch leaves the last complete report, which --resume can use)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    replace_file(path, [(json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode("utf-8")])
 
 
 def read_report(path: Path) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from ghostline.dirs import data_dir
+from ghostline.files import replace_file
 
 HISTORY_LIMIT = 1000
 
@@ -92,10 +93,7 @@ class PromptHistory:
         assert self.path is not None
         kept = [line for line in self.path.read_bytes().split(b"\n") if _parse_line(line) is not None]
         kept = kept[-self.limit:]
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
-            fh.write(b"".join(line + b"\n" for line in kept))
-        os.replace(tmp, self.path)
+        replace_file(self.path, [line + b"\n" for line in kept], 0o600)
         self._lines_in_file = len(kept)
 
     def search(self, query: str) -> list[str]:
