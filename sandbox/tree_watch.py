@@ -27,21 +27,27 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 MAX_DIRS = 20_000  # more directories than this: no watch (its walk costs ~16 µs a directory, at the start of a run)
 MAX_CHANGES = 5_000  # more changed paths than this at one take: "unknown" (one full pass beats listing them)
 
-try:  # inotify is Linux's; elsewhere there is no watch and every snapshot stats the tree
-    from inotify_simple import INotify, flags
-except ImportError:  # pragma: no cover - not on Linux
-    INotify = None  # type: ignore[assignment,misc]
-    flags = None  # type: ignore[assignment]
 
 
-def _mask() -> int:
-    f = flags
+def _inotify() -> ModuleType | None:
+    """inotify_simple, imported by the first watch rather than with this module (with ctypes, ~7 ms of a run's
+    start); None off Linux, where there is no watch and every snapshot stats the tree."""
+    try:
+        import inotify_simple
+    except ImportError:  # pragma: no cover - not on Linux
+        return None
+    return inotify_simple
+
+
+def _mask(f: Any) -> int:
     return int(f.MODIFY | f.ATTRIB | f.CREATE | f.DELETE | f.MOVED_FROM | f.MOVED_TO | f.DELETE_SELF
                | f.MOVE_SELF | f.EXCL_UNLINK | f.ONLYDIR | f.DONT_FOLLOW)
 
@@ -53,11 +59,12 @@ class TreeWatch:
     """inotify watches on the directories under `root`. `skip(rel, new)` says whether directory `rel` (relative
     to root, "/"-separated; `new`: created after the watch started) is left unwatched; `.git` never is watched."""
 
-    def __init__(self, root: Path, skip: Skip):
+    def __init__(self, root: Path, skip: Skip, inotify: ModuleType):
         self.root = root
         self._skip = skip
-        self._ino = INotify(nonblocking=True)
-        self._mask = _mask()
+        self._flags = inotify.flags
+        self._ino = inotify.INotify(nonblocking=True)
+        self._mask = _mask(self._flags)
         self._dirs: dict[int, str] = {}  # watch descriptor -> its directory, relative to root ("" is root)
         self._changed: set[str] = set()
         self._born: set[str] = set()  # paths whose first event since the last take was their creation
@@ -71,10 +78,11 @@ class TreeWatch:
     def start(cls, root: Path, skip: Skip = lambda rel, new: False) -> TreeWatch | None:
         """Watch every directory under `root`; None when that cannot be done (not Linux, the user's watch limit,
         more than MAX_DIRS directories)."""
-        if INotify is None:
+        inotify = _inotify()
+        if inotify is None:
             return None
         try:
-            watch = cls(root, skip)
+            watch = cls(root, skip, inotify)
         except OSError as e:  # EMFILE: the user's inotify instances (fs.inotify.max_user_instances)
             log.debug("no tree watch on %s: %s", root, e)
             return None
@@ -137,35 +145,35 @@ class TreeWatch:
 
     # --- events ---------------------------------------------------------------------------------------------
     def _fold(self, wd: int, mask: int, name: str) -> None:
-        if mask & flags.Q_OVERFLOW:
+        if mask & self._flags.Q_OVERFLOW:
             self._lost = True
             return
         parent = self._dirs.get(wd)
         if parent is None:  # a watch already dropped: its events say nothing new
             return
-        if mask & flags.IGNORED:
+        if mask & self._flags.IGNORED:
             self._broken = self._broken or parent == ""
             self._forget(parent)
-        elif mask & (flags.DELETE_SELF | flags.MOVE_SELF):
+        elif mask & (self._flags.DELETE_SELF | self._flags.MOVE_SELF):
             self._broken = self._broken or parent == ""
-        elif mask & flags.ISDIR:
+        elif mask & self._flags.ISDIR:
             self._fold_directory(mask, _join(parent, name))
         else:
             self._note(_join(parent, name), mask)
 
     def _fold_directory(self, mask: int, rel: str) -> None:
-        if mask & (flags.CREATE | flags.MOVED_TO):
+        if mask & (self._flags.CREATE | self._flags.MOVED_TO):
             if not self._skipped(rel):
                 self._note(rel, mask)
                 self._watch_tree(rel)
-        elif mask & (flags.DELETE | flags.MOVED_FROM):
+        elif mask & (self._flags.DELETE | self._flags.MOVED_FROM):
             self._changed.add(rel)
-            self._forget(rel, remove=bool(mask & flags.MOVED_FROM))
+            self._forget(rel, remove=bool(mask & self._flags.MOVED_FROM))
         # ATTRIB, MODIFY on a directory: nothing a snapshot holds
 
     def _note(self, rel: str, mask: int) -> None:
         # Only a creation says the name did not exist before: a rename onto it may replace a file that did.
-        if mask & flags.CREATE and rel not in self._changed:
+        if mask & self._flags.CREATE and rel not in self._changed:
             self._born.add(rel)
         self._changed.add(rel)
 

@@ -4,9 +4,10 @@ schema an MCP server sends), with errors phrased for the model in one line."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import fastjsonschema
+if TYPE_CHECKING:
+    import fastjsonschema
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +36,18 @@ class SchemaCheck:
         if not isinstance(args, dict):
             return None, f"arguments must be a JSON object, got {json_type(args)}"
         args = self._normalise(args)
+        validate, invalid = self._validator()
         try:
-            self._validator()(args)
-        except fastjsonschema.JsonSchemaValueException as exc:
+            validate(args)
+        except invalid as exc:
             return None, _explain(exc, self.schema)
         return args, None
 
-    def _validator(self) -> Any:
+    def _validator(self) -> tuple[Any, type[Exception]]:
+        """The compiled check, and the error it raises. fastjsonschema is imported here, at the first call of a
+        tool (~4 ms a run's start need not wait for)."""
+        import fastjsonschema
+
         if self._validate is None:
             try:
                 self._validate = fastjsonschema.compile(self.schema)
@@ -49,7 +55,7 @@ class SchemaCheck:
                 # A schema we cannot compile (an MCP server's draft we do not know): the tool validates itself.
                 log.debug("cannot compile schema %r: %s", self.schema, exc)
                 self._validate = _accept_any
-        return self._validate
+        return self._validate, fastjsonschema.JsonSchemaValueException
 
     def _normalise(self, args: dict[str, Any]) -> dict[str, Any]:
         props: dict[str, Any] = self.schema.get("properties") or {}

@@ -27,18 +27,17 @@ import ast
 import importlib
 import importlib.abc
 import importlib.util
-import json
-import os
 import sys
 import threading
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from ghostline.dirs import data_dir
-from ghostline.files import replace_file
+from ghostline.agent.providers.kept_facts import KeptFacts
 
-CHECK_FORMAT = 1  # of the checks kept in the data dir: a change of the rules below makes them stale
+# The checks kept in the data dir; a change of the rules below must change CHECK_FORMAT (it makes them stale).
+CHECK_FORMAT = 2
+_CHECKS = KeptFacts("sdk-deferrals", CHECK_FORMAT)
 # importer -> module imported from -> the names deferred
 DEFERRED_IMPORTS: dict[str, dict[str, tuple[str, ...]]] = {
     "anthropic._base_client": {
@@ -189,60 +188,17 @@ def check_importer(importer: str) -> dict[str, dict[str, bool]]:
     run for the same file (parsing the SDK's largest modules costs 30-100 ms of a cold start)."""
     loaded = sys.modules.get(importer)
     path = getattr(loaded, "__file__", None)
-    stamp = _stamp(importer, path)
-    kept = _kept_checks().get(importer)
-    if stamp is not None and kept is not None and kept.get("stamp") == stamp:
-        return kept["safe"]
+    wanted = {module: sorted(names) for module, names in DEFERRED_IMPORTS[importer].items()}
+    kept = _CHECKS.get(importer, path, wanted) if path else None
+    if kept is not None:
+        return kept
     source = _source_of(path)
     if source is None:
         return {}
     package = importer if hasattr(loaded, "__path__") else importer.rpartition(".")[0]
     found = deferrable(source, package, DEFERRED_IMPORTS[importer], _defined_as_function)
-    if stamp is not None:
-        _keep_check(importer, {"stamp": stamp, "safe": found})
+    _CHECKS.put(importer, path, wanted, found)
     return found
-
-
-def _stamp(importer: str, path: str | None) -> list[Any] | None:
-    """What a kept check was made from: this check's version, what it wants, the importer's file."""
-    try:
-        st = os.stat(path)  # type: ignore[arg-type]
-    except (OSError, TypeError):
-        return None
-    wanted = {module: sorted(names) for module, names in DEFERRED_IMPORTS[importer].items()}
-    return [CHECK_FORMAT, wanted, path, st.st_size, st.st_mtime_ns]
-
-
-def _kept_path() -> str:
-    return os.path.join(data_dir(), "cache", "sdk-deferrals.json")
-
-
-_kept: dict[str, Any] | None = None
-
-
-def _kept_checks() -> dict[str, Any]:
-    global _kept
-    if _kept is None:
-        try:
-            with open(_kept_path(), encoding="utf-8") as f:
-                loaded = json.load(f)
-            _kept = loaded if isinstance(loaded, dict) else {}
-        except (OSError, ValueError):
-            _kept = {}
-    return _kept
-
-
-def _keep_check(importer: str, check: dict[str, Any]) -> None:
-    """Write the checks down for the next run (quietly nothing when the data dir cannot be written)."""
-    kept = {**_kept_checks(), importer: check}
-    path = _kept_path()
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        replace_file(path, [json.dumps(kept).encode()], 0o600)
-    except OSError:
-        return
-    global _kept
-    _kept = kept
 
 
 def deferrable(source: str, package: str, wanted: dict[str, tuple[str, ...]],

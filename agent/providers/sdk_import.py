@@ -35,6 +35,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from ghostline.agent.providers.kept_facts import KeptFacts
 from ghostline.agent.providers.sdk_defer import DEFERRED_MODULES, DeferringLoader
 
 LEAN_ROOTS = frozenset({"anthropic", "openai"})
@@ -236,7 +237,17 @@ def _is_submodule(package: ModuleType, name: str) -> bool:
 
 def reexport_table(init_path: str) -> dict[str, tuple[str, str | None]] | None:
     """name -> (submodule, attribute or None for the submodule itself) when the package's __init__.py does
-    nothing but re-export names of its submodules; None otherwise (the package then loads as usual)."""
+    nothing but re-export names of its submodules; None otherwise (the package then loads as usual). Kept in
+    the data dir for the next run (reading anthropic's types packages costs ~15 ms of a cold start)."""
+    kept = _REEXPORTS.get(init_path, init_path)
+    if kept is not None:
+        return kept["table"]
+    table = _read_reexport_table(init_path)
+    _REEXPORTS.put(init_path, init_path, None, {"table": table})
+    return table
+
+
+def _read_reexport_table(init_path: str) -> dict[str, tuple[str, str | None]] | None:
     try:
         with open(init_path, encoding="utf-8") as f:
             source = f.read()
@@ -250,6 +261,8 @@ def reexport_table(init_path: str) -> dict[str, tuple[str, str | None]] | None:
     return table
 
 
+REEXPORT_FORMAT = 1  # of the tables kept in the data dir: a change of the rules below must change it
+_REEXPORTS = KeptFacts("sdk-reexports", REEXPORT_FORMAT)
 # The layout of the SDKs' generated packages, read without building an AST (a tenth of the time for the
 # ~1,900-line anthropic/types/beta/__init__.py): `from .x import A as A` statements, one a line or in
 # parentheses, after an optional `from __future__ import annotations`. Anything else goes to the AST reader.

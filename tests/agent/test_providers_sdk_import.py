@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ghostline.agent.providers.kept_facts import KeptFacts
 from ghostline.agent.providers.sdk_defer import DEFERRED_IMPORTS, _defined_as_function, deferrable
 from ghostline.agent.providers.sdk_import import reexport_table
 from tests.fakeserver import reply, status_error
@@ -142,6 +143,28 @@ def test_reexport_table_of_a_reexport_only_package(tmp_path, init):
 ])
 def test_reexport_table_refuses_anything_else(tmp_path, init):
     assert reexport_table(_package(tmp_path, init, "message", "usage")) is None
+
+
+def test_a_reexport_table_is_kept_for_the_next_run_until_the_package_changes(tmp_path, monkeypatch):
+    from ghostline.agent.providers import sdk_import
+
+    monkeypatch.setenv("GHOSTLINE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(sdk_import, "_REEXPORTS", KeptFacts("sdk-reexports", sdk_import.REEXPORT_FORMAT))
+    path = _package(tmp_path, "from .message import Message as Message\n", "message")
+    assert reexport_table(path) == {"Message": ("message", "Message")}
+    assert (tmp_path / "data" / "cache" / "sdk-reexports.json").exists()
+    read = sdk_import._read_reexport_table
+
+    def unread(init_path: str):
+        raise AssertionError("read again")
+
+    monkeypatch.setattr(sdk_import, "_REEXPORTS", KeptFacts("sdk-reexports", sdk_import.REEXPORT_FORMAT))
+    monkeypatch.setattr(sdk_import, "_read_reexport_table", unread)  # the next run: from the data dir
+    submodule, attr = reexport_table(path)["Message"]
+    assert (submodule, attr) == ("message", "Message")
+    Path(path).write_text("from .message import Message as Message\nx = 1\n")  # an upgrade: code runs now
+    monkeypatch.setattr(sdk_import, "_read_reexport_table", read)
+    assert reexport_table(path) is None
 
 
 def test_the_plain_reader_agrees_with_the_ast_on_every_package_of_the_sdks():
@@ -302,7 +325,7 @@ def test_a_check_is_kept_for_the_next_run_until_the_importer_changes(tmp_path, m
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("GHOSTLINE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setitem(sdk_defer.DEFERRED_IMPORTS, "deferpkg.user", {"deferpkg.heavy": ("helper",)})
-    monkeypatch.setattr(sdk_defer, "_kept", None)
+    monkeypatch.setattr(sdk_defer, "_CHECKS", KeptFacts("sdk-deferrals", sdk_defer.CHECK_FORMAT))
     importlib.import_module("deferpkg.user")
     try:
         assert sdk_defer.check_importer("deferpkg.user") == {"deferpkg.heavy": {"helper": False}}
@@ -311,7 +334,8 @@ def test_a_check_is_kept_for_the_next_run_until_the_importer_changes(tmp_path, m
         def parsed(*args):
             raise AssertionError("parsed again")
 
-        monkeypatch.setattr(sdk_defer, "_kept", None)  # the next run: read from the data dir, not parsed
+        # the next run: read from the data dir, not parsed
+        monkeypatch.setattr(sdk_defer, "_CHECKS", KeptFacts("sdk-deferrals", sdk_defer.CHECK_FORMAT))
         monkeypatch.setattr(sdk_defer, "deferrable", parsed)
         assert sdk_defer.check_importer("deferpkg.user") == {"deferpkg.heavy": {"helper": False}}
 
