@@ -42,6 +42,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.checkpoint_bench import disk_bytes  # noqa: E402
 from ghostline.agent import warm  # noqa: E402
 from tests.fakeserver import FakeModelServer, Reply, _Handler, reply  # noqa: E402
 
@@ -281,7 +282,7 @@ def run_once(agent: Agent, ws: Path, srv: TimedServer, home: Path) -> Run:
     cmd, env = command(agent, srv, home)
     with srv._lock:
         srv.timeline.clear()
-    git_before = dir_bytes(ws / ".git")
+    git_before = disk_bytes(ws / ".git")
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ws, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -294,21 +295,10 @@ def run_once(agent: Agent, ws: Path, srv: TimedServer, home: Path) -> Run:
         timeline = sorted(srv.timeline, key=lambda e: e.received)
     run = summarise(agent, ws.name, proc.returncode, task_done(ws), start, end, timeline)
     run.cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
-    run.git_bytes_added = dir_bytes(ws / ".git") - git_before
+    run.git_bytes_added = disk_bytes(ws / ".git") - git_before
     if agent.vocabulary == "ghostline":
-        run.store_bytes = dir_bytes(home / "data" / "checkpoints")
+        run.store_bytes = disk_bytes(home / "data" / "checkpoints")
     return run
-
-
-def dir_bytes(d: Path) -> int:
-    total = 0
-    for root, _dirs, files in os.walk(d):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:  # gone meanwhile (a lock file)
-                pass
-    return total
 
 
 def summarise(agent: Agent, ws: str, rc: int, done: bool, start: float, end: float,
