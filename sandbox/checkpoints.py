@@ -231,8 +231,8 @@ class Checkpoints:
             return None
         try:
             with self._using_store() as store:
-                sha = self._commit(store, self._tree(store), label)
-                store.git("update-ref", f"{REF_PREFIX}{_ref_component(sess)}/{self._next_ns():020d}", sha)
+                sha = store.commit(self._tree(store), label or "checkpoint")
+                store.set_ref(f"{REF_PREFIX}{_ref_component(sess)}/{self._next_ns():020d}", sha)
                 store.set_off(None)
                 self._keep_under_cap(store, _ref_component(sess))
                 return sha
@@ -269,9 +269,6 @@ class Checkpoints:
         if self._last_tree is None or self._last_tree[0] != self._generation:  # the index moved since
             self._last_tree = (self._generation, store.git("write-tree").strip())
         return self._last_tree[1]
-
-    def _commit(self, store: Store, tree: str, label: str) -> str:
-        return store.git("commit-tree", tree, "-m", label or "checkpoint").strip()
 
     def _next_ns(self) -> int:
         self._last_ns = max(time.time_ns(), self._last_ns + 1)
@@ -351,8 +348,8 @@ class Checkpoints:
             return self._restore(store, target, self._tree(store, exact=True))
 
     def _restore(self, store: Store, target: str, current_tree: str) -> list[str]:
-        before = self._commit(store, current_tree, f"before restoring {target[:12]}")
-        store.git("update-ref", UNDO_REF, before)
+        before = store.commit(current_tree, f"before restoring {target[:12]}")
+        store.set_ref(UNDO_REF, before)
         target_tree = store.git("rev-parse", target + "^{tree}").strip()
         out = store.git("diff-tree", "-r", "-z", "--no-renames", "--name-status", target_tree, current_tree,
                         *self._pathspec(store)).split("\0")

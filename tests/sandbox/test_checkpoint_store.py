@@ -275,3 +275,37 @@ def test_the_prime_waits_for_what_it_is_told_to_go_after(tmp_path: Path) -> None
     cp.prime(wait=True)
     assert (cp.store_path / "index").exists()
     assert cp.snapshot("s:1")
+
+
+def test_a_checkpoint_commit_is_the_one_git_commit_tree_writes(repo: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+                                                                 ) -> None:
+    """Store.commit writes the commit object itself: byte for byte what `git commit-tree -m` makes of the same
+    tree, identity, time and message (so the same name), and one git's fsck accepts."""
+    cp = Checkpoints(repo)
+    assert cp.snapshot("s:1")
+    with cp._using_store() as store:  # noqa: SLF001
+        tree = store.git("write-tree").strip()
+        when = 1_800_000_123
+        monkeypatch.setattr(time, "time", lambda: when + 0.75)
+        for message in ("s:2", "before restoring 0123456789ab", "élan: a label with ünïcode"):
+            ours = store.commit(tree, message)
+            offset = time.localtime(when).tm_gmtoff // 60
+            date = f"@{when} {'-' if offset < 0 else '+'}{abs(offset) // 60:02d}{abs(offset) % 60:02d}"
+            theirs = store.git("commit-tree", tree, "-m", message,
+                               env={"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}).strip()
+            assert ours == theirs, message
+    store_git(cp, "fsck", "--strict", "--no-dangling")
+
+
+def test_refs_written_as_files_are_git_s_refs(repo: Path) -> None:  # noqa: F811
+    cp = Checkpoints(repo, session="s")
+    first = cp.snapshot("s:1")
+    store_git(cp, "pack-refs", "--all")  # the first ref now in packed-refs: a new one still shows beside it
+    mutate(repo)
+    second = cp.snapshot("s:2")
+    assert first and second and first != second
+    listed = store_git(cp, "for-each-ref", "--format=%(objectname)", "refs/ghostline/").split()
+    assert sorted(listed) == sorted([first, second])
+    assert [c.sha for c in cp.list("s")] == [second, first]
+    cp.undo("s")  # deletes the undone checkpoint through git and sets the undo ref
+    assert store_git(cp, "rev-parse", "--verify", "refs/ghostline/undo/last^{commit}").strip()
