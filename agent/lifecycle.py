@@ -32,6 +32,13 @@ def _report_crash(exc: BaseException) -> None:
     sys.stderr.write(f"agent: internal error: {type(exc).__name__}: {exc}{where}\n")
 
 
+def plain_cli_output() -> None:
+    """Plain help and one-line errors: rich rendering in typer costs ~300 ms of startup for every command, and
+    boxes an error over several lines. Typer reads this once, when first imported: call before that (the warm
+    process too, whose forks inherit its typer)."""
+    os.environ.setdefault("TYPER_USE_RICH", "0")
+
+
 def main() -> None:
     if sys.argv[1:] in (["--version"], ["-V"]):
         from ghostline.agent import __version__
@@ -39,8 +46,7 @@ def main() -> None:
         print(f"ghostline {__version__}")
         return
     try:
-        # Plain help and errors: rich rendering in typer costs ~300 ms of startup for every command.
-        os.environ.setdefault("TYPER_USE_RICH", "0")
+        plain_cli_output()
         from ghostline.agent.cli import run_cli
 
         run_cli()

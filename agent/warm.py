@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from ghostline.agent.lifecycle import exit_code_of, exit_without_teardown, main
+from ghostline.agent.lifecycle import exit_code_of, exit_without_teardown, main, plain_cli_output
 
 IDLE_EXIT_S = 900.0
 CONNECT_TIMEOUT_S = 0.5
@@ -253,6 +253,7 @@ def _start_server(path: Path) -> None:
 def warm_up() -> None:
     """Import what a run imports, and load the token encoding, so a fork starts where a run would be after
     ~0.8 s. Nothing that depends on a run's environment or directory is computed here."""
+    plain_cli_output()
     from ghostline.agent import cli, runner  # noqa: F401 - importing is the point
     from ghostline.agent.providers import anthropic, openai
     from ghostline.agent.providers.sdk_import import load_sdk

@@ -53,6 +53,22 @@ def test_a_run_starts_the_server_and_the_next_run_is_its_fork(tmp_path, warm_env
     assert warm.query("status")["served"] == 1
 
 
+def test_a_fork_says_a_bad_option_in_one_plain_line(tmp_path, warm_env):
+    """The server imports typer as a cold run would: plain errors, not rich boxes (its forks inherit it)."""
+    repo = make_repo(tmp_path)
+    with FakeModelServer([reply("ok")]) as srv:
+        env = agent_env(tmp_path, srv, "anthropic") | {"GHOSTLINE_WARM": "1"}
+        subprocess.run([AGENT, "run", "x", "-m", MODEL], cwd=repo, env=env, capture_output=True, timeout=120)
+        until(lambda: warm.query("status"), "the warm server")
+        bad = subprocess.run([AGENT, "run", "x", "--approval", "bogus"], cwd=repo, env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert warm.query("status")["served"] == 1  # it was the fork that answered
+    assert bad.returncode == 2
+    errors = [line for line in bad.stderr.splitlines() if "bogus" in line]
+    assert len(errors) == 1 and errors[0].startswith("Error: Invalid value for '--approval'"), bad.stderr
+    assert "╭" not in bad.stderr
+
+
 def test_exit_codes_and_ctrl_c_reach_the_caller(tmp_path, warm_env):
     repo = make_repo(tmp_path)
     warm_script = [reply("", [("read", {"path": "calc.py"})])] * 3 + [reply("", [("bash", {"command": "sleep 60"})])]
