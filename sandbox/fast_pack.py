@@ -20,6 +20,7 @@ uncompressed; the store's `git gc` deflates them later.
 
 from __future__ import annotations
 
+import _thread
 import errno
 import hashlib
 import os
@@ -147,7 +148,7 @@ class PackWriter:
 
     def __init__(self, pack_dir: str, count: int):
         self.pack_dir, self.count = pack_dir, count
-        self.tmp = os.path.join(pack_dir, f".tmp-pack-{os.getpid()}")
+        self.tmp = os.path.join(pack_dir, f".tmp-pack-{os.getpid()}-{_thread.get_ident()}")
         self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o444)
         head = b"PACK" + struct.pack(">II", 2, count)
         self.digest = hashlib.sha1(head)
