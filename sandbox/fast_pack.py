@@ -148,7 +148,9 @@ class PackWriter:
 
     def __init__(self, pack_dir: str, count: int):
         self.pack_dir, self.count = pack_dir, count
-        self.tmp = os.path.join(pack_dir, f".tmp-pack-{os.getpid()}-{_thread.get_ident()}")
+        # git's own prefix for a pack being written: a packer stopped half-way (the program ended) leaves one
+        # that the store's gc removes
+        self.tmp = os.path.join(pack_dir, f"tmp_pack_ghostline_{os.getpid()}_{_thread.get_ident()}")
         self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o444)
         head = b"PACK" + struct.pack(">II", 2, count)
         self.digest = hashlib.sha1(head)

@@ -246,6 +246,25 @@ def test_the_pack_s_fillers_go_at_the_store_s_next_gc(tmp_path: Path):
     git(d, f"--git-dir={cp.store_path}", "fsck", "--strict", "--no-dangling")
 
 
+def test_a_pack_left_half_written_goes_at_the_store_s_gc(tmp_path: Path):
+    """A packer stopped mid-way (terminated when the program ends) leaves its temporary pack under git's own
+    prefix for one, which the store's gc removes."""
+    d = tmp_path / "r"
+    d.mkdir()
+    (d / "f.txt").write_text("x\n")
+    git(d, "init", "-q")
+    cp = Checkpoints(d, session="s")
+    assert cp.snapshot("s:1")
+    pack_dir = cp.store_path / "objects" / "pack"
+    writer = fast_pack.PackWriter(str(pack_dir), 2)
+    writer.add(fast_pack.BLOB, b"half", fast_pack.object_id(fast_pack.BLOB, b"half"))
+    os.close(writer.fd)  # as if killed: neither finished nor abandoned
+    assert [p.name.startswith("tmp_pack_") for p in pack_dir.iterdir() if p.name.startswith("tmp")] == [True]
+    with cp._using_store() as store:  # noqa: SLF001
+        store.gc()
+    assert not [p for p in pack_dir.iterdir() if p.name.startswith("tmp")]
+
+
 def test_the_entries_written_are_clean_by_stat(tmp_path: Path):
     """git finds nothing to hash again: each new file's stat in the index matches the file."""
     d = tmp_path / "r"
