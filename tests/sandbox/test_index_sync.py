@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ghostline.sandbox import checkpoint_store
 from ghostline.sandbox.checkpoint_store import Store, locate
 from ghostline.sandbox.checkpoints import Checkpoints
 from tests.sandbox.conftest import git
@@ -59,7 +60,7 @@ def _dirs(d: Path) -> list[Path]:
 def random_change(d: Path, rng: random.Random, n: int) -> None:
     files, dirs = _files(d), [d, *_dirs(d)]
     op = rng.choice(["write", "write", "atomic", "scratch", "new", "delete", "rename", "chmod", "mkdir", "rmtree",
-                     "movedir", "ignored", "symlink", "gitignore"])
+                     "movedir", "ignored", "unignored", "symlink", "gitignore"])
     if op == "atomic" and files:  # as the file tools write: a temporary file renamed over the target
         p = rng.choice(files)
         if not p.is_symlink():
@@ -99,7 +100,11 @@ def random_change(d: Path, rng: random.Random, n: int) -> None:
         target = rng.choice([x for x in dirs if not x.is_relative_to(src)]) / f"moved{n}"
         src.rename(target)
     elif op == "ignored":
-        (d / f"debug{n}.log").write_text("ignored\n")
+        (rng.choice(dirs) / f"debug{n}.log").write_text("ignored\n")
+    elif op == "unignored":  # an ignored file removed: a path gone that the index never held
+        logs = [p for p in files if p.suffix == ".log"]
+        if logs:
+            rng.choice(logs).unlink()
     elif op == "symlink" and files:
         (rng.choice(dirs) / f"link{n}").symlink_to(os.path.relpath(rng.choice(files), d))
     elif op == "gitignore":
@@ -188,3 +193,27 @@ def test_changed_since_is_remembered_while_the_watch_sees_nothing_change(workspa
     full.changed_since(unwatched)
     assert full.generation > before
 
+
+
+def test_a_turn_that_deletes_files_runs_one_git_add(workspace: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    watched, full = pair(workspace, tmp_path, monkeypatch)
+    watched.snapshot("w:1")
+    (workspace / "src" / "pkg" / "debug.log").write_text("ignored\n")
+    watched.snapshot("w:2")
+    commands: list[str] = []
+    real = checkpoint_store.run_for_store
+
+    def counted(argv: list[str], **kw: object) -> tuple[int, bytes, bytes]:
+        commands.append(next(a for a in argv[1:] if not a.startswith("-") and "=" not in a))
+        return real(argv, **kw)
+
+    monkeypatch.setattr(checkpoint_store, "run_for_store", counted)
+    (workspace / "src" / "pkg" / "m1.py").unlink()  # tracked
+    (workspace / "src" / "pkg" / "debug.log").unlink()  # ignored: never in the index
+    (workspace / "src" / "m0.py").write_text("changed\n")
+    a = watched.snapshot("w:3")
+    assert commands == ["add", "write-tree"]
+    monkeypatch.setattr(checkpoint_store, "run_for_store", real)
+    assert _tree_of(watched, a) == _tree_of(full, full.snapshot("f:3"))
+    assert "src/pkg/m1.py" not in git(workspace, f"--git-dir={watched.store_path}", "ls-tree", "-r", "--name-only", a)
