@@ -517,7 +517,9 @@ class AgentLoop:
         except Exception as exc:  # CheckpointError and git failures: one line
             raise UndoError(str(exc)) from None
         files = ", ".join(changed[:10]) + (f" and {len(changed) - 10} more" if len(changed) > 10 else "")
-        text = (f"[The user ran /undo: {len(changed)} file(s) restored to their state before {checkpoint.label}"
+        turn = checkpoint.label.rpartition(":")[2]  # labels are "<session>:<turn>" (see _checkpoint)
+        before = f"turn {turn}" if turn.isdigit() else checkpoint.label
+        text = (f"[The user ran /undo: {len(changed)} file(s) restored to their state before {before}"
                 f"{': ' + files if changed else ''}. Re-read files before editing them.]")
         return self._emit(ev.ContextNote(text, "undo"))  # type: ignore[return-value]
 

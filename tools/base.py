@@ -137,6 +137,12 @@ class Tool(Protocol):
         """One line for people: `bash pytest -q`, `edit src/app.py`."""
         ...
 
+    def check(self, args: dict[str, Any], ctx: ToolContext) -> str | None:
+        """Why the call would fail as it stands, found without changing anything (an edit of a file not read
+        yet): the gate refuses it before hooks and approval, so nobody is asked about a call bound to fail.
+        None: it may go on (`run` checks again)."""
+        ...
+
     def preview(self, args: dict[str, Any], ctx: ToolContext) -> Preview | None:
         """What an approval prompt shows before the call runs (None: the arguments)."""
         ...
@@ -177,6 +183,9 @@ class BaseTool:
         if subject is not None:
             return f"{self.name} {one_line(subject)}"
         return f"{self.name} {one_line(args)}" if args else self.name
+
+    def check(self, args: dict[str, Any], ctx: ToolContext) -> str | None:
+        return None
 
     def preview(self, args: dict[str, Any], ctx: ToolContext) -> Preview | None:
         return None

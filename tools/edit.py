@@ -9,10 +9,11 @@ from typing import Any
 from ghostline import apply
 from ghostline.tools.base import BaseTool, Preview, ToolContext, ToolError, ToolKind, ToolResult
 from ghostline.tools.files import changed, require_fresh_text
-from ghostline.tools.paths import display, record, require_fresh, resolve
+from ghostline.tools.paths import display, record, require_fresh, resolve, unread
 from ghostline.tools.preview import read_for_preview, requested_change, unified_diff
 
 DIFF_IN_CONTENT = 4000
+IDENTICAL = "old_string and new_string are identical; nothing to change"
 
 
 class EditTool(BaseTool):
@@ -40,6 +41,12 @@ class EditTool(BaseTool):
         "additionalProperties": False,
     }
 
+    def check(self, args: dict[str, Any], ctx: ToolContext) -> str | None:
+        if args["old_string"] == args["new_string"]:
+            return IDENTICAL
+        # an editor's buffer (ctx.files) is read when the call runs: the rule is checked then
+        return unread(ctx, args["path"], "edit it") if ctx.files is None else None
+
     def preview(self, args: dict[str, Any], ctx: ToolContext) -> Preview | None:
         name, old, new = args["path"], args["old_string"], args["new_string"]
         before = read_for_preview(ctx.cwd / Path(name).expanduser())
@@ -54,7 +61,7 @@ class EditTool(BaseTool):
         new: str = args["new_string"]
         replace_all = bool(args.get("replace_all", False))
         if old == new:
-            raise ToolError("old_string and new_string are identical; nothing to change")
+            raise ToolError(IDENTICAL)
         path = resolve(ctx, given, write=True)
         try:
             text = await ctx.files.read_text(path) if ctx.files is not None else None

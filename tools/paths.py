@@ -72,6 +72,24 @@ def require_fresh(ctx: ToolContext, path: Path, given: str, action: str) -> None
         )
 
 
+def unread(ctx: ToolContext, given: str, action: str) -> str | None:
+    """What `require_fresh` would refuse about changing the existing file `given`, asked before the call runs;
+    None when it would pass, or when the path is not for this check to judge (the path guard's refusals come
+    from the gate and from `run`)."""
+    try:
+        path = resolve(ctx, given, write=True)
+    except ToolError:
+        return None
+    try:
+        if path.is_file():
+            require_fresh(ctx, path, given, action)
+    except ToolError as exc:
+        return str(exc)
+    except OSError:
+        return None
+    return None
+
+
 def record(ctx: ToolContext, path: Path) -> None:
     """After a successful change: remember the new content (the model may change it again without
     re-reading) and tell whoever follows file changes."""

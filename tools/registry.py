@@ -107,6 +107,16 @@ def _out_of_scope(call: Call, tool: Tool, args: dict[str, Any], ctx: ToolContext
                    decided_by="scope")
 
 
+def _bound_to_fail(call: Call, tool: Tool, args: dict[str, Any], ctx: ToolContext) -> Verdict | None:
+    """The refusal of a call its tool knows would fail (`Tool.check`), before anyone is asked about it."""
+    try:
+        problem = tool.check(args, ctx)
+    except Exception:  # the check is a courtesy: the call goes on, and `run` reports what is wrong
+        log.debug("check of %s failed", tool.name, exc_info=True)
+        return None
+    return None if problem is None else _refuse(call, tool, problem, {"unmet": True})
+
+
 def _raw_arguments_error(raw: str) -> str:
     shown = raw if len(raw) <= 2000 else raw[:2000] + "..."
     return f"error: the tool call arguments were not a valid JSON object; nothing was run. Raw arguments: {shown}"
@@ -191,9 +201,9 @@ class ToolRegistry:
         args, err = self._schemas[call.name].check(call.args)
         if err is not None:
             return _refuse(call, tool, f"Invalid arguments for {tool.name}: {err}", {"invalid_args": True})
-        out_of_scope = _out_of_scope(call, tool, args, ctx)
-        if out_of_scope is not None:
-            return out_of_scope
+        refused = _out_of_scope(call, tool, args, ctx) or _bound_to_fail(call, tool, args, ctx)
+        if refused is not None:
+            return refused
         hook = await self._before_hooks(call, tool, args, ctx)
         verdict = await self._after_hooks(call, tool, args, hook, ctx)
         verdict.hook_reports[:0] = hook.reports
@@ -216,9 +226,9 @@ class ToolRegistry:
                 return _refuse(call, tool, f"a PreToolUse hook rewrote the arguments of {tool.name} into invalid "
                                            f"ones ({err}); nothing was run", {"invalid_args": True})
             args = updated
-            out_of_scope = _out_of_scope(call, tool, args, ctx)
-            if out_of_scope is not None:
-                return out_of_scope
+            refused = _out_of_scope(call, tool, args, ctx) or _bound_to_fail(call, tool, args, ctx)
+            if refused is not None:
+                return refused
         return await self._judge(call, tool, args, hook, ctx)
 
     async def _judge(self, call: Call, tool: Tool, args: dict[str, Any], hook: BeforeTool,

@@ -9,7 +9,7 @@ from typing import Any
 from ghostline import apply
 from ghostline.tools.base import BaseTool, Preview, ToolContext, ToolError, ToolKind, ToolResult
 from ghostline.tools.files import changed, require_fresh_text
-from ghostline.tools.paths import display, record, require_fresh, resolve
+from ghostline.tools.paths import display, record, require_fresh, resolve, unread
 from ghostline.tools.preview import read_for_preview, unified_diff
 
 
@@ -32,6 +32,10 @@ class WriteTool(BaseTool):
         "required": ["path", "content"],
         "additionalProperties": False,
     }
+
+    def check(self, args: dict[str, Any], ctx: ToolContext) -> str | None:
+        # an editor's buffer (ctx.files) is read when the call runs: the rule is checked then
+        return unread(ctx, args["path"], "overwrite it") if ctx.files is None else None
 
     def preview(self, args: dict[str, Any], ctx: ToolContext) -> Preview | None:
         target = ctx.cwd / Path(args["path"]).expanduser()

@@ -51,7 +51,7 @@ class ApprovalScreen(ModalScreen[ApprovalAnswer]):
         r = self.request
         with Vertical():
             yield Static(Text(f"Allow {r.title}?"), id="title")
-            yield Static(Text(f"needs approval: {r.reason}"), id="reason")
+            yield Static(Text(f"why: {r.reason}"), id="reason")
             yield Static(self._keys(), id="keys")
             with VerticalScroll(id="preview-box"):
                 yield Static(self._preview(), id="preview")

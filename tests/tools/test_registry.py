@@ -7,6 +7,7 @@ from typing import Any
 from ghostline.sandbox.policy import Action, Decision, Policy
 from ghostline.sandbox.store import remembered
 from ghostline.tools.base import BaseTool, ToolContext, ToolError, ToolResult
+from ghostline.tools.edit import EditTool
 from ghostline.tools.read import ReadTool
 from ghostline.tools.registry import ApprovalAnswer, ApprovalRequest, Call, ToolRegistry, default_tools
 from ghostline.tools.schema import SchemaCheck
@@ -176,6 +177,28 @@ async def test_approver_sees_title_preview_and_rule_and_its_answer_counts(ws: Pa
     first = asked[0]
     assert first.title == "write b.txt" and first.kind == "edit" and first.suggested_rule == "write"
     assert first.preview is not None and first.preview.kind == "diff" and "+new" in first.preview.text
+
+
+async def test_a_call_bound_to_fail_is_refused_before_anyone_is_asked(ws: Path, ctx: ToolContext) -> None:
+    asked: list[ApprovalRequest] = []
+
+    async def approver(request: ApprovalRequest) -> ApprovalAnswer:
+        asked.append(request)
+        return ApprovalAnswer(True)
+
+    (ws / "a.py").write_text("x = 1\n")
+    policy = OnlyReads()
+    registry = ToolRegistry([ReadTool(), EditTool(), WriteTool()], policy=policy, approver=approver)
+    unread = [Call("1", "edit", {"path": "a.py", "old_string": "1", "new_string": "2"}),
+              Call("2", "write", {"path": "a.py", "content": "y = 2\n"}),
+              Call("3", "edit", {"path": "a.py", "old_string": "1", "new_string": "1"})]
+    results = await registry.run(unread, ctx)
+    assert [r.meta.get("unmet") for r in results] == [True, True, True] and not asked and not policy.seen
+    assert "has not been read" in results[0].content and "has not been read" in results[1].content
+    assert "identical" in results[2].content and (ws / "a.py").read_text() == "x = 1\n"
+    await registry.run([Call("4", "read", {"path": "a.py"})], ctx)
+    (edited,) = await registry.run([unread[0]], ctx)  # read first: now it is asked about, and runs
+    assert not edited.is_error and len(asked) == 1 and (ws / "a.py").read_text() == "x = 2\n"
 
 
 async def test_always_remembers_the_suggested_rule_for_the_project(ws: Path, ctx: ToolContext) -> None:

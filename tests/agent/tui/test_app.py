@@ -83,7 +83,8 @@ async def test_approval_modal_allow_applies_the_write(repo, fake_model_env):
 async def test_approval_modal_deny_tells_the_model(repo, fake_model_env):
     from ghostline.agent.tui.approval import ApprovalScreen
 
-    fake_model_env.enqueue(reply("", [("edit", {"path": "calc.py", "old_string": "a + b", "new_string": "a - b"})]),
+    fake_model_env.enqueue(reply("", [("read", {"path": "calc.py"})]),
+                           reply("", [("edit", {"path": "calc.py", "old_string": "a + b", "new_string": "a - b"})]),
                            reply("Understood, I will not change it."))
     app = make_app(repo, approval="ask")
     async with running(app) as pilot:
@@ -94,10 +95,10 @@ async def test_approval_modal_deny_tells_the_model(repo, fake_model_env):
         await pilot.press("n")
         await until(pilot, lambda: not app.busy, "the turn to end")
         assert not isinstance(app.screen, ApprovalScreen)
-        [tv] = tool_rows(app)
+        [_, tv] = tool_rows(app)
         assert tv.status == "denied"
     assert (repo / "calc.py").read_text() == "def add(a, b):\n    return a + b\n"
-    assert "declined" in json.dumps(fake_model_env.requests[1].body["messages"])
+    assert "declined" in json.dumps(fake_model_env.requests[2].body["messages"])
 
 
 async def test_help_unknown_command_sessions_and_new(repo, fake_model_env):
@@ -208,6 +209,7 @@ async def test_undo_restores_the_last_turn(repo, fake_model_env):
         assert "a * b" in (repo / "calc.py").read_text()
         await submit(app, pilot, "/undo 1")
         await until(pilot, lambda: any("ran /undo" in x for x in lines(app, "warning")), "the undo")
+        assert "restored to their state before turn 2: calc.py" in lines(app, "warning")[-1]
         assert (repo / "calc.py").read_text() == "def add(a, b):\n    return a + b\n"
         await submit(app, pilot, "/undo x")
         await pilot.pause()
