@@ -103,8 +103,9 @@ class IndexSync:
 
         One `git add` does it, gone paths included: a gone path may not be in the index (an ignored file, one
         made and removed between two looks), and a pathspec that matches nothing stops `git add`, so for a gone
-        path its nearest directory still there is looked at as a whole (a few files' stat), not the path itself.
-        Only a path gone from the workspace's top directory takes a `git rm` of its own."""
+        path its nearest directory still there is looked at as a whole, not the path itself: a stat of each file
+        under it, cheaper than a second git process (~8 ms) unless that directory holds most of the tree. Only a
+        path gone from the workspace's top directory takes a `git rm` of its own."""
         root, top = store.layout.root, "" if store.layout.pathspec == "." else store.layout.pathspec
         present, whole, gone = [], set(), []
         for p in paths:
