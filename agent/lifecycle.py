@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import NoReturn
 
+    from ghostline.codecache import CodeCache
+
 
 def _report_crash(exc: BaseException) -> None:
     """An internal error: one line for the user, the traceback kept in a log file (GHOSTLINE_DEBUG=1 shows it)."""
@@ -39,6 +41,15 @@ def plain_cli_output() -> None:
     os.environ.setdefault("TYPER_USE_RICH", "0")
 
 
+def keep_compiled_dataclasses() -> CodeCache | None:
+    """Dataclasses' generated methods compiled once per Python build, not on every start (ghostline/codecache.py):
+    call before the first dataclass is made."""
+    from ghostline import codecache
+    from ghostline.dirs import data_dir
+
+    return codecache.install(str(data_dir()))
+
+
 def main() -> None:
     if sys.argv[1:] in (["--version"], ["-V"]):
         from ghostline.agent import __version__
@@ -47,6 +58,7 @@ def main() -> None:
         return
     try:
         plain_cli_output()
+        keep_compiled_dataclasses()
         from ghostline.agent.cli import run_cli
 
         run_cli()

@@ -27,7 +27,13 @@ import sys
 import time
 from pathlib import Path
 
-from ghostline.agent.lifecycle import exit_code_of, exit_without_teardown, main, plain_cli_output
+from ghostline.agent.lifecycle import (
+    exit_code_of,
+    exit_without_teardown,
+    keep_compiled_dataclasses,
+    main,
+    plain_cli_output,
+)
 
 IDLE_EXIT_S = 900.0
 CONNECT_TIMEOUT_S = 0.5
@@ -254,6 +260,7 @@ def warm_up() -> None:
     """Import what a run imports, and load the token encoding, so a fork starts where a run would be after
     ~0.8 s. Nothing that depends on a run's environment or directory is computed here."""
     plain_cli_output()
+    compiled = keep_compiled_dataclasses()
     from ghostline.agent import cli, runner  # noqa: F401 - importing is the point
     from ghostline.agent.providers import anthropic, openai
     from ghostline.agent.providers.sdk_import import load_sdk
@@ -266,6 +273,8 @@ def warm_up() -> None:
         except Exception:  # a broken SDK: runs that need it import (and fail) for themselves
             pass
     load_encoding()
+    if compiled is not None:
+        compiled.save()  # now, not at exit: each fork would write it again when it ends
 
 
 def serve(path: Path) -> None:
