@@ -87,6 +87,7 @@ class PromptInput(TextArea):
         self._draft = ""
         self._armed = False  # the last change came from the user's keys: completion follows it
         self._dismissed: tuple[int, int] | None = None  # (row, start) of a token whose list Esc closed
+        self._listed_for: tuple[int, int, str] | None = None  # the token (row, start, text) the list was made for
         self._search: _Search | None = None
         self._hint = ""
 
@@ -143,6 +144,8 @@ class PromptInput(TextArea):
         key = event.key
         if self._search is not None:
             return self._search_key(event)
+        if self.popup.is_open:
+            self._catch_up()
         if self.popup.is_open and self._popup_key(key):
             return True
         if key == "enter":
@@ -290,7 +293,16 @@ class PromptInput(TextArea):
         if token is None or self._dismissed is not None:
             self._close_popup()
             return
+        self._listed_for = (token.row, token.start, _token_text(self, token))
         self._show_popup(self._candidates(token))
+
+    def _catch_up(self) -> None:
+        """The list follows the text on the TextArea's Changed messages, which queue behind keys that arrive
+        together (a fast typist, a terminal's key macro, tmux): before a key acts on the list, it follows the
+        text as it is now, or Enter after `/clear` typed in one go would accept the `/help` listed for `/`."""
+        token = self._token()
+        if token is None or (token.row, token.start, _token_text(self, token)) != self._listed_for:
+            self._follow_completion()
 
     def _candidates(self, token: Token) -> list[Candidate]:
         if token.kind == "slash":

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from textual import events
 
 from ghostline.agent.tui import completion
 from ghostline.agent.tui.completion import PathMatcher, RepoFiles, find_token, slash_candidates
@@ -153,6 +154,19 @@ async def test_enter_on_a_complete_command_sends_it():
         assert app.box.popup.is_open
         await pilot.press("enter")  # accepting would change nothing: Enter sends
         assert app.sent == ["/help"]
+
+
+async def test_keys_in_a_burst_act_on_what_was_typed_not_on_a_list_left_behind():
+    """Keys a terminal delivers at once (a fast typist, tmux send-keys, a macro) come before the list follows the
+    text: Enter after `/clear` must send /clear, not accept the `/help` the list showed for `/`."""
+    app = Host(commands=lambda: COMMANDS)
+    async with app.run_test() as pilot:
+        await pilot.press("/")
+        assert app.box.popup.current.insert.startswith("/help")
+        for key, char in (("c", "c"), ("l", "l"), ("e", "e"), ("a", "a"), ("r", "r"), ("enter", "\r")):
+            app._driver.send_message(events.Key(key, char))
+        await pilot.pause()
+        assert app.sent == ["/clear"]
 
 
 async def test_escape_closes_the_popup_until_the_next_token():
