@@ -20,7 +20,7 @@ import sys
 import threading
 from types import CodeType
 
-MAX_ENTRIES = 5000  # past this, a save keeps only what this process used (different commands, new versions)
+MAX_ENTRIES = 3000  # past this (~3 MB), a save keeps only what this process used: old versions go
 
 
 class CodeCache:
