@@ -207,9 +207,11 @@ class TextRenderer:
         self._end_line()
         u = result["usage"]
         cost = "" if result["cost_usd"] is None else f", ${result['cost_usd']:.4f}"
+        sent = u["input_tokens"] + u["cache_read_input_tokens"] + u["cache_creation_input_tokens"]
+        turns = result["num_turns"]
         self._line(self._style(
-            f"[{result['subtype']}: {result['num_turns']} turns, {u['input_tokens'] + u['cache_read_input_tokens']}"
-            f" in / {u['output_tokens']} out tokens{cost}; session {result['session_id']}]", "2"), self.err)
+            f"[{result['subtype']}: {turns} turn{'' if turns == 1 else 's'}, {sent} in / {u['output_tokens']} out "
+            f"tokens{cost}; session {result['session_id']}]", "2"), self.err)
 
 
 _TEXT_HANDLERS: dict[type, Callable[[TextRenderer, Any], None]] = {

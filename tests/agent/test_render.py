@@ -52,3 +52,11 @@ def test_a_subagents_work_is_indented_under_its_call_and_a_todo_list_shown():
     ])
     assert out.splitlines() == ["→ task explorer: look", "  │ → grep def", "  │   ✗ grep: no such file",
                                 "  │ Found it.", "  │ In calc.py.", "  [x] look", "  [ ] fix"]
+
+
+def test_the_summary_line_counts_every_token_sent_and_says_turn_once():
+    out, err = io.StringIO(), io.StringIO()
+    usage = {"input_tokens": 3, "output_tokens": 1, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 2906}
+    TextRenderer(out, err).finish({"subtype": "success", "num_turns": 1, "usage": usage, "cost_usd": 0.0109,
+                                   "session_id": "s1"})
+    assert err.getvalue().strip() == "[success: 1 turn, 2909 in / 1 out tokens, $0.0109; session s1]"
