@@ -260,7 +260,7 @@ def warm_up() -> None:
     """Import what a run imports, and load the token encoding, so a fork starts where a run would be after
     ~0.8 s. Nothing that depends on a run's environment or directory is computed here."""
     plain_cli_output()
-    compiled = keep_compiled_dataclasses()
+    code_cache = keep_compiled_dataclasses()
     from ghostline.agent import cli, runner  # noqa: F401 - importing is the point
     from ghostline.agent.providers import anthropic, openai
     from ghostline.agent.providers.sdk_import import load_sdk
@@ -273,8 +273,8 @@ def warm_up() -> None:
         except Exception:  # a broken SDK: runs that need it import (and fail) for themselves
             pass
     load_encoding()
-    if compiled is not None:
-        compiled.save()  # now, not at exit: each fork would write it again when it ends
+    if code_cache is not None:
+        code_cache.save()  # now, not at exit: each fork would write it again when it ends
 
 
 def serve(path: Path) -> None:

@@ -36,7 +36,6 @@ MAX_DIRS = 20_000  # more directories than this: no watch (its walk costs ~16 µ
 MAX_CHANGES = 5_000  # more changed paths than this at one take: "unknown" (one full pass beats listing them)
 
 
-
 def _inotify() -> ModuleType | None:
     """inotify_simple, imported by the first watch rather than with this module (with ctypes, ~7 ms of a run's
     start); None off Linux, where there is no watch and every snapshot stats the tree."""
