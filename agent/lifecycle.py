@@ -41,9 +41,9 @@ def plain_cli_output() -> None:
     os.environ.setdefault("TYPER_USE_RICH", "0")
 
 
-def keep_compiled_dataclasses() -> CodeCache | None:
-    """Dataclasses' generated methods compiled once per Python build, not on every start (ghostline/codecache.py):
-    call before the first dataclass is made."""
+def keep_compiled_code() -> CodeCache | None:
+    """Dataclasses' generated methods, string annotations and regular expressions compiled once per Python build,
+    not on every start (ghostline/codecache.py): call before the first of them is made."""
     from ghostline import codecache
     from ghostline.dirs import data_dir
 
@@ -58,7 +58,7 @@ def main() -> None:
         return
     try:
         plain_cli_output()
-        keep_compiled_dataclasses()
+        keep_compiled_code()
         from ghostline.agent.cli import run_cli
 
         run_cli()

@@ -30,7 +30,7 @@ from pathlib import Path
 from ghostline.agent.lifecycle import (
     exit_code_of,
     exit_without_teardown,
-    keep_compiled_dataclasses,
+    keep_compiled_code,
     main,
     plain_cli_output,
 )
@@ -260,7 +260,7 @@ def warm_up() -> None:
     """Import what a run imports, and load the token encoding, so a fork starts where a run would be after
     ~0.8 s. Nothing that depends on a run's environment or directory is computed here."""
     plain_cli_output()
-    code_cache = keep_compiled_dataclasses()
+    code_cache = keep_compiled_code()
     from ghostline.agent import cli, runner  # noqa: F401 - importing is the point
     from ghostline.agent.providers import anthropic, openai
     from ghostline.agent.providers.sdk_import import load_sdk

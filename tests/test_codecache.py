@@ -1,14 +1,18 @@
-"""Dataclasses made through the kept compiled code behave as the ones dataclasses compiles itself, and a second
-process compiles nothing it kept."""
+"""What is made through the kept compiled code — dataclasses, string annotations, regular expressions — behaves as
+what Python compiles itself, and a second process compiles nothing it kept."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import sys
+import typing
 from dataclasses import InitVar, dataclass, field
 from pathlib import Path
+
+import pytest
 
 from ghostline import codecache
 
@@ -56,7 +60,7 @@ def test_classes_behave_as_without_the_cache(tmp_path: Path) -> None:
     codecache.uninstall()
     plain = _behaviour()
     cache = codecache.install(str(tmp_path))
-    assert cache is not None and vars(dataclasses)["exec"].__self__ is cache
+    assert cache is not None and vars(dataclasses)["exec"].cache is cache
     try:
         first = _behaviour()
         compiled = cache.compiled
@@ -69,7 +73,8 @@ def test_classes_behave_as_without_the_cache(tmp_path: Path) -> None:
 
 def test_another_process_compiles_only_what_was_not_kept(tmp_path: Path) -> None:
     script = ("import sys; from ghostline import codecache; c = codecache.install(sys.argv[1]); "
-              "from tests.test_codecache import _behaviour; _behaviour(); print(c.compiled)")
+              "from tests.test_codecache import _behaviour, _annotations, _patterns; _behaviour(); _annotations(); "
+              "_patterns(); print(c.compiled)")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
 
     def compiled() -> int:
@@ -93,3 +98,82 @@ def test_not_installed_over_another_exec(tmp_path: Path) -> None:
         assert codecache.install(str(tmp_path)) is None
     finally:
         del dataclasses.exec  # type: ignore[attr-defined]
+
+
+# Patterns of every shape the compiler handles: groups named and not, flags inline and passed, bytes, classes,
+# look-arounds, repeats, back-references, alternations and a large character class (the one ~19 ms pattern).
+PATTERNS = [(r"a(?P<x>b)+c", 0), (r"^\s*(\w+)\s*=\s*(.*?)\s*$", re.MULTILINE), (r"(?i)straße|SS", 0),
+            (rb"\x00[\x01-\x7f]{2,}", 0), (r"(?<=@)\w+(?!\.)", 0), (r"(a|b)*?\1", re.IGNORECASE),
+            (r"""  \d+  # digits
+                  (?:\.\d*)?  """, re.VERBOSE), (r"[a-z0-9_\-*/]{0,255}@[a-z][a-z0-9_\-*/]{0,13}", 0),
+            (r"(?P<q>['\"]).*?(?P=q)", re.DOTALL), (r"\bx\B", re.ASCII)]
+SUBJECT = "key = value\nStraße ss SS me@host. ab aB 3.14 'quoted' \"two\" tenant*id@sys_x x"
+
+
+def _patterns() -> list:
+    re.purge()  # re's own per-process cache would answer before the compiler is asked
+    out = []
+    for text, flags in PATTERNS:
+        p = re.compile(text, flags)
+        subject = SUBJECT.encode() if isinstance(text, bytes) else SUBJECT
+        out.append((p.pattern, p.flags, p.groups, dict(p.groupindex), p.findall(subject),
+                    [m.span() for m in p.finditer(subject)]))
+    return out
+
+
+def _annotations() -> list:
+    class Node(typing.TypedDict):
+        name: str
+        children: list[Node]
+        weight: float | None  # strings all (this module has `from __future__ import annotations`)
+
+    hints = typing.get_type_hints(Node, localns={"Node": Node})
+    bad = []
+    for text in ("1 +", "*tuple[int, str]"):
+        try:
+            bad.append(repr(typing.ForwardRef(text)))
+        except SyntaxError as e:
+            bad.append(f"SyntaxError: {e}")
+    return [sorted((k, repr(v)) for k, v in hints.items()), bad]
+
+
+def test_annotations_and_patterns_behave_as_without_the_cache(tmp_path: Path) -> None:
+    codecache.uninstall()
+    plain = (_annotations(), _patterns())
+    re.purge()
+    programs = [re.compile(text, flags) for text, flags in PATTERNS]
+    cache = codecache.install(str(tmp_path))
+    try:
+        first = (_annotations(), _patterns())
+        kinds = {kind: len(cache.table(kind).entries) for kind in ("eval", "re")}
+        cache.save()
+        fresh = codecache.CodeCache(cache.path)  # what a later process reads back
+        assert set(fresh.table("re").entries) >= {(text, flags) for text, flags in PATTERNS}
+        vars(dataclasses)["exec"].cache = typing.compile.cache = re._compiler.compile.cache = fresh
+        again = (_annotations(), _patterns())
+        re.purge()
+        from_file = [re.compile(text, flags) for text, flags in PATTERNS]
+    finally:
+        codecache.uninstall()
+    assert plain == first == again
+    assert kinds["eval"] >= 3 and kinds["re"] >= len(PATTERNS) and fresh.compiled == 0
+    # Patterns compare equal only when their programs are the same, instruction for instruction.
+    assert from_file == programs and all(a is not b for a, b in zip(from_file, programs, strict=True))
+
+
+def test_a_bad_pattern_fails_as_without_the_cache(tmp_path: Path) -> None:
+    codecache.uninstall()
+
+    def error(text: str) -> str:
+        re.purge()
+        with pytest.raises(re.error) as caught:
+            re.compile(text)
+        return str(caught.value)
+
+    plain = [error(t) for t in ("a(b", "[z-a]", "(?P<1>x)")]
+    cache = codecache.install(str(tmp_path))
+    try:
+        assert [error(t) for t in ("a(b", "[z-a]", "(?P<1>x)")] == plain
+    finally:
+        codecache.uninstall()
+    assert cache is not None and cache.compiled == 0
