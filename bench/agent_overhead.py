@@ -236,13 +236,16 @@ def command(agent: Agent, srv: FakeModelServer, home: Path) -> tuple[list[str], 
 
 def ghostline_cmd(srv: FakeModelServer, home: Path, checkout: Path, warm: bool = False
                   ) -> tuple[list[str], dict[str, str]]:
-    env = {**os.environ, "PYTHONPATH": str(checkout), "GHOSTLINE_DATA_DIR": str(home / "data"),
-           "GHOSTLINE_CONFIG_DIR": str(home / "config"), "GHOSTLINE_EMBEDDINGS": "off",
+    # Its directories are found as a user's are (platformdirs, from HOME), as Claude Code's are: its own home,
+    # a state dir of its own for the warm runs (the warm process is keyed by it).
+    env = {**os.environ, "PYTHONPATH": str(checkout), "HOME": str(home), "GHOSTLINE_EMBEDDINGS": "off",
            "ANTHROPIC_API_KEY": "sk-ant-bench", "CI": "1", "GHOSTLINE_WARM": "1" if warm else "0",
-           "GHOSTLINE_STATE_DIR": str(home / ("state-warm" if warm else "state"))}
+           "XDG_STATE_HOME": str(home / ("state-warm" if warm else "state"))}
     # Bytecode caches are written, as for any installed program: with PYTHONDONTWRITEBYTECODE set (some
     # sandboxes set it), every module changed since its last cache would be compiled again on every run.
-    for name in ("GHOSTLINE_MODEL", "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN", "PYTHONDONTWRITEBYTECODE"):
+    for name in ("GHOSTLINE_MODEL", "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN", "PYTHONDONTWRITEBYTECODE",
+                 "GHOSTLINE_DATA_DIR", "GHOSTLINE_CONFIG_DIR", "GHOSTLINE_STATE_DIR", "XDG_DATA_HOME",
+                 "XDG_CONFIG_HOME"):
         env.pop(name, None)
     cmd = [*agent_exe(), "run", TASK, "-m", f"anthropic:{MODEL}", "--base-url", srv.anthropic_base_url,
            "-o", "json"]
@@ -297,7 +300,7 @@ def run_once(agent: Agent, ws: Path, srv: TimedServer, home: Path) -> Run:
     run.cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
     run.git_bytes_added = disk_bytes(ws / ".git") - git_before
     if agent.vocabulary == "ghostline":
-        run.store_bytes = disk_bytes(home / "data" / "checkpoints")
+        run.store_bytes = disk_bytes(home / ".local" / "share" / "ghostline" / "checkpoints")
     return run
 
 
