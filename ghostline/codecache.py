@@ -29,11 +29,15 @@ import sys
 import threading
 import types
 import typing
+from time import perf_counter
 from types import CodeType
 from typing import Any
 
 # Past its limit a kind keeps only what the saving process used (old versions' entries go): ~3 MB in all.
 LIMITS = {"exec": 3000, "eval": 10000, "re": 2000}
+# Written back only when what this process compiled anew took longer than writing the file does (a few ms, at
+# exit): a first start or a new version, not a run that compiled the model's grep pattern.
+WORTH_SAVING_S = 0.005
 _re_compiler: Any = re._compiler  # type: ignore[attr-defined]  # the stdlib's own module since 3.11
 
 
@@ -45,6 +49,7 @@ class Table:
         self.limit = limit
         self.used: set = set()
         self.added = 0  # compiled by this process, not yet saved
+        self.added_s = 0.0  # the time that took
 
     def get(self, key: Any) -> Any:
         value = self.entries.get(key)
@@ -52,10 +57,11 @@ class Table:
             self.used.add(key)
         return value
 
-    def put(self, key: Any, value: Any) -> None:
+    def put(self, key: Any, value: Any, took_s: float) -> None:
         self.entries[key] = value
         self.used.add(key)
         self.added += 1
+        self.added_s += took_s
 
     def kept(self) -> dict:
         entries = dict(self.entries)  # one step under the GIL: another thread may be adding
@@ -87,8 +93,9 @@ class CodeCache:
         return sum(t.added for t in self._tables.values()) if self._tables else 0
 
     def save(self) -> None:
-        """Write the tables back if this process compiled anything (quietly nothing when it cannot)."""
-        if not self.compiled or self._tables is None:
+        """Write the tables back if compiling what this process added took long enough to be worth it (quietly
+        nothing when it cannot)."""
+        if self._tables is None or sum(t.added_s for t in self._tables.values()) < WORTH_SAVING_S:
             return
         blob = marshal.dumps({kind: table.kept() for kind, table in self._tables.items()})
         from ghostline.files import replace_file  # at exit only, and only after something new
@@ -99,7 +106,7 @@ class CodeCache:
         except OSError:  # a read-only data dir
             return
         for table in self._tables.values():
-            table.added = 0
+            table.added, table.added_s = 0, 0.0
 
 
 def _read(path: str) -> dict[str, Table]:
@@ -128,9 +135,10 @@ class DataclassExec:
         table = self.cache.table("exec")
         code = table.get(source)
         if type(code) is not CodeType:
+            start = perf_counter()
             # The flags `dataclasses` compiles with: it has no __future__ imports (this module has).
             code = compile(source, "<string>", "exec", dont_inherit=True)
-            table.put(source, code)
+            table.put(source, code, perf_counter() - start)
         return builtins.exec(code, globals, locals)
 
 
@@ -148,8 +156,9 @@ class AnnotationCompile:
         table = self.cache.table("eval")
         code = table.get(source)
         if type(code) is not CodeType:
+            start = perf_counter()
             code = compile(source, "<string>", "eval", dont_inherit=True)  # a SyntaxError is typing's to word
-            table.put(source, code)
+            table.put(source, code, perf_counter() - start)
         return code
 
 
@@ -176,9 +185,10 @@ class RegexCompile:
         if args is not None:
             return self.sre.compile(pattern, *args)
         self._noted.args = None
+        start = perf_counter()
         compiled = self.real(pattern, flags)
         if self._noted.args is not None:
-            table.put(key, self._noted.args)
+            table.put(key, self._noted.args, perf_counter() - start)
         return compiled
 
     def _note(self, pattern: Any, *args: Any) -> Any:

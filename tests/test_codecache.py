@@ -71,24 +71,40 @@ def test_classes_behave_as_without_the_cache(tmp_path: Path) -> None:
     assert compiled > 0 and cache.compiled == compiled
 
 
+SCRIPT = ("import re, sys; from ghostline import codecache; codecache.WORTH_SAVING_S = float(sys.argv[2]); "
+          "c = codecache.install(sys.argv[1]); "
+          "from tests.test_codecache import _behaviour, _annotations, _patterns; _behaviour(); _annotations(); "
+          "_patterns(); re.compile(sys.argv[3]); print(c.compiled)")
+
+
+def _compiled_by_a_process(data_dir: Path, worth_saving_s: float = 0.0, pattern: str = "x") -> int:
+    """How many texts a process doing `_behaviour`, `_annotations`, `_patterns` and compiling `pattern` compiled."""
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(data_dir), str(worth_saving_s), pattern],
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO, check=True, capture_output=True,
+                         text=True)
+    return int(out.stdout.split()[-1])
+
+
 def test_another_process_compiles_only_what_was_not_kept(tmp_path: Path) -> None:
-    script = ("import sys; from ghostline import codecache; c = codecache.install(sys.argv[1]); "
-              "from tests.test_codecache import _behaviour, _annotations, _patterns; _behaviour(); _annotations(); "
-              "_patterns(); print(c.compiled)")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-
-    def compiled() -> int:
-        out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, cwd=REPO, check=True,
-                             capture_output=True, text=True)
-        return int(out.stdout.split()[-1])
-
-    first = compiled()
+    first = _compiled_by_a_process(tmp_path)
     kept = Path(codecache.cache_path(str(tmp_path)))
     assert first > 0 and kept.exists()
-    assert compiled() == 0  # every method came from the file the first process wrote at exit
+    assert _compiled_by_a_process(tmp_path) == 0  # everything came from the file the first process wrote at exit
     kept.write_bytes(b"not marshal data")
-    assert compiled() == first  # a file that cannot be read: compiled anew (and written again)
-    assert compiled() == 0
+    assert _compiled_by_a_process(tmp_path) == first  # a file that cannot be read: compiled anew, written again
+    assert _compiled_by_a_process(tmp_path) == 0
+
+
+def test_a_process_that_compiled_little_leaves_the_file_alone(tmp_path: Path) -> None:
+    _compiled_by_a_process(tmp_path)
+    kept = Path(codecache.cache_path(str(tmp_path)))
+    before = kept.stat()
+    # One pattern of the run's own (a grep the model asked for): far less compiling than writing the file costs.
+    assert _compiled_by_a_process(tmp_path, worth_saving_s=1.0, pattern="new (pattern)+") == 1
+    assert (kept.stat().st_ino, kept.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert _compiled_by_a_process(tmp_path, worth_saving_s=1.0, pattern="new (pattern)+") == 1  # not kept
+    assert _compiled_by_a_process(tmp_path, worth_saving_s=0.0, pattern="new (pattern)+") == 1
+    assert _compiled_by_a_process(tmp_path, worth_saving_s=1.0, pattern="new (pattern)+") == 0
 
 
 def test_not_installed_over_another_exec(tmp_path: Path) -> None:
@@ -137,7 +153,8 @@ def _annotations() -> list:
     return [sorted((k, repr(v)) for k, v in hints.items()), bad]
 
 
-def test_annotations_and_patterns_behave_as_without_the_cache(tmp_path: Path) -> None:
+def test_annotations_and_patterns_behave_as_without_the_cache(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(codecache, "WORTH_SAVING_S", 0.0)
     codecache.uninstall()
     plain = (_annotations(), _patterns())
     re.purge()
