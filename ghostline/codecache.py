@@ -58,6 +58,8 @@ class Table:
         return value
 
     def put(self, key: Any, value: Any, took_s: float) -> None:
+        if self.added >= self.limit:  # a long session's own patterns (globs, greps): memory stays bounded
+            return
         self.entries[key] = value
         self.used.add(key)
         self.added += 1

@@ -194,3 +194,11 @@ def test_a_bad_pattern_fails_as_without_the_cache(tmp_path: Path) -> None:
     finally:
         codecache.uninstall()
     assert cache is not None and cache.compiled == 0
+
+
+def test_a_process_keeps_at_most_a_kinds_limit_of_new_entries() -> None:
+    table = codecache.Table({"kept": 1}, limit=2)
+    for key in ("a", "b", "c"):
+        table.put(key, 0, 0.001)
+    assert set(table.entries) == {"kept", "a", "b"} and table.added == 2
+    assert table.kept() == {"a": 0, "b": 0}  # over the limit: what this process used
