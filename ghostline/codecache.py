@@ -99,13 +99,13 @@ class CodeCache:
         nothing when it cannot)."""
         if self._tables is None or sum(t.added_s for t in self._tables.values()) < WORTH_SAVING_S:
             return
-        blob = marshal.dumps({kind: table.kept() for kind, table in self._tables.items()})
         from ghostline.files import replace_file  # at exit only, and only after something new
 
         try:
+            blob = marshal.dumps({kind: table.kept() for kind, table in self._tables.items()})
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
             replace_file(self.path, [blob], 0o600)
-        except OSError:  # a read-only data dir
+        except (OSError, ValueError):  # a read-only data dir; something marshal cannot write
             return
         for table in self._tables.values():
             table.added, table.added_s = 0, 0.0
