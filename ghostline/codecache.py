@@ -179,8 +179,8 @@ class RegexCompile:
         self._noted = threading.local()
 
     def __call__(self, pattern: Any, flags: int = 0) -> Any:
-        if type(pattern) not in (str, bytes) or type(flags) is not int or flags & re.DEBUG:
-            return self.real(pattern, flags)  # a parsed pattern (re.Scanner), or one that prints its program
+        if type(pattern) not in (str, bytes) or type(flags) is not int or flags & re.DEBUG or _may_warn(pattern):
+            return self.real(pattern, flags)  # a parsed pattern (re.Scanner), one that prints its program or warns
         table = self.cache.table("re")
         key = (pattern, flags)
         args = table.get(key)
@@ -202,6 +202,18 @@ class RegexCompile:
         except (TypeError, ValueError):
             pass
         return self.sre.compile(pattern, *args)
+
+
+# What the parser warns about (FutureWarning: a set inside a set, set operations; DeprecationWarning: a group
+# name that is not ASCII, a conditional group's reference) happens only while parsing: such patterns are always
+# compiled, so their warnings come as without the cache. Their texts contain one of these.
+_WARNING_MARKS = ("[[", "--", "&&", "~~", "||", "(?(")
+
+
+def _may_warn(pattern: str | bytes) -> bool:
+    if isinstance(pattern, bytes):
+        return not pattern.isascii() or any(mark.encode() in pattern for mark in _WARNING_MARKS)
+    return any(mark in pattern for mark in _WARNING_MARKS)
 
 
 def cache_path(data_dir: str) -> str:

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import typing
+import warnings
 from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 
@@ -202,3 +203,19 @@ def test_a_process_keeps_at_most_a_kinds_limit_of_new_entries() -> None:
         table.put(key, 0, 0.001)
     assert set(table.entries) == {"kept", "a", "b"} and table.added == 2
     assert table.kept() == {"a": 0, "b": 0}  # over the limit: what this process used
+
+
+def test_a_pattern_the_parser_warns_about_warns_every_time(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(codecache, "WORTH_SAVING_S", 0.0)
+    codecache.uninstall()
+    cache = codecache.install(str(tmp_path))
+    try:
+        for _ in range(2):
+            re.purge()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                re.compile(r"[[a]--x]")
+            assert [type(w.message) for w in caught] == [FutureWarning]  # "Possible nested set"
+    finally:
+        codecache.uninstall()
+    assert cache is not None and "[[a]--x]" not in {text for text, _ in cache.table("re").entries}
