@@ -303,12 +303,8 @@ class GhostlineApp(App[int]):
 
     async def on_prompt_input_submitted(self, message: PromptInput.Submitted) -> None:
         text = message.text
-        if not text.strip():
-            return
-        box = self.prompt
-        box.remember(text)
-        box.clear()
-        await self.submit(text)
+        if text.strip():  # the box has recorded and emptied itself
+            await self.submit(text)
 
     async def submit(self, text: str) -> None:
         """What the user sent (typed, or picked in the palette): a /command, a !command or a message."""

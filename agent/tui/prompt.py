@@ -6,7 +6,7 @@ Keys, first match wins:
   Left/Right/Home/End pick and go on editing, Esc cancels;
 * while the completion list is open: Up/Down move, Tab accepts, Enter accepts (when accepting would change
   nothing it sends instead, never both), Esc closes it until the next token;
-* Enter sends (`PromptInput.Submitted`), after recording the text in the history;
+* Enter sends (`PromptInput.Submitted`), after recording the text in the history and emptying the box;
 * Alt+Enter, Shift+Enter, Ctrl+Enter, Ctrl+J add a line (see agent/tui/keyboard.py for what terminals send);
 * Ctrl+R opens the history search; Up on the first line / Down on the last walk the history, keeping a draft.
 
@@ -170,6 +170,10 @@ class PromptInput(TextArea):
         if self.prompt_history.write_error and self.is_attached:
             self.notify(self.prompt_history.write_error, severity="warning")
             self.prompt_history.write_error = None
+        if text.strip():
+            # Emptied now, not when the app gets the message: keys that arrive with this Enter (a paste, a macro,
+            # tmux) and are typed after it belong to the next message, not to the end of this one.
+            self.clear()
         self.post_message(self.Submitted(text))
 
     def _on_paste(self, event: events.Paste) -> None:

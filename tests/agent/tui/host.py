@@ -35,5 +35,4 @@ class Host(App[None]):
         return self.query_one(PromptInput)
 
     def on_prompt_input_submitted(self, message: PromptInput.Submitted) -> None:
-        self.sent.append(message.text)
-        self.box.clear()
+        self.sent.append(message.text)  # the box has emptied itself, as for the app

@@ -169,6 +169,18 @@ async def test_keys_in_a_burst_act_on_what_was_typed_not_on_a_list_left_behind()
         assert app.sent == ["/clear"]
 
 
+async def test_keys_typed_after_enter_in_a_burst_are_the_next_message():
+    """`/undo`, Enter, `and now go on`, Enter delivered at once (tmux send-keys): two messages, not a command and
+    then `/undoand now go on` (the box used to be emptied only when the app got the first message)."""
+    app = Host(commands=lambda: COMMANDS)
+    async with app.run_test() as pilot:
+        for char in "/clear\rgo on\r":
+            key = "enter" if char == "\r" else ("space" if char == " " else char)
+            app._driver.send_message(events.Key(key, char))
+        await pilot.pause()
+        assert app.sent == ["/clear", "go on"] and app.box.text == ""
+
+
 async def test_escape_closes_the_popup_until_the_next_token():
     app = Host(commands=lambda: COMMANDS)
     async with app.run_test() as pilot:
