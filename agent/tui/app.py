@@ -361,7 +361,7 @@ class GhostlineApp(App[int]):
     async def action_interrupt(self) -> None:
         if self.busy:
             self._quit_armed_at = time.monotonic()
-            await self.jobs.cancel()
+            await self.jobs.interrupt()
             return
         if self._quit_armed_at is not None and time.monotonic() - self._quit_armed_at < QUIT_WINDOW_S:
             await self.quit_app()
@@ -370,8 +370,7 @@ class GhostlineApp(App[int]):
         self.notify("Press Ctrl+C again to quit.", timeout=QUIT_WINDOW_S)
 
     async def action_interrupt_turn(self) -> None:
-        if self.busy:
-            await self.jobs.cancel()
+        await self.jobs.interrupt()
 
     async def action_eof(self) -> None:
         box = self.prompt

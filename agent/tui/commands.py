@@ -149,11 +149,21 @@ class SlashCommands:
     async def cmd_undo(self, arg: str) -> None:
         try:
             turns = slash.parse_count(arg)
-            note = await self.app.loop.undo(turns)
-        except (ValueError, UndoError) as e:
+        except ValueError as e:
             await self.say(f"/undo: {e}", "error")
             return
-        await self.say(note.text, "warning")
+
+        async def undo() -> None:
+            try:
+                note = await self.app.loop.undo(turns)
+            except UndoError as e:
+                await self.say(f"/undo: {e}", "error")
+                return
+            await self.say(note.text, "warning")
+
+        # A job: the footer shows it, and a message sent meanwhile waits for the files to be back. Esc does not
+        # stop it half-way: files half restored, and the model not told which.
+        self.app.jobs.start("undoing", undo, interruptible=False)
 
     async def cmd_diff(self, arg: str) -> None:
         try:

@@ -1,8 +1,9 @@
-"""The app's one job at a time — a turn, /compact or a !command — and the messages queued behind it.
+"""The app's one job at a time — a turn, /compact, a !command or /undo — and the messages queued behind it.
 
 A job runs as a Textual worker, so Esc or Ctrl+C cancels it (a running command is killed by the cancellation)
-and the app stays; a job that fails shows the error and keeps the session. When it ends, the queued messages go
-as one, or come back to the input box if the user interrupted the turn.
+and the app stays; a job that must not stop half-way (restoring files) is waited for instead. A job that fails
+shows the error and keeps the session. When it ends, the queued messages go as one, or come back to the input
+box if the user interrupted it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class Jobs:
         self.worker: Worker[Any] | None = None
         self.kind = ""
         self.started = 0.0
+        self.interruptible = True
+        self.stopped = False  # the last job was interrupted by the user
         self.queue: list[str] = []
 
     @property
@@ -38,18 +41,26 @@ class Jobs:
         """What the footer says while a job runs ("" when none does)."""
         if not (self.busy and self.kind):
             return ""
-        return f"{self.kind} {int(time.monotonic() - self.started)}s · Esc interrupts"
+        return f"{self.kind} {int(time.monotonic() - self.started)}s" + (" · Esc interrupts" if self.interruptible
+                                                                         else "")
 
-    def start(self, kind: str, make: Callable[[], Awaitable[None]]) -> None:
-        self.kind, self.started = kind, time.monotonic()
+    def start(self, kind: str, make: Callable[[], Awaitable[None]], interruptible: bool = True) -> None:
+        self.kind, self.started, self.interruptible, self.stopped = kind, time.monotonic(), interruptible, False
         self.worker = self.app.run_worker(self._run(make), group="job", exit_on_error=False)
         self.app.refresh_footer()
 
+    async def interrupt(self) -> None:
+        """Esc, Ctrl+C: the running job stops; one that must not stop half-way goes on (the footer says which)."""
+        if self.busy and self.interruptible:
+            await self.cancel()
+
     async def cancel(self) -> None:
+        """Leaving: the running job stops, or ends first when it must not stop half-way."""
         worker = self.worker
         if worker is None or worker.is_finished:
             return
-        worker.cancel()
+        if self.interruptible:
+            worker.cancel()
         with suppress(Exception, asyncio.CancelledError):
             await worker.wait()
 
@@ -58,6 +69,7 @@ class Jobs:
         try:
             await make()
         except asyncio.CancelledError:
+            self.stopped = True
             await self._interrupted()
             raise
         except Exception as e:  # a bug or an unexpected failure: show it, keep the app and the session
@@ -93,7 +105,7 @@ class Jobs:
         if self.queue and not self.busy:
             text = "\n\n".join(self.queue)
             self.queue.clear()
-            if app.agent_run is not None and app.agent_run.interrupted:  # stopped: the words come back
+            if self.stopped:  # the user stopped the job: the words come back
                 box = app.prompt
                 box.text = f"{text}\n{box.text}" if box.text else text
                 box.move_cursor(box.document.end)

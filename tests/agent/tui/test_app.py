@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from tests.agent.tui.drive import (
     MODEL,
     answers,
+    footer,
     lines,
     make_app,
     run_to_end,
@@ -216,6 +218,39 @@ async def test_undo_restores_the_last_turn(repo, fake_model_env):
         assert lines(app, "error")[-1] == "/undo: expected a number of turns, got 'x'"
         await run_to_end(app, pilot, "thanks")  # the model is told about the undo
     assert "ran /undo" in json.dumps(fake_model_env.requests[-1].body["messages"])
+
+
+async def test_an_undo_runs_as_a_job_that_esc_does_not_stop_half_way(repo, fake_model_env):
+    fake_model_env.enqueue(reply("", [("read", {"path": "calc.py"})]),
+                           reply("", [("edit", {"path": "calc.py", "old_string": "a + b", "new_string": "a * b"})]),
+                           reply("Changed."), reply("Ok."))
+    app = make_app(repo)
+    async with running(app) as pilot:
+        await run_to_end(app, pilot, "multiply")
+        checkpoints = app.loop.checkpoints
+        restore, started, release = checkpoints.undo, threading.Event(), threading.Event()
+
+        def held_undo(*args):  # the restore waits for the test: a big tree's undo, frozen at its start
+            started.set()
+            release.wait(30)
+            return restore(*args)
+
+        checkpoints.undo = held_undo
+        await submit(app, pilot, "/undo")
+        await until(pilot, started.is_set, "the undo to start")
+        await until(pilot, lambda: "undoing" in footer(app), "the footer to show the undo")
+        assert "Esc interrupts" not in footer(app)
+        await pilot.press("escape")
+        await submit(app, pilot, "what changed?")  # sent while the files are being restored: it waits
+        assert app.busy and app.jobs.queue == ["what changed?"] and len(fake_model_env.requests) == 3
+        release.set()
+        await until(pilot, lambda: len(fake_model_env.requests) == 4, "the queued message to go")
+        await until(pilot, lambda: not app.busy, "its turn to end")
+        assert not any("[interrupted]" in x for x in lines(app))
+        assert "restored to their state before turn 2: calc.py" in " ".join(lines(app, "warning"))
+    assert (repo / "calc.py").read_text() == "def add(a, b):\n    return a + b\n"
+    sent = json.dumps(fake_model_env.requests[-1].body["messages"])
+    assert sent.index("ran /undo") < sent.index("what changed?")  # the model is told before it is asked
 
 
 def test_agent_help_does_not_import_textual():
