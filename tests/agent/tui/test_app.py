@@ -200,10 +200,15 @@ async def test_ctrl_d_on_empty_input_quits(repo, fake_model_env):
     assert app.return_value == 0
 
 
+def _enqueue_an_edit_turn(server) -> None:
+    """A turn that reads calc.py and makes it multiply, then the answer to one more message."""
+    server.enqueue(reply("", [("read", {"path": "calc.py"})]),
+                   reply("", [("edit", {"path": "calc.py", "old_string": "a + b", "new_string": "a * b"})]),
+                   reply("Changed."), reply("Ok."))
+
+
 async def test_undo_restores_the_last_turn(repo, fake_model_env):
-    fake_model_env.enqueue(reply("", [("read", {"path": "calc.py"})]),
-                           reply("", [("edit", {"path": "calc.py", "old_string": "a + b", "new_string": "a * b"})]),
-                           reply("Changed."), reply("Ok."))
+    _enqueue_an_edit_turn(fake_model_env)
     app = make_app(repo)
     async with running(app) as pilot:
         await run_to_end(app, pilot, "multiply")
@@ -221,9 +226,7 @@ async def test_undo_restores_the_last_turn(repo, fake_model_env):
 
 
 async def test_an_undo_runs_as_a_job_that_esc_does_not_stop_half_way(repo, fake_model_env):
-    fake_model_env.enqueue(reply("", [("read", {"path": "calc.py"})]),
-                           reply("", [("edit", {"path": "calc.py", "old_string": "a + b", "new_string": "a * b"})]),
-                           reply("Changed."), reply("Ok."))
+    _enqueue_an_edit_turn(fake_model_env)
     app = make_app(repo)
     async with running(app) as pilot:
         await run_to_end(app, pilot, "multiply")
