@@ -89,6 +89,17 @@ class CodeCache:
                 tables = self._tables
         return tables[kind]
 
+    def code(self, source: str, mode: str) -> CodeType:
+        """`source` compiled in `mode` ("exec" or "eval", each a table of its own) with no __future__ flags: the
+        kept code, or compiled now and kept. A SyntaxError is the caller's to word."""
+        table = self.table(mode)
+        code = table.get(source)
+        if type(code) is not CodeType:
+            start = perf_counter()
+            code = compile(source, "<string>", mode, dont_inherit=True)  # this module's __future__ flags left out
+            table.put(source, code, perf_counter() - start)
+        return code
+
     @property
     def compiled(self) -> int:
         """Texts this process compiled and has not saved: 0 once the file holds everything it used."""
@@ -134,14 +145,7 @@ class DataclassExec:
     def __call__(self, source: object, globals: dict | None = None, locals: dict | None = None, /) -> None:
         if not isinstance(source, str) or globals is None:  # not generated text, or the caller's own globals
             return builtins.exec(source, sys._getframe(1).f_globals if globals is None else globals, locals)
-        table = self.cache.table("exec")
-        code = table.get(source)
-        if type(code) is not CodeType:
-            start = perf_counter()
-            # The flags `dataclasses` compiles with: it has no __future__ imports (this module has).
-            code = compile(source, "<string>", "exec", dont_inherit=True)
-            table.put(source, code, perf_counter() - start)
-        return builtins.exec(code, globals, locals)
+        return builtins.exec(self.cache.code(source, "exec"), globals, locals)  # `dataclasses` has no __future__
 
 
 class AnnotationCompile:
@@ -155,13 +159,7 @@ class AnnotationCompile:
         # dont_inherit: `typing` has no __future__ imports, this module has.
         if type(source) is not str or filename != "<string>" or mode != "eval" or flags or optimize != -1 or kwargs:
             return compile(source, filename, mode, flags, True, optimize, **kwargs)
-        table = self.cache.table("eval")
-        code = table.get(source)
-        if type(code) is not CodeType:
-            start = perf_counter()
-            code = compile(source, "<string>", "eval", dont_inherit=True)  # a SyntaxError is typing's to word
-            table.put(source, code, perf_counter() - start)
-        return code
+        return self.cache.code(source, "eval")
 
 
 class RegexCompile:
