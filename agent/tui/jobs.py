@@ -30,7 +30,6 @@ class Jobs:
         self.kind = ""
         self.started = 0.0
         self.interruptible = True
-        self.stopped = False  # the last job was interrupted by the user
         self.queue: list[str] = []
 
     @property
@@ -45,7 +44,7 @@ class Jobs:
                                                                          else "")
 
     def start(self, kind: str, make: Callable[[], Awaitable[None]], interruptible: bool = True) -> None:
-        self.kind, self.started, self.interruptible, self.stopped = kind, time.monotonic(), interruptible, False
+        self.kind, self.started, self.interruptible = kind, time.monotonic(), interruptible
         self.worker = self.app.run_worker(self._run(make), group="job", exit_on_error=False)
         self.app.refresh_footer()
 
@@ -69,7 +68,6 @@ class Jobs:
         try:
             await make()
         except asyncio.CancelledError:
-            self.stopped = True
             await self._interrupted()
             raise
         except Exception as e:  # a bug or an unexpected failure: show it, keep the app and the session
@@ -105,7 +103,7 @@ class Jobs:
         if self.queue and not self.busy:
             text = "\n\n".join(self.queue)
             self.queue.clear()
-            if self.stopped:  # the user stopped the job: the words come back
+            if self.worker is not None and self.worker.is_cancelled:  # the user stopped the job: the words come back
                 box = app.prompt
                 box.text = f"{text}\n{box.text}" if box.text else text
                 box.move_cursor(box.document.end)
